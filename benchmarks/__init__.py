@@ -1,0 +1,1 @@
+"""Performance benchmarks. Run them with ``make bench``; each prints into one table."""
