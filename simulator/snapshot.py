@@ -303,7 +303,9 @@ class MarketSnapshot:
         """Load and validate a snapshot directory."""
         root = Path(path)
         if not root.is_dir():
-            raise SnapshotError(f"{root}: no such snapshot directory (make one with shortfall pull)")
+            raise SnapshotError(
+                f"{root}: no such snapshot directory (make one with shortfall pull)"
+            )
         for name in (META_FILE, RESERVES_FILE, POSITIONS_FILE):
             if not (root / name).is_file():
                 raise SnapshotError(f"{root / name}: missing; the snapshot is incomplete")
@@ -341,7 +343,9 @@ class MarketSnapshot:
             return self._book[0]
         r = self.reserves
         asset_index = {a: i for i, a in enumerate(r["asset"])}
-        accounts, acc_idx = np.unique(self.positions["account"].to_numpy(dtype=str), return_inverse=True)
+        accounts, acc_idx = np.unique(
+            self.positions["account"].to_numpy(dtype=str), return_inverse=True
+        )
         col_idx = self.positions["asset"].map(asset_index).to_numpy(dtype=np.int64)
         shape = (len(accounts), len(r))
         collateral = np.zeros(shape)
@@ -350,7 +354,10 @@ class MarketSnapshot:
         collateral[acc_idx, col_idx] = self.positions["collateral"].to_numpy()
         debt[acc_idx, col_idx] = self.positions["debt"].to_numpy()
         enabled[acc_idx, col_idx] = self.positions["collateral_enabled"].to_numpy()
-        f = lambda c: r[c].to_numpy(dtype=np.float64)  # noqa: E731
+
+        def f(column: str) -> FloatArray:
+            return np.asarray(r[column].to_numpy(dtype=np.float64))
+
         book = Book(
             accounts=accounts,
             assets=tuple(r["asset"]),
@@ -374,7 +381,7 @@ class MarketSnapshot:
     @classmethod
     def from_book(cls, meta: Mapping[str, Any], book: Book) -> MarketSnapshot:
         """Build a snapshot from dense arrays (synthetic books in tests and benchmarks)."""
-        n_acc, n_ast = book.collateral.shape
+        n_ast = book.n_assets
         reserves = pd.DataFrame(
             {
                 "asset": list(book.assets),
