@@ -1,0 +1,1258 @@
+"""The risk-team report: one self-contained HTML file (or JSON) from one or more results dirs.
+
+``build_report`` reads nothing but its inputs and returns plain structured data (the JSON
+output, for dashboards). ``render_html`` turns that data into one HTML page with every
+figure drawn by matplotlib (Agg canvas, no pyplot state) and embedded as a base64 PNG, and
+no reference to any network resource, so the file can be mailed around and opened offline.
+
+The first results directory is the *primary* one (usually the Monte Carlo run): its
+scenario opens each section; the others (usually the named historical stresses) follow,
+folded, and sit side by side with it in the scenario comparison.
+
+Units: money in USD, probabilities and price moves as fractions (-0.43 is a 43% drop),
+times in seconds from the snapshot block.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import math
+import shlex
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from simulator import __version__
+from simulator.errors import ResultsError
+
+__all__ = [
+    "LEVELS",
+    "REPORT_FORMAT_VERSION",
+    "SECTIONS",
+    "ResultsInput",
+    "build_report",
+    "make_report",
+    "read_results",
+    "render_html",
+    "render_json",
+    "shorten_address",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Version of the JSON layout below; bumped when a key changes meaning or disappears.
+REPORT_FORMAT_VERSION = 1
+
+#: Confidence levels of the VaR / ES table.
+LEVELS: tuple[float, ...] = (0.95, 0.975, 0.99)
+
+#: Section ids of the HTML page, in order (tests and dashboards link to them).
+SECTIONS: tuple[str, ...] = (
+    "snapshot",
+    "risk",
+    "distribution",
+    "scenarios",
+    "cascade",
+    "contributions",
+    "reproduce",
+)
+
+SUMMARY_FILE = "summary.json"
+PATHS_FILE = "paths.parquet"
+CONTRIBUTIONS_FILE = "contributions.parquet"
+ASSET_CONTRIBUTIONS_FILE = "asset_contributions.parquet"
+TIMELINE_FILE = "timeline.parquet"
+
+WORST_MOVE_PREFIX = "worst_move_"
+PRICE_PREFIX = "price_"
+TIMELINE_LABELS: tuple[str, ...] = ("median", "var", "worst")
+
+CHAIN_NAMES: dict[int, str] = {
+    1: "Ethereum mainnet",
+    10: "OP Mainnet",
+    56: "BNB Smart Chain",
+    100: "Gnosis",
+    137: "Polygon PoS",
+    8453: "Base",
+    42161: "Arbitrum One",
+    43114: "Avalanche C-Chain",
+    11155111: "Sepolia",
+    31337: "local devnet (anvil)",
+}
+
+
+# --------------------------------------------------------------------------------------
+# Reading a results directory
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsInput:
+    """The files of one results directory, as read from disk.
+
+    Attributes:
+        path: the results directory.
+        summary: ``summary.json``.
+        paths: ``paths.parquet``, one row per simulated path.
+        contributions: ``contributions.parquet`` (per-account Euler contributions to ES),
+            or ``None`` when the directory has none.
+        asset_contributions: per-asset contributions, or ``None``.
+        timeline: ``timeline.parquet`` (the median / VaR / worst paths step by step), or
+            ``None``.
+    """
+
+    path: Path
+    summary: dict[str, Any]
+    paths: pd.DataFrame
+    contributions: pd.DataFrame | None
+    asset_contributions: pd.DataFrame | None
+    timeline: pd.DataFrame | None
+
+
+def _read_parquet(root: Path, name: str, required: Sequence[str], optional: bool) -> Any:
+    file = root / name
+    if not file.is_file():
+        if optional:
+            return None
+        raise ResultsError(
+            f"{file}: missing; is {root} a results directory from shortfall simulate?"
+        )
+    try:
+        frame = pd.read_parquet(file, engine="pyarrow")
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise ResultsError(f"{file}: unreadable Parquet file ({exc})") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ResultsError(f"{file}: missing column(s) {missing}; found {list(frame.columns)}")
+    return frame
+
+
+def read_results(path: str | Path) -> ResultsInput:
+    """Read one results directory; a missing or malformed file raises ``ResultsError``
+    naming the directory and the file."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ResultsError(f"{root}: no such results directory (make one with shortfall simulate)")
+    file = root / SUMMARY_FILE
+    if not file.is_file():
+        raise ResultsError(
+            f"{file}: missing; is {root} a results directory from shortfall simulate?"
+        )
+    try:
+        summary = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(summary, dict):
+        raise ResultsError(f"{file}: expected a JSON object, found {type(summary).__name__}")
+    for key in ("scenario", "var_usd", "es_usd"):
+        if key not in summary:
+            raise ResultsError(f"{file}: missing key {key!r}")
+    paths = _read_parquet(root, PATHS_FILE, ("shortfall_usd", "liquidated_usd"), optional=False)
+    if len(paths) == 0:
+        raise ResultsError(f"{root / PATHS_FILE}: no rows; expected one row per simulated path")
+    return ResultsInput(
+        path=root,
+        summary=summary,
+        paths=paths,
+        contributions=_read_parquet(
+            root, CONTRIBUTIONS_FILE, ("account", "es_contribution_usd"), optional=True
+        ),
+        asset_contributions=_read_parquet(
+            root, ASSET_CONTRIBUTIONS_FILE, ("es_contribution_usd",), optional=True
+        ),
+        timeline=_read_parquet(root, TIMELINE_FILE, ("label", "step"), optional=True),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Numerics: the structured report
+# --------------------------------------------------------------------------------------
+
+
+def _finite(x: Any) -> float | None:
+    """``x`` as a float, or ``None`` when it is missing, NaN or infinite (JSON has neither)."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types: numpy scalars unwrapped, non-finite floats to ``None``."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return _finite(obj)
+    if obj is None or isinstance(obj, str):
+        return obj
+    return str(obj)
+
+
+def _weights(paths: pd.DataFrame) -> FloatArray:
+    """Path probabilities, shape ``(n_paths,)``, summing to 1 (equal unless a column says)."""
+    n = len(paths)
+    if "weight" in paths.columns:
+        w = paths["weight"].to_numpy(dtype=np.float64)
+        total = float(w.sum())
+        if np.all(np.isfinite(w)) and np.all(w >= 0) and total > 0:
+            return np.asarray(w / total, dtype=np.float64)
+    return np.full(n, 1.0 / n)
+
+
+def _lower_quantile(values: FloatArray, q: float, weights: FloatArray) -> float:
+    """inf{ x : P(X <= x) >= q } of the weighted empirical distribution."""
+    order = np.argsort(values, kind="stable")
+    cdf = np.cumsum(weights[order])
+    idx = int(np.searchsorted(cdf, q * cdf[-1] * (1 - 1e-12), side="left"))
+    return float(values[order][min(idx, len(values) - 1)])
+
+
+def _level_key(alpha: float) -> str:
+    return f"{alpha:g}"
+
+
+def _pair(x: Any) -> list[float | None] | None:
+    if isinstance(x, list | tuple) and len(x) == 2:
+        return [_finite(x[0]), _finite(x[1])]
+    return None
+
+
+def _summary_levels(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """VaR / ES (with intervals) per confidence level from ``summary.json``.
+
+    Accepts the level table as a list of objects with an ``alpha`` key or as an object
+    keyed by the level, under ``levels`` or ``risk``; the headline ``alpha`` row falls back
+    to the top-level ``var_usd`` / ``es_usd`` / ``es_ci_usd``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    raw: Any = None
+    for key in ("levels", "risk", "measures"):
+        if key in summary:
+            raw = summary[key]
+            break
+    items: list[tuple[Any, Any]] = []
+    if isinstance(raw, list):
+        items = [(row.get("alpha"), row) for row in raw if isinstance(row, Mapping)]
+    elif isinstance(raw, Mapping):
+        items = list(raw.items())
+    for alpha_raw, row in items:
+        alpha = _finite(alpha_raw)
+        if alpha is None or not isinstance(row, Mapping):
+            continue
+        out[_level_key(alpha)] = {
+            "alpha": alpha,
+            "var_usd": _finite(row.get("var_usd")),
+            "var_ci_usd": _pair(row.get("var_ci_usd")),
+            "es_usd": _finite(row.get("es_usd")),
+            "es_ci_usd": _pair(row.get("es_ci_usd")),
+        }
+    alpha = _finite(summary.get("alpha"))
+    if alpha is not None and _level_key(alpha) not in out:
+        out[_level_key(alpha)] = {
+            "alpha": alpha,
+            "var_usd": _finite(summary.get("var_usd")),
+            "var_ci_usd": _pair(summary.get("var_ci_usd")),
+            "es_usd": _finite(summary.get("es_usd")),
+            "es_ci_usd": _pair(summary.get("es_ci_usd")),
+        }
+    return dict(sorted(out.items(), key=lambda kv: float(kv[1]["alpha"])))
+
+
+def _histogram(losses: FloatArray, weights: FloatArray, bins: int = 40) -> dict[str, Any]:
+    """Log-spaced histogram of the positive losses; mass as a share of *all* paths."""
+    pos = losses > 0
+    if not pos.any():
+        return {"edges_usd": [], "mass": []}
+    lo, hi = float(losses[pos].min()), float(losses[pos].max())
+    if hi <= lo * 1.0001:
+        lo, hi = lo / 1.1, hi * 1.1
+    edges = np.geomspace(lo, hi, bins + 1)
+    mass, _ = np.histogram(losses[pos], bins=edges, weights=weights[pos])
+    return {"edges_usd": edges.tolist(), "mass": mass.tolist()}
+
+
+def _exceedance(losses: FloatArray, weights: FloatArray, points: int = 300) -> dict[str, Any]:
+    """P(L >= x) at the positive sample losses x (at most ``points`` of them)."""
+    pos = losses > 0
+    if not pos.any():
+        return {"loss_usd": [], "prob": []}
+    order = np.argsort(losses, kind="stable")
+    x = losses[order]
+    w = weights[order]
+    tail = np.cumsum(w[::-1])[::-1]  # tail[i] = P(L >= x[i]) (ties: the first of a run)
+    keep = np.flatnonzero(x > 0)
+    _, first = np.unique(x[keep], return_index=True)
+    keep = keep[first]
+    if len(keep) > points:
+        keep = keep[np.unique(np.geomspace(1, len(keep), points).astype(np.int64) - 1)]
+    return {"loss_usd": x[keep].tolist(), "prob": tail[keep].tolist()}
+
+
+def _distribution(
+    paths: pd.DataFrame, weights: FloatArray, alpha: float, summary: Mapping[str, Any]
+) -> dict[str, Any]:
+    losses = paths["shortfall_usd"].to_numpy(dtype=np.float64)
+    positive = losses > 0
+    return {
+        "n_paths": len(losses),
+        "n_positive": int(positive.sum()),
+        "p_shortfall_positive": float(weights[positive].sum()),
+        "mean_usd": float(np.dot(weights, losses)),
+        "max_usd": float(losses.max()),
+        "quantiles_usd": {
+            _level_key(q): _lower_quantile(losses, q, weights) for q in (0.5, 0.9, *LEVELS)
+        },
+        "alpha": alpha,
+        "var_usd": _finite(summary.get("var_usd")),
+        "es_usd": _finite(summary.get("es_usd")),
+        "histogram": _histogram(losses, weights),
+        "exceedance": _exceedance(losses, weights),
+    }
+
+
+def _liquidated(
+    paths: pd.DataFrame, weights: FloatArray, summary: Mapping[str, Any]
+) -> dict[str, Any]:
+    vol = paths["liquidated_usd"].to_numpy(dtype=np.float64)
+    out: dict[str, Any] = {
+        "mean_usd": float(np.dot(weights, vol)),
+        "quantiles_usd": {
+            _level_key(q): _lower_quantile(vol, q, weights) for q in (0.5, 0.95, 0.99)
+        },
+        "max_usd": float(vol.max()),
+    }
+    if "n_liquidations" in paths.columns:
+        out["mean_liquidations"] = float(
+            np.dot(weights, paths["n_liquidations"].to_numpy(dtype=np.float64))
+        )
+    for key in ("liquidated_usd_quantiles", "liquidated_quantiles_usd", "liquidated_usd"):
+        if isinstance(summary.get(key), Mapping):
+            out["summary_quantiles_usd"] = _jsonable(summary[key])
+            break
+    return out
+
+
+def _worst_moves(paths: pd.DataFrame, weights: FloatArray, alpha: float) -> dict[str, Any]:
+    """Per asset: the worst price move of a path (fraction), at the (1 - alpha) tail
+    across paths, at the median path, and the most extreme; plus the asset that fell most."""
+    assets: dict[str, dict[str, float]] = {}
+    for col in paths.columns:
+        if not str(col).startswith(WORST_MOVE_PREFIX):
+            continue
+        moves = paths[col].to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(moves)):
+            continue
+        assets[str(col)[len(WORST_MOVE_PREFIX) :]] = {
+            "tail": _lower_quantile(moves, 1.0 - alpha, weights),
+            "median": _lower_quantile(moves, 0.5, weights),
+            "min": float(moves.min()),
+        }
+    worst = min(assets, key=lambda s: assets[s]["tail"]) if assets else None
+    return {"assets": assets, "worst_symbol": worst, "tail_level": 1.0 - alpha}
+
+
+def _contributions(
+    frame: pd.DataFrame | None, key: str, es_usd: float | None, top_n: int | None
+) -> dict[str, Any] | None:
+    if frame is None:
+        return None
+    values = frame["es_contribution_usd"].to_numpy(dtype=np.float64)
+    order = np.argsort(-values, kind="stable")
+    if top_n is not None:
+        order = order[:top_n]
+    rows = []
+    for i in order:
+        row = frame.iloc[int(i)]
+        entry: dict[str, Any] = {key: str(row[key]) if key in frame.columns else str(i)}
+        if key == "asset" and "symbol" in frame.columns:
+            entry["symbol"] = str(row["symbol"])
+        entry["es_contribution_usd"] = _finite(row["es_contribution_usd"])
+        entry["share"] = _finite(row["es_contribution_usd"] / es_usd) if es_usd else None
+        rows.append(entry)
+    return {
+        "n": len(frame),
+        "n_nonzero": int(np.count_nonzero(values)),
+        "total_usd": float(values.sum()),
+        "rows": rows,
+    }
+
+
+def _timeline(frame: pd.DataFrame | None) -> dict[str, Any] | None:
+    if frame is None or frame.empty:
+        return None
+    out: dict[str, Any] = {}
+    for label in TIMELINE_LABELS:
+        part = frame[frame["label"].astype(str) == label].sort_values("step", kind="stable")
+        if part.empty:
+            continue
+        time_s = (
+            part["time_s"].to_numpy(dtype=np.float64)
+            if "time_s" in part.columns
+            else part["step"].to_numpy(dtype=np.float64)
+        )
+        series: dict[str, Any] = {
+            "path": int(part["path"].iloc[0]) if "path" in part.columns else None,
+            "time_s": time_s.tolist(),
+            "prices_usd": {
+                str(c)[len(PRICE_PREFIX) :]: part[c].to_numpy(dtype=np.float64).tolist()
+                for c in part.columns
+                if str(c).startswith(PRICE_PREFIX)
+            },
+        }
+        for col in ("liquidated_usd_cum", "shortfall_usd"):
+            if col in part.columns:
+                series[col] = part[col].to_numpy(dtype=np.float64).tolist()
+        out[label] = series
+    return out or None
+
+
+def _default_command(summary: Mapping[str, Any], results_dir: Path) -> str:
+    """The ``shortfall simulate`` line that reproduces a results dir, when it has none."""
+    argv = ["shortfall", "simulate"]
+    snap = summary.get("snapshot_dir") or summary.get("snapshot_path")
+    argv += ["--snapshot", str(snap) if snap else "SNAPSHOT_DIR"]
+    argv += ["--scenario", str(summary.get("scenario"))]
+    for flag, key in (("--paths", "paths"), ("--seed", "seed"), ("--alpha", "alpha")):
+        if summary.get(key) is not None:
+            argv += [flag, str(summary[key])]
+    argv += ["--out", str(results_dir)]
+    return shlex.join(argv)
+
+
+def _reproduce(summary: Mapping[str, Any], results_dir: Path) -> dict[str, Any]:
+    engine = summary.get("engine") or summary.get("engine_config") or {}
+    command = summary.get("command") or summary.get("command_line")
+    if isinstance(command, list):
+        command = shlex.join(str(a) for a in command)
+    return {
+        "scenario": summary.get("scenario"),
+        "scenario_source": summary.get("scenario_source") or summary.get("scenario_path"),
+        "paths": summary.get("paths", summary.get("n_paths")),
+        "seed": summary.get("seed"),
+        "alpha": summary.get("alpha"),
+        "engine": _jsonable(engine) if isinstance(engine, Mapping) else {"value": str(engine)},
+        "software_version": summary.get("software_version") or summary.get("version"),
+        "runtime_s": _finite(summary.get("runtime_s")),
+        "results_dir": str(results_dir),
+        "command": str(command) if command else _default_command(summary, results_dir),
+        "command_recorded": bool(command),
+    }
+
+
+def _snapshot_meta(summary: Mapping[str, Any]) -> dict[str, Any]:
+    raw = summary.get("snapshot") or summary.get("snapshot_meta") or {}
+    meta = dict(raw) if isinstance(raw, Mapping) else {}
+    chain_id = meta.get("chain_id")
+    ts = meta.get("timestamp")
+    time_utc = None
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        time_utc = dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    out = {
+        "protocol": meta.get("protocol"),
+        "chain_id": chain_id,
+        "chain_name": CHAIN_NAMES.get(chain_id) if isinstance(chain_id, int) else None,
+        "block_number": meta.get("block_number"),
+        "block_hash": meta.get("block_hash"),
+        "timestamp": ts,
+        "time_utc": time_utc,
+        "snapshot_hash": meta.get("snapshot_hash") or meta.get("sha256") or meta.get("hash"),
+        "addresses": meta.get("addresses") or {},
+        "software_version": meta.get("software_version"),
+    }
+    return _jsonable(out)  # type: ignore[no-any-return]
+
+
+def _scenario(item: ResultsInput, top_n: int | None) -> dict[str, Any]:
+    s = item.summary
+    weights = _weights(item.paths)
+    alpha = _finite(s.get("alpha")) or 0.975
+    es_usd = _finite(s.get("es_usd"))
+    return {
+        "scenario": str(s.get("scenario")),
+        "results_dir": str(item.path),
+        "kind": s.get("scenario_kind") or s.get("kind"),
+        "paths": int(s.get("paths", len(item.paths))),
+        "seed": s.get("seed"),
+        "alpha": alpha,
+        "var_usd": _finite(s.get("var_usd")),
+        "es_usd": es_usd,
+        "es_ci_usd": _pair(s.get("es_ci_usd")),
+        "levels": list(_summary_levels(s).values()),
+        "distribution": _distribution(item.paths, weights, alpha, s),
+        "liquidated": _liquidated(item.paths, weights, s),
+        "worst_move": _worst_moves(item.paths, weights, alpha),
+        "cascade": _timeline(item.timeline),
+        "top_accounts": _contributions(item.contributions, "account", es_usd, top_n),
+        "top_assets": _contributions(item.asset_contributions, "asset", es_usd, None),
+        "snapshot": _snapshot_meta(s),
+        "reproduce": _reproduce(s, item.path),
+    }
+
+
+def build_report(
+    results: Iterable[ResultsInput | str | Path],
+    *,
+    command: str | Sequence[str] | None = None,
+    top_n: int = 20,
+    generated_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The report as plain, JSON-ready data (``--format json`` writes exactly this).
+
+    Args:
+        results: results directories (or their ``read_results``), the primary one first.
+        command: the command line that made the report, recorded for reproduction.
+        top_n: how many accounts the contribution table lists.
+        generated_at: report time (defaults to now, UTC).
+    """
+    items = [r if isinstance(r, ResultsInput) else read_results(r) for r in results]
+    if not items:
+        raise ResultsError("no results directory given; pass at least one")
+    if top_n < 1:
+        raise ResultsError(f"top_n = {top_n}; expected at least 1")
+    scenarios = [_scenario(item, top_n) for item in items]
+    snapshot = scenarios[0]["snapshot"]
+    ident = ("protocol", "chain_id", "block_number", "block_hash")
+    mismatches = [
+        {
+            "results_dir": sc["results_dir"],
+            "differs_in": [k for k in ident if sc["snapshot"].get(k) != snapshot.get(k)],
+        }
+        for sc in scenarios[1:]
+        if any(sc["snapshot"].get(k) != snapshot.get(k) for k in ident)
+    ]
+    if isinstance(command, str) or command is None:
+        cmd = command
+    else:
+        cmd = shlex.join(str(a) for a in command)
+    when = generated_at or dt.datetime.now(tz=dt.UTC)
+    report = {
+        "report_format": REPORT_FORMAT_VERSION,
+        "generated_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "software_version": __version__,
+        "command": cmd,
+        "snapshot": snapshot,
+        "snapshot_mismatches": mismatches,
+        "scenarios": scenarios,
+    }
+    return _jsonable(report)  # type: ignore[no-any-return]
+
+
+def render_json(report: Mapping[str, Any]) -> str:
+    """The report as indented JSON (``allow_nan=False``: missing numbers are ``null``)."""
+    return json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n"
+
+
+# --------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------
+
+
+def _e(x: Any) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def _usd(x: Any) -> str:
+    v = _finite(x)
+    if v is None:
+        return "n/a"
+    if abs(v) >= 100 or v == 0:
+        return f"${v:,.0f}" if v >= 0 else f"-${-v:,.0f}"
+    return f"${v:,.2f}" if v >= 0 else f"-${-v:,.2f}"
+
+
+def _usd_short(x: float) -> str:
+    a = abs(x)
+    sign = "-" if x < 0 else ""
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{sign}${a / div:.3g}{suffix}"
+    return f"{sign}${a:.3g}"
+
+
+def _pct(x: Any, digits: int = 1) -> str:
+    v = _finite(x)
+    if v is None:
+        return "n/a"
+    return f"{100 * v:.{digits}f}%"
+
+
+def _level(alpha: Any) -> str:
+    v = _finite(alpha)
+    return "n/a" if v is None else f"{100 * v:g}%"
+
+
+def _ci(pair: Any) -> str:
+    if not isinstance(pair, list) or len(pair) != 2 or None in pair:
+        return "n/a"
+    return f"[{_usd(pair[0])}, {_usd(pair[1])}]"
+
+
+def shorten_address(address: str) -> str:
+    """``0x1234…abcd`` for a 20-byte hex address; anything else unchanged."""
+    if address.startswith("0x") and len(address) > 14:
+        return f"{address[:6]}…{address[-4:]}"
+    return address
+
+
+def _addr(address: Any) -> str:
+    a = "" if address is None else str(address)
+    return f'<span class="addr" title="{_e(a)}">{_e(shorten_address(a))}</span>'
+
+
+# --------------------------------------------------------------------------------------
+# Figures (matplotlib, Agg canvas, embedded as base64 PNG)
+# --------------------------------------------------------------------------------------
+
+_COLORS = {"es": "#b2182b", "var": "#2166ac", "bar": "#7f8c9a", "line": "#333333"}
+_LABEL_COLORS = {"median": "#4d9221", "var": "#2166ac", "worst": "#b2182b"}
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return fig
+
+
+def _png(fig: Any, alt: str) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img class="fig" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _usd_formatter() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: _usd_short(v))
+
+
+def _distribution_figure(sc: Mapping[str, Any]) -> str | None:
+    d = sc["distribution"]
+    hist, exc = d["histogram"], d["exceedance"]
+    if not hist["mass"]:
+        return None
+    alpha = sc["alpha"]
+    var_usd, es_usd = d["var_usd"], d["es_usd"]
+    fig = _figure(11.0, 3.8)
+    ax1, ax2 = fig.subplots(1, 2)
+    edges = np.asarray(hist["edges_usd"], dtype=np.float64)
+    mass = 100 * np.asarray(hist["mass"], dtype=np.float64)
+    ax1.bar(edges[:-1], mass, width=np.diff(edges), align="edge", color=_COLORS["bar"])
+    ax1.set_xscale("log")
+    ax1.set_xlabel("shortfall (bad debt), USD, log scale")
+    ax1.set_ylabel("share of all paths, %")
+    ax1.set_title(
+        f"Paths with a shortfall: P(shortfall > 0) = {_pct(d['p_shortfall_positive'], 2)}"
+        f" ({d['n_positive']:,} of {d['n_paths']:,})",
+        fontsize=10,
+    )
+    x = np.asarray(exc["loss_usd"], dtype=np.float64)
+    p = np.asarray(exc["prob"], dtype=np.float64)
+    ax2.step(x, p, where="post", color=_COLORS["line"], lw=1.5, label="P(shortfall ≥ x)")
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.axhline(1 - alpha, color="#999999", lw=0.8, ls=":", label=f"1 − α = {_pct(1 - alpha)}")
+    ax2.set_xlabel("shortfall x, USD, log scale")
+    ax2.set_ylabel("probability, log scale")
+    ax2.set_title("Tail: probability of a shortfall at least x", fontsize=10)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_formatter(_usd_formatter())
+        for value, name, style in ((var_usd, "VaR", "--"), (es_usd, "ES", "-")):
+            color = _COLORS["var" if name == "VaR" else "es"]
+            label = f"{name}({_level(alpha)}) = {_usd_short(value or 0.0)}"
+            if value is not None and value > 0:
+                ax.axvline(value, color=color, ls=style, lw=1.6, label=label)
+            else:  # zero is off a log axis: say so in the legend instead of drawing
+                ax.plot([], [], color=color, ls=style, label=f"{label} (not on log axis)")
+        ax.legend(fontsize=8, loc="upper right")
+        ax.grid(True, which="major", alpha=0.3)
+    return _png(fig, f"shortfall distribution of {sc['scenario']}")
+
+
+def _scenarios_figure(scenarios: Sequence[Mapping[str, Any]]) -> str:
+    names = [str(s["scenario"]) for s in scenarios]
+    es = [s["es_usd"] or 0.0 for s in scenarios]
+    var = [s["var_usd"] or 0.0 for s in scenarios]
+    liq = [s["liquidated"]["quantiles_usd"].get("0.5") or 0.0 for s in scenarios]
+    liq_max = [s["liquidated"]["max_usd"] or 0.0 for s in scenarios]
+    y = np.arange(len(names), dtype=np.float64)
+    fig = _figure(11.0, 1.2 + 0.45 * len(names))
+    ax1, ax2 = fig.subplots(1, 2, sharey=True)
+    h = 0.38
+    panels = (
+        (ax1, var, es, "VaR", "ES", "shortfall at each scenario's α, USD"),
+        (ax2, liq, liq_max, "median path", "worst path", "liquidated volume, USD"),
+    )
+    for ax, a, b, la, lb, xlabel in panels:
+        ax.barh(y - h / 2, a, height=h, color=_COLORS["var"], label=la)
+        ax.barh(y + h / 2, b, height=h, color=_COLORS["es"], label=lb)
+        top = max([*a, *b, 1.0])
+        ax.set_xlim(0, top * 1.25)
+        for yi, va, vb in zip(y, a, b, strict=True):
+            ax.text(va, yi - h / 2, " " + _usd_short(va), va="center", fontsize=8)
+            ax.text(vb, yi + h / 2, " " + _usd_short(vb), va="center", fontsize=8)
+        ax.xaxis.set_major_formatter(_usd_formatter())
+        ax.set_xlabel(xlabel)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(True, axis="x", alpha=0.3)
+    ax1.set_yticks(y, names)
+    ax1.invert_yaxis()
+    return _png(fig, "scenarios side by side")
+
+
+def _time_axis(time_s: Sequence[float]) -> tuple[FloatArray, str]:
+    t = np.asarray(time_s, dtype=np.float64)
+    span = float(t.max() - t.min()) if len(t) else 0.0
+    if span > 3 * 86400:
+        return t / 86400, "time, days"
+    if span > 3 * 3600:
+        return t / 3600, "time, hours"
+    return t / 60, "time, minutes"
+
+
+def _cascade_figure(sc: Mapping[str, Any]) -> str | None:
+    cascade = sc["cascade"]
+    if not cascade:
+        return None
+    labels = [lb for lb in TIMELINE_LABELS if lb in cascade]
+    fig = _figure(11.0, 7.5)
+    axes = fig.subplots(3, len(labels), sharex="col", sharey="row", squeeze=False)
+    symbols = sorted({sym for lb in labels for sym in cascade[lb]["prices_usd"]})
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    colors = {sym: cmap(i % 10) for i, sym in enumerate(symbols)}
+    for j, label in enumerate(labels):
+        series = cascade[label]
+        t, tlabel = _time_axis(series["time_s"])
+        ax_p, ax_l, ax_s = axes[0, j], axes[1, j], axes[2, j]
+        for sym, prices in series["prices_usd"].items():
+            pr = np.asarray(prices, dtype=np.float64)
+            start = pr[0] if len(pr) and pr[0] > 0 else 1.0
+            ax_p.plot(t, 100 * pr / start, color=colors[sym], lw=1.3, label=sym)
+        path = series.get("path")
+        name = {"median": "median path", "var": "path at VaR", "worst": "worst path"}[label]
+        ax_p.set_title(f"{name}" + (f" (#{path})" if path is not None else ""), fontsize=10)
+        if "liquidated_usd_cum" in series:
+            ax_l.plot(t, series["liquidated_usd_cum"], color=_LABEL_COLORS[label], lw=1.5)
+            ax_l.fill_between(
+                t, series["liquidated_usd_cum"], color=_LABEL_COLORS[label], alpha=0.15
+            )
+        if "shortfall_usd" in series:
+            ax_s.plot(t, series["shortfall_usd"], color=_COLORS["es"], lw=1.5)
+            ax_s.fill_between(t, series["shortfall_usd"], color=_COLORS["es"], alpha=0.15)
+        ax_s.set_xlabel(tlabel)
+        for ax in (ax_p, ax_l, ax_s):
+            ax.grid(True, alpha=0.3)
+        ax_l.yaxis.set_major_formatter(_usd_formatter())
+        ax_s.yaxis.set_major_formatter(_usd_formatter())
+    for row in (1, 2):  # after every column is drawn: the row shares one y axis
+        axes[row, 0].set_ylim(bottom=0)
+    axes[0, 0].set_ylabel("market price, % of snapshot")
+    axes[1, 0].set_ylabel("liquidated, cumulative, USD")
+    axes[2, 0].set_ylabel("shortfall, USD")
+    if symbols:
+        axes[0, -1].legend(fontsize=7, loc="lower left", ncol=2)
+    return _png(fig, f"cascade paths of {sc['scenario']}")
+
+
+# --------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------
+
+_TEMPLATE = string.Template(
+    """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="shortfall $version">
+<title>$title</title>
+<style>
+:root { --ink: #1d232a; --muted: #5b6670; --line: #d8dee4; --bg: #f6f8fa; --es: #b2182b; --var: #2166ac; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--ink); margin: 0; background: #fff; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; }
+header.top { border-bottom: 3px solid var(--ink); margin-bottom: 12px; }
+h1 { font-size: 24px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 32px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+p.lead { color: var(--muted); margin: 0 0 12px; }
+.note { color: var(--muted); font-size: 13px; }
+.warn { background: #fff4e5; border-left: 4px solid #e08a00; padding: 8px 12px; }
+table { border-collapse: collapse; margin: 6px 0 12px; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
+th { background: var(--bg); font-weight: 600; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 6px 0 12px; }
+dl.kv dt { color: var(--muted); }
+dl.kv dd { margin: 0; word-break: break-all; }
+.addr, code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: 12.5px; }
+pre { background: var(--bg); border: 1px solid var(--line); padding: 8px 10px; white-space: pre-wrap; word-break: break-all; }
+.headline { display: flex; gap: 14px; flex-wrap: wrap; margin: 10px 0; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; min-width: 190px; background: var(--bg); }
+.card .v { font-size: 22px; font-weight: 650; }
+.card .l { color: var(--muted); font-size: 12.5px; }
+.card.es .v { color: var(--es); }
+.card.var .v { color: var(--var); }
+img.fig { max-width: 100%; height: auto; display: block; margin: 8px 0; }
+details { margin: 8px 0; }
+details > summary { cursor: pointer; font-weight: 600; }
+nav.toc a { margin-right: 12px; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
+@media print { details { display: block; } main { max-width: none; } h2 { break-after: avoid; } img.fig { break-inside: avoid; } }
+</style>
+</head>
+<body>
+<main>
+$body
+</main>
+</body>
+</html>
+"""
+)
+
+
+def _kv(pairs: Iterable[tuple[str, str]]) -> str:
+    """A definition list; values are HTML already escaped by the caller."""
+    rows = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in pairs)
+    return f'<dl class="kv">{rows}</dl>'
+
+
+def _table(head: Sequence[tuple[str, bool]], rows: Iterable[Sequence[str]]) -> str:
+    """A table; ``head`` is (title, numeric); cells are HTML already escaped."""
+    ths = "".join(
+        f'<th class="num">{_e(t)}</th>' if num else f"<th>{_e(t)}</th>" for t, num in head
+    )
+    body = []
+    for row in rows:
+        tds = "".join(
+            f'<td class="num">{c}</td>' if num else f"<td>{c}</td>"
+            for c, (_, num) in zip(row, head, strict=True)
+        )
+        body.append(f"<tr>{tds}</tr>")
+    return f"<table><thead><tr>{ths}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _per_scenario(scenarios: Sequence[Mapping[str, Any]], block: Any, *, section: str) -> str:
+    """The primary scenario's block open, the others folded in ``<details>``."""
+    parts = []
+    for i, sc in enumerate(scenarios):
+        inner = block(sc)
+        title = f'{_e(sc["scenario"])} <span class="note">({_e(sc["results_dir"])})</span>'
+        if len(scenarios) == 1:
+            parts.append(inner)
+        else:
+            opened = " open" if i == 0 else ""
+            parts.append(
+                f'<details id="{section}-{i}"{opened}><summary>{title}</summary>{inner}</details>'
+            )
+    return "".join(parts)
+
+
+def _section_snapshot(report: Mapping[str, Any]) -> str:
+    snap = report["snapshot"]
+    chain = snap.get("chain_name")
+    chain_text = f"{_e(snap.get('chain_id'))}" + (f" ({_e(chain)})" if chain else "")
+    pairs = [
+        ("Protocol", _e(snap.get("protocol") or "n/a")),
+        ("Chain", chain_text),
+        (
+            "Block",
+            _e(f"{snap['block_number']:,}" if isinstance(snap.get("block_number"), int) else "n/a"),
+        ),
+        ("Block time", _e(snap.get("time_utc") or "n/a")),
+        ("Block hash", f"<code>{_e(snap.get('block_hash') or 'n/a')}</code>"),
+    ]
+    if snap.get("snapshot_hash"):
+        pairs.append(("Snapshot hash", f"<code>{_e(snap['snapshot_hash'])}</code>"))
+    addresses = snap.get("addresses") or {}
+    for role, address in sorted(addresses.items()):
+        pairs.append((f"{role}", _addr(address)))
+    html_out = f'<section id="snapshot"><h2>Snapshot</h2>{_kv(pairs)}'
+    if report["snapshot_mismatches"]:
+        items = "".join(
+            f"<li>{_e(m['results_dir'])}: differs in {_e(', '.join(m['differs_in']))}</li>"
+            for m in report["snapshot_mismatches"]
+        )
+        html_out += (
+            '<p class="warn">These results come from a different snapshot than the first one; '
+            f"compare them with care:</p><ul>{items}</ul>"
+        )
+    return html_out + "</section>"
+
+
+def _risk_block(sc: Mapping[str, Any]) -> str:
+    d = sc["distribution"]
+    alpha = sc["alpha"]
+    cards = (
+        f'<div class="headline">'
+        f'<div class="card es"><div class="v">{_e(_usd(sc["es_usd"]))}</div>'
+        f'<div class="l">ES at {_e(_level(alpha))}, {_e(_ci(sc["es_ci_usd"]))}</div></div>'
+        f'<div class="card var"><div class="v">{_e(_usd(sc["var_usd"]))}</div>'
+        f'<div class="l">VaR at {_e(_level(alpha))}</div></div>'
+        f'<div class="card"><div class="v">{_e(_pct(d["p_shortfall_positive"], 2))}</div>'
+        f'<div class="l">P(shortfall &gt; 0), {d["n_positive"]:,} of {d["n_paths"]:,} paths</div></div>'
+        f'<div class="card"><div class="v">{_e(_usd(d["mean_usd"]))}</div>'
+        f'<div class="l">mean shortfall; max {_e(_usd(d["max_usd"]))}</div></div>'
+        "</div>"
+    )
+    rows = [
+        [
+            _e(_level(lv["alpha"])),
+            _e(_usd(lv["var_usd"])),
+            _e(_ci(lv["var_ci_usd"])),
+            _e(_usd(lv["es_usd"])),
+            _e(_ci(lv["es_ci_usd"])),
+        ]
+        for lv in sc["levels"]
+    ]
+    table = _table(
+        [
+            ("confidence", False),
+            ("VaR", True),
+            ("VaR interval", True),
+            ("ES", True),
+            ("ES interval", True),
+        ],
+        rows,
+    )
+    note = ""
+    if d["p_shortfall_positive"] < 1 - alpha:
+        note = (
+            f'<p class="note">Fewer than {_e(_pct(1 - alpha))} of paths end with bad debt, so VaR at '
+            f"{_e(_level(alpha))} is $0 while ES, the mean of the worst {_e(_pct(1 - alpha))} of "
+            "outcomes, still counts the paths that do.</p>"
+        )
+    return (
+        cards
+        + table
+        + note
+        + f'<p class="note">{sc["paths"]:,} paths; intervals are bootstrap confidence intervals '
+        "from the simulation (n/a where the results do not carry one).</p>"
+    )
+
+
+def _distribution_block(sc: Mapping[str, Any]) -> str:
+    d = sc["distribution"]
+    p = d["p_shortfall_positive"]
+    lead = (
+        f"<p>P(shortfall &gt; 0) = <b>{_e(_pct(p, 2))}</b>: {d['n_positive']:,} of "
+        f"{d['n_paths']:,} paths end with bad debt"
+    )
+    if p < 1:
+        lead += f"; the other {_e(_pct(1 - p, 2))} end with none and are not drawn on the log axes"
+    lead += ".</p>"
+    fig = _distribution_figure(sc)
+    if fig is None:
+        return (
+            lead
+            + '<p class="note">No path produced a shortfall: there is no distribution to draw.</p>'
+        )
+    q = d["quantiles_usd"]
+    quantiles = _table(
+        [("quantile", False), *[(f"{_level(float(k))}", True) for k in q]],
+        [["shortfall", *[_e(_usd(v)) for v in q.values()]]],
+    )
+    return lead + fig + quantiles
+
+
+def _worst_move_text(sc: Mapping[str, Any]) -> str:
+    wm = sc["worst_move"]
+    sym = wm["worst_symbol"]
+    if sym is None:
+        return "n/a"
+    a = wm["assets"][sym]
+    return f"{sym} {_pct(a['tail'])}" + (f" (min {_pct(a['min'])})" if a["min"] < a["tail"] else "")
+
+
+def _section_scenarios(scenarios: Sequence[Mapping[str, Any]]) -> str:
+    rows = []
+    for sc in scenarios:
+        d, liq = sc["distribution"], sc["liquidated"]
+        rows.append(
+            [
+                _e(sc["scenario"]),
+                _e(f"{sc['paths']:,}"),
+                _e(_usd(sc["var_usd"])),
+                _e(_usd(sc["es_usd"]))
+                + f'<br><span class="note">{_e(_ci(sc["es_ci_usd"]))}</span>',
+                _e(_pct(d["p_shortfall_positive"], 2)),
+                _e(_usd(d["max_usd"])),
+                _e(_usd(liq["quantiles_usd"].get("0.5"))),
+                _e(_usd(liq["max_usd"])),
+                _e(_worst_move_text(sc)),
+            ]
+        )
+    table = _table(
+        [
+            ("scenario", False),
+            ("paths", True),
+            ("VaR (α)", True),
+            ("ES (α)", True),
+            ("P(shortfall > 0)", True),
+            ("worst shortfall", True),
+            ("liquidated, median", True),
+            ("liquidated, worst", True),
+            ("worst asset move", False),
+        ],
+        rows,
+    )
+    alphas = sorted({_level(sc["alpha"]) for sc in scenarios})
+    note = (
+        f'<p class="note">α = {_e(", ".join(alphas))}. Worst asset move: the asset whose worst '
+        "price move along a path is most negative at the (1 − α) tail across paths, with the "
+        "most extreme path in brackets; a one-path stress shows its own move.</p>"
+    )
+    per_asset = _per_scenario(scenarios, _moves_table, section="moves")
+    if len(scenarios) == 1:
+        lead = (
+            '<p class="note">One scenario in this report; pass several results directories '
+            "(e.g. the named historical stresses) to compare them side by side.</p>"
+        )
+    else:
+        lead = f"<p>{len(scenarios)} scenarios on the same book.</p>"
+    return (
+        f'<section id="scenarios"><h2>Scenarios side by side</h2>{lead}{table}{note}'
+        f"{_scenarios_figure(scenarios)}<h3>Worst price move per asset</h3>{per_asset}</section>"
+    )
+
+
+def _moves_table(sc: Mapping[str, Any]) -> str:
+    assets = sc["worst_move"]["assets"]
+    if not assets:
+        return '<p class="note">The results carry no per-asset price moves.</p>'
+    tail = _level(sc["worst_move"]["tail_level"])
+    rows = [
+        [_e(sym), _e(_pct(a["median"])), _e(_pct(a["tail"])), _e(_pct(a["min"]))]
+        for sym, a in sorted(assets.items(), key=lambda kv: kv[1]["tail"])
+    ]
+    return _table(
+        [("asset", False), ("median path", True), (f"{tail} tail", True), ("most extreme", True)],
+        rows,
+    )
+
+
+def _cascade_block(sc: Mapping[str, Any]) -> str:
+    fig = _cascade_figure(sc)
+    if fig is None:
+        return '<p class="note">These results carry no cascade timeline (timeline.parquet).</p>'
+    rows = []
+    for label in TIMELINE_LABELS:
+        series = sc["cascade"].get(label)
+        if not series:
+            continue
+        liq = series.get("liquidated_usd_cum") or [None]
+        short = series.get("shortfall_usd") or [None]
+        rows.append([_e(label), _e(series.get("path")), _e(_usd(liq[-1])), _e(_usd(short[-1]))])
+    table = _table(
+        [
+            ("path", False),
+            ("index", True),
+            ("liquidated at horizon", True),
+            ("shortfall at horizon", True),
+        ],
+        rows,
+    )
+    return (
+        fig
+        + table
+        + '<p class="note">Market prices (top) relative to the snapshot, liquidated volume '
+        "so far (middle) and the shortfall, the debt no collateral covers (bottom), step by "
+        "step, for the median path, the path at VaR and the worst path.</p>"
+    )
+
+
+def _contributions_block(sc: Mapping[str, Any]) -> str:
+    out = []
+    acc = sc["top_accounts"]
+    if acc is None:
+        out.append('<p class="note">No per-account contributions in these results.</p>')
+    else:
+        rows = [
+            [
+                str(i + 1),
+                _addr(r["account"]),
+                _e(_usd(r["es_contribution_usd"])),
+                _e(_pct(r["share"])),
+            ]
+            for i, r in enumerate(acc["rows"])
+        ]
+        out.append(
+            f"<h3>Top {len(acc['rows'])} accounts</h3>"
+            f'<p class="note">{acc["n_nonzero"]:,} of {acc["n"]:,} accounts contribute; '
+            f"contributions sum to {_e(_usd(acc['total_usd']))} (ES {_e(_usd(sc['es_usd']))}).</p>"
+            + _table(
+                [("#", True), ("account", False), ("ES contribution", True), ("share of ES", True)],
+                rows,
+            )
+        )
+    ast = sc["top_assets"]
+    if ast is None:
+        out.append('<p class="note">No per-asset contributions in these results.</p>')
+    else:
+        rows = [
+            [
+                _e(r.get("symbol", "")),
+                _addr(r["asset"]),
+                _e(_usd(r["es_contribution_usd"])),
+                _e(_pct(r["share"])),
+            ]
+            for r in ast["rows"]
+        ]
+        out.append(
+            "<h3>Assets</h3>"
+            + _table(
+                [
+                    ("symbol", False),
+                    ("asset", False),
+                    ("ES contribution", True),
+                    ("share of ES", True),
+                ],
+                rows,
+            )
+        )
+    return "".join(out)
+
+
+def _reproduce_block(sc: Mapping[str, Any]) -> str:
+    r = sc["reproduce"]
+    pairs = [
+        ("scenario", _e(r["scenario"])),
+        ("scenario source", _e(r["scenario_source"] or "built-in")),
+        ("paths", _e(r["paths"])),
+        ("seed", _e(r["seed"])),
+        ("alpha", _e(r["alpha"])),
+        ("software version", _e(r["software_version"] or "n/a")),
+        ("runtime", _e(f"{r['runtime_s']:.2f} s" if r["runtime_s"] is not None else "n/a")),
+        ("results directory", f"<code>{_e(r['results_dir'])}</code>"),
+    ]
+    engine = r["engine"] or {}
+    engine_rows = [[_e(k), f"<code>{_e(json.dumps(v))}</code>"] for k, v in sorted(engine.items())]
+    how = "recorded by simulate" if r["command_recorded"] else "reconstructed from summary.json"
+    return (
+        _kv(pairs)
+        + f'<h3>Command</h3><p class="note">{_e(how)}</p><pre>{_e(r["command"])}</pre>'
+        + "<h3>Engine configuration</h3>"
+        + (
+            _table([("parameter", False), ("value", False)], engine_rows)
+            if engine_rows
+            else '<p class="note">not recorded</p>'
+        )
+    )
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """One self-contained HTML page for a ``build_report`` result."""
+    scenarios = report["scenarios"]
+    primary = scenarios[0]
+    snap = report["snapshot"]
+    where = " · ".join(
+        x
+        for x in (
+            snap.get("protocol"),
+            snap.get("chain_name")
+            or (f"chain {snap['chain_id']}" if snap.get("chain_id") else None),
+            f"block {snap['block_number']:,}"
+            if isinstance(snap.get("block_number"), int)
+            else None,
+            snap.get("time_utc"),
+        )
+        if x
+    )
+    title = f"Shortfall risk report: {primary['scenario']}" + (f" ({where})" if where else "")
+    toc = "".join(
+        f'<a href="#{s}">{_e(t)}</a>'
+        for s, t in zip(
+            SECTIONS,
+            (
+                "Snapshot",
+                "VaR & ES",
+                "Distribution",
+                "Scenarios",
+                "Cascades",
+                "Contributions",
+                "Reproduce",
+            ),
+            strict=True,
+        )
+    )
+    head = (
+        f'<header class="top"><h1>Collateral shortfall risk report</h1>'
+        f'<p class="lead">{_e(where or "snapshot metadata not recorded")} · scenario '
+        f"<b>{_e(primary['scenario'])}</b>"
+        + (f" and {len(scenarios) - 1} more" if len(scenarios) > 1 else "")
+        + f'</p><nav class="toc">{toc}</nav></header>'
+    )
+    sections = [
+        head,
+        _section_snapshot(report),
+        '<section id="risk"><h2>Value at Risk and Expected Shortfall of bad debt</h2>'
+        + _per_scenario(scenarios, _risk_block, section="risk")
+        + "</section>",
+        '<section id="distribution"><h2>Shortfall distribution</h2>'
+        + _per_scenario(scenarios, _distribution_block, section="distribution")
+        + "</section>",
+        _section_scenarios(scenarios),
+        '<section id="cascade"><h2>Liquidation cascades over time</h2>'
+        + _per_scenario(scenarios, _cascade_block, section="cascade")
+        + "</section>",
+        '<section id="contributions"><h2>Contributions to ES</h2>'
+        '<p class="note">Euler allocation: each account’s (asset’s) expected shortfall in the '
+        "tail scenarios that make up ES; they add up to ES.</p>"
+        + _per_scenario(scenarios, _contributions_block, section="contributions")
+        + "</section>",
+        '<section id="reproduce"><h2>Reproduce</h2>'
+        + (
+            f"<p>This report: <code>{_e(report['command'])}</code></p>"
+            if report.get("command")
+            else ""
+        )
+        + _per_scenario(scenarios, _reproduce_block, section="reproduce")
+        + "</section>",
+        f"<footer>Generated {_e(report['generated_at'])} by shortfall {_e(report['software_version'])}; "
+        f"report format {_e(report['report_format'])}. Self-contained: no network resources.</footer>",
+    ]
+    return _TEMPLATE.substitute(
+        version=_e(report["software_version"]), title=_e(title), body="\n".join(sections)
+    )
+
+
+def make_report(
+    results_dirs: Sequence[str | Path],
+    *,
+    fmt: str = "html",
+    command: str | Sequence[str] | None = None,
+    top_n: int = 20,
+) -> str:
+    """Read ``results_dirs`` and return the report text in ``fmt`` (``html`` or ``json``)."""
+    if fmt not in ("html", "json"):
+        raise ResultsError(f"format {fmt!r}; expected 'html' or 'json'")
+    report = build_report(results_dirs, command=command, top_n=top_n)
+    return render_html(report) if fmt == "html" else render_json(report)
