@@ -1,0 +1,182 @@
+"""Prometheus metrics and ``/healthz`` of the keeper, served by aiohttp on the daemon's loop.
+
+Metrics live in the keeper's own ``CollectorRegistry`` (never the process-global one), so
+several keepers in one process (tests) do not collide. Labels never carry a URL: the RPC
+and webhook hosts appear only redacted (scheme and host) in ``shortfall_keeper_info``.
+
+``/healthz`` answers 200 ``ok`` when the keeper is healthy and 503 with the reason when:
+the first block is not processed yet; the node has not been reachable for ``stall_s``; no
+new block has arrived for ``stall_s`` (a stalled node); or the keeper is more than
+``max_lag_blocks`` behind the head.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from simulator.stress import SEVERITIES
+
+__all__ = ["Health", "KeeperMetrics", "MetricsServer"]
+
+log = logging.getLogger(__name__)
+
+#: RPC error kinds counted in ``shortfall_keeper_rpc_errors_total``.
+RPC_ERROR_KINDS = ("timeout", "rate_limit", "server", "connection", "other")
+
+
+@dataclass
+class Health:
+    """What ``/healthz`` judges, updated by the daemon.
+
+    Attributes:
+        stall_s: seconds without a reachable node or a new block before unhealthy.
+        max_lag_blocks: blocks the keeper may trail the head before unhealthy.
+        head: latest head block number seen.
+        processed: last block fully processed (``None`` before the first).
+        last_new_head_at: monotonic time the head number last increased.
+        last_node_ok_at: monotonic time of the last successful head poll.
+        last_error: the last loop error (redacted), for the 503 body.
+    """
+
+    stall_s: float = 120.0
+    max_lag_blocks: int = 10
+    head: int | None = None
+    processed: int | None = None
+    last_new_head_at: float = field(default_factory=time.monotonic)
+    last_node_ok_at: float = field(default_factory=time.monotonic)
+    last_error: str = ""
+
+    def saw_head(self, number: int) -> None:
+        now = time.monotonic()
+        self.last_node_ok_at = now
+        if self.head is None or number > self.head:
+            self.last_new_head_at = now
+        self.head = number if self.head is None else max(self.head, number)
+
+    def check(self) -> tuple[bool, str]:
+        """``(healthy, reason)``."""
+        now = time.monotonic()
+        if now - self.last_node_ok_at > self.stall_s:
+            why = f"node unreachable for {now - self.last_node_ok_at:.0f} s"
+            return False, f"{why}: {self.last_error}" if self.last_error else why
+        if now - self.last_new_head_at > self.stall_s:
+            return False, f"no new block for {now - self.last_new_head_at:.0f} s (node stalled)"
+        if self.processed is None:
+            return False, "starting: first block not processed yet"
+        if self.head is not None and self.head - self.processed > self.max_lag_blocks:
+            return False, f"{self.head - self.processed} blocks behind the head"
+        return True, "ok"
+
+
+class KeeperMetrics:
+    """The keeper's metrics, in their own registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        p = "shortfall_keeper_"
+        self.info = Gauge(
+            p + "info",
+            "Keeper build and target (RPC host redacted)",
+            ["version", "protocol", "chain_id", "rpc", "margin", "alpha"],
+            registry=r,
+        )
+        self.accounts_watched = Gauge(p + "accounts_watched", "Accounts being watched", registry=r)
+        self.open_flags = Gauge(
+            p + "open_flags", "Open flags by severity", ["severity"], registry=r
+        )
+        for s in SEVERITIES[1:]:
+            self.open_flags.labels(severity=s).set(0)
+        self.last_block = Gauge(p + "last_block", "Last fully processed block number", registry=r)
+        self.head_block = Gauge(
+            p + "head_block", "Latest block number seen at the node", registry=r
+        )
+        self.blocks_behind = Gauge(
+            p + "blocks_behind_head", "Head block minus last processed block", registry=r
+        )
+        self.seconds_behind = Gauge(
+            p + "seconds_behind_head",
+            "Head block timestamp minus last processed block timestamp, seconds",
+            registry=r,
+        )
+        self.refresh_seconds = Histogram(
+            p + "refresh_duration_seconds",
+            "Time to process one block (reads, stressed ES, commit), seconds",
+            ["kind"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0),
+            registry=r,
+        )
+        self.rpc_errors = Counter(
+            p + "rpc_errors", "RPC errors by kind (retried or not)", ["kind"], registry=r
+        )
+        for k in RPC_ERROR_KINDS:
+            self.rpc_errors.labels(kind=k)
+        self.webhook_failures = Counter(
+            p + "webhook_failures", "Failed webhook POSTs (each attempt)", registry=r
+        )
+        self.events = Counter(p + "flag_events", "Flag events by kind", ["kind"], registry=r)
+        for k in ("open", "escalate", "clear"):
+            self.events.labels(kind=k)
+        self.reorgs = Counter(p + "reorgs", "Reorgs detected", registry=r)
+        self.loop_errors = Counter(
+            p + "loop_errors", "Iterations that failed and were retried", registry=r
+        )
+        self.healthy = Gauge(p + "healthy", "1 when /healthz answers 200", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """Serves ``/metrics`` and ``/healthz`` on ``host:port`` (port 0: any free port)."""
+
+    def __init__(self, metrics: KeeperMetrics, health: Health, host: str, port: int) -> None:
+        self.metrics = metrics
+        self.health = health
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        ok, _why = self.health.check()
+        self.metrics.healthy.set(1 if ok else 0)
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        ok, why = self.health.check()
+        self.metrics.healthy.set(1 if ok else 0)
+        return web.Response(status=200 if ok else 503, text=why + "\n")
+
+    async def start(self) -> int:
+        """Start serving; returns the bound port."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("metrics on http://%s:%d/metrics", self.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

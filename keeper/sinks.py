@@ -1,0 +1,269 @@
+"""Where flag events go: JSON lines, a webhook, both fed from the database's outbox.
+
+Every sink has a ``name`` (the outbox key) and ``async deliver(event) -> None`` that either
+returns (delivered) or raises ``DeliveryError`` (``retry`` says whether to try again later).
+``Publisher.flush`` sends what the outbox owes each sink, oldest first, and marks each row
+delivered, so a message is sent once per change even across restarts (at-least-once with a
+stable ``event_id``; the only duplicate possible is a crash between a send and its mark).
+
+Webhook body (Slack-compatible: Slack shows ``text``; other receivers read the fields)::
+
+    {"text": ":rotating_light: flag OPEN (high) 0xAbc... ES $12,345 > margin $5,000 at block 123",
+     "event_id": "123:0xAbc...:open", "kind": "open", "account": "0xAbc...", "block": 123,
+     "block_hash": "0x...", "severity": "high", "previous_severity": "none",
+     "es_usd": 12345.0, "margin_usd": 5000.0, "chain_id": 1}
+
+The webhook URL (it carries a secret) never appears in logs, metrics or errors: only its
+scheme and host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import aiohttp
+
+from keeper.redact import redact_text, redact_url
+
+__all__ = [
+    "DeliveryError",
+    "JsonLinesSink",
+    "Publisher",
+    "Sink",
+    "WebhookSink",
+    "event_text",
+    "webhook_body",
+]
+
+log = logging.getLogger(__name__)
+
+_EMOJI = {
+    "open": ":rotating_light:",
+    "escalate": ":arrow_double_up:",
+    "clear": ":white_check_mark:",
+}
+
+
+class DeliveryError(Exception):
+    """A delivery failed; ``retry`` is False when trying again cannot help (e.g. HTTP 400)."""
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class Sink(Protocol):
+    name: str
+
+    async def deliver(self, event: dict[str, Any]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """One human line for an event."""
+    kind = str(event["kind"])
+    es, margin = float(event["es_usd"]), float(event["margin_usd"])
+    head = f"{_EMOJI.get(kind, '')} flag {kind.upper()} ({event['severity']}) {event['account']}"
+    if kind == "clear":
+        detail = f"ES ${es:,.0f} back under margin ${margin:,.0f}"
+    else:
+        detail = f"stressed ES ${es:,.0f} > margin ${margin:,.0f}"
+    return f"{head.strip()}: {detail} at block {event['block_number']}"
+
+
+def webhook_body(event: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON body posted for ``event`` (a ``flag_events`` row)."""
+    body: dict[str, Any] = {
+        "text": event_text(event),
+        "event_id": event["event_id"],
+        "kind": event["kind"],
+        "account": event["account"],
+        "block": event["block_number"],
+        "block_hash": event["block_hash"],
+        "severity": event["severity"],
+        "previous_severity": event["previous_severity"],
+        "es_usd": event["es_usd"],
+        "margin_usd": event["margin_usd"],
+    }
+    body.update(extra or {})
+    return body
+
+
+class JsonLinesSink:
+    """Writes one JSON object per event to stdout or appends it to a file."""
+
+    def __init__(self, path: str | Path | None = None, *, stream: IO[str] | None = None) -> None:
+        self.name = "jsonl"
+        self._path = None if path is None or str(path) == "-" else Path(path)
+        self._stream = stream
+        self._file: IO[str] | None = None
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        line = json.dumps({"type": "flag", **{k: event[k] for k in sorted(event)}}, allow_nan=False)
+        if self._path is None:
+            stream = self._stream or sys.stdout
+            stream.write(line + "\n")
+            stream.flush()
+            return
+        await asyncio.to_thread(self._append, line)
+
+    def _append(self, line: str) -> None:
+        if self._file is None:
+            assert self._path is not None
+            self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+        self._file.write(line + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    async def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class WebhookSink:
+    """POSTs each event to a webhook; retries 429, 5xx, timeouts and connection errors.
+
+    Attributes:
+        url: the webhook URL (secret; only ``redact_url(url)`` is ever shown).
+        timeout_s: total time allowed for one POST, seconds.
+        attempts: tries within one ``deliver`` call before leaving it to a later flush.
+        backoff_s: first retry delay, seconds; doubles each try (with jitter), capped at 30 s.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 10.0,
+        attempts: int = 5,
+        backoff_s: float = 0.5,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = "webhook"
+        self.url = url
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.extra = dict(extra or {})
+        self.failures = 0  # failed POSTs, for the metrics
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"WebhookSink({redact_url(self.url)})"
+
+    async def _post(self, body: dict[str, Any]) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            )
+        where = redact_url(self.url)
+        try:
+            async with self._session.post(
+                self.url, json=body, headers={"Idempotency-Key": str(body["event_id"])}
+            ) as resp:
+                if 200 <= resp.status < 300:
+                    return
+                retry = resp.status == 429 or resp.status >= 500 or resp.status == 408
+                raise DeliveryError(f"webhook {where} answered HTTP {resp.status}", retry=retry)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # aiohttp's messages can quote the URL; keep only scheme and host.
+            detail = redact_text(str(exc)) or type(exc).__name__
+            raise DeliveryError(f"webhook {where} unreachable: {detail}") from None
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        body = webhook_body(event, self.extra)
+        for attempt in range(self.attempts):
+            try:
+                await self._post(body)
+                return
+            except DeliveryError as exc:
+                self.failures += 1
+                if not exc.retry or attempt == self.attempts - 1:
+                    raise
+                delay = min(30.0, self.backoff_s * 2**attempt) * (0.5 + random.random())
+                log.warning("%s; retry %d in %.1f s", exc, attempt + 1, delay)
+                await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class Publisher:
+    """Drains the outbox into the sinks.
+
+    ``store_call`` runs a function against the store in the store's thread (the daemon
+    passes its executor wrapper; tests may pass a direct call). A message that still fails
+    after a sink's own retries waits ``retry_after_s`` x 2^(attempts) (capped at 10 min)
+    before the next flush tries again; a permanent failure (HTTP 4xx) is marked failed.
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        store_call: Callable[..., Any],
+        *,
+        retry_after_s: float = 5.0,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        self.sinks = list(sinks)
+        self._call = store_call
+        self.retry_after_s = retry_after_s
+        self._on_failure = on_failure
+        self._lock = asyncio.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.sinks]
+
+    async def flush(self) -> int:
+        """Deliver every due message; returns how many were delivered."""
+        async with self._lock:
+            results = await asyncio.gather(*(self._flush_sink(s) for s in self.sinks))
+            return sum(results)
+
+    async def _flush_sink(self, sink: Sink) -> int:
+        done = 0
+        while True:
+            items = await self._call("pending", sink.name, time.time())
+            if not items:
+                return done
+            for item in items:
+                try:
+                    await sink.deliver(item.event)
+                except DeliveryError as exc:
+                    if self._on_failure:
+                        self._on_failure(sink.name)
+                    wait = min(600.0, self.retry_after_s * 2**item.attempts)
+                    log.error("%s: event %s not delivered: %s", sink.name, item.event_id, exc)
+                    await self._call(
+                        "mark_attempt",
+                        item.event_id,
+                        sink.name,
+                        str(exc),
+                        time.time() + wait,
+                        give_up=not exc.retry,
+                    )
+                    if exc.retry:
+                        return done  # keep order: later events wait behind this one
+                    continue
+                await self._call("mark_delivered", item.event_id, sink.name)
+                done += 1
+
+    async def close(self) -> None:
+        for sink in self.sinks:
+            with contextlib.suppress(Exception):
+                await sink.close()

@@ -1,0 +1,398 @@
+"""The keeper's SQLite database: flags, their history, progress and the sinks' outbox.
+
+Durability rule: everything one block changes (new accounts, changed flags, events, outbox
+rows and the progress row) is written in **one transaction**. A crash (SIGKILL, power loss)
+before the commit leaves the previous block's state, which the restart re-processes; after
+the commit, the block is done. Either way no flag is lost and none is written twice.
+
+Sinks deliver *after* the commit, from the ``outbox`` table, and mark each row delivered;
+a restart delivers what is still pending. A crash between a delivery and its mark re-sends
+that one message with the same ``event_id`` (receivers de-duplicate on it).
+
+Journal mode WAL, ``synchronous=FULL``: in WAL mode NORMAL survives a process crash but can
+lose the last commits on power loss, and a lost "delivered" mark means a duplicate webhook.
+FULL costs one fsync per block (one commit every ~12 s on mainnet), which is nothing.
+
+``Store`` is synchronous and not thread-safe; the daemon calls it from one worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keeper.flags import Flag, FlagEvent
+
+__all__ = ["SCHEMA_VERSION", "OutboxItem", "Progress", "Store", "StoreError"]
+
+SCHEMA_VERSION = 1
+#: How many recent block hashes are kept for reorg detection.
+HASH_WINDOW = 128
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- One row: the last block whose results are fully committed.
+CREATE TABLE IF NOT EXISTS progress (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    block_number INTEGER NOT NULL,
+    block_hash   TEXT NOT NULL,
+    updated_at   REAL NOT NULL
+);
+-- Hashes of recently processed blocks, to find the fork point after a reorg.
+CREATE TABLE IF NOT EXISTS block_hashes (
+    block_number INTEGER PRIMARY KEY,
+    block_hash   TEXT NOT NULL
+);
+-- Every account the keeper has discovered, and the last block its position was read at.
+CREATE TABLE IF NOT EXISTS accounts (
+    account          TEXT PRIMARY KEY,
+    first_seen_block INTEGER NOT NULL,
+    last_read_block  INTEGER
+);
+-- Current (or last) flag episode per account.
+CREATE TABLE IF NOT EXISTS flags (
+    account          TEXT PRIMARY KEY,
+    status           TEXT NOT NULL CHECK (status IN ('open', 'cleared')),
+    first_block      INTEGER NOT NULL,
+    last_block       INTEGER NOT NULL,
+    es_usd           REAL NOT NULL,
+    margin_usd       REAL NOT NULL,
+    severity         TEXT NOT NULL,
+    safe_since_block INTEGER
+);
+-- Every open / escalate / clear, in order.
+CREATE TABLE IF NOT EXISTS flag_events (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id          TEXT NOT NULL UNIQUE,
+    kind              TEXT NOT NULL CHECK (kind IN ('open', 'escalate', 'clear')),
+    account           TEXT NOT NULL,
+    block_number      INTEGER NOT NULL,
+    block_hash        TEXT NOT NULL,
+    severity          TEXT NOT NULL,
+    previous_severity TEXT NOT NULL,
+    es_usd            REAL NOT NULL,
+    margin_usd        REAL NOT NULL,
+    created_at        REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flag_events_account ON flag_events (account, seq);
+-- Messages owed to each sink; written with the event, marked after delivery.
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id        TEXT NOT NULL REFERENCES flag_events (event_id),
+    sink            TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    delivered_at    REAL,
+    failed_at       REAL,
+    last_error      TEXT,
+    PRIMARY KEY (event_id, sink)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sink, delivered_at, failed_at);
+"""
+
+
+class StoreError(RuntimeError):
+    """The database belongs to another chain or market, or has an unknown schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The last fully processed block."""
+
+    block_number: int
+    block_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A message owed to a sink: the event and how often delivery was tried."""
+
+    event_id: str
+    sink: str
+    attempts: int
+    event: dict[str, Any]
+
+
+class Store:
+    """The keeper database at ``path`` (created on first use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per block.
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {version}; this keeper writes {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- meta -------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def bind(self, chain_id: int, market: str) -> None:
+        """Record which chain and market this database tracks; refuse another one."""
+        for key, value in (("chain_id", str(chain_id)), ("market", market.lower())):
+            stored = self.get_meta(key)
+            if stored is None:
+                self.set_meta(key, value)
+            elif stored != value:
+                raise StoreError(
+                    f"{self.path} tracks {key} {stored}, not {value}; use another --db"
+                )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def progress(self) -> Progress | None:
+        row = self._db.execute("SELECT block_number, block_hash FROM progress").fetchone()
+        return None if row is None else Progress(int(row[0]), str(row[1]))
+
+    def block_hash(self, number: int) -> str | None:
+        row = self._db.execute(
+            "SELECT block_hash FROM block_hashes WHERE block_number = ?", (number,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def recent_hashes(self) -> list[tuple[int, str]]:
+        """Stored (number, hash) pairs, newest first."""
+        rows = self._db.execute(
+            "SELECT block_number, block_hash FROM block_hashes ORDER BY block_number DESC"
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def accounts(self) -> list[str]:
+        rows = self._db.execute("SELECT account FROM accounts ORDER BY account").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def flags(self) -> dict[str, Flag]:
+        rows = self._db.execute(
+            "SELECT account, status, severity, first_block, last_block, es_usd, margin_usd, "
+            "safe_since_block FROM flags"
+        ).fetchall()
+        return {
+            str(r[0]): Flag(
+                account=str(r[0]),
+                status=r[1],
+                severity=str(r[2]),
+                first_block=int(r[3]),
+                last_block=int(r[4]),
+                es_usd=float(r[5]),
+                margin_usd=float(r[6]),
+                safe_since=None if r[7] is None else int(r[7]),
+            )
+            for r in rows
+        }
+
+    def events(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Flag events in the order they were recorded."""
+        sql = "SELECT * FROM flag_events"
+        args: tuple[Any, ...] = ()
+        if account is not None:
+            sql += " WHERE account = ?"
+            args = (account,)
+        rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
+        return [dict(r) for r in rows]
+
+    def pending(self, sink: str, now: float, limit: int = 100) -> list[OutboxItem]:
+        """Undelivered messages for ``sink`` whose next attempt is due, oldest first."""
+        rows = self._db.execute(
+            "SELECT o.event_id, o.sink, o.attempts, e.* FROM outbox o "
+            "JOIN flag_events e ON e.event_id = o.event_id "
+            "WHERE o.sink = ? AND o.delivered_at IS NULL AND o.failed_at IS NULL "
+            "AND o.next_attempt_at <= ? ORDER BY e.seq LIMIT ?",
+            (sink, now, limit),
+        ).fetchall()
+        out = []
+        for r in rows:
+            event = {k: r[k] for k in r.keys() if k not in ("sink", "attempts", "seq")}  # noqa: SIM118
+            out.append(OutboxItem(str(r["event_id"]), sink, int(r["attempts"]), event))
+        return out
+
+    def outbox_counts(self) -> dict[str, dict[str, int]]:
+        """Per sink: delivered, pending and failed message counts."""
+        rows = self._db.execute(
+            "SELECT sink, SUM(delivered_at IS NOT NULL), "
+            "SUM(delivered_at IS NULL AND failed_at IS NULL), SUM(failed_at IS NOT NULL) "
+            "FROM outbox GROUP BY sink"
+        ).fetchall()
+        return {
+            str(r[0]): {"delivered": int(r[1]), "pending": int(r[2]), "failed": int(r[3])}
+            for r in rows
+        }
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def commit_block(
+        self,
+        block_number: int,
+        block_hash: str,
+        *,
+        new_accounts: Iterable[str] = (),
+        read_accounts: Sequence[str] = (),
+        flags: Iterable[Flag] = (),
+        events: Iterable[FlagEvent] = (),
+        sinks: Sequence[str] = (),
+    ) -> None:
+        """Write everything block ``block_number`` changed, and the progress, atomically."""
+        now = time.time()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT OR IGNORE INTO accounts (account, first_seen_block) VALUES (?, ?)",
+                ((a, block_number) for a in new_accounts),
+            )
+            if read_accounts:
+                db.executemany(
+                    "UPDATE accounts SET last_read_block = ? WHERE account = ?",
+                    ((block_number, a) for a in read_accounts),
+                )
+            db.executemany(
+                "INSERT INTO flags (account, status, first_block, last_block, es_usd, "
+                "margin_usd, severity, safe_since_block) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (account) DO UPDATE SET status = excluded.status, "
+                "first_block = excluded.first_block, last_block = excluded.last_block, "
+                "es_usd = excluded.es_usd, margin_usd = excluded.margin_usd, "
+                "severity = excluded.severity, safe_since_block = excluded.safe_since_block",
+                (
+                    (
+                        f.account,
+                        f.status,
+                        f.first_block,
+                        f.last_block,
+                        f.es_usd,
+                        f.margin_usd,
+                        f.severity,
+                        f.safe_since,
+                    )
+                    for f in flags
+                ),
+            )
+            for ev in events:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO flag_events (event_id, kind, account, block_number, "
+                    "block_hash, severity, previous_severity, es_usd, margin_usd, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        ev.event_id,
+                        ev.kind,
+                        ev.account,
+                        ev.block,
+                        block_hash,
+                        ev.severity,
+                        ev.previous_severity,
+                        ev.es_usd,
+                        ev.margin_usd,
+                        now,
+                    ),
+                )
+                if cur.rowcount:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO outbox (event_id, sink) VALUES (?, ?)",
+                        ((ev.event_id, s) for s in sinks),
+                    )
+            db.execute(
+                "INSERT INTO progress (id, block_number, block_hash, updated_at) "
+                "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "block_number = excluded.block_number, block_hash = excluded.block_hash, "
+                "updated_at = excluded.updated_at",
+                (block_number, block_hash, now),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO block_hashes (block_number, block_hash) VALUES (?, ?)",
+                (block_number, block_hash),
+            )
+            db.execute(
+                "DELETE FROM block_hashes WHERE block_number <= ? OR block_number > ?",
+                (block_number - HASH_WINDOW, block_number),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def rewind(self, fork_block: int, fork_hash: str) -> None:
+        """Roll progress back to ``fork_block`` (the last block both chains share)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM block_hashes WHERE block_number > ?", (fork_block,))
+            db.execute(
+                "UPDATE progress SET block_number = ?, block_hash = ?, updated_at = ?",
+                (fork_block, fork_hash, time.time()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def forget_progress(self) -> None:
+        """Drop progress and hashes (the fork point is older than the hash window)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM block_hashes")
+            db.execute("DELETE FROM progress")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def mark_delivered(self, event_id: str, sink: str) -> None:
+        self._db.execute(
+            "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 "
+            "WHERE event_id = ? AND sink = ?",
+            (time.time(), event_id, sink),
+        )
+
+    def mark_attempt(
+        self, event_id: str, sink: str, error: str, next_attempt_at: float, *, give_up: bool
+    ) -> None:
+        self._db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
+            "failed_at = ? WHERE event_id = ? AND sink = ?",
+            (error[:500], next_attempt_at, time.time() if give_up else None, event_id, sink),
+        )
+
+    def dump_flags(self) -> list[dict[str, Any]]:
+        """The flags table as plain rows sorted by account (for tests and ``--json``)."""
+        rows = self._db.execute(
+            "SELECT account, status, first_block, last_block, es_usd, margin_usd, severity "
+            "FROM flags ORDER BY account"
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+
+def event_payload(event: dict[str, Any]) -> str:
+    """One JSON line for an event row (keys sorted, no NaN)."""
+    return json.dumps(event, sort_keys=True, allow_nan=False)
