@@ -419,7 +419,7 @@ def stressed_es_reference(
     exposure: FloatArray, stress: StressSet, alpha: float = DEFAULT_ALPHA
 ) -> FloatArray:
     """Plain twin of ``stressed_es``: a loop over accounts, points and ``simulator.risk.es``."""
-    from simulator import risk
+    from simulator.risk import es as risk_es
 
     x = np.asarray(exposure, dtype=np.float64)
     bounds = [*stress.starts.tolist(), stress.n_points]
@@ -433,7 +433,7 @@ def stressed_es_reference(
                 value_then = float((x[i] * stress.points[p]).sum())
                 worst = max(worst, value_now - value_then)
             losses[s] = worst
-        out[i] = float(risk.es(losses, alpha=alpha, weights=stress.weights))
+        out[i] = float(risk_es(losses, alpha=alpha, weights=stress.weights))
     return out
 
 
