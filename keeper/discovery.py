@@ -1,0 +1,266 @@
+"""Account discovery from event logs: adaptive ``eth_getLogs`` ranges and a SQLite cache.
+
+A lending market has no "list all accounts" call; its accounts are the addresses named in
+its events. ``scan_accounts`` walks ``[from_block, to_block]`` in block ranges that adapt
+to the node: a range the node refuses ("too many results", "range too large", -32005) is
+halved and retried, and ranges grow again after successes. Several ranges are in flight at
+once. ``DiscoveryCache`` remembers, per (chain id, pool), every account found with the
+first block it appeared in and how far the scan got, so the next pull scans only new blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from keeper.adapters.abi import topic_address
+from keeper.chain import Chain
+from keeper.errors import ConfigError, RequestTooLarge
+
+__all__ = [
+    "AdaptiveRange",
+    "CacheState",
+    "DiscoveryCache",
+    "default_cache_path",
+    "scan_accounts",
+]
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_path() -> Path:
+    """``$SHORTFALL_CACHE_DIR/discovery.sqlite``, else ``$XDG_CACHE_HOME/shortfall/...``,
+    else ``~/.cache/shortfall/discovery.sqlite``."""
+    explicit = os.environ.get("SHORTFALL_CACHE_DIR")
+    if explicit:
+        return Path(explicit) / "discovery.sqlite"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "shortfall" / "discovery.sqlite"
+
+
+class AdaptiveRange:
+    """Block-range size for ``eth_getLogs`` that halves on refusal and grows on success."""
+
+    def __init__(
+        self, initial: int = 5_000, minimum: int = 1, maximum: int = 1_000_000, grow: float = 2.0
+    ) -> None:
+        if not 1 <= minimum <= initial <= maximum:
+            raise ValueError("need 1 <= minimum <= initial <= maximum")
+        self.size = initial
+        """Blocks per request now."""
+        self.minimum = minimum
+        self.maximum = maximum
+        self.grow_factor = grow
+        self.failures = 0
+
+    def refused(self, span: int) -> int:
+        """The node refused ``span`` blocks: the new (halved) size. Raises at the minimum."""
+        self.failures += 1
+        if span <= self.minimum:
+            raise RequestTooLarge(
+                f"the node refuses eth_getLogs even for {span} block(s); use another RPC"
+            )
+        self.size = max(self.minimum, min(self.size, span // 2))
+        return self.size
+
+    def succeeded(self, span: int) -> None:
+        """``span`` blocks came back fine: grow if that was a full-size range."""
+        if span >= self.size:
+            self.size = min(self.maximum, max(self.size + 1, int(self.size * self.grow_factor)))
+
+
+async def scan_accounts(
+    chain: Chain,
+    address: str,
+    account_topic: Mapping[str, int],
+    from_block: int,
+    to_block: int,
+    *,
+    ranges: AdaptiveRange | None = None,
+    concurrency: int = 4,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Accounts named in ``address``'s logs in ``[from_block, to_block]``.
+
+    ``account_topic`` maps each event's topic0 to the index of the topic holding the account
+    (Aave's ``Supply``: 2, for ``onBehalfOf``). Returns lower-case account -> first block it
+    appears in. ``on_progress(n_blocks)`` reports scanned blocks.
+    """
+    found: dict[str, int] = {}
+    if to_block < from_block:
+        return found
+    ranges = ranges or AdaptiveRange()
+    topics = [sorted(account_topic)]
+    window = asyncio.Semaphore(max(1, concurrency))
+
+    async def fetch(lo: int, hi: int) -> None:
+        try:
+            logs = await chain.get_logs(address, topics, lo, hi)
+        except RequestTooLarge:
+            span = hi - lo + 1
+            ranges.refused(span)
+            mid = lo + span // 2 - 1
+            log.debug("eth_getLogs refused %d blocks; split at %d", span, mid)
+            await fetch(lo, mid)
+            await fetch(mid + 1, hi)
+            return
+        ranges.succeeded(hi - lo + 1)
+        for entry in logs:
+            entry_topics = entry.get("topics") or []
+            index = account_topic.get(entry_topics[0].lower()) if entry_topics else None
+            if index is None or index >= len(entry_topics):
+                continue
+            account = topic_address(entry_topics[index])
+            block = int(entry["blockNumber"], 16)
+            if block < found.get(account, block + 1):
+                found[account] = block
+        if on_progress is not None:
+            on_progress(hi - lo + 1)
+
+    async def run(lo: int, hi: int) -> None:
+        try:
+            await fetch(lo, hi)
+        finally:
+            window.release()
+
+    async with asyncio.TaskGroup() as group:
+        cursor = from_block
+        while cursor <= to_block:
+            await window.acquire()
+            hi = min(to_block, cursor + ranges.size - 1)
+            group.create_task(run(cursor, hi))
+            cursor = hi + 1
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CacheState:
+    """What the cache knows of one market."""
+
+    start_block: int
+    """First block scanned (the pool's deployment block, or the user's --from-block)."""
+    start_hash: str
+    """Hash of ``start_block`` when it was scanned: a reset chain (a restarted devnet) has
+    another, and then the cache is dropped."""
+    scanned_to: int
+    """Every block in ``[start_block, scanned_to]`` has been scanned."""
+    scanned_hash: str
+    """Hash of ``scanned_to`` when it was scanned: if the chain now has another block there
+    (a reorg, an ``evm_revert``), the scan starts over."""
+    accounts: int
+    """Accounts recorded."""
+
+
+class DiscoveryCache:
+    """SQLite (WAL) store of discovered accounts, keyed by chain id and pool address."""
+
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS markets (
+        chain_id INTEGER NOT NULL,
+        pool TEXT NOT NULL,
+        start_block INTEGER NOT NULL,
+        start_hash TEXT NOT NULL,
+        scanned_to INTEGER NOT NULL,
+        scanned_hash TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (chain_id, pool)
+    );
+    CREATE TABLE IF NOT EXISTS accounts (
+        chain_id INTEGER NOT NULL,
+        pool TEXT NOT NULL,
+        account TEXT NOT NULL,
+        first_block INTEGER NOT NULL,
+        PRIMARY KEY (chain_id, pool, account)
+    ) WITHOUT ROWID;
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(self._connect()) as db, db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(self.SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"discovery cache {self.path}: cannot open ({exc}); pass another --cache path"
+            ) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30.0)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def state(self, chain_id: int, pool: str) -> CacheState | None:
+        with closing(self._connect()) as db:
+            row = db.execute(
+                "SELECT start_block, start_hash, scanned_to, scanned_hash FROM markets "
+                "WHERE chain_id=? AND pool=?",
+                (chain_id, pool.lower()),
+            ).fetchone()
+            if row is None:
+                return None
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM accounts WHERE chain_id=? AND pool=?",
+                (chain_id, pool.lower()),
+            ).fetchone()
+        return CacheState(int(row[0]), str(row[1]), int(row[2]), str(row[3]), int(count))
+
+    def accounts(self, chain_id: int, pool: str, up_to_block: int | None = None) -> list[str]:
+        """Accounts (lower-case) first seen at or before ``up_to_block``, sorted."""
+        query = "SELECT account FROM accounts WHERE chain_id=? AND pool=?"
+        args: tuple[object, ...] = (chain_id, pool.lower())
+        if up_to_block is not None:
+            query += " AND first_block<=?"
+            args += (up_to_block,)
+        with closing(self._connect()) as db:
+            return [r[0] for r in db.execute(query + " ORDER BY account", args)]
+
+    def record(
+        self,
+        chain_id: int,
+        pool: str,
+        found: Mapping[str, int],
+        *,
+        start_block: int,
+        start_hash: str,
+        scanned_to: int,
+        scanned_hash: str,
+    ) -> None:
+        """Add ``found`` (account -> first block) and move the scanned mark to ``scanned_to``.
+
+        One transaction: a crash leaves the previous state, never half of this one.
+        """
+        key = pool.lower()
+        rows: Iterable[tuple[object, ...]] = (
+            (chain_id, key, a.lower(), b) for a, b in found.items()
+        )
+        with closing(self._connect()) as db, db:
+            db.executemany(
+                "INSERT INTO accounts (chain_id, pool, account, first_block) VALUES (?,?,?,?) "
+                "ON CONFLICT (chain_id, pool, account) DO UPDATE SET "
+                "first_block = MIN(first_block, excluded.first_block)",
+                rows,
+            )
+            db.execute(
+                "INSERT INTO markets (chain_id, pool, start_block, start_hash, scanned_to, "
+                "scanned_hash, updated_at) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT (chain_id, pool) DO UPDATE SET "
+                "start_block = excluded.start_block, start_hash = excluded.start_hash, "
+                "scanned_to = excluded.scanned_to, scanned_hash = excluded.scanned_hash, "
+                "updated_at = excluded.updated_at",
+                (chain_id, key, start_block, start_hash, scanned_to, scanned_hash, time.time()),
+            )
+
+    def forget(self, chain_id: int, pool: str) -> None:
+        """Drop everything known about one market (a devnet that was redeployed)."""
+        with closing(self._connect()) as db, db:
+            db.execute("DELETE FROM accounts WHERE chain_id=? AND pool=?", (chain_id, pool.lower()))
+            db.execute("DELETE FROM markets WHERE chain_id=? AND pool=?", (chain_id, pool.lower()))
