@@ -160,7 +160,7 @@ def _as_weights(weights: npt.ArrayLike, n: int, name: str = "weights") -> FloatA
             f"{name}: {int(negative.sum())} negative value(s) (first at index {i}: {w[i]!r}); "
             "scenario probabilities must be >= 0"
         )
-    total = math.fsum(w)
+    total = _sum(w)
     if not total > 0.0:
         raise InputError(f"{name}: all zero; at least one scenario needs a positive probability")
     if not math.isfinite(total):
@@ -194,7 +194,7 @@ class _Tail(NamedTuple):
 
     @property
     def es(self) -> float:
-        if self.denom <= 0.0:  # alpha within PROB_TOL of 1: the tail is the atom at VaR
+        if self.denom <= 0.0 or self.mass_above == 0.0:  # the tail lies in the atom at VaR
             return self.var
         return (self.sum_above + self.var * self.frac) / self.denom
 
@@ -224,10 +224,10 @@ def _tail_from_above(v: float, above: FloatArray, a: float, nq: float, n: int) -
 
 
 def _tail_weighted(x: FloatArray, alpha: float, w: FloatArray) -> _Tail:
-    total = math.fsum(w.tolist())
+    total = _sum(w)
     target = (1.0 - alpha) * total  # tail mass, in weight units
     tol = PROB_TOL * total
-    xs, ws = _weighted_candidates(x, w, target + tol)
+    xs, ws = _weighted_candidates(x, w, target + tol, total)
     order = np.argsort(xs, kind="stable")[::-1]  # descending losses
     xs = xs[order]
     ws = ws[order]
@@ -238,19 +238,19 @@ def _tail_weighted(x: FloatArray, alpha: float, w: FloatArray) -> _Tail:
     head = slice(0, m)
     gt = xs[head] > v
     w_above = ws[head][gt]
-    a = math.fsum(w_above.tolist())
+    a = _sum(w_above)
     s = _sum(w_above * xs[head][gt])
     frac = target - a
     if abs(frac) <= tol:
         return _Tail(v, s, a, 0.0, a)
-    e = math.fsum(ws[xs == v].tolist())
+    e = _sum(ws[xs == v])
     if abs(frac - e) <= tol:  # the whole atom at VaR is in the tail (cumsum rounding)
         return _Tail(v, s, a, e, a + e)
     return _Tail(v, s, a, frac, target)
 
 
 def _weighted_candidates(
-    x: FloatArray, w: FloatArray, threshold: float
+    x: FloatArray, w: FloatArray, threshold: float, total: float
 ) -> tuple[FloatArray, FloatArray]:
     """The largest losses (with their weights) that surely contain VaR and every loss >= VaR.
 
@@ -259,7 +259,7 @@ def _weighted_candidates(
     VaR is above it and every loss >= VaR is among them. Otherwise grow k.
     """
     n = x.size
-    k = max(1024, 4 * math.ceil(n * threshold / math.fsum(w.tolist())))
+    k = max(1024, 4 * math.ceil(n * threshold / total))
     while k < n // 2:
         idx = np.argpartition(x, n - k)[n - k :]
         xc = x[idx]
@@ -369,7 +369,7 @@ def tail_weights(
             out[eq] = tail.frac / (int(eq.sum()) * tail.denom)
         else:
             w_eq = w[eq]
-            out[eq] = w_eq * (tail.frac / (math.fsum(w_eq.tolist()) * tail.denom))
+            out[eq] = w_eq * (tail.frac / (_sum(w_eq) * tail.denom))
     return out
 
 
