@@ -279,17 +279,26 @@ def _summary_levels(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(sorted(out.items(), key=lambda kv: float(kv[1]["alpha"])))
 
 
+#: Positive losses spanning more than this ratio (max / min) get a log-scale histogram.
+LOG_SCALE_RATIO = 30.0
+
+
 def _histogram(losses: FloatArray, weights: FloatArray, bins: int = 40) -> dict[str, Any]:
-    """Log-spaced histogram of the positive losses; mass as a share of *all* paths."""
+    """Histogram of the positive losses, mass as a share of *all* paths; log-spaced bins
+    when they span more than ``LOG_SCALE_RATIO``, linear ones otherwise."""
     pos = losses > 0
     if not pos.any():
-        return {"edges_usd": [], "mass": []}
+        return {"edges_usd": [], "mass": [], "scale": "linear"}
     lo, hi = float(losses[pos].min()), float(losses[pos].max())
     if hi <= lo * 1.0001:
         lo, hi = lo / 1.1, hi * 1.1
-    edges = np.geomspace(lo, hi, bins + 1)
+    scale = "log" if hi / lo > LOG_SCALE_RATIO else "linear"
+    if scale == "log":
+        edges = np.geomspace(lo, hi, bins + 1)
+    else:
+        edges = np.linspace(0.0, hi * 1.0001, bins + 1)
     mass, _ = np.histogram(losses[pos], bins=edges, weights=weights[pos])
-    return {"edges_usd": edges.tolist(), "mass": mass.tolist()}
+    return {"edges_usd": edges.tolist(), "mass": mass.tolist(), "scale": scale}
 
 
 def _exceedance(losses: FloatArray, weights: FloatArray, points: int = 300) -> dict[str, Any]:
@@ -663,8 +672,10 @@ def _distribution_figure(sc: Mapping[str, Any]) -> str | None:
     edges = np.asarray(hist["edges_usd"], dtype=np.float64)
     mass = 100 * np.asarray(hist["mass"], dtype=np.float64)
     ax1.bar(edges[:-1], mass, width=np.diff(edges), align="edge", color=_COLORS["bar"])
-    ax1.set_xscale("log")
-    ax1.set_xlabel("shortfall (bad debt), USD, log scale")
+    log1 = hist["scale"] == "log"
+    if log1:
+        ax1.set_xscale("log")
+    ax1.set_xlabel("shortfall (bad debt), USD" + (", log scale" if log1 else ""))
     ax1.set_ylabel("share of all paths, %")
     ax1.set_title(
         f"Paths with a shortfall: P(shortfall > 0) = {_pct(d['p_shortfall_positive'], 2)}"
@@ -680,12 +691,12 @@ def _distribution_figure(sc: Mapping[str, Any]) -> str | None:
     ax2.set_xlabel("shortfall x, USD, log scale")
     ax2.set_ylabel("probability, log scale")
     ax2.set_title("Tail: probability of a shortfall at least x", fontsize=10)
-    for ax in (ax1, ax2):
+    for ax, log in ((ax1, log1), (ax2, True)):
         ax.xaxis.set_major_formatter(_usd_formatter())
         for value, name, style in ((var_usd, "VaR", "--"), (es_usd, "ES", "-")):
             color = _COLORS["var" if name == "VaR" else "es"]
             label = f"{name}({_level(alpha)}) = {_usd_short(value or 0.0)}"
-            if value is not None and value > 0:
+            if value is not None and (value > 0 or not log):
                 ax.axvline(value, color=color, ls=style, lw=1.6, label=label)
             else:  # zero is off a log axis: say so in the legend instead of drawing
                 ax.plot([], [], color=color, ls=style, label=f"{label} (not on log axis)")
@@ -825,6 +836,7 @@ img.fig { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 details { margin: 8px 0; }
 details > summary { cursor: pointer; font-weight: 600; }
 nav.toc a { margin-right: 12px; }
+table.scenarios td:first-child { white-space: nowrap; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
 @media print { details { display: block; } main { max-width: none; } h2 { break-after: avoid; } img.fig { break-inside: avoid; } }
 </style>
@@ -845,7 +857,7 @@ def _kv(pairs: Iterable[tuple[str, str]]) -> str:
     return f'<dl class="kv">{rows}</dl>'
 
 
-def _table(head: Sequence[tuple[str, bool]], rows: Iterable[Sequence[str]]) -> str:
+def _table(head: Sequence[tuple[str, bool]], rows: Iterable[Sequence[str]], cls: str = "") -> str:
     """A table; ``head`` is (title, numeric); cells are HTML already escaped."""
     ths = "".join(
         f'<th class="num">{_e(t)}</th>' if num else f"<th>{_e(t)}</th>" for t, num in head
@@ -857,7 +869,8 @@ def _table(head: Sequence[tuple[str, bool]], rows: Iterable[Sequence[str]]) -> s
             for c, (_, num) in zip(row, head, strict=True)
         )
         body.append(f"<tr>{tds}</tr>")
-    return f"<table><thead><tr>{ths}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    klass = f' class="{cls}"' if cls else ""
+    return f"<table{klass}><thead><tr>{ths}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _per_scenario(scenarios: Sequence[Mapping[str, Any]], block: Any, *, section: str) -> str:
@@ -966,9 +979,14 @@ def _distribution_block(sc: Mapping[str, Any]) -> str:
         f"<p>P(shortfall &gt; 0) = <b>{_e(_pct(p, 2))}</b>: {d['n_positive']:,} of "
         f"{d['n_paths']:,} paths end with bad debt"
     )
-    if p < 1:
-        lead += f"; the other {_e(_pct(1 - p, 2))} end with none and are not drawn on the log axes"
+    if 0 < p < 1:
+        lead += f"; the other {_e(_pct(1 - p, 2))} end with none and are left out of the plots"
     lead += ".</p>"
+    if d["n_paths"] == 1:
+        return lead + (
+            f'<p class="note">A single deterministic path: its shortfall is '
+            f"{_e(_usd(d['max_usd']))}; there is no distribution to draw.</p>"
+        )
     fig = _distribution_figure(sc)
     if fig is None:
         return (
@@ -1023,6 +1041,7 @@ def _section_scenarios(scenarios: Sequence[Mapping[str, Any]]) -> str:
             ("worst asset move", False),
         ],
         rows,
+        cls="scenarios",
     )
     alphas = sorted({_level(sc["alpha"]) for sc in scenarios})
     note = (
