@@ -1,0 +1,270 @@
+"""Deploy the devnet market on a running anvil node and describe it as ``deployment.json``.
+
+All transactions come from anvil's first unlocked dev account (``eth_sendTransaction``); no
+private key is handled here. ``deployment.json`` holds SPEC.md's fields (``rpc_url``,
+``chain_id``, ``pool_addresses_provider``, ``pool``, ``oracle``, ``data_provider``,
+``multicall3``, ``reserves: {SYMBOL: {token, feed, dex_pair}}``) plus a few extras
+(``deployer``, ``treasury``, per-reserve ``decimals``, ``a_token``, ``variable_debt_token``,
+``dex_quote``; after seeding ``seed``, ``accounts`` and ``block_number_after_seed``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+
+from keeper.devnet import DevnetError
+from keeper.devnet.chain import Contract, Rpc, artifact, deploy
+from keeper.devnet.market import MARKET, QUOTE_SYMBOL, ReserveSpec, encode_configuration
+from simulator.atomic import atomic_write_json
+
+__all__ = [
+    "MULTICALL3_ADDRESS",
+    "deploy_market",
+    "load_deployment",
+    "set_price",
+    "write_deployment",
+]
+
+log = logging.getLogger(__name__)
+
+MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
+#: Where liquidation protocol fees go (an address with no key; nobody spends them).
+TREASURY_ADDRESS = to_checksum_address(keccak(text="shortfall-devnet-treasury")[12:])
+MARKET_ID = "Shortfall Devnet Market"
+PRICE_DECIMALS = 8
+
+REQUIRED_FIELDS = (
+    "rpc_url",
+    "chain_id",
+    "pool_addresses_provider",
+    "pool",
+    "oracle",
+    "data_provider",
+    "multicall3",
+    "reserves",
+)
+
+
+def price_to_answer(price_usd: float | str | Decimal) -> int:
+    """A USD price as the feed's 8-decimal integer answer (exact for decimal input)."""
+    value = Decimal(str(price_usd))
+    if not value.is_finite() or value <= 0:
+        raise DevnetError(f"price must be a positive number of USD, got {price_usd!r}")
+    answer = int((value * 10**PRICE_DECIMALS).to_integral_value())
+    if answer <= 0:
+        raise DevnetError(f"price {price_usd} USD is below the feed's resolution of 1e-8")
+    return answer
+
+
+def _token_amount(usd: float, spec: ReserveSpec) -> int:
+    return int(Decimal(str(usd)) / Decimal(str(spec.price_usd)) * 10**spec.decimals)
+
+
+def deploy_market(rpc: Rpc, market: tuple[ReserveSpec, ...] = MARKET) -> dict[str, Any]:
+    """Deploy every contract, list the reserves, place Multicall3, fund the DEX pairs.
+
+    Returns the deployment dict (without seeding fields).
+    """
+    admin = rpc.accounts()[0]
+    provider = deploy(rpc, "PoolAddressesProvider", MARKET_ID, admin, sender=admin)
+    pool = deploy(rpc, "Pool", provider.address, TREASURY_ADDRESS, sender=admin)
+    provider.transact("setPoolImpl", pool.address, sender=admin)
+    oracle = deploy(rpc, "AaveOracle", provider.address, sender=admin)
+    provider.transact("setPriceOracle", oracle.address, sender=admin)
+    data_provider = deploy(rpc, "AaveProtocolDataProvider", provider.address, sender=admin)
+    provider.transact("setPoolDataProvider", data_provider.address, sender=admin)
+
+    reserves: dict[str, dict[str, Any]] = {}
+    tokens: dict[str, Contract] = {}
+    for spec in market:
+        token = deploy(rpc, "DevnetERC20", spec.name, spec.symbol, spec.decimals, sender=admin)
+        feed = deploy(
+            rpc,
+            "DevnetPriceFeed",
+            PRICE_DECIMALS,
+            f"{spec.symbol} / USD",
+            price_to_answer(spec.price_usd),
+            sender=admin,
+        )
+        a_token = deploy(
+            rpc,
+            "DevnetScaledToken",
+            pool.address,
+            token.address,
+            False,
+            spec.decimals,
+            f"Aave Devnet {spec.symbol}",
+            f"aDev{spec.symbol}",
+            sender=admin,
+        )
+        debt_token = deploy(
+            rpc,
+            "DevnetScaledToken",
+            pool.address,
+            token.address,
+            True,
+            spec.decimals,
+            f"Aave Devnet Variable Debt {spec.symbol}",
+            f"variableDebtDev{spec.symbol}",
+            sender=admin,
+        )
+        pool.transact(
+            "initReserve", token.address, a_token.address, debt_token.address, sender=admin
+        )
+        pool.transact(
+            "setConfiguration", token.address, (encode_configuration(spec),), sender=admin
+        )
+        tokens[spec.symbol] = token
+        reserves[spec.symbol] = {
+            "token": token.address,
+            "feed": feed.address,
+            "dex_pair": None,
+            "decimals": spec.decimals,
+            "a_token": a_token.address,
+            "variable_debt_token": debt_token.address,
+        }
+    oracle.transact(
+        "setAssetSources",
+        [r["token"] for r in reserves.values()],
+        [r["feed"] for r in reserves.values()],
+        sender=admin,
+    )
+
+    _place_multicall3(rpc, admin)
+    _fund_pairs(rpc, admin, market, tokens, reserves)
+
+    return {
+        "rpc_url": rpc.url,
+        "chain_id": rpc.chain_id(),
+        "pool_addresses_provider": provider.address,
+        "pool": pool.address,
+        "oracle": oracle.address,
+        "data_provider": data_provider.address,
+        "multicall3": MULTICALL3_ADDRESS,
+        "reserves": reserves,
+        "deployer": admin,
+        "treasury": TREASURY_ADDRESS,
+        "block_number_after_deploy": rpc.block_number(),
+    }
+
+
+def _place_multicall3(rpc: Rpc, admin: str) -> None:
+    existing = rpc.call("eth_getCode", MULTICALL3_ADDRESS, "latest")
+    expected = artifact("Multicall3")["deployedBytecode"].lower()
+    if existing.lower() == expected:
+        return
+    deployed = deploy(rpc, "Multicall3", sender=admin)
+    code = rpc.call("eth_getCode", deployed.address, "latest")
+    rpc.call("anvil_setCode", MULTICALL3_ADDRESS, code)
+    if rpc.call("eth_getCode", MULTICALL3_ADDRESS, "latest").lower() != code.lower():
+        raise DevnetError(f"anvil_setCode did not place Multicall3 at {MULTICALL3_ADDRESS}")
+
+
+def _fund_pairs(
+    rpc: Rpc,
+    admin: str,
+    market: tuple[ReserveSpec, ...],
+    tokens: dict[str, Contract],
+    reserves: dict[str, dict[str, Any]],
+) -> None:
+    """One constant-product pair per asset against USDC, both sides worth ``dex_side_usd``."""
+    specs = {s.symbol: s for s in market}
+    quote = specs[QUOTE_SYMBOL]
+    quote_token = tokens[QUOTE_SYMBOL]
+    deepest: str | None = None
+    for spec in market:
+        if spec.symbol == QUOTE_SYMBOL or spec.dex_side_usd <= 0:
+            continue
+        pair = deploy(
+            rpc, "UniswapV2Pair", tokens[spec.symbol].address, quote_token.address, sender=admin
+        )
+        tokens[spec.symbol].transact(
+            "mint", pair.address, _token_amount(spec.dex_side_usd, spec), sender=admin
+        )
+        quote_token.transact(
+            "mint", pair.address, _token_amount(spec.dex_side_usd, quote), sender=admin
+        )
+        pair.transact("sync", sender=admin)
+        reserves[spec.symbol]["dex_pair"] = pair.address
+        reserves[spec.symbol]["dex_quote"] = QUOTE_SYMBOL
+        if spec.price_usd == 1.0 and (
+            deepest is None or spec.dex_side_usd > specs[deepest].dex_side_usd
+        ):
+            deepest = spec.symbol
+    # The quote stablecoin itself trades through the deepest stable pair (into that stable).
+    if deepest is not None:
+        reserves[QUOTE_SYMBOL]["dex_pair"] = reserves[deepest]["dex_pair"]
+        reserves[QUOTE_SYMBOL]["dex_quote"] = deepest
+
+
+def write_deployment(path: str | os.PathLike[str], deployment: dict[str, Any]) -> None:
+    """Write ``deployment.json`` atomically."""
+    atomic_write_json(path, deployment)
+
+
+def load_deployment(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
+    """Read and check a ``deployment.json`` (or check a dict already loaded)."""
+    if isinstance(path_or_dict, dict):
+        deployment = path_or_dict
+        where = "deployment"
+    else:
+        where = str(path_or_dict)
+        try:
+            deployment = json.loads(Path(path_or_dict).read_text())
+        except FileNotFoundError:
+            raise DevnetError(
+                f"{where} not found; start a devnet with `shortfall devnet --out {where}`"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise DevnetError(f"{where} is not readable JSON: {exc}") from None
+    missing = [f for f in REQUIRED_FIELDS if f not in deployment]
+    if missing:
+        raise DevnetError(f"{where} lacks the field(s) {', '.join(missing)}")
+    return deployment
+
+
+def set_price(
+    deployment: str | os.PathLike[str] | dict[str, Any],
+    symbol: str,
+    price_usd: float | str | Decimal,
+    rpc: Rpc | None = None,
+) -> int:
+    """Set the USD price of ``symbol``'s feed on a running devnet and mine a block.
+
+    Returns the block number that holds the update.
+    """
+    dep = load_deployment(deployment)
+    reserves = dep["reserves"]
+    if symbol not in reserves:
+        matches = [s for s in reserves if s.lower() == symbol.lower()]
+        if len(matches) != 1:
+            raise DevnetError(f"unknown reserve {symbol!r}; the devnet lists {', '.join(reserves)}")
+        symbol = matches[0]
+    answer = price_to_answer(price_usd)
+    rpc = rpc or Rpc(dep["rpc_url"], timeout=30)
+    feed = Contract(rpc, reserves[symbol]["feed"], "DevnetPriceFeed")
+    sender = dep.get("deployer") or rpc.accounts()[0]
+    tx_hash = rpc.send(
+        {
+            "from": sender,
+            "to": feed.address,
+            "data": feed.encode("setAnswer", answer),
+            "gas": hex(500_000),
+        }
+    )
+    if not rpc.call("anvil_getAutomine"):  # interval or manual mining: mine the block now
+        rpc.mine()
+    receipt = rpc.receipt(tx_hash)
+    if int(receipt["status"], 16) != 1:
+        raise DevnetError(f"setting the {symbol} price reverted (is {sender} the feed's owner?)")
+    log.info(
+        "%s price set to %s USD in block %d", symbol, price_usd, int(receipt["blockNumber"], 16)
+    )
+    return int(receipt["blockNumber"], 16)

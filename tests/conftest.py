@@ -1,0 +1,134 @@
+"""Shared pytest fixtures: a real anvil node and the seeded devnet market.
+
+Fixture names (stable; other test modules rely on them):
+
+``anvil`` (session)
+    A :class:`keeper.devnet.anvil.Anvil` running on a free 127.0.0.1 port (``.rpc_url``,
+    ``.port``); polled until it answers, stopped with SIGTERM (then SIGKILL) at the end.
+``devnet`` (session)
+    The devnet market deployed on ``anvil`` and seeded with ``DEVNET_ACCOUNTS`` (300)
+    accounts, seed ``DEVNET_SEED`` (7). A :class:`DevnetHandle` with ``.deployment`` (the
+    deployment.json dict: rpc_url, chain_id, pool_addresses_provider, pool, oracle,
+    data_provider, multicall3, reserves{SYMBOL: {token, feed, dex_pair, ...}}, ...),
+    ``.deployment_path`` (that dict written as a deployment.json file), ``.rpc_url``,
+    ``.rpc`` (keeper.devnet.chain.Rpc), ``.w3`` (a sync ``web3.Web3``), ``.book`` (the
+    seeded accounts and their positions), ``.accounts`` (seeded addresses), ``.admin``
+    (anvil's unlocked deployer) and ``.contract(name, address)``. Read-only use is safe;
+    tests that change chain state must use ``devnet_isolated``.
+``devnet_isolated`` (function)
+    The same handle, wrapped in ``evm_snapshot`` / ``evm_revert``: whatever the test does to
+    the chain (prices, liquidations, mined blocks) is undone afterwards.
+``set_price`` (function, isolated)
+    ``set_price(symbol, price_usd) -> block_number``: sets the reserve's feed and mines a block.
+``mine`` (function, isolated)
+    ``mine(n=1) -> block_number``: mines ``n`` empty blocks.
+
+Integration tests are marked ``@pytest.mark.integration``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keeper.devnet.anvil import Anvil
+from keeper.devnet.chain import Contract, Rpc
+from keeper.devnet.deploy import set_price as _set_price
+from keeper.devnet.launch import setup_market
+from keeper.devnet.seed import Book
+
+DEVNET_ACCOUNTS = 300
+DEVNET_SEED = 7
+
+
+@dataclass
+class DevnetHandle:
+    """What the ``devnet`` fixtures hand to tests."""
+
+    deployment: dict[str, Any]
+    deployment_path: Path
+    rpc: Rpc
+    book: Book
+    _w3: Any = field(default=None, repr=False)
+
+    @property
+    def rpc_url(self) -> str:
+        return str(self.deployment["rpc_url"])
+
+    @property
+    def admin(self) -> str:
+        return str(self.deployment["deployer"])
+
+    @property
+    def accounts(self) -> list[str]:
+        return [a.address for a in self.book.accounts]
+
+    @property
+    def w3(self) -> Any:
+        """A synchronous ``web3.Web3`` on the devnet (created on first use)."""
+        if self._w3 is None:
+            from web3 import Web3
+
+            self._w3 = Web3(Web3.HTTPProvider(self.rpc_url))
+        return self._w3
+
+    def contract(self, name: str, address: str) -> Contract:
+        """A handle on a devnet contract by artifact name, e.g. ``contract("Pool", addr)``."""
+        return Contract(self.rpc, address, name)
+
+
+@pytest.fixture(scope="session")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+    node = Anvil(log_path=tmp_path_factory.mktemp("anvil") / "anvil.log")
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def devnet(anvil: Anvil, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetHandle]:
+    rpc = Rpc(anvil.rpc_url)
+    deployment, book = setup_market(rpc, DEVNET_ACCOUNTS, DEVNET_SEED)
+    path = tmp_path_factory.mktemp("devnet") / "deployment.json"
+    path.write_text(json.dumps(deployment, indent=2))
+    handle = DevnetHandle(deployment=deployment, deployment_path=path, rpc=rpc, book=book)
+    try:
+        yield handle
+    finally:
+        rpc.close()
+
+
+@pytest.fixture
+def devnet_isolated(devnet: DevnetHandle) -> Iterator[DevnetHandle]:
+    snapshot = devnet.rpc.snapshot()
+    try:
+        yield devnet
+    finally:
+        if not devnet.rpc.revert(snapshot):
+            raise RuntimeError(
+                f"evm_revert({snapshot}) failed: later tests would see this test's state"
+            )
+
+
+@pytest.fixture
+def set_price(devnet_isolated: DevnetHandle) -> Callable[[str, float], int]:
+    def _set(symbol: str, price_usd: float) -> int:
+        return _set_price(devnet_isolated.deployment, symbol, price_usd, rpc=devnet_isolated.rpc)
+
+    return _set
+
+
+@pytest.fixture
+def mine(devnet_isolated: DevnetHandle) -> Callable[..., int]:
+    def _mine(n: int = 1) -> int:
+        devnet_isolated.rpc.mine(n)
+        return devnet_isolated.rpc.block_number()
+
+    return _mine
