@@ -963,10 +963,24 @@ def _risk_block(sc: Mapping[str, Any]) -> str:
             f"{_e(_level(alpha))} is $0 while ES, the mean of the worst {_e(_pct(1 - alpha))} of "
             "outcomes, still counts the paths that do.</p>"
         )
+    liq = sc["liquidated"]
+    lq = liq["quantiles_usd"]
+    liq_text = (
+        f"<p>Liquidated volume per path: median {_e(_usd(lq.get('0.5')))}, 95% "
+        f"{_e(_usd(lq.get('0.95')))}, 99% {_e(_usd(lq.get('0.99')))}, worst "
+        f"{_e(_usd(liq['max_usd']))}"
+        + (
+            f"; {liq['mean_liquidations']:,.1f} liquidations per path on average"
+            if liq.get("mean_liquidations") is not None
+            else ""
+        )
+        + ".</p>"
+    )
     return (
         cards
         + table
         + note
+        + liq_text
         + f'<p class="note">{sc["paths"]:,} paths; intervals are bootstrap confidence intervals '
         "from the simulation (n/a where the results do not carry one).</p>"
     )
