@@ -1,0 +1,365 @@
+"""``shortfall pull``: read a lending market at one block into a snapshot directory.
+
+``pull`` pins a block (the latest, or ``--block``), resolves the market, discovers its
+accounts (logs, through the discovery cache), reads reserves, prices, every account's
+balances and the DEX liquidity of the collateral assets, all at that block, checks the
+block was not reorganised meanwhile, and builds a validated ``MarketSnapshot``, saved
+atomically (a failed pull leaves no directory). Exact integers from the chain become
+float64 token units and USD prices in ``build_snapshot``, the one conversion boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from eth_utils import is_address, to_checksum_address
+
+from keeper.adapters.base import (
+    AccountPositions,
+    AdapterConfig,
+    DexLiquidity,
+    DexSource,
+    MarketAddresses,
+    Prices,
+    Reserve,
+    get_adapter,
+)
+from keeper.adapters.multicall import MULTICALL3_ADDRESS
+from keeper.chain import BlockRef, Chain, ChainSettings
+from keeper.discovery import DiscoveryCache
+from keeper.errors import ChainError, ConfigError
+from keeper.progress import progress
+from keeper.redact import redact_url
+from simulator import __version__
+from simulator.snapshot import MarketSnapshot
+
+__all__ = [
+    "PullSettings",
+    "build_snapshot",
+    "load_dex_map",
+    "pull",
+    "settings_from_deployment",
+    "summarize",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PullSettings:
+    """Everything one pull needs."""
+
+    rpc_url: str
+    """JSON-RPC endpoint (secret-bearing; stored only redacted)."""
+    provider: str
+    """The market's root address (Aave V3: PoolAddressesProvider)."""
+    protocol: str = "aave-v3"
+    """Adapter name (``keeper.adapters.base.adapter_names()``)."""
+    block: int | None = None
+    """Block to read; ``None`` for the latest."""
+    rps: float = 25.0
+    """Requests per second at most (0: no limit)."""
+    max_concurrency: int = 8
+    """Requests in flight at most."""
+    timeout: float = 30.0
+    """Seconds per request."""
+    retries: int = 5
+    """Retries of a transient failure."""
+    expected_chain_id: int | None = None
+    """Refuse another chain."""
+    multicall3: str = MULTICALL3_ADDRESS
+    """Multicall3 address."""
+    dex_sources: Mapping[str, DexSource] = field(default_factory=dict)
+    """Asset address or symbol -> DEX pool for its liquidity."""
+    cache_path: Path | None = None
+    """Discovery cache file; ``None`` for the default location."""
+    use_cache: bool = True
+    """``False`` rescans every log and writes no cache."""
+    start_block: int | None = None
+    """First block to scan for accounts (default: the pool's deployment block)."""
+    all_reserves: bool = False
+    """Read every (account, reserve) pair, not only the bitmap's."""
+    batch_size: int = 1000
+    """Calls per Multicall3 batch."""
+
+    def chain_settings(self) -> ChainSettings:
+        return ChainSettings(
+            rpc_url=self.rpc_url,
+            rps=self.rps,
+            max_concurrency=self.max_concurrency,
+            timeout=self.timeout,
+            retries=self.retries,
+        )
+
+
+def _checked_address(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise ConfigError(f"{what}: {value!r} is not an address (0x followed by 40 hex digits)")
+    return to_checksum_address(value)
+
+
+def load_dex_map(path: str | Path) -> dict[str, DexSource]:
+    """Read a DEX source map (JSON or TOML): asset address or symbol -> pool.
+
+    Values are a pool address, or a table ``{pair = "0x..", fee = 0.003, kind = "uniswap-v2"}``::
+
+        WETH = "0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc"
+        "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599" = { pair = "0x...", fee = 0.003 }
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the DEX map ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text) if file.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"{file}: not valid {file.suffix.lstrip('.') or 'JSON'} ({exc})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a table mapping asset to DEX pool")
+    out: dict[str, DexSource] = {}
+    for key, value in data.items():
+        where = f"{file}: entry {key!r}"
+        if isinstance(value, str):
+            out[key] = DexSource(pair=_checked_address(value, where))
+        elif isinstance(value, dict):
+            fee = value.get("fee", 0.003)
+            if not isinstance(fee, int | float) or not 0 <= fee < 1:
+                raise ConfigError(f"{where}: fee {fee!r} must be a fraction in [0, 1)")
+            kind = value.get("kind", "uniswap-v2")
+            if kind != "uniswap-v2":
+                raise ConfigError(f"{where}: kind {kind!r} is not supported (uniswap-v2)")
+            out[key] = DexSource(_checked_address(value.get("pair"), f"{where} pair"), float(fee))
+        else:
+            raise ConfigError(f"{where}: expected a pool address or a table with 'pair'")
+    return out
+
+
+def settings_from_deployment(path: str | Path, **overrides: Any) -> PullSettings:
+    """Pull settings for a devnet described by ``deployment.json`` (its RPC, provider, chain
+    id, Multicall3, and each reserve's ``dex_pair``); ``overrides`` replace fields."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the deployment file ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a JSON object")
+    for key in ("rpc_url", "chain_id", "pool_addresses_provider"):
+        if key not in data:
+            raise ConfigError(f"{file}: missing {key!r} (write it with shortfall devnet)")
+    if not isinstance(data["chain_id"], int):
+        raise ConfigError(f"{file}: 'chain_id' must be an integer")
+    sources: dict[str, DexSource] = {}
+    reserves = data.get("reserves") or {}
+    if not isinstance(reserves, dict):
+        raise ConfigError(f"{file}: 'reserves' must map symbol to addresses")
+    for symbol, entry in reserves.items():
+        if isinstance(entry, dict) and entry.get("dex_pair") and entry.get("token"):
+            token = _checked_address(entry["token"], f"{file}: reserves.{symbol}.token")
+            pair = _checked_address(entry["dex_pair"], f"{file}: reserves.{symbol}.dex_pair")
+            sources[token] = DexSource(pair=pair)
+    settings = PullSettings(
+        rpc_url=str(data["rpc_url"]),
+        provider=_checked_address(
+            data["pool_addresses_provider"], f"{file}: pool_addresses_provider"
+        ),
+        expected_chain_id=data["chain_id"],
+        multicall3=_checked_address(
+            data.get("multicall3", MULTICALL3_ADDRESS), f"{file}: multicall3"
+        ),
+        dex_sources=sources,
+    )
+    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _positions_frame(found: AccountPositions, decimals: Mapping[str, int]) -> pd.DataFrame:
+    rows = found.positions
+    scale = {a: 10**d for a, d in decimals.items()}
+    return pd.DataFrame(
+        {
+            "account": pd.Series([p.account for p in rows], dtype=object),
+            "asset": pd.Series([p.asset for p in rows], dtype=object),
+            "collateral": np.array([p.collateral / scale[p.asset] for p in rows], dtype=np.float64),
+            "debt": np.array([p.debt / scale[p.asset] for p in rows], dtype=np.float64),
+            "collateral_enabled": np.array([p.collateral_enabled for p in rows], dtype=bool),
+        }
+    )
+
+
+def build_snapshot(
+    meta: Mapping[str, Any],
+    reserves: Sequence[Reserve],
+    prices: Prices,
+    positions: AccountPositions,
+    dex: Mapping[str, DexLiquidity],
+) -> MarketSnapshot:
+    """Assemble and validate a snapshot from exact chain values (the float boundary)."""
+    rows: list[dict[str, Any]] = []
+    for r in reserves:
+        d = dex.get(r.asset)
+        rows.append(
+            {
+                "asset": r.asset,
+                "symbol": r.symbol,
+                "decimals": r.decimals,
+                "price_usd": prices.usd(r.asset),
+                "ltv": r.ltv,
+                "liquidation_threshold": r.liquidation_threshold,
+                "liquidation_bonus": r.liquidation_bonus,
+                "protocol_fee": r.protocol_fee,
+                "usage_as_collateral_enabled": r.usage_as_collateral_enabled,
+                "borrowing_enabled": r.borrowing_enabled,
+                "dex_pair": d.pair if d else "",
+                "dex_quote_asset": d.quote_asset if d else "",
+                "dex_reserve_asset": d.reserve_asset / 10**d.asset_decimals if d else 0.0,
+                "dex_reserve_quote": d.reserve_quote / 10**d.quote_decimals if d else 0.0,
+                "dex_fee": d.fee if d else 0.0,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["decimals"] = frame["decimals"].astype(np.int64)
+    decimals = {r.asset: r.decimals for r in reserves}
+    return MarketSnapshot.from_frames(meta, frame, _positions_frame(positions, decimals))
+
+
+def summarize(snapshot: MarketSnapshot) -> dict[str, Any]:
+    """Headline figures of a snapshot: accounts, supplied and borrowed USD, HF < 1 count."""
+    book = snapshot.book()
+    hf = book.health_factor()
+    return {
+        "accounts": book.n_accounts,
+        "positions": len(snapshot.positions),
+        "reserves": book.n_assets,
+        "collateral_usd": float((book.collateral @ book.price_usd).sum()),
+        "debt_usd": float(book.debt_usd().sum()),
+        "accounts_hf_below_1": int((hf < 1.0).sum()),
+        "block_number": snapshot.meta["block_number"],
+        "chain_id": snapshot.meta["chain_id"],
+    }
+
+
+async def pull(
+    settings: PullSettings,
+    *,
+    out: str | Path | None = None,
+    chain: Chain | None = None,
+) -> MarketSnapshot:
+    """Read the market at one block and return the snapshot (saved to ``out`` if given).
+
+    ``meta.json`` records protocol, chain id, block number/hash/timestamp, the contract
+    addresses, the software version, the redacted RPC, the health-factor rounding the
+    numbers match, and what the pull cost (``pull``: requests, retries, seconds).
+    """
+    started = time.perf_counter()
+    own_chain = chain is None
+    chain = chain or Chain(settings.chain_settings())
+    try:
+        adapter_cls = get_adapter(settings.protocol)
+        cache = None
+        if settings.use_cache:
+            cache = DiscoveryCache(settings.cache_path)
+        adapter = adapter_cls(
+            chain,
+            AdapterConfig(
+                provider=settings.provider,
+                multicall3=settings.multicall3,
+                expected_chain_id=settings.expected_chain_id,
+                dex_sources=settings.dex_sources,
+                cache=cache,
+                start_block=settings.start_block,
+                all_reserves=settings.all_reserves,
+                batch_size=settings.batch_size,
+            ),
+        )
+        chain_id = await chain.check_chain_id(settings.expected_chain_id)
+        block = await chain.block(settings.block)
+        log.info("pulling %s at block %d (%s)", settings.protocol, block.number, block.hash)
+        addresses = await adapter.resolve(block)
+
+        with progress("scanning logs") as bar:
+            accounts = await adapter.discover_accounts(block, on_progress=bar.advance)
+        reserves = await adapter.read_reserves(block.number)
+        prices = await adapter.read_prices([r.asset for r in reserves], block.number)
+        for r in reserves:
+            if prices.raw.get(r.asset, 0) <= 0:
+                raise ChainError(
+                    f"the oracle {addresses.oracle} prices {r.symbol} ({r.asset}) at 0 at "
+                    f"block {block.number}: its price source is missing or broken"
+                )
+        with progress("reading accounts", total=len(accounts)) as bar:
+            found = await adapter.read_positions(
+                accounts, reserves, block.number, on_progress=bar.advance
+            )
+        dex = await adapter.read_dex_liquidity(reserves, block.number)
+        await _check_not_reorganised(chain, block)
+        if found.emode:
+            log.warning(
+                "%d account(s) use e-mode; the snapshot carries the reserves' own LTV/LT/bonus, "
+                "so their health factors read lower than the chain's",
+                len(found.emode),
+            )
+        meta = _meta(
+            settings, adapter_cls.name, adapter_cls.hf_rounding, chain_id, block, addresses
+        )
+        meta.update(
+            {
+                "base_currency_unit": prices.base_unit,
+                "accounts_discovered": len(accounts),
+                "emode_accounts": len(found.emode),
+                "pull": {
+                    **chain.stats.as_dict(),
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+            }
+        )
+        snapshot = build_snapshot(meta, reserves, prices, found, dex)
+        if out is not None:
+            snapshot.save(out)
+        return snapshot
+    finally:
+        if own_chain:
+            await chain.close()
+
+
+async def _check_not_reorganised(chain: Chain, block: BlockRef) -> None:
+    again = await chain.block(block.number)
+    if again.hash != block.hash:
+        raise ChainError(
+            f"block {block.number} was reorganised during the pull ({block.hash} -> "
+            f"{again.hash}); pull again, or pin an older --block"
+        )
+
+
+def _meta(
+    settings: PullSettings,
+    protocol: str,
+    hf_rounding: str,
+    chain_id: int,
+    block: BlockRef,
+    addresses: MarketAddresses,
+) -> dict[str, Any]:
+    return {
+        "protocol": protocol,
+        "chain_id": chain_id,
+        "block_number": block.number,
+        "block_hash": block.hash,
+        "timestamp": block.timestamp,
+        "addresses": addresses.as_dict(),
+        "software_version": __version__,
+        "rpc": redact_url(settings.rpc_url),
+        "hf_rounding": hf_rounding,
+    }
