@@ -1,0 +1,109 @@
+"""Every knob of the cascade engine, in one frozen settings object."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from simulator.errors import InputError
+
+__all__ = ["EngineConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Settings of the liquidation-cascade engine.
+
+    The Aave V3.3 constants default to the protocol's values; they are fields so that a
+    study can vary them, not because they differ between markets.
+    """
+
+    gas_units: float = 600_000.0
+    """Gas one liquidation costs the liquidator: ``liquidationCall`` plus the DEX swap that
+    sells the seized collateral, gas units. Gas cost USD = gas_units x gas_gwei x 1e-9 x ETH
+    price."""
+
+    eth_price_usd: float = 3000.0
+    """ETH price used for gas costs when the market has no asset whose symbol is ``WETH`` or
+    ``ETH``, USD. When it has one, that asset's market price (path x impact) is used."""
+
+    recovery_rate: float = 0.5
+    """Fraction of the DEX's excess inventory (collateral sold by liquidators and not yet
+    absorbed by arbitrage) that the market absorbs per time step, in [0, 1]: 0 means the
+    price impact is permanent, 1 means the price returns to the scenario path at the next
+    step."""
+
+    liquidity_scale: float = 1.0
+    """Multiplier on every pool's depth (constant-product ``L = sqrt(x * y)``), >= 0.
+    ``0`` means no DEX liquidity at all (seized collateral cannot be sold, so no
+    liquidation is profitable); ``math.inf`` means infinite liquidity (no price impact, no
+    slippage beyond the pool fee)."""
+
+    round_limit: int = 20
+    """Most liquidation rounds per time step; a step still holding liquidatable accounts
+    after this many rounds counts one rounds-limit hit."""
+
+    close_factor_threshold_usd: float = 2000.0
+    """Aave V3.3 ``MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD``: the 50% close factor can only apply
+    when both the collateral and the debt reserve of the account are worth at least this, USD."""
+
+    close_factor_hf: float = 0.95
+    """Aave ``CLOSE_FACTOR_HF_THRESHOLD``: at or below this health factor the whole debt of
+    the reserve can always be repaid."""
+
+    default_close_factor: float = 0.5
+    """Aave ``DEFAULT_LIQUIDATION_CLOSE_FACTOR``: share of the account's *total* debt a
+    liquidation may repay when the cap applies, fraction."""
+
+    min_leftover_usd: float = 1000.0
+    """Aave V3.3 ``MIN_LEFTOVER_BASE``: a partial liquidation must leave at least this much of
+    both the debt and the collateral reserve, USD, or it reverts (``MustNotLeaveDust``)."""
+
+    impact_floor_hint: float = 0.5
+    """Fast engine only, does not change results: the guess for the lowest ratio of market
+    price to scenario price that liquidations' price impact reaches on a path, used to skip
+    accounts that cannot become liquidatable. A path that goes below it is re-run without
+    skipping."""
+
+    engine: Literal["fast", "reference"] = "fast"
+    """Which implementation runs: the numba ``fast`` engine or the plain ``reference`` one."""
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, field: str, what: str) -> None:
+            if not ok:
+                raise InputError(
+                    f"EngineConfig.{field} = {getattr(self, field)!r}; expected {what}"
+                )
+
+        need(math.isfinite(self.gas_units) and self.gas_units >= 0, "gas_units", "finite >= 0")
+        need(
+            math.isfinite(self.eth_price_usd) and self.eth_price_usd > 0,
+            "eth_price_usd",
+            "finite > 0",
+        )
+        need(0.0 <= self.recovery_rate <= 1.0, "recovery_rate", "a fraction in [0, 1]")
+        need(
+            not math.isnan(self.liquidity_scale) and self.liquidity_scale >= 0,
+            "liquidity_scale",
+            ">= 0 (inf for infinite liquidity)",
+        )
+        need(
+            isinstance(self.round_limit, int) and self.round_limit >= 1,
+            "round_limit",
+            "an integer >= 1",
+        )
+        need(self.close_factor_threshold_usd >= 0, "close_factor_threshold_usd", ">= 0")
+        need(0.0 <= self.close_factor_hf <= 1.0, "close_factor_hf", "in [0, 1]")
+        need(0.0 < self.default_close_factor <= 1.0, "default_close_factor", "in (0, 1]")
+        need(self.min_leftover_usd >= 0, "min_leftover_usd", ">= 0")
+        need(0.0 <= self.impact_floor_hint <= 1.0, "impact_floor_hint", "in [0, 1]")
+        need(self.engine in ("fast", "reference"), "engine", "'fast' or 'reference'")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (``inf`` written as the string ``"inf"``)."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, float) and math.isinf(value):
+                out[key] = "inf"
+        return out

@@ -1,0 +1,185 @@
+"""What both cascade engines take in (``Market``) and give back (``CascadeOutput``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from simulator.cascade.config import EngineConfig
+from simulator.cascade.rules import pool_depth
+from simulator.errors import InputError, ScenarioError
+from simulator.scenarios.paths import PricePaths
+from simulator.snapshot import Book
+
+__all__ = ["ETH_SYMBOLS", "CascadeOutput", "LiquidationEvent", "Market", "align_paths"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Symbols whose market price prices gas (first match in reserves order).
+ETH_SYMBOLS: tuple[str, ...] = ("WETH", "ETH")
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """Per-asset and per-account arrays one engine run needs, derived from a ``Book``.
+
+    Attributes:
+        price0: snapshot oracle prices, USD per token, ``(n_assets,)``.
+        lt, bonus, protocol_fee, dex_fee: fractions, ``(n_assets,)``.
+        depth: constant-product depth ``sqrt(x * y) * liquidity_scale``, ``(n_assets,)``.
+        collateral: collateral that counts (enabled, LT > 0), tokens, ``(n_accounts, n_assets)``.
+        debt: debt, tokens, ``(n_accounts, n_assets)``.
+        eth_index: column of WETH/ETH for gas prices, ``-1`` if none.
+        oracle_lag: oracle delay in whole steps (``round(delay_s / step_seconds)``).
+    """
+
+    price0: FloatArray
+    lt: FloatArray
+    bonus: FloatArray
+    protocol_fee: FloatArray
+    dex_fee: FloatArray
+    depth: FloatArray
+    collateral: FloatArray
+    debt: FloatArray
+    eth_index: int
+    oracle_lag: int
+
+    @classmethod
+    def build(cls, book: Book, paths: PricePaths, config: EngineConfig) -> Market:
+        depth = np.array(
+            [
+                pool_depth(float(a), float(q), config.liquidity_scale)
+                for a, q in zip(book.dex_reserve_asset, book.dex_reserve_quote, strict=True)
+            ],
+            dtype=np.float64,
+        )
+        upper = [s.upper() for s in book.symbols]
+        eth_index = next((upper.index(s) for s in ETH_SYMBOLS if s in upper), -1)
+        lag = round(paths.oracle.delay_s / paths.step_seconds) if paths.step_seconds > 0 else 0
+        return cls(
+            price0=np.ascontiguousarray(book.price_usd, dtype=np.float64),
+            lt=np.ascontiguousarray(book.liquidation_threshold, dtype=np.float64),
+            bonus=np.ascontiguousarray(book.liquidation_bonus, dtype=np.float64),
+            protocol_fee=np.ascontiguousarray(book.protocol_fee, dtype=np.float64),
+            dex_fee=np.ascontiguousarray(book.dex_fee, dtype=np.float64),
+            depth=depth,
+            collateral=np.ascontiguousarray(book.effective_collateral(), dtype=np.float64),
+            debt=np.ascontiguousarray(book.debt, dtype=np.float64),
+            eth_index=eth_index,
+            oracle_lag=int(lag),
+        )
+
+
+def align_paths(paths: PricePaths, symbols: tuple[str, ...]) -> PricePaths:
+    """``paths`` with its asset axis in ``symbols`` order; raises if an asset is missing."""
+    if paths.symbols == symbols:
+        return paths
+    missing = [s for s in symbols if s not in paths.symbols]
+    if missing:
+        raise ScenarioError(
+            f"scenario {paths.scenario!r} has no price path for {missing}; "
+            f"it has {list(paths.symbols)}"
+        )
+    order = [paths.symbols.index(s) for s in symbols]
+    return PricePaths(
+        scenario=paths.scenario,
+        symbols=symbols,
+        step_seconds=paths.step_seconds,
+        multipliers=np.ascontiguousarray(paths.multipliers[:, :, order]),
+        gas_gwei=paths.gas_gwei,
+        oracle=paths.oracle,
+        seed=paths.seed,
+        weights=paths.weights,
+    )
+
+
+def check_paths(paths: PricePaths, n_assets: int) -> None:
+    """Raise ``InputError`` for paths the engines cannot run."""
+    m = paths.multipliers
+    if m.ndim != 3 or m.shape[2] != n_assets or m.shape[1] < 1:
+        raise InputError(
+            f"price multipliers have shape {m.shape}; expected (n_paths, n_steps + 1, {n_assets})"
+        )
+    if paths.gas_gwei.shape != m.shape[:2]:
+        raise InputError(f"gas_gwei has shape {paths.gas_gwei.shape}; expected {m.shape[:2]}")
+    if not np.isfinite(m).all() or (m < 0).any():
+        raise InputError("price multipliers must be finite and >= 0")
+    if not np.isfinite(paths.gas_gwei).all() or (paths.gas_gwei < 0).any():
+        raise InputError("gas prices must be finite and >= 0")
+    if paths.step_seconds <= 0:
+        raise InputError(f"step_seconds = {paths.step_seconds}; expected > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationEvent:
+    """One executed liquidation (recorded by the reference engine on request).
+
+    Prices are the oracle prices it ran at, USD per token; amounts are tokens.
+    """
+
+    path: int
+    step: int
+    round: int
+    account: int
+    collateral_asset: int
+    debt_asset: int
+    repaid: float
+    seized: float
+    protocol_fee: float
+    price_collateral: float
+    price_debt: float
+    proceeds_usd: float
+    profit_usd: float
+    collateral_after: float
+    debt_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeOutput:
+    """Per-path outcome of the cascade engine for a block of paths.
+
+    Attributes:
+        shortfall_usd: bad debt at the horizon plus realised deficits, USD, ``(n_paths,)``.
+        liquidated_usd: debt repaid by liquidators at oracle prices, USD, ``(n_paths,)``.
+        n_liquidations: executed liquidations, ``(n_paths,)``.
+        protocol_fee_usd: treasury's share of the premium at oracle prices, USD, ``(n_paths,)``.
+        deficit_usd: debt burned as deficit when collateral ran out (Aave V3.3), USD,
+            ``(n_paths,)``; part of ``shortfall_usd``.
+        rounds_limit_hits: steps that ended at the round limit, ``(n_paths,)``.
+        shortfall_by_asset: ``shortfall_usd`` split over debt reserves, USD,
+            ``(n_paths, n_assets)`` (a deficit by its reserve; a horizon shortfall pro rata
+            of the account's debt value).
+        account_path, account_index, account_shortfall_usd: the non-zero per-account
+            shortfalls as sparse triplets, sorted by (path, account); paths are row numbers
+            within this block.
+        reruns: paths the fast engine ran twice because price impact broke its skip bound.
+        events: executed liquidations (reference engine with ``record=True``), else empty.
+        trace_market: market price multipliers at the end of each step,
+            ``(n_paths, n_steps + 1, n_assets)``, when traced, else ``None``.
+        trace_liquidated_usd: cumulative liquidated USD at the end of each step.
+        trace_shortfall_usd: mark-to-market shortfall (debt value above collateral value at
+            market prices, plus realised deficits) at the end of each step.
+    """
+
+    shortfall_usd: FloatArray
+    liquidated_usd: FloatArray
+    n_liquidations: IntArray
+    protocol_fee_usd: FloatArray
+    deficit_usd: FloatArray
+    rounds_limit_hits: IntArray
+    shortfall_by_asset: FloatArray
+    account_path: IntArray
+    account_index: IntArray
+    account_shortfall_usd: FloatArray
+    reruns: int = 0
+    events: tuple[LiquidationEvent, ...] = ()
+    trace_market: FloatArray | None = None
+    trace_liquidated_usd: FloatArray | None = None
+    trace_shortfall_usd: FloatArray | None = None
+
+    @property
+    def n_paths(self) -> int:
+        return int(self.shortfall_usd.shape[0])

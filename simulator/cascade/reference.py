@@ -1,0 +1,346 @@
+"""The plain reference cascade engine: one path at a time, every account every round.
+
+Written for reading, not speed (a few hundred accounts). The fast engine
+(``simulator.cascade.fast``) must give the same numbers; the tests compare them.
+
+One path, step ``t = 0 .. n_steps`` (step 0 is the snapshot itself):
+
+1. The DEX's excess inventory decays by ``recovery_rate`` (``t > 0``) and the market price is
+   the scenario price times the remaining impact (``rules.impact_factor``).
+2. The oracle (``t > 0``) reads the market price ``oracle_lag`` steps ago (now when the lag
+   is 0) and updates an asset when it moved more than the deviation threshold from the last
+   answer or the heartbeat elapsed.
+3. Rounds: every account with HF < 1 at oracle prices (listed at the start of the round) is
+   liquidated once, in account order, through the (collateral, debt) pair that pays the
+   liquidator most: proceeds of selling the seized collateral (less the treasury fee) into
+   the pool, minus the debt bought at market price, minus gas. Only a positive profit is
+   acted on. Each sale moves the pool. An account whose collateral is exhausted has its
+   remaining debt burned as deficit (Aave V3.3). After a round that executed something and
+   with no oracle lag, the oracle applies its deviation rule to the moved market, and the
+   next round starts. Rounds stop when no account is liquidatable, when a round executes
+   nothing, or at ``round_limit`` (counted as a hit when liquidatable accounts remain).
+
+At the horizon each account's shortfall is max(0, debt value - collateral value) at market
+prices plus the deficit burned from it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.cascade.config import EngineConfig
+from simulator.cascade.model import (
+    CascadeOutput,
+    LiquidationEvent,
+    Market,
+    align_paths,
+    check_paths,
+)
+from simulator.cascade.rules import (
+    FLAG_ALL_COLLATERAL,
+    FLAG_FULL_DEBT,
+    FLAG_INVALID,
+    impact_factor,
+    oracle_deviates,
+    plan_liquidation,
+    sale_proceeds,
+)
+from simulator.scenarios.paths import PricePaths
+from simulator.snapshot import Book
+
+__all__ = ["run_reference"]
+
+
+def run_reference(
+    book: Book,
+    paths: PricePaths,
+    config: EngineConfig | None = None,
+    *,
+    trace: bool = False,
+    record: bool = False,
+) -> CascadeOutput:
+    """Replay the cascade on every path with plain loops.
+
+    Args:
+        book: the market (dense accounts x assets).
+        paths: scenario price paths for the book's assets.
+        config: engine settings (defaults when ``None``).
+        trace: also return per-step market prices, liquidated volume and shortfall.
+        record: also return every executed liquidation as a ``LiquidationEvent``.
+    """
+    config = config or EngineConfig()
+    paths = align_paths(paths, book.symbols)
+    check_paths(paths, book.n_assets)
+    market = Market.build(book, paths, config)
+    n_paths, n_steps1, n_assets = paths.multipliers.shape
+    out_scalars = np.zeros((n_paths, 4))
+    n_liq = np.zeros(n_paths, dtype=np.int64)
+    hits = np.zeros(n_paths, dtype=np.int64)
+    by_asset = np.zeros((n_paths, n_assets))
+    acc_path: list[int] = []
+    acc_index: list[int] = []
+    acc_value: list[float] = []
+    events: list[LiquidationEvent] = []
+    tr_m = np.zeros((n_paths, n_steps1, n_assets)) if trace else None
+    tr_l = np.zeros((n_paths, n_steps1)) if trace else None
+    tr_s = np.zeros((n_paths, n_steps1)) if trace else None
+    mult = np.asarray(paths.multipliers, dtype=np.float64)
+    for p in range(n_paths):
+        run = _PathRun(market, config, paths, p, record)
+        for t in range(n_steps1):
+            run.step(t, [float(x) for x in mult[p, t]], float(paths.gas_gwei[p, t]))
+            if tr_m is not None and tr_l is not None and tr_s is not None:
+                tr_m[p, t] = [run.mkt[j] / run.p0[j] for j in range(n_assets)]
+                tr_l[p, t] = run.liquidated_usd
+                tr_s[p, t] = sum(run.underwater(a) for a in range(run.n_accounts)) + run.deficit_usd
+        total, accounts, asset_part = run.horizon()
+        out_scalars[p] = (total, run.liquidated_usd, run.fee_usd, run.deficit_usd)
+        n_liq[p] = run.n_liquidations
+        hits[p] = run.hits
+        by_asset[p] = asset_part
+        for a, value in accounts:
+            acc_path.append(p)
+            acc_index.append(a)
+            acc_value.append(value)
+        events.extend(run.events)
+    return CascadeOutput(
+        shortfall_usd=out_scalars[:, 0].copy(),
+        liquidated_usd=out_scalars[:, 1].copy(),
+        n_liquidations=n_liq,
+        protocol_fee_usd=out_scalars[:, 2].copy(),
+        deficit_usd=out_scalars[:, 3].copy(),
+        rounds_limit_hits=hits,
+        shortfall_by_asset=by_asset,
+        account_path=np.asarray(acc_path, dtype=np.int64),
+        account_index=np.asarray(acc_index, dtype=np.int64),
+        account_shortfall_usd=np.asarray(acc_value, dtype=np.float64),
+        events=tuple(events),
+        trace_market=tr_m,
+        trace_liquidated_usd=tr_l,
+        trace_shortfall_usd=tr_s,
+    )
+
+
+class _PathRun:
+    """Mutable state of one path: balances, pools, oracle and the path's tallies."""
+
+    def __init__(
+        self, market: Market, config: EngineConfig, paths: PricePaths, path: int, record: bool
+    ) -> None:
+        self.cfg = config
+        self.path = path
+        self.record = record
+        self.step_seconds = float(paths.step_seconds)
+        self.deviation = float(paths.oracle.deviation)
+        self.heartbeat = float(paths.oracle.heartbeat_s)
+        self.lag = market.oracle_lag
+        self.eth = market.eth_index
+        self.p0 = [float(x) for x in market.price0]
+        self.lt = [float(x) for x in market.lt]
+        self.bonus = [float(x) for x in market.bonus]
+        self.pfee = [float(x) for x in market.protocol_fee]
+        self.dex_fee = [float(x) for x in market.dex_fee]
+        self.depth = [float(x) for x in market.depth]
+        self.coll = [[float(x) for x in row] for row in market.collateral]
+        self.debt = [[float(x) for x in row] for row in market.debt]
+        self.n_accounts = len(self.coll)
+        self.n_assets = len(self.p0)
+        self.oracle = list(self.p0)
+        self.updated_at = [0.0] * self.n_assets
+        self.inventory = [0.0] * self.n_assets
+        self.path_price = list(self.p0)
+        self.mkt = list(self.p0)
+        self.history: list[list[float]] = []
+        self.deficit_account = [0.0] * self.n_accounts
+        self.deficit_asset = [0.0] * self.n_assets
+        self.deficit_usd = 0.0
+        self.liquidated_usd = 0.0
+        self.fee_usd = 0.0
+        self.n_liquidations = 0
+        self.hits = 0
+        self.events: list[LiquidationEvent] = []
+        self.t = 0
+        self.round = 0
+        self.gas_usd = 0.0
+
+    # -- prices -----------------------------------------------------------------------------
+
+    def _market_price(self, j: int) -> float:
+        pp = self.path_price[j]
+        return pp * impact_factor(self.depth[j], self.inventory[j], pp)
+
+    def step(self, t: int, mult: list[float], gas_gwei: float) -> None:
+        self.t = t
+        cfg = self.cfg
+        now = t * self.step_seconds
+        for j in range(self.n_assets):
+            self.path_price[j] = self.p0[j] * mult[j]
+            if t > 0:
+                self.inventory[j] = self.inventory[j] * (1.0 - cfg.recovery_rate)
+            self.mkt[j] = self._market_price(j)
+        if t > 0:
+            for j in range(self.n_assets):
+                if self.lag == 0:
+                    observed = self.mkt[j]
+                elif t - self.lag >= 0:
+                    observed = self.history[t - self.lag][j]
+                else:
+                    observed = self.p0[j]
+                if (
+                    oracle_deviates(observed, self.oracle[j], self.deviation)
+                    or now - self.updated_at[j] >= self.heartbeat
+                ):
+                    self.oracle[j] = observed
+                    self.updated_at[j] = now
+        eth = self.mkt[self.eth] if self.eth >= 0 else cfg.eth_price_usd
+        self.gas_usd = cfg.gas_units * gas_gwei * 1e-9 * eth
+        rounds = 0
+        while True:
+            listed = [a for a in range(self.n_accounts) if self.liquidatable(a)]
+            if not listed:
+                break
+            if rounds == cfg.round_limit:
+                self.hits += 1
+                break
+            self.round = rounds
+            executed = 0
+            for a in listed:
+                if self.liquidate(a):
+                    executed += 1
+            rounds += 1
+            if executed == 0:
+                break
+            if self.lag == 0:
+                for j in range(self.n_assets):
+                    if oracle_deviates(self.mkt[j], self.oracle[j], self.deviation):
+                        self.oracle[j] = self.mkt[j]
+                        self.updated_at[j] = now
+        self.history.append(list(self.mkt))
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def _weighted_and_debt(self, a: int) -> tuple[float, float]:
+        """(sum of collateral x LT, sum of debt) at oracle prices, USD."""
+        w = 0.0
+        v = 0.0
+        for j in range(self.n_assets):
+            if self.coll[a][j] > 0.0:
+                w += self.coll[a][j] * self.lt[j] * self.oracle[j]
+            if self.debt[a][j] > 0.0:
+                v += self.debt[a][j] * self.oracle[j]
+        return w, v
+
+    def liquidatable(self, a: int) -> bool:
+        w, v = self._weighted_and_debt(a)
+        return v > 0.0 and w < v
+
+    def liquidate(self, a: int) -> bool:
+        """Let a liquidator act on account ``a`` if some pair is profitable."""
+        cfg = self.cfg
+        w, v = self._weighted_and_debt(a)
+        hf = w / v
+        best = 0.0
+        choice: tuple[int, int, float, float, float, int, float] | None = None
+        for i in range(self.n_assets):
+            if self.coll[a][i] <= 0.0:
+                continue
+            for j in range(self.n_assets):
+                if self.debt[a][j] <= 0.0:
+                    continue
+                repay, seize, fee, flags = plan_liquidation(
+                    self.coll[a][i],
+                    self.debt[a][j],
+                    v,
+                    hf,
+                    self.oracle[i],
+                    self.oracle[j],
+                    self.bonus[i],
+                    self.pfee[i],
+                    cfg.close_factor_threshold_usd,
+                    cfg.close_factor_hf,
+                    cfg.default_close_factor,
+                    cfg.min_leftover_usd,
+                )
+                if flags == FLAG_INVALID:
+                    continue
+                proceeds = sale_proceeds(
+                    self.depth[i],
+                    self.inventory[i],
+                    self.path_price[i],
+                    self.dex_fee[i],
+                    seize - fee,
+                )
+                profit = proceeds - repay * self.mkt[j] - self.gas_usd
+                if profit > best:
+                    best = profit
+                    choice = (i, j, repay, seize, fee, flags, proceeds)
+        if choice is None:
+            return False
+        i, j, repay, seize, fee, flags, proceeds = choice
+        row_c = self.coll[a]
+        row_d = self.debt[a]
+        row_c[i] = 0.0 if flags & FLAG_ALL_COLLATERAL else max(row_c[i] - seize, 0.0)
+        row_d[j] = 0.0 if flags & FLAG_FULL_DEBT else max(row_d[j] - repay, 0.0)
+        self.inventory[i] += seize - fee
+        self.mkt[i] = self._market_price(i)
+        self.liquidated_usd += repay * self.oracle[j]
+        self.fee_usd += fee * self.oracle[i]
+        self.n_liquidations += 1
+        if self.record:
+            self.events.append(
+                LiquidationEvent(
+                    path=self.path,
+                    step=self.t,
+                    round=self.round,
+                    account=a,
+                    collateral_asset=i,
+                    debt_asset=j,
+                    repaid=repay,
+                    seized=seize,
+                    protocol_fee=fee,
+                    price_collateral=self.oracle[i],
+                    price_debt=self.oracle[j],
+                    proceeds_usd=proceeds,
+                    profit_usd=best,
+                    collateral_after=row_c[i],
+                    debt_after=row_d[j],
+                )
+            )
+        if all(x == 0.0 for x in row_c):
+            for k in range(self.n_assets):
+                if row_d[k] > 0.0:
+                    burned = row_d[k] * self.oracle[k]
+                    self.deficit_account[a] += burned
+                    self.deficit_asset[k] += burned
+                    self.deficit_usd += burned
+                    row_d[k] = 0.0
+        return True
+
+    def underwater(self, a: int) -> float:
+        """max(0, debt value - collateral value) at market prices, USD."""
+        c = 0.0
+        d = 0.0
+        for j in range(self.n_assets):
+            c += self.coll[a][j] * self.mkt[j]
+            d += self.debt[a][j] * self.mkt[j]
+        return d - c if d > c else 0.0
+
+    def horizon(self) -> tuple[float, list[tuple[int, float]], list[float]]:
+        """(path shortfall, non-zero (account, shortfall) pairs, shortfall by debt asset)."""
+        by_asset = list(self.deficit_asset)
+        accounts: list[tuple[int, float]] = []
+        total = 0.0
+        for a in range(self.n_accounts):
+            s = self.underwater(a)
+            if s > 0.0:
+                d = 0.0
+                for j in range(self.n_assets):
+                    d += self.debt[a][j] * self.mkt[j]
+                for j in range(self.n_assets):
+                    if self.debt[a][j] > 0.0:
+                        by_asset[j] += s * (self.debt[a][j] * self.mkt[j]) / d
+            value = s + self.deficit_account[a]
+            total += value
+            if value > 0.0:
+                accounts.append((a, value))
+        return total, accounts, by_asset

@@ -1,0 +1,216 @@
+"""Synthetic markets and price paths for tests and benchmarks, deterministic by seed.
+
+``synthetic_snapshot`` builds an Aave-like book (the issue's workload A book by default:
+100,000 accounts x 8 assets, health factors lognormal between 1.02 and 4 with a few percent
+just above 1, 1-3 collateral and 1-2 debt assets per account, DEX pools of realistic depth).
+``synthetic_paths`` draws correlated Student-t log-returns for the volatile assets (stablecoins
+stay at 1) with a gas price that spikes as ETH falls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from simulator import __version__
+from simulator.errors import InputError
+from simulator.scenarios.paths import OracleSpec, PricePaths
+from simulator.snapshot import Book, MarketSnapshot
+
+__all__ = ["SYNTHETIC_ASSETS", "SyntheticAsset", "synthetic_paths", "synthetic_snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticAsset:
+    """One reserve of the synthetic market; ``pool_usd`` is the DEX pool's quote reserve, USD."""
+
+    symbol: str
+    price_usd: float
+    ltv: float
+    liquidation_threshold: float
+    liquidation_bonus: float
+    protocol_fee: float
+    decimals: int
+    pool_usd: float
+    stable: bool
+
+
+#: The eight reserves of the synthetic market (parameters close to Aave V3 Ethereum's).
+SYNTHETIC_ASSETS: tuple[SyntheticAsset, ...] = (
+    SyntheticAsset("WETH", 3000.0, 0.80, 0.83, 0.05, 0.10, 18, 150e6, False),
+    SyntheticAsset("WBTC", 60000.0, 0.73, 0.78, 0.05, 0.10, 8, 80e6, False),
+    SyntheticAsset("wstETH", 3500.0, 0.785, 0.81, 0.06, 0.10, 18, 60e6, False),
+    SyntheticAsset("LINK", 15.0, 0.66, 0.71, 0.07, 0.10, 18, 8e6, False),
+    SyntheticAsset("AAVE", 100.0, 0.66, 0.73, 0.075, 0.10, 18, 5e6, False),
+    SyntheticAsset("USDC", 1.0, 0.75, 0.78, 0.045, 0.10, 6, 200e6, True),
+    SyntheticAsset("USDT", 1.0, 0.74, 0.76, 0.045, 0.10, 6, 150e6, True),
+    SyntheticAsset("DAI", 1.0, 0.63, 0.77, 0.05, 0.10, 18, 60e6, True),
+)
+
+
+def _address(prefix: int, i: int) -> str:
+    return f"0x{prefix:02x}{i:038x}"
+
+
+def synthetic_snapshot(
+    n_accounts: int = 100_000,
+    seed: int = 0,
+    *,
+    near_one_share: float = 0.03,
+    median_collateral_usd: float = 20_000.0,
+) -> MarketSnapshot:
+    """An Aave-like market of ``n_accounts`` accounts over ``SYNTHETIC_ASSETS``.
+
+    Each account supplies 1-3 assets (mostly volatile ones) worth a lognormal amount of USD
+    (median ``median_collateral_usd``) and borrows 1-2 other assets (mostly stablecoins) so that
+    its health factor is lognormal clipped to [1.02, 4]; a share ``near_one_share`` of accounts
+    sits in [1.001, 1.03].
+    """
+    if n_accounts < 1:
+        raise InputError(f"n_accounts = {n_accounts}; expected >= 1")
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    assets = SYNTHETIC_ASSETS
+    n_assets = len(assets)
+    price = np.array([a.price_usd for a in assets])
+    lt = np.array([a.liquidation_threshold for a in assets])
+    stable = np.array([a.stable for a in assets])
+    volatile_idx = np.flatnonzero(~stable)
+    stable_idx = np.flatnonzero(stable)
+
+    collateral = np.zeros((n_accounts, n_assets))
+    debt = np.zeros((n_accounts, n_assets))
+    coll_usd = median_collateral_usd * np.exp(rng.normal(0.0, 1.4, n_accounts))
+    n_coll = rng.integers(1, 4, n_accounts)
+    n_debt = rng.integers(1, 3, n_accounts)
+    hf = np.clip(np.exp(rng.normal(np.log(1.7), 0.45, n_accounts)), 1.02, 4.0)
+    near = rng.random(n_accounts) < near_one_share
+    hf[near] = rng.uniform(1.001, 1.03, int(near.sum()))
+    coll_p = np.array([0.35, 0.2, 0.2, 0.1, 0.05, 0.05, 0.03, 0.02])
+    for a in range(n_accounts):
+        held = rng.choice(n_assets, size=int(n_coll[a]), replace=False, p=coll_p)
+        split = rng.dirichlet(np.ones(held.size))
+        collateral[a, held] = coll_usd[a] * split / price[held]
+        weighted = float((collateral[a] * price * lt).sum())
+        # Debt: stablecoins mostly, sometimes a volatile asset the account does not supply.
+        pool = [int(j) for j in stable_idx if j not in held]
+        if rng.random() < 0.25:
+            pool += [int(j) for j in volatile_idx if j not in held]
+        k = min(int(n_debt[a]), len(pool))
+        owed = rng.choice(np.asarray(pool), size=k, replace=False)
+        dsplit = rng.dirichlet(np.ones(k))
+        debt[a, owed] = weighted / hf[a] * dsplit / price[owed]
+    book = Book(
+        accounts=np.array([_address(0xAC, a) for a in range(n_accounts)]),
+        assets=tuple(_address(0xA5, i) for i in range(n_assets)),
+        symbols=tuple(a.symbol for a in assets),
+        collateral=collateral,
+        debt=debt,
+        collateral_enabled=collateral > 0,
+        price_usd=price,
+        ltv=np.array([a.ltv for a in assets]),
+        liquidation_threshold=lt,
+        liquidation_bonus=np.array([a.liquidation_bonus for a in assets]),
+        protocol_fee=np.array([a.protocol_fee for a in assets]),
+        decimals=np.array([a.decimals for a in assets], dtype=np.int64),
+        dex_reserve_asset=np.array([a.pool_usd / a.price_usd for a in assets]),
+        dex_reserve_quote=np.array([a.pool_usd for a in assets]),
+        dex_fee=np.full(n_assets, 0.003),
+    )
+    meta = {
+        "protocol": "synthetic",
+        "chain_id": 0,
+        "block_number": 0,
+        "block_hash": "0x" + "00" * 32,
+        "timestamp": 0,
+        "addresses": {},
+        "software_version": __version__,
+        "synthetic": {"n_accounts": n_accounts, "seed": seed},
+    }
+    return MarketSnapshot.from_book(meta, book)
+
+
+def synthetic_paths(
+    symbols: tuple[str, ...],
+    n_paths: int,
+    n_steps: int,
+    *,
+    step_seconds: float = 3600.0,
+    daily_vol: float = 0.05,
+    df: float = 4.0,
+    correlation: float = 0.7,
+    stable: tuple[str, ...] = ("USDC", "USDT", "DAI"),
+    seed: int = 0,
+    start: int = 0,
+    stop: int | None = None,
+    gas_base_gwei: float = 30.0,
+    oracle: OracleSpec | None = None,
+) -> PricePaths:
+    """Correlated Student-t price paths; rows ``[start, stop)`` of an ``n_paths`` run.
+
+    Volatile assets get log-returns ``daily_vol * sqrt(step_seconds / 1 day)`` times a
+    unit-variance Student-t(``df``) with equicorrelation ``correlation`` (a common Gaussian
+    copula factor); stablecoins stay at 1. Gas is ``gas_base_gwei`` times
+    ``1 + 20 x`` the fall of the first volatile asset below its start. Each path has its own
+    random stream (``SeedSequence(seed).spawn``), so any row range equals the same rows of the
+    full run.
+    """
+    stop = n_paths if stop is None else stop
+    if not 0 <= start <= stop <= n_paths:
+        raise InputError(f"rows [{start}, {stop}) are outside [0, {n_paths})")
+    n_assets = len(symbols)
+    vol_idx = [i for i, s in enumerate(symbols) if s not in stable]
+    sigma = daily_vol * np.sqrt(step_seconds / 86400.0)
+    t_scale = np.sqrt((df - 2.0) / df) if df > 2 else 1.0
+    streams = np.random.SeedSequence(seed).spawn(n_paths)[start:stop]
+    out = np.ones((stop - start, n_steps + 1, n_assets))
+    gas = np.full((stop - start, n_steps + 1), gas_base_gwei)
+    k = len(vol_idx)
+    for row, ss in enumerate(streams):
+        if k == 0:
+            break
+        rng = np.random.default_rng(ss)
+        common = rng.standard_normal((n_steps, 1))
+        own = rng.standard_normal((n_steps, k))
+        z = np.sqrt(correlation) * common + np.sqrt(1.0 - correlation) * own
+        chi = rng.chisquare(df, (n_steps, 1))
+        shocks = z / np.sqrt(chi / df) * t_scale * sigma
+        logs = np.cumsum(shocks - 0.5 * sigma * sigma, axis=0)
+        out[row, 1:, vol_idx] = np.exp(logs).T
+        fall = np.maximum(0.0, 1.0 - out[row, :, vol_idx[0]])
+        gas[row] = gas_base_gwei * (1.0 + 20.0 * fall)
+    return PricePaths(
+        scenario="synthetic-student-t",
+        symbols=tuple(symbols),
+        step_seconds=step_seconds,
+        multipliers=out,
+        gas_gwei=gas,
+        oracle=oracle or OracleSpec(),
+        seed=seed,
+    )
+
+
+def uniform_shock_paths(
+    symbols: tuple[str, ...],
+    shocks: npt.ArrayLike,
+    *,
+    n_steps: int = 1,
+    gas_gwei: float = 0.0,
+    oracle: OracleSpec | None = None,
+) -> PricePaths:
+    """Deterministic paths: path ``p`` moves every asset to ``shocks[p]`` (a multiplier, or one
+    per asset) at step 1 and stays there for ``n_steps`` steps."""
+    s = np.asarray(shocks, dtype=np.float64)
+    if s.ndim == 1:
+        s = np.repeat(s[:, None], len(symbols), axis=1)
+    mult = np.ones((s.shape[0], n_steps + 1, len(symbols)))
+    mult[:, 1:, :] = s[:, None, :]
+    return PricePaths(
+        scenario="uniform-shock",
+        symbols=tuple(symbols),
+        step_seconds=3600.0,
+        multipliers=mult,
+        gas_gwei=np.full((s.shape[0], n_steps + 1), gas_gwei),
+        oracle=oracle or OracleSpec(deviation=0.0, heartbeat_s=3600.0),
+    )
