@@ -70,11 +70,12 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
-def event_text(event: dict[str, Any]) -> str:
-    """One human line for an event."""
+def event_text(event: dict[str, Any], *, emoji: bool = True) -> str:
+    """One human line for an event (``emoji``: with a Slack emoji code in front)."""
     kind = str(event["kind"])
     es, margin = float(event["es_usd"]), float(event["margin_usd"])
-    head = f"{_EMOJI.get(kind, '')} flag {kind.upper()} ({event['severity']}) {event['account']}"
+    mark = _EMOJI.get(kind, "") if emoji else ""
+    head = f"{mark} flag {kind.upper()} ({event['severity']}) {event['account']}"
     if kind == "clear":
         detail = f"ES ${es:,.0f} back under margin ${margin:,.0f}"
     else:

@@ -1,0 +1,210 @@
+"""``shortfall keeper``: flag, block by block, accounts whose stressed ES exceeds their margin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from keeper.errors import ConfigError
+
+EXAMPLES = """\
+examples:
+  shortfall keeper --deployment deployment.json --db keeper.sqlite
+  shortfall keeper --deployment deployment.json --db keeper.sqlite --once --json
+  export ETH_RPC_URL=https://eth-mainnet.example/v2/KEY
+  shortfall keeper --protocol aave-v3 --provider 0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e \\
+      --db keeper.sqlite --margin liquidation-buffer --scenario black-thursday-2020 \\
+      --webhook https://hooks.slack.com/services/T0/B0/XXXX --metrics-port 9108 --rps 10
+
+flag rule: an account with debt is flagged when its stressed ES (ES at --alpha of its equity
+loss over the stress set) exceeds its margin; severity by ES/margin: low <= 1.25 < medium
+<= 2 < high <= 4 < critical (margin <= 0: critical). A flag escalates when its severity rises
+and clears once ES < 0.9 x margin for --clear-blocks blocks in a row.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from keeper.cli import HelpFormatter
+
+    p = subparsers.add_parser(
+        "keeper",
+        help="watch a market block by block and flag accounts whose stressed ES exceeds margin",
+        description="Long-running, read-only daemon: each new block it discovers accounts, "
+        "re-reads changed positions and prices, recomputes every account's stressed Expected "
+        "Shortfall against its posted margin, and publishes flag changes (open, escalate, "
+        "clear) to stdout, the SQLite database, a webhook and Prometheus metrics.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    src = p.add_argument_group("market (one of)")
+    src.add_argument("--deployment", type=Path, help="devnet deployment.json (shortfall devnet)")
+    src.add_argument(
+        "--rpc",
+        default=None,
+        help="JSON-RPC URL (default: $ETH_RPC_URL; with --deployment: its rpc_url)",
+    )
+    src.add_argument("--protocol", default="aave-v3", help="protocol adapter")
+    src.add_argument("--provider", help="market root address (Aave V3: PoolAddressesProvider)")
+    src.add_argument("--chain-id", type=int, default=None, help="refuse any other chain")
+    src.add_argument("--multicall", default=None, help="Multicall3 address (default: canonical)")
+    src.add_argument(
+        "--from-block", type=int, default=None, help="first block to scan for accounts"
+    )
+    p.add_argument("--db", type=Path, required=True, help="SQLite database (created if missing)")
+    risk = p.add_argument_group("risk")
+    risk.add_argument("--alpha", type=float, default=0.975, help="ES confidence level")
+    risk.add_argument(
+        "--margin", choices=("equity", "liquidation-buffer"), default="equity", help="posted margin"
+    )
+    risk.add_argument(
+        "--scenario",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="named stress scenario (repeatable; default: every built-in stress scenario)",
+    )
+    risk.add_argument(
+        "--stress-from",
+        type=Path,
+        default=None,
+        metavar="RESULTS_DIR",
+        help="use a simulate results dir's per-path worst moves (cascade-adjusted) instead of "
+        "the one-day Monte Carlo set",
+    )
+    risk.add_argument("--mc-paths", type=int, default=2000, help="one-day Monte Carlo draws")
+    risk.add_argument("--mc-seed", type=int, default=20240312, help="seed of the draws")
+    risk.add_argument(
+        "--clear-blocks", type=int, default=3, help="blocks an account stays safe before clearing"
+    )
+    loop = p.add_argument_group("loop")
+    loop.add_argument("--once", action="store_true", help="process the current head and exit")
+    loop.add_argument("--poll", type=float, default=2.0, help="seconds between head polls")
+    loop.add_argument(
+        "--full-every", type=int, default=50, help="re-read every account every N blocks"
+    )
+    loop.add_argument("--rps", type=float, default=25.0, help="RPC requests per second (0: off)")
+    loop.add_argument("--timeout", type=float, default=30.0, help="seconds per RPC request")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
+    out.add_argument("--events-file", type=Path, default=None, help="append events (JSON lines)")
+    out.add_argument("--webhook", default=None, help="Slack-compatible webhook URL for changes")
+    out.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9108,
+        help="/metrics and /healthz port (0: any, -1: off)",
+    )
+    out.add_argument("--metrics-host", default="127.0.0.1", help="address to serve metrics on")
+    out.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=120.0,
+        help="/healthz 503 after this long without a new block",
+    )
+    out.add_argument(
+        "--max-lag-blocks", type=int, default=10, help="/healthz 503 when this many blocks behind"
+    )
+    p.set_defaults(func=run)
+
+
+def _market(args: argparse.Namespace) -> dict[str, Any]:
+    if args.deployment is not None:
+        from keeper.pull import settings_from_deployment
+
+        pulled = settings_from_deployment(args.deployment)
+        market: dict[str, Any] = {
+            "rpc_url": pulled.rpc_url,
+            "provider": pulled.provider,
+            "expected_chain_id": pulled.expected_chain_id,
+            "multicall3": pulled.multicall3,
+        }
+        if args.rpc:
+            market["rpc_url"] = args.rpc
+        if args.provider:
+            market["provider"] = args.provider
+        if args.chain_id is not None:
+            market["expected_chain_id"] = args.chain_id
+        if args.multicall:
+            market["multicall3"] = args.multicall
+        return market
+    rpc = args.rpc or os.environ.get("ETH_RPC_URL")
+    if not rpc:
+        raise ConfigError("no RPC: pass --rpc URL, set ETH_RPC_URL, or use --deployment FILE")
+    if not args.provider:
+        raise ConfigError(
+            "--provider is required with --rpc (Aave V3 Ethereum: "
+            "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e), or use --deployment FILE"
+        )
+    from eth_utils import is_address
+
+    if not is_address(args.provider):
+        raise ConfigError(f"--provider {args.provider!r} is not an address")
+    return {
+        "rpc_url": rpc,
+        "provider": args.provider,
+        "expected_chain_id": args.chain_id,
+        "multicall3": args.multicall,
+    }
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    from keeper.adapters.base import get_adapter
+    from keeper.daemon import KeeperSettings
+
+    get_adapter(args.protocol)  # an unknown name fails before any network traffic
+    if args.stress_from is not None and not args.stress_from.is_dir():
+        raise ConfigError(f"--stress-from {args.stress_from}: no such results directory")
+    if args.mc_paths < 0 or args.clear_blocks < 1 or args.full_every < 1:
+        raise ConfigError("--mc-paths must be >= 0, --clear-blocks and --full-every >= 1")
+    return KeeperSettings(
+        **_market(args),
+        db_path=args.db,
+        protocol=args.protocol,
+        start_block=args.from_block,
+        alpha=args.alpha,
+        margin=args.margin,
+        scenarios=tuple(args.scenario) if args.scenario else None,
+        stress_from=args.stress_from,
+        mc_paths=args.mc_paths,
+        mc_seed=args.mc_seed,
+        clear_blocks=args.clear_blocks,
+        full_refresh_blocks=args.full_every,
+        poll_interval_s=args.poll,
+        rps=args.rps,
+        rpc_timeout_s=args.timeout,
+        metrics_host=args.metrics_host,
+        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        stall_s=args.stall_seconds,
+        max_lag_blocks=args.max_lag_blocks,
+        webhook_url=args.webhook,
+        json_lines=args.json,
+        events_file=args.events_file,
+        once=args.once,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from keeper.daemon import run_keeper
+
+    settings = settings_from_args(args)
+    code = run_keeper(settings)
+    if args.once and args.json:
+        from keeper.store import Store
+
+        store = Store(settings.db_path)
+        try:
+            progress = store.progress()
+            summary = {
+                "type": "summary",
+                "block": None if progress is None else progress.block_number,
+                "open_flags": sum(1 for f in store.dump_flags() if f["status"] == "open"),
+                "settings": settings.describe(),
+            }
+        finally:
+            store.close()
+        sys.stdout.write(json.dumps(summary) + "\n")
+    return code

@@ -1,0 +1,675 @@
+"""The keeper daemon: block by block, flag accounts whose stressed ES exceeds their margin.
+
+Life cycle (pymaker's Lifecycle): start-up checks (chain id, contracts present, through the
+protocol adapter; the database belongs to this chain and market), then the loop, then a
+clean shutdown on SIGTERM/SIGINT.
+
+One iteration of the loop:
+
+1. poll the head block (HTTP polling; ``poll_interval_s``); nothing new, nothing to do. Only
+   the **latest** block is worked on: blocks that arrived while the previous iteration ran
+   are covered by the log scan, never queued.
+2. **reorg check**: the stored hash of the last processed block must still be the chain's;
+   if not, walk back through the stored recent hashes to the fork point, roll progress back
+   there and re-read every account (a full refresh) at the new head.
+3. logs of ``(last processed, head]``: accounts that opened a position (new accounts) and
+   accounts whose position changed (Supply, Withdraw, Borrow, Repay, LiquidationCall, ...).
+4. read all prices; read the positions of new and touched accounts, or of **every** account
+   on the first iteration and every ``full_refresh_blocks`` blocks (interest accrues without
+   events).
+5. recompute stressed ES and margin (``simulator.stress``, in a worker thread): for every
+   account when prices or the stress set moved, else for the accounts read plus the open
+   flags; then the flag state machine (``keeper.flags``).
+6. commit the block's accounts, flags, events, outbox rows and progress in **one** SQLite
+   transaction; the publisher task then delivers the outbox to the sinks.
+
+Failures: timeouts, 429 and 5xx are retried inside ``keeper.chain``; when a whole iteration
+still fails (the node is down, a reorg raced the reads), the loop logs it, backs off
+(exponential, capped at ``max_backoff_s``) and tries again; ``/healthz`` reports the node
+unreachable meanwhile. Configuration errors (wrong chain, missing contracts) stop the
+keeper at start-up with a message.
+
+Read-only: the keeper signs nothing and has no private key anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from eth_utils import to_checksum_address
+
+from keeper.adapters.base import AdapterConfig, ProtocolAdapter, Reserve, get_adapter
+from keeper.chain import BlockRef, Chain, ChainSettings
+from keeper.errors import ChainError, ConfigError, ContractMissing, WrongChain
+from keeper.flags import DEFAULT_CLEAR_BLOCKS, Flag, FlagEvent, step
+from keeper.metrics import Health, KeeperMetrics, MetricsServer
+from keeper.redact import redact_text, redact_url
+from keeper.sinks import JsonLinesSink, Publisher, Sink, WebhookSink
+from keeper.store import Store
+from keeper.stress_inputs import build_stress_set
+from simulator import __version__
+from simulator.stress import (
+    DEFAULT_ALPHA,
+    DEFAULT_MC_PATHS,
+    DEFAULT_MC_SEED,
+    SEVERITIES,
+    FlagThresholds,
+    MarginKind,
+    StressEvaluation,
+    StressSet,
+    evaluate,
+)
+
+__all__ = ["Keeper", "KeeperSettings", "run_keeper"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperSettings:
+    """Everything the keeper needs to run; the CLI builds one from its arguments."""
+
+    rpc_url: str
+    """HTTP(S) JSON-RPC endpoint. Carries API keys: only its scheme and host are ever shown."""
+    provider: str
+    """The market's root address (Aave V3: PoolAddressesProvider)."""
+    db_path: Path
+    """SQLite database: flags, their history, progress, outbox. Created when missing."""
+    protocol: str = "aave-v3"
+    """Protocol adapter name (``keeper.adapters``)."""
+    expected_chain_id: int | None = None
+    """Refuse to start when the RPC serves another chain (the deployment file's chain id)."""
+    multicall3: str | None = None
+    """Multicall3 address; ``None`` for the canonical 0xcA11... one."""
+    start_block: int | None = None
+    """First block to scan for accounts on the first run; ``None``: the Pool's deployment."""
+    alpha: float = DEFAULT_ALPHA
+    """ES confidence level, in (0, 1)."""
+    margin: MarginKind = "equity"
+    """Posted margin: ``equity`` or ``liquidation-buffer``."""
+    scenarios: tuple[str, ...] | None = None
+    """Named stress scenarios; ``None``: every built-in deterministic stress scenario."""
+    stress_from: Path | None = None
+    """A ``simulate`` results directory whose per-path worst moves replace the Monte Carlo set."""
+    mc_paths: int = DEFAULT_MC_PATHS
+    """One-day Monte Carlo draws in the stress set (0: none)."""
+    mc_seed: int = DEFAULT_MC_SEED
+    """Seed of the Monte Carlo draws."""
+    thresholds: FlagThresholds = field(default_factory=FlagThresholds)
+    """Severity thresholds (ratios ES / margin) and the clearing ratio."""
+    clear_blocks: int = DEFAULT_CLEAR_BLOCKS
+    """Blocks an account must stay safe before its flag clears."""
+    full_refresh_blocks: int = 50
+    """Re-read every account's position every this many blocks (K)."""
+    poll_interval_s: float = 2.0
+    """Seconds between head polls."""
+    rps: float = 25.0
+    """Most RPC requests per second."""
+    rpc_timeout_s: float = 30.0
+    """Seconds one RPC request may take."""
+    max_backoff_s: float = 30.0
+    """Longest pause between failed iterations, seconds."""
+    metrics_host: str = "127.0.0.1"
+    """Address ``/metrics`` and ``/healthz`` bind to."""
+    metrics_port: int | None = 9108
+    """Port for ``/metrics`` and ``/healthz`` (0: any free port; ``None``: no server)."""
+    stall_s: float = 120.0
+    """``/healthz`` turns 503 after this many seconds without a new block or a reachable node."""
+    max_lag_blocks: int = 10
+    """``/healthz`` turns 503 when the keeper is more blocks than this behind the head."""
+    webhook_url: str | None = None
+    """Slack-compatible webhook for flag changes. Secret: only its host is ever shown."""
+    json_lines: bool = False
+    """Write events as JSON lines on stdout (else one human line per event)."""
+    events_file: Path | None = None
+    """Also append events as JSON lines to this file."""
+    once: bool = False
+    """Process the current head, deliver the events, and exit."""
+    chunk_rows: int = 2048
+    """Accounts per chunk of the stressed-ES computation (bounds memory)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigError(f"--alpha {self.alpha}: expected a number in (0, 1)")
+        if self.margin not in ("equity", "liquidation-buffer"):
+            raise ConfigError(f"--margin {self.margin}: expected equity or liquidation-buffer")
+        if self.full_refresh_blocks < 1 or self.clear_blocks < 1:
+            raise ConfigError("full_refresh_blocks and clear_blocks must be >= 1")
+        if self.poll_interval_s <= 0:
+            raise ConfigError("poll_interval_s must be > 0")
+
+    def describe(self) -> dict[str, Any]:
+        """The settings with secrets redacted (for logs and ``--json``)."""
+        return {
+            "rpc": redact_url(self.rpc_url),
+            "protocol": self.protocol,
+            "provider": self.provider,
+            "db": str(self.db_path),
+            "alpha": self.alpha,
+            "margin": self.margin,
+            "scenarios": list(self.scenarios) if self.scenarios is not None else "built-in",
+            "stress_from": str(self.stress_from) if self.stress_from else None,
+            "mc_paths": self.mc_paths,
+            "mc_seed": self.mc_seed,
+            "webhook": redact_url(self.webhook_url) if self.webhook_url else None,
+        }
+
+
+class _HumanSink:
+    """One readable line per event on stdout (the default without ``--json``)."""
+
+    name = "stdout"
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        from keeper.sinks import event_text
+
+        print(event_text(event, emoji=False), flush=True)
+
+    async def close(self) -> None:
+        pass
+
+
+class _Positions:
+    """The accounts x assets book the keeper keeps in memory, rows growing as accounts
+    are discovered. Balances are token units (float64, divided by ``10**decimals``)."""
+
+    def __init__(self, reserves: Sequence[Reserve]) -> None:
+        self.reserves = list(reserves)
+        self.assets = [r.asset for r in reserves]
+        self.col = {a: j for j, a in enumerate(self.assets)}
+        self.scale = np.array([10.0**-r.decimals for r in reserves])
+        self.accounts: list[str] = []
+        self.row: dict[str, int] = {}
+        m = len(reserves)
+        self._coll = np.zeros((0, m))
+        self._debt = np.zeros((0, m))
+        self._enabled = np.zeros((0, m), dtype=bool)
+
+    @property
+    def n(self) -> int:
+        return len(self.accounts)
+
+    def add(self, accounts: Sequence[str]) -> list[str]:
+        """Add unknown accounts; returns those that were new."""
+        new = [a for a in dict.fromkeys(accounts) if a not in self.row]
+        if not new:
+            return []
+        need = self.n + len(new)
+        if need > self._coll.shape[0]:
+            cap = max(need, 2 * self._coll.shape[0], 1024)
+            m = len(self.assets)
+            for name, dtype in (("_coll", float), ("_debt", float), ("_enabled", bool)):
+                old = getattr(self, name)
+                grown = np.zeros((cap, m), dtype=dtype)
+                grown[: old.shape[0]] = old
+                setattr(self, name, grown)
+        for a in new:
+            self.row[a] = len(self.accounts)
+            self.accounts.append(a)
+        return new
+
+    def update(self, accounts_read: Sequence[str], positions: Sequence[Any]) -> None:
+        """Replace the balances of ``accounts_read`` with ``positions`` (the non-zero ones)."""
+        rows = np.fromiter((self.row[a] for a in accounts_read), dtype=np.int64)
+        self._coll[rows] = 0.0
+        self._debt[rows] = 0.0
+        self._enabled[rows] = False
+        for p in positions:
+            i, j = self.row[p.account], self.col.get(p.asset)
+            if j is None:
+                continue  # a reserve listed after our last reserves read; next full refresh
+            self._coll[i, j] = p.collateral * self.scale[j]
+            self._debt[i, j] = p.debt * self.scale[j]
+            self._enabled[i, j] = bool(p.collateral_enabled)
+
+    def arrays(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = self.n
+        if rows is None:
+            return self._coll[:n], self._debt[:n], self._enabled[:n]
+        return self._coll[rows], self._debt[rows], self._enabled[rows]
+
+
+class Keeper:
+    """One keeper: ``await start()``, then ``await iterate()`` per poll (``run`` loops)."""
+
+    def __init__(self, settings: KeeperSettings, *, sinks: Sequence[Sink] | None = None) -> None:
+        self.settings = settings
+        self.metrics = KeeperMetrics()
+        self.health = Health(stall_s=settings.stall_s, max_lag_blocks=settings.max_lag_blocks)
+        self.chain = Chain(
+            ChainSettings(settings.rpc_url, rps=settings.rps, timeout=settings.rpc_timeout_s)
+        )
+        cfg: dict[str, Any] = {
+            "provider": settings.provider,
+            "expected_chain_id": settings.expected_chain_id,
+            "start_block": settings.start_block,
+        }
+        if settings.multicall3:
+            cfg["multicall3"] = settings.multicall3
+        self.adapter: ProtocolAdapter = get_adapter(settings.protocol)(
+            self.chain, AdapterConfig(**cfg)
+        )
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keeper-db")
+        self.store: Store | None = None
+        self._sinks = list(sinks) if sinks is not None else self._default_sinks()
+        self.publisher = Publisher(
+            self._sinks, self.db, on_failure=self._sink_failed, retry_after_s=5.0
+        )
+        self.server: MetricsServer | None = None
+        self.chain_id: int | None = None
+        self.book: _Positions | None = None
+        self.stress: StressSet | None = None
+        self.flags: dict[str, Flag] = {}
+        self.prices: np.ndarray | None = None
+        self.last: BlockRef | None = None
+        self._last_full: int | None = None
+        self._force_full = True
+        self._errors_seen: dict[str, int] = {}
+        self._known_accounts: list[str] = []
+        self._outbox_dirty = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _default_sinks(self) -> list[Sink]:
+        s = self.settings
+        sinks: list[Sink] = [JsonLinesSink() if s.json_lines else _HumanSink()]
+        if s.events_file is not None:
+            f = JsonLinesSink(s.events_file)
+            f.name = "events-file"
+            sinks.append(f)
+        if s.webhook_url:
+            sinks.append(WebhookSink(s.webhook_url))
+        return sinks
+
+    def _sink_failed(self, name: str) -> None:
+        if name == "webhook":
+            self.metrics.webhook_failures.inc()
+
+    async def db(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Run ``Store.<method>`` in the database thread."""
+        assert self.store is not None
+        fn = functools.partial(getattr(self.store, method), *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn)
+
+    async def _in_db_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn)
+
+    def _sync_rpc_errors(self) -> None:
+        for kind, count in self.chain.stats.errors.items():
+            seen = self._errors_seen.get(kind, 0)
+            if count > seen:
+                self.metrics.rpc_errors.labels(kind=kind).inc(count - seen)
+                self._errors_seen[kind] = count
+
+    # -- start-up -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the database, serve metrics, and check the chain and the market."""
+        s = self.settings
+        path = s.db_path
+        self.store = await self._in_db_thread(lambda: Store(path))
+        if s.metrics_port is not None:
+            self.server = MetricsServer(self.metrics, self.health, s.metrics_host, s.metrics_port)
+            await self.server.start()
+        self.metrics.info.labels(
+            version=__version__,
+            protocol=s.protocol,
+            chain_id=str(s.expected_chain_id or ""),
+            rpc=redact_url(s.rpc_url),
+            margin=s.margin,
+            alpha=str(s.alpha),
+        ).set(1)
+        delay = 1.0
+        while True:
+            try:
+                head = await self.chain.block()
+                self.health.saw_head(head.number)
+                await self.adapter.resolve(head)
+                self.chain_id = await self.chain.chain_id()
+                break
+            except (WrongChain, ContractMissing, ConfigError):
+                raise
+            except ChainError as exc:
+                if s.once:
+                    raise
+                self._note_error(exc)
+                log.warning("start-up: %s; retrying in %.0f s", redact_text(str(exc)), delay)
+                if await self._sleep(delay):
+                    raise asyncio.CancelledError from None
+                delay = min(s.max_backoff_s, delay * 2)
+        await self.db("bind", self.chain_id, self.adapter.addresses.pool)
+        self.flags = await self.db("flags")
+        known = await self.db("accounts")
+        progress = await self.db("progress")
+        self._known_accounts = list(known)
+        self._publish_flag_gauges()
+        log.info(
+            "keeper on chain %d, market %s; %d known accounts, %d flags, resuming after %s",
+            self.chain_id,
+            self.adapter.addresses.pool,
+            len(known),
+            len(self.flags),
+            "nothing" if progress is None else f"block {progress.block_number}",
+        )
+
+    def _note_error(self, exc: BaseException) -> None:
+        self.health.last_error = redact_text(str(exc))[:300]
+        self._sync_rpc_errors()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless asked to stop; True if a stop was requested."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        return self._stop.is_set()
+
+    # -- one iteration ----------------------------------------------------------------------
+
+    async def iterate(self) -> bool:
+        """Poll the head and process it if it is new; True if a block was processed."""
+        head = await self.chain.block()
+        self.health.saw_head(head.number)
+        self.metrics.head_block.set(head.number)
+        progress = await self.db("progress")
+        if progress is not None:
+            progress = await self._check_reorg(progress, head)
+        if progress is not None and progress.block_number >= head.number and not self._force_full:
+            self._observe_lag(head)
+            return False
+        # After a restart or a reorg the head itself is re-processed (a full refresh):
+        # flag transitions are idempotent per block and event ids repeat, so nothing doubles.
+        return await self._process(head, progress)
+
+    async def _check_reorg(self, progress: Any, head: BlockRef) -> Any:
+        h = min(progress.block_number, head.number)
+        stored = (
+            progress.block_hash if h == progress.block_number else await self.db("block_hash", h)
+        )
+        chain_hash = (await self.chain.block(h)).hash
+        if stored is not None and stored == chain_hash and h == progress.block_number:
+            return progress
+        if stored is not None and stored == chain_hash:
+            fork = (h, chain_hash)  # the chain went back to a block we processed
+        else:
+            fork = None
+            for number, stored_hash in await self.db("recent_hashes"):
+                if number > head.number:
+                    continue
+                if (await self.chain.block(number)).hash == stored_hash:
+                    fork = (number, stored_hash)
+                    break
+        self.metrics.reorgs.inc()
+        self._force_full = True
+        if fork is None:
+            log.warning(
+                "reorg deeper than the stored hashes (last processed %d): starting over",
+                progress.block_number,
+            )
+            await self.db("forget_progress")
+            return None
+        log.warning(
+            "reorg: block %d is no longer %s; rolled back to block %d and re-reading all accounts",
+            progress.block_number,
+            progress.block_hash,
+            fork[0],
+        )
+        await self.db("rewind", fork[0], fork[1])
+        return await self.db("progress")
+
+    def _observe_lag(self, head: BlockRef) -> None:
+        if self.last is not None:
+            self.metrics.blocks_behind.set(max(0, head.number - self.last.number))
+            self.metrics.seconds_behind.set(max(0, head.timestamp - self.last.timestamp))
+
+    async def _process(self, head: BlockRef, progress: Any) -> bool:
+        s = self.settings
+        started = time.perf_counter()
+        n = head.number
+        # Reserves (and the stress set) on the first block and on every full refresh.
+        full = (
+            self._force_full
+            or self.book is None
+            or self._last_full is None
+            or n - self._last_full >= s.full_refresh_blocks
+        )
+        if full or self.book is None:
+            reserves = await self.adapter.read_reserves(n)
+            if self.book is None or [r.asset for r in reserves] != self.book.assets:
+                self._rebuild(reserves)
+            else:
+                self.book.reserves = reserves
+        book = self.book
+        assert book is not None and self.stress is not None
+        # Accounts: discovery on the first run, logs since the last block afterwards.
+        new_accounts: list[str]
+        touched: set[str] = set()
+        if progress is None:
+            found = await self.adapter.discover_accounts(head)
+            new_accounts = [to_checksum_address(a) for a in found]
+        else:
+            lo = progress.block_number + 1
+            if lo <= n:
+                created, changed = await asyncio.gather(
+                    self.adapter.scan_new_accounts(lo, n), self.adapter.touched_accounts(lo, n)
+                )
+                new_accounts = [to_checksum_address(a) for a in sorted(created)]
+                touched = {to_checksum_address(a) for a in changed}
+            else:
+                new_accounts = []
+        if self._known_accounts:
+            book.add(self._known_accounts)
+            self._known_accounts = []
+        added = book.add(new_accounts)
+        to_read = list(book.accounts) if full else sorted(set(added) | touched)
+        prices_raw = await self.adapter.read_prices(book.assets, n)
+        prices = np.array([prices_raw.usd(a) for a in book.assets], dtype=np.float64)
+        if to_read:
+            read = await self.adapter.read_positions(to_read, book.reserves, n)
+            book.update(to_read, read.positions)
+        # Which accounts to re-evaluate.
+        prices_moved = self.prices is None or not np.array_equal(prices, self.prices)
+        if full or prices_moved:
+            rows = None
+            evaluated = list(book.accounts)
+        else:
+            subset = set(to_read) | {a for a, f in self.flags.items() if f.status == "open"}
+            evaluated = sorted(a for a in subset if a in book.row)
+            rows = np.fromiter((book.row[a] for a in evaluated), dtype=np.int64)
+        changed_flags: list[Flag] = []
+        events: list[FlagEvent] = []
+        if evaluated:
+            coll, debt, enabled = book.arrays(rows)
+            lt = np.array([r.liquidation_threshold for r in book.reserves])
+            result: StressEvaluation = await asyncio.to_thread(
+                evaluate,
+                coll.copy(),
+                debt.copy(),
+                enabled.copy(),
+                prices,
+                lt,
+                self.stress,
+                alpha=s.alpha,
+                margin=s.margin,
+                thresholds=s.thresholds,
+                chunk_rows=s.chunk_rows,
+            )
+            changed_flags, events = step(
+                self.flags,
+                evaluated,
+                result.es_usd,
+                result.margin_usd,
+                result.severity,
+                result.safe,
+                n,
+                clear_blocks=s.clear_blocks,
+            )
+        await self.db(
+            "commit_block",
+            n,
+            head.hash,
+            new_accounts=added,
+            read_accounts=to_read,
+            flags=changed_flags,
+            events=events,
+            sinks=self.publisher.names,
+        )
+        # Committed: now the in-memory state may move on.
+        self.flags.update({f.account: f for f in changed_flags})
+        self.prices = prices
+        self.last = head
+        if full:
+            self._last_full = n
+            self._force_full = False
+        self.health.processed = n
+        elapsed = time.perf_counter() - started
+        m = self.metrics
+        m.refresh_seconds.labels(kind="full" if full else "incremental").observe(elapsed)
+        m.last_block.set(n)
+        m.accounts_watched.set(book.n)
+        for ev in events:
+            m.events.labels(kind=ev.kind).inc()
+        self._publish_flag_gauges()
+        self._observe_lag(head)
+        self._sync_rpc_errors()
+        if events:
+            self._outbox_dirty.set()
+        log.info(
+            "block %d: %s refresh, %d read, %d evaluated, %d events, %.2f s",
+            n,
+            "full" if full else "incremental",
+            len(to_read),
+            len(evaluated),
+            len(events),
+            elapsed,
+        )
+        return True
+
+    def _rebuild(self, reserves: Sequence[Reserve]) -> None:
+        s = self.settings
+        symbols = [r.symbol for r in reserves]
+        self.stress = build_stress_set(
+            symbols,
+            s.scenarios,
+            mc_paths=s.mc_paths,
+            mc_seed=s.mc_seed,
+            stress_from=s.stress_from,
+        )
+        old = self.book
+        self.book = _Positions(reserves)
+        if old is not None:
+            self.book.add(old.accounts)
+        self.prices = None
+        self._force_full = True
+
+    def _publish_flag_gauges(self) -> None:
+        counts = dict.fromkeys(SEVERITIES[1:], 0)
+        for f in self.flags.values():
+            if f.status == "open":
+                counts[f.severity] = counts.get(f.severity, 0) + 1
+        for sev, c in counts.items():
+            self.metrics.open_flags.labels(severity=sev).set(c)
+
+    # -- the loops --------------------------------------------------------------------------
+
+    async def _publisher_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox_dirty.wait(), timeout=5.0)
+            self._outbox_dirty.clear()
+            await self.publisher.flush()
+
+    async def _main_loop(self) -> None:
+        s = self.settings
+        delay = s.poll_interval_s
+        while not self._stop.is_set():
+            try:
+                await self.iterate()
+                self.health.last_error = ""
+                delay = s.poll_interval_s
+            except ChainError as exc:
+                self.metrics.loop_errors.inc()
+                self._note_error(exc)
+                log.warning(
+                    "iteration failed: %s; retrying in %.0f s", redact_text(str(exc)), delay
+                )
+                if await self._sleep(delay):
+                    return
+                delay = min(s.max_backoff_s, max(1.0, delay * 2))
+                continue
+            if await self._sleep(s.poll_interval_s):
+                return
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Start, loop until SIGTERM/SIGINT (or one block with ``once``), shut down."""
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+                installed.append(sig)
+        try:
+            starting = asyncio.create_task(self.start())
+            stopper = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                return 0
+            starting.result()  # raises start-up errors
+            if self.settings.once:
+                await self.iterate()
+                await self.publisher.flush()
+                return 0
+            publisher = asyncio.create_task(self._publisher_loop())
+            main = asyncio.create_task(self._main_loop())
+            await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (main, publisher):
+                task.cancel()
+            for task in (main, publisher):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=3.0)
+            stopper.cancel()
+            if main.done() and not main.cancelled() and main.exception() is not None:
+                raise main.exception()  # type: ignore[misc]
+            return 0
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.close()
+
+    async def close(self) -> None:
+        """Release everything; the database is closed after its last write finished."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.publisher.close(), timeout=1.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.chain.close(), timeout=1.0)
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.stop(), timeout=1.0)
+        if self.store is not None:
+            store = self.store
+            await asyncio.get_running_loop().run_in_executor(self._db_thread, store.close)
+            self.store = None
+        self._db_thread.shutdown(wait=True)
+
+
+def run_keeper(settings: KeeperSettings) -> int:
+    """Run a keeper to completion in a fresh event loop; the exit code."""
+    return asyncio.run(Keeper(settings).run())

@@ -1,0 +1,160 @@
+"""Assemble the keeper's stress set from scenario files and ``simulate`` results.
+
+Glue, not numerics: it loads scenarios (``simulator.scenarios``) and results directories,
+and hands price multipliers to ``simulator.stress.StressSet``. The stress set is:
+
+- **named scenarios** (``--scenario NAME ...``; by default every built-in deterministic
+  ``stress`` scenario): a deterministic scenario is one stress scenario whose points are all
+  the steps of its path (the account's loss is its worst point along the path); a random
+  scenario named explicitly contributes its terminal multipliers, one scenario per draw;
+- plus **a one-day Monte Carlo set**: ``DEFAULT_MC_PATHS`` draws of the ``default``
+  scenario's terminal multipliers with the fixed seed ``DEFAULT_MC_SEED``;
+- or, with ``--stress-from RESULTS_DIR``, instead of the Monte Carlo set, each simulated
+  path's **worst move per asset** from ``paths.parquet`` (``worst_move_<SYMBOL>`` columns,
+  fractions: -0.35 is a 35% fall), which include the cascade's own price impact.
+
+An asset a scenario cannot map to a risk factor keeps its price (multiplier 1) in that
+scenario; the log says which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulator.errors import ResultsError, ScenarioError
+from simulator.scenarios.library import DEFAULT_SCENARIO, list_scenarios, load_scenario
+from simulator.stress import DEFAULT_MC_PATHS, DEFAULT_MC_SEED, StressSet
+
+__all__ = ["WORST_MOVE_PREFIX", "build_stress_set", "default_named_scenarios", "results_stress_set"]
+
+log = logging.getLogger(__name__)
+
+WORST_MOVE_PREFIX = "worst_move_"
+
+
+def default_named_scenarios() -> list[str]:
+    """Every built-in deterministic stress scenario, by name."""
+    return [s.name for s in list_scenarios() if s.kind == "stress"]
+
+
+def _mappable(scenario_name: str, symbols: Sequence[str]) -> list[str]:
+    scenario = load_scenario(scenario_name)
+    out = []
+    for s in symbols:
+        try:
+            scenario.resolve([s])
+        except ScenarioError:
+            continue
+        out.append(s)
+    return out
+
+
+def _scenario_set(name: str, symbols: Sequence[str], n_paths: int, seed: int) -> StressSet:
+    scenario = load_scenario(name)
+    known = list(symbols)
+    try:
+        scenario.resolve(known)
+    except ScenarioError:
+        known = _mappable(name, symbols)
+        still = sorted(set(symbols) - set(known))
+        log.warning("scenario %s does not move %s; they keep their price in it", name, still)
+        if not known:
+            raise ScenarioError(
+                f"scenario {name!r} moves none of the market's assets {list(symbols)}"
+            ) from None
+    if scenario.deterministic:
+        paths = scenario.paths(known, 1, 0)
+        out = StressSet.from_paths(name, known, paths.multipliers, terminal_only=False)
+    else:
+        paths = scenario.paths(known, n_paths, seed)
+        out = StressSet.from_paths(name, known, paths.multipliers, terminal_only=True)
+    return out.aligned(symbols)
+
+
+def results_stress_set(results_dir: str | Path, symbols: Sequence[str]) -> StressSet:
+    """One scenario per simulated path of a results directory: its worst move per asset."""
+    root = Path(results_dir)
+    paths_file = root / "paths.parquet"
+    if not paths_file.is_file():
+        raise ResultsError(
+            f"{paths_file}: missing; --stress-from wants a `shortfall simulate` results directory"
+        )
+    try:
+        frame = pd.read_parquet(paths_file, engine="pyarrow")
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise ResultsError(f"{paths_file}: unreadable Parquet file ({exc})") from None
+    columns = {
+        str(c)[len(WORST_MOVE_PREFIX) :]: str(c)
+        for c in frame.columns
+        if str(c).startswith(WORST_MOVE_PREFIX)
+    }
+    if not columns or frame.empty:
+        raise ResultsError(
+            f"{paths_file}: no rows or no {WORST_MOVE_PREFIX}<SYMBOL> columns; "
+            "re-run `shortfall simulate` with this version"
+        )
+    known = {s.casefold(): s for s in columns}
+    moves = np.zeros((len(frame), len(symbols)), dtype=np.float64)
+    missing = []
+    for j, symbol in enumerate(symbols):
+        col = known.get(symbol.casefold())
+        if col is None:
+            missing.append(symbol)
+            continue
+        moves[:, j] = frame[columns[col]].to_numpy(dtype=np.float64)
+    if missing:
+        log.warning("%s has no worst move for %s; they keep their price", paths_file, missing)
+    if not np.isfinite(moves).all() or (moves < -1.0).any():
+        raise ResultsError(f"{paths_file}: worst moves must be finite fractions >= -1")
+    scenario = root.name
+    summary = root / "summary.json"
+    if summary.is_file():
+        with contextlib.suppress(json.JSONDecodeError, AttributeError):
+            scenario = str(
+                json.loads(summary.read_text(encoding="utf-8")).get("scenario", scenario)
+            )
+    weights = None
+    if "weight" in frame.columns:
+        w = frame["weight"].to_numpy(dtype=np.float64)
+        weights = w / w.sum()
+    labels = [(f"{scenario}@cascade#{i}", 1.0 + moves[i]) for i in range(len(frame))]
+    return StressSet.from_scenarios(tuple(symbols), labels, weights)
+
+
+def build_stress_set(
+    symbols: Sequence[str],
+    scenarios: Sequence[str] | None = None,
+    *,
+    mc_paths: int = DEFAULT_MC_PATHS,
+    mc_seed: int = DEFAULT_MC_SEED,
+    stress_from: str | Path | None = None,
+) -> StressSet:
+    """The keeper's stress set for a market with assets ``symbols`` (see the module doc)."""
+    names = default_named_scenarios() if scenarios is None else list(scenarios)
+    parts: list[StressSet] = [_scenario_set(n, symbols, mc_paths, mc_seed) for n in names]
+    if stress_from is not None:
+        cascade = results_stress_set(stress_from, symbols)
+        if cascade.weights is not None and not parts:
+            return cascade
+        parts.append(StressSet(cascade.symbols, cascade.points, cascade.starts, cascade.labels))
+    elif mc_paths > 0:
+        parts.append(_scenario_set(DEFAULT_SCENARIO, symbols, mc_paths, mc_seed))
+    if not parts:
+        raise ScenarioError("the stress set is empty: name a scenario or keep the Monte Carlo set")
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.concat(p)
+    log.info(
+        "stress set: %d scenarios (%d price points) over %s",
+        out.n_scenarios,
+        out.n_points,
+        ", ".join(symbols),
+    )
+    return out
