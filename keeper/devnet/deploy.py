@@ -54,7 +54,10 @@ REQUIRED_FIELDS = (
 
 def price_to_answer(price_usd: float | str | Decimal) -> int:
     """A USD price as the feed's 8-decimal integer answer (exact for decimal input)."""
-    value = Decimal(str(price_usd))
+    try:
+        value = Decimal(str(price_usd))
+    except ArithmeticError:
+        value = Decimal("NaN")
     if not value.is_finite() or value <= 0:
         raise DevnetError(f"price must be a positive number of USD, got {price_usd!r}")
     answer = int((value * 10**PRICE_DECIMALS).to_integral_value())
