@@ -171,8 +171,12 @@ def _as_weights(weights: npt.ArrayLike, n: int, name: str = "weights") -> FloatA
 def _sum(values: FloatArray) -> float:
     """Sum of a 1-D array: exactly rounded up to ``_FSUM_MAX`` terms, pairwise beyond."""
     if values.size <= _FSUM_MAX:
-        return math.fsum(values.tolist())
-    return float(np.sum(values))
+        try:
+            return math.fsum(values.tolist())
+        except OverflowError:  # the sum is beyond float64; numpy returns the signed inf
+            pass
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sum(values))
 
 
 # --------------------------------------------------------------------------- core
@@ -647,6 +651,7 @@ def evt_var(
     ``1 - alpha <= N_u / n`` (beyond the threshold). See :func:`evt_fit` for the other
     arguments; the result carries the fitted parameters.
     """
+    alpha = _check_alpha(alpha)
     tail = evt_fit(
         losses, threshold, threshold_quantile=threshold_quantile, min_exceedances=min_exceedances
     )
@@ -666,6 +671,7 @@ def evt_es(
     If the fitted shape ``xi >= 1`` the tail has no mean: the value is ``inf`` and a
     :class:`~simulator.errors.NumericalWarning` is issued. See :func:`evt_var`.
     """
+    alpha = _check_alpha(alpha)
     tail = evt_fit(
         losses, threshold, threshold_quantile=threshold_quantile, min_exceedances=min_exceedances
     )
