@@ -184,10 +184,11 @@ def _resolve(
         for part in parts:
             terms.extend(_resolve(part, factors, overrides, proxies, scenario, chain, top))
         return tuple(terms)
-    if name in FACTORS and len(chain) > 1:
+    if name in FACTORS:
+        via = f" ({' -> '.join(chain)})" if len(chain) > 1 else ""
         raise ScenarioError(
-            f"scenario {scenario!r} does not model factor {name!r}, which asset {top!r} follows "
-            f"({' -> '.join(chain)}); it models {', '.join(sorted(factors)) or 'no factor'}. "
+            f"scenario {scenario!r} does not model factor {name!r}, which asset {top!r} follows"
+            f"{via}; it models {', '.join(sorted(factors)) or 'no factor'}. "
             f'Declare a proxy in the scenario file, e.g. [proxies] {top} = "ETH"'
         )
     via = f" (via {' -> '.join(chain)})" if len(chain) > 1 else ""
