@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import tomllib
 from pathlib import Path
@@ -188,7 +189,7 @@ def test_any_start_stop_equals_slicing_the_full_run() -> None:
         assert np.array_equal(part.gas_gwei, full.gas_gwei[start:stop]), (start, stop)
     # split across "workers": concatenating the parts gives the whole run
     edges = [0, 100, 1500, 1501, 2900, n]
-    parts = [sc.paths(DEVNET, n, seed=7, start=a, stop=b) for a, b in zip(edges, edges[1:])]
+    parts = [sc.paths(DEVNET, n, seed=7, start=a, stop=b) for a, b in itertools.pairwise(edges)]
     assert np.array_equal(np.concatenate([p.multipliers for p in parts]), full.multipliers)
 
 
