@@ -29,10 +29,10 @@ import logging
 import random
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from asyncio_throttle import Throttler
@@ -61,9 +61,13 @@ __all__ = [
     "backoff_delay",
     "classify_exception",
     "classify_rpc_error",
+    "first_error",
+    "gather",
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Signature of the low-level sender: (method, params) -> JSON-RPC response object.
 Sender = Callable[[str, Sequence[Any]], Awaitable[dict[str, Any]]]
@@ -549,3 +553,32 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf exception of a (nested) exception group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def gather(coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run ``coros`` concurrently in a task group; their results in order.
+
+    If one fails the others are cancelled and *its* exception is raised (not an
+    ``ExceptionGroup``), so a failed pull ends with one clear error.
+    """
+
+    async def run(index: int, coro: Coroutine[Any, Any, T]) -> None:
+        results[index] = await coro
+
+    items = list(coros)
+    results: list[Any] = [None] * len(items)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for i, coro in enumerate(items):
+                group.create_task(run(i, coro))
+    except BaseExceptionGroup as eg:
+        raise first_error(eg) from None
+    return results

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keeper.adapters.abi import topic_address
-from keeper.chain import Chain
+from keeper.chain import Chain, first_error
 from keeper.errors import ConfigError, RequestTooLarge
 
 __all__ = [
@@ -130,13 +130,16 @@ async def scan_accounts(
         finally:
             window.release()
 
-    async with asyncio.TaskGroup() as group:
-        cursor = from_block
-        while cursor <= to_block:
-            await window.acquire()
-            hi = min(to_block, cursor + ranges.size - 1)
-            group.create_task(run(cursor, hi))
-            cursor = hi + 1
+    try:
+        async with asyncio.TaskGroup() as group:
+            cursor = from_block
+            while cursor <= to_block:
+                await window.acquire()
+                hi = min(to_block, cursor + ranges.size - 1)
+                group.create_task(run(cursor, hi))
+                cursor = hi + 1
+    except BaseExceptionGroup as eg:
+        raise first_error(eg) from None
     return found
 
 

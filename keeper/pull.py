@@ -320,6 +320,10 @@ async def pull(
                 "base_currency_unit": prices.base_unit,
                 "accounts_discovered": len(accounts),
                 "emode_accounts": len(found.emode),
+                "discovery": {
+                    "scanned_blocks": list(adapter.last_scan) if adapter.last_scan else None,
+                    "cache": str(cache.path) if cache is not None else None,
+                },
                 "pull": {
                     **chain.stats.as_dict(),
                     "seconds": round(time.perf_counter() - started, 3),

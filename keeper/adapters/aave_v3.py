@@ -40,7 +40,7 @@ from keeper.adapters.base import (
 )
 from keeper.adapters.multicall import Call, Multicall
 from keeper.chain import BlockRef, Chain
-from keeper.discovery import AdaptiveRange, scan_accounts
+from keeper.discovery import AdaptiveRange, CacheState, scan_accounts
 from keeper.errors import (
     CallReverted,
     ChainError,
@@ -324,24 +324,17 @@ class AaveV3Adapter(ProtocolAdapter):
         pool = self.addresses.pool
         cache = self.config.cache
         state = cache.state(chain_id, pool) if cache is not None else None
-        if state is not None:
-            start_now = await self.chain.block(state.start_block)
-            scanned_now = await self.chain.block(min(state.scanned_to, block.number))
-            valid = start_now.hash == state.start_hash and (
-                state.scanned_to > block.number or scanned_now.hash == state.scanned_hash
+        if state is not None and not await self._cache_matches_chain(state, block):
+            log.warning(
+                "discovery cache for pool %s on chain %d no longer matches the chain "
+                "(reset or reorganised); rescanning",
+                pool,
+                chain_id,
             )
-            if self.config.start_block is not None and self.config.start_block < state.start_block:
-                valid = False
-            if not valid:
-                log.warning(
-                    "discovery cache for pool %s on chain %d no longer matches the chain "
-                    "(reset or reorganised); rescanning",
-                    pool,
-                    chain_id,
-                )
-                assert cache is not None
-                cache.forget(chain_id, pool)
-                state = None
+            assert cache is not None
+            cache.forget(chain_id, pool)
+            state = None
+        self.last_scan = None
         if state is not None and state.scanned_to >= block.number:
             assert cache is not None
             log.info("discovery: cache covers block %d; no scan", block.number)
@@ -380,8 +373,21 @@ class AaveV3Adapter(ProtocolAdapter):
         )
         return cache.accounts(chain_id, pool, up_to_block=block.number)
 
-    last_scan: tuple[int, int] | None = None
-    """Blocks the last ``discover_accounts`` scanned, ``None`` if it used only the cache."""
+    async def _cache_matches_chain(self, state: CacheState, block: BlockRef) -> bool:
+        """The cached scan still describes this chain: same block at its start and, when the
+        pinned block is past its end, the same block at its end (no reset, no reorg)."""
+        if self.config.start_block is not None and self.config.start_block < state.start_block:
+            return False
+        if state.start_block > block.number:
+            return False
+        try:
+            if (await self.chain.block(state.start_block)).hash != state.start_hash:
+                return False
+            if state.scanned_to <= block.number:
+                return (await self.chain.block(state.scanned_to)).hash == state.scanned_hash
+        except ChainError:
+            return False
+        return True
 
     # -- reserves and prices -----------------------------------------------------------
 
@@ -545,10 +551,14 @@ class AaveV3Adapter(ProtocolAdapter):
     async def read_dex_liquidity(
         self, reserves: Sequence[Reserve], block: int
     ) -> dict[str, DexLiquidity]:
-        sources = {k.lower(): v for k, v in self.config.dex_sources.items()}
-        chosen = [(r, sources[r.asset.lower()]) for r in reserves if r.asset.lower() in sources]
+        by_key = {k.lower(): v for k, v in self.config.dex_sources.items()}
+        sources = {
+            r.asset.lower(): by_key.get(r.asset.lower()) or by_key.get(r.symbol.lower())
+            for r in reserves
+        }
+        chosen = [(r, s) for r in reserves if (s := sources[r.asset.lower()]) is not None]
         for r in reserves:
-            if r.usage_as_collateral_enabled and r.asset.lower() not in sources:
+            if r.usage_as_collateral_enabled and sources[r.asset.lower()] is None:
                 log.warning(
                     "no DEX pool known for collateral %s (%s): its liquidity is taken as zero "
                     "(give one with --dex-map)",

@@ -219,6 +219,8 @@ class ProtocolAdapter(ABC):
     def __init__(self, chain: Chain, config: AdapterConfig) -> None:
         self.chain = chain
         self.config = config
+        self.last_scan: tuple[int, int] | None = None
+        """Blocks the last ``discover_accounts`` scanned; ``None`` when the cache sufficed."""
 
     @property
     @abstractmethod

@@ -9,13 +9,12 @@ remembering the smaller size for the batches that follow.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from keeper.adapters.abi import address_word, function
-from keeper.chain import Chain
+from keeper.chain import Chain, gather
 from keeper.errors import CallReverted, DecodeError, RequestTooLarge
 
 __all__ = [
@@ -124,7 +123,7 @@ class Multicall:
         """
         size = batch_size or self.batch_size
         chunks = [calls[i : i + size] for i in range(0, len(calls), size)]
-        results = await asyncio.gather(*(self._run_chunk(c, block, on_batch) for c in chunks))
+        results = await gather(self._run_chunk(c, block, on_batch) for c in chunks)
         return [r for chunk in results for r in chunk]
 
     async def _run_chunk(
@@ -146,9 +145,11 @@ class Multicall:
             if half < self.batch_size:
                 log.info("node refused %d calls in one batch (%s); using %d", len(calls), exc, half)
                 self.batch_size = max(1, half)
-            first, second = await asyncio.gather(
-                self._run_chunk(calls[:half], block, on_batch),
-                self._run_chunk(calls[half:], block, on_batch),
+            first, second = await gather(
+                [
+                    self._run_chunk(calls[:half], block, on_batch),
+                    self._run_chunk(calls[half:], block, on_batch),
+                ]
             )
             return first + second
         if not data:
