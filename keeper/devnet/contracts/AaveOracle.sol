@@ -15,6 +15,7 @@ contract AaveOracle {
     uint256 public constant BASE_CURRENCY_UNIT = 1e8;
 
     mapping(address => address) internal _sources;
+    address internal _fallbackOracle;
 
     event BaseCurrencySet(address indexed baseCurrency, uint256 baseCurrencyUnit);
     event AssetSourceUpdated(address indexed asset, address indexed source);
@@ -43,8 +44,9 @@ contract AaveOracle {
         return _sources[asset];
     }
 
-    function getFallbackOracle() external pure returns (address) {
-        return address(0);
+    /// No fallback oracle on the devnet (always address(0)).
+    function getFallbackOracle() external view returns (address) {
+        return _fallbackOracle;
     }
 
     function getAssetPrice(address asset) public view returns (uint256) {

@@ -129,6 +129,8 @@ contract Pool {
         address liquidator,
         bool receiveAToken
     );
+    /// Declared for interface parity; never emitted (no e-mode on the devnet).
+    event UserEModeSet(address indexed user, uint8 categoryId);
     event DeficitCreated(address indexed user, address indexed debtAsset, uint256 amountCreated);
 
     // ---------------------------------------------------------------- errors (Aave V3.4+ names)
@@ -176,6 +178,8 @@ contract Pool {
     mapping(address => Reserve) internal _reserves;
     address[] internal _reservesList;
     mapping(address => uint256) internal _usersConfig;
+    /// Never written: every user stays in e-mode category 0.
+    mapping(address => uint8) internal _usersEMode;
     /// asset => user => collateral (aToken) balance in token units
     mapping(address => mapping(address => uint256)) internal _supplied;
     /// asset => user => variable debt in token units
@@ -311,16 +315,18 @@ contract Pool {
         return UserConfigurationMap(_usersConfig[user]);
     }
 
-    function getUserEMode(address) external pure returns (uint256) {
-        return 0;
+    /// @notice Always 0 on the devnet: e-mode categories are not implemented.
+    function getUserEMode(address user) external view returns (uint256) {
+        return _usersEMode[user];
     }
 
-    function getReserveNormalizedIncome(address) external pure returns (uint256) {
-        return RAY;
+    /// @notice 1 ray for a listed reserve (no interest accrues on the devnet), else 0.
+    function getReserveNormalizedIncome(address asset) external view returns (uint256) {
+        return _reserves[asset].listed ? RAY : 0;
     }
 
-    function getReserveNormalizedVariableDebt(address) external pure returns (uint256) {
-        return RAY;
+    function getReserveNormalizedVariableDebt(address asset) external view returns (uint256) {
+        return _reserves[asset].listed ? RAY : 0;
     }
 
     function getReserveDeficit(address asset) external view returns (uint256) {

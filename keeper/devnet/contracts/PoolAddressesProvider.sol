@@ -10,6 +10,8 @@ contract PoolAddressesProvider {
     bytes32 private constant PRICE_ORACLE = "PRICE_ORACLE";
     bytes32 private constant DATA_PROVIDER = "DATA_PROVIDER";
     bytes32 private constant ACL_ADMIN = "ACL_ADMIN";
+    bytes32 private constant ACL_MANAGER = "ACL_MANAGER";
+    bytes32 private constant PRICE_ORACLE_SENTINEL = "PRICE_ORACLE_SENTINEL";
 
     address public owner;
     string internal _marketId;
@@ -83,7 +85,11 @@ contract PoolAddressesProvider {
         return _addresses[ACL_ADMIN];
     }
 
-    function getPriceOracleSentinel() external pure returns (address) {
-        return address(0);
+    function getACLManager() external view returns (address) {
+        return _addresses[ACL_MANAGER];
+    }
+
+    function getPriceOracleSentinel() external view returns (address) {
+        return _addresses[PRICE_ORACLE_SENTINEL];
     }
 }

@@ -17,6 +17,8 @@ contract UniswapV2Pair {
     uint112 private reserve1;
     uint32 private blockTimestampLast;
     uint256 private unlocked = 1;
+    /// Uniswap V2's protocol-fee bookkeeping; the fee is off here, so it stays 0.
+    uint256 public kLast;
 
     event Swap(
         address indexed sender,
