@@ -30,6 +30,7 @@ from keeper.adapters.base import (
     DexSource,
     MarketAddresses,
     Prices,
+    ProtocolAdapter,
     Reserve,
     get_adapter,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "PullSettings",
     "build_snapshot",
     "load_dex_map",
+    "make_adapter",
     "pull",
     "settings_from_deployment",
     "summarize",
@@ -252,6 +254,26 @@ def summarize(snapshot: MarketSnapshot) -> dict[str, Any]:
     }
 
 
+def make_adapter(settings: PullSettings, chain: Chain) -> ProtocolAdapter:
+    """The protocol adapter ``settings`` describe, reading through ``chain`` (with the
+    discovery cache unless ``settings.use_cache`` is off). Call ``resolve`` on it first."""
+    adapter_cls = get_adapter(settings.protocol)
+    cache = DiscoveryCache(settings.cache_path) if settings.use_cache else None
+    return adapter_cls(
+        chain,
+        AdapterConfig(
+            provider=settings.provider,
+            multicall3=settings.multicall3,
+            expected_chain_id=settings.expected_chain_id,
+            dex_sources=settings.dex_sources,
+            cache=cache,
+            start_block=settings.start_block,
+            all_reserves=settings.all_reserves,
+            batch_size=settings.batch_size,
+        ),
+    )
+
+
 async def pull(
     settings: PullSettings,
     *,
@@ -268,23 +290,9 @@ async def pull(
     own_chain = chain is None
     chain = chain or Chain(settings.chain_settings())
     try:
-        adapter_cls = get_adapter(settings.protocol)
-        cache = None
-        if settings.use_cache:
-            cache = DiscoveryCache(settings.cache_path)
-        adapter = adapter_cls(
-            chain,
-            AdapterConfig(
-                provider=settings.provider,
-                multicall3=settings.multicall3,
-                expected_chain_id=settings.expected_chain_id,
-                dex_sources=settings.dex_sources,
-                cache=cache,
-                start_block=settings.start_block,
-                all_reserves=settings.all_reserves,
-                batch_size=settings.batch_size,
-            ),
-        )
+        adapter = make_adapter(settings, chain)
+        adapter_cls = type(adapter)
+        cache = adapter.config.cache
         chain_id = await chain.check_chain_id(settings.expected_chain_id)
         block = await chain.block(settings.block)
         log.info("pulling %s at block %d (%s)", settings.protocol, block.number, block.hash)

@@ -1,0 +1,433 @@
+"""``shortfall pull`` against a real anvil devnet (fixtures in conftest.py; no fakes here).
+
+- the health factor computed from the snapshot equals ``Pool.getUserAccountData`` for every
+  account at the snapshot's block;
+- accounts created after a pull appear in the next one, and the discovery cache makes the
+  next pull scan only the new blocks (and rescan after an ``evm_revert``);
+- a pull pinned to an old block reproduces that block's state;
+- an RPC that drops, delays, rate-limits and fails some requests still yields an identical
+  snapshot;
+- a wrong provider, a wrong chain and an unreachable RPC each end in one clear error line
+  and no snapshot directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import eth_abi
+import numpy as np
+import pandas as pd
+import pytest
+from aiohttp import web
+
+from keeper.cli import main
+from keeper.devnet.seed import plan_book, seed_book
+from keeper.pull import PullSettings, pull, settings_from_deployment, summarize
+from simulator.snapshot import MarketSnapshot
+
+pytestmark = pytest.mark.integration
+
+MAX_UINT = 2**256 - 1
+
+
+def _settings(devnet: Any, tmp_path: Path, **changes: Any) -> PullSettings:
+    base = settings_from_deployment(devnet.deployment_path, cache_path=tmp_path / "cache.sqlite")
+    return replace(base, rps=0, **changes)
+
+
+def _pull(settings: PullSettings, out: Path | None = None) -> MarketSnapshot:
+    return asyncio.run(pull(settings, out=out))
+
+
+def _account_data(devnet: Any, accounts: list[str], block: int) -> dict[str, tuple[int, ...]]:
+    """``getUserAccountData`` of each account at ``block``, through the devnet's own client."""
+    pool = devnet.contract("Pool", devnet.deployment["pool"])
+    calls = [
+        (
+            "eth_call",
+            [{"to": pool.address, "data": pool.encode("getUserAccountData", a)}, hex(block)],
+        )
+        for a in accounts
+    ]
+    out: dict[str, tuple[int, ...]] = {}
+    for i in range(0, len(calls), 200):
+        answers = devnet.rpc.batch(calls[i : i + 200])
+        for account, raw in zip(accounts[i : i + 200], answers, strict=True):
+            out[account] = tuple(eth_abi.decode(["uint256"] * 6, bytes.fromhex(raw[2:])))
+    return out
+
+
+def _frames_equal(a: MarketSnapshot, b: MarketSnapshot) -> None:
+    pd.testing.assert_frame_equal(a.reserves, b.reserves, check_exact=True)
+    pd.testing.assert_frame_equal(a.positions, b.positions, check_exact=True)
+    for key in ("protocol", "chain_id", "block_number", "block_hash", "timestamp", "addresses"):
+        assert a.meta[key] == b.meta[key], key
+
+
+def test_health_factor_matches_the_pool_for_every_account(devnet: Any, tmp_path: Path) -> None:
+    snap = _pull(_settings(devnet, tmp_path), out=tmp_path / "snap")
+    block = snap.meta["block_number"]
+    book = MarketSnapshot.load(tmp_path / "snap").book()
+    hf = book.health_factor()
+    coll = book.collateral_usd()
+    debt = book.debt_usd()
+    n_positions = ((book.collateral > 0) | (book.debt > 0)).sum(axis=1)
+    index = {a: i for i, a in enumerate(book.accounts)}
+
+    seeded = devnet.accounts
+    assert set(index) <= set(seeded)
+    assert len(index) >= 0.9 * len(seeded)  # all but accounts with nothing left
+    chain = _account_data(devnet, seeded, block)
+    worst = 0.0
+    dust = 0
+    for account in seeded:
+        total_coll, total_debt, _, _, _, chain_hf = chain[account]
+        if account not in index:
+            assert total_debt == 0 and total_coll == 0, account
+            continue
+        i = index[account]
+        if total_debt == 0:
+            assert chain_hf == MAX_UINT and math.isinf(hf[i]), account
+            continue
+        expected = chain_hf / 1e18
+        # Each base-currency value on chain is rounded to 1e-8 USD: k positions move the
+        # collateral and the debt by at most k units each.
+        k = int(n_positions[i])
+        allowed = 1e-9 * expected + k * (1.0 + expected) / total_debt
+        error = abs(hf[i] - expected)
+        assert error <= allowed, (account, hf[i], expected)
+        if error > 1e-9 * expected:
+            dust += 1
+        worst = max(worst, error / expected)
+        assert abs(debt[i] * 1e8 - total_debt) <= k + 1e-9 * total_debt, account
+        assert abs(coll[i] * 1e8 - total_coll) <= k + 1e-9 * total_coll, account
+    logging.getLogger(__name__).info("worst HF rel err %.2e, %d dust accounts", worst, dust)
+    assert dust <= 0.1 * len(index)
+
+
+def test_snapshot_meta_and_reserves(devnet: Any, tmp_path: Path) -> None:
+    snap = _pull(_settings(devnet, tmp_path), out=tmp_path / "snap")
+    meta = json.loads((tmp_path / "snap" / "meta.json").read_text())
+    dep = devnet.deployment
+    assert meta["protocol"] == "aave-v3" and meta["chain_id"] == dep["chain_id"]
+    assert meta["addresses"]["pool"] == dep["pool"]
+    assert meta["addresses"]["oracle"] == dep["oracle"]
+    assert meta["addresses"]["data_provider"] == dep["data_provider"]
+    assert meta["hf_rounding"] == "v3.7" and meta["rpc"] == dep["rpc_url"]
+    assert meta["block_hash"].startswith("0x") and len(meta["block_hash"]) == 66
+    reserves = snap.reserves.set_index("symbol")
+    assert set(reserves.index) == set(dep["reserves"])
+    for symbol, entry in dep["reserves"].items():
+        assert reserves.loc[symbol, "asset"] == entry["token"]
+        if entry.get("dex_pair"):
+            assert reserves.loc[symbol, "dex_pair"] == entry["dex_pair"]
+            assert reserves.loc[symbol, "dex_reserve_asset"] > 0
+            assert reserves.loc[symbol, "dex_reserve_quote"] > 0
+    assert (reserves["liquidation_threshold"] >= reserves["ltv"]).all()
+    stats = meta["pull"]
+    assert stats["requests"] < 60 and stats["errors_by_kind"] == {}
+    assert meta["accounts_discovered"] / stats["requests"] >= 5
+
+
+def test_new_accounts_appear_and_the_cache_scans_only_new_blocks(
+    devnet_isolated: Any, tmp_path: Path
+) -> None:
+    devnet = devnet_isolated
+    settings = _settings(devnet, tmp_path)
+    first = _pull(settings)
+    b1 = first.meta["block_number"]
+    scanned = first.meta["discovery"]["scanned_blocks"]
+    assert scanned is not None and scanned[1] == b1
+
+    newcomers = plan_book(6, seed=4242)
+    seed_book(devnet.rpc, devnet.deployment, newcomers)
+    added = {a.address for a in newcomers.accounts if a.positions}
+    assert added
+
+    second = _pull(settings)
+    b2 = second.meta["block_number"]
+    assert b2 > b1
+    assert second.meta["discovery"]["scanned_blocks"] == [b1 + 1, b2]
+    before = set(first.positions["account"])
+    after = set(second.positions["account"])
+    assert added <= after and not (added & before)
+    assert second.meta["accounts_discovered"] == first.meta["accounts_discovered"] + len(
+        {a.address for a in newcomers.accounts}
+    )
+
+    third = _pull(settings)
+    assert third.meta["discovery"]["scanned_blocks"] is None  # the cache covers it all
+    _frames_equal(second, third)
+
+
+def test_the_cache_notices_a_reverted_chain(devnet_isolated: Any, tmp_path: Path) -> None:
+    devnet = devnet_isolated
+    settings = _settings(devnet, tmp_path)
+    checkpoint = devnet.rpc.snapshot()
+    ghosts = plan_book(3, seed=777)
+    seed_book(devnet.rpc, devnet.deployment, ghosts)
+    haunted = _pull(settings)
+    assert {a.address for a in ghosts.accounts if a.positions} <= set(haunted.positions["account"])
+    assert devnet.rpc.revert(checkpoint)
+    devnet.rpc.mine(3)  # same block numbers, other blocks
+    clean = _pull(settings)
+    assert clean.meta["discovery"]["scanned_blocks"][0] < haunted.meta["block_number"]
+    assert not {a.address for a in ghosts.accounts} & set(clean.positions["account"])
+
+
+def test_a_pull_pinned_to_an_old_block_reproduces_it(
+    devnet_isolated: Any, set_price: Any, tmp_path: Path
+) -> None:
+    devnet = devnet_isolated
+    settings = _settings(devnet, tmp_path)
+    then = _pull(settings, out=tmp_path / "then")
+    b0 = then.meta["block_number"]
+
+    set_price("WETH", 1500.0)
+    seed_book(devnet.rpc, devnet.deployment, plan_book(4, seed=99))
+    now = _pull(settings)
+    assert now.meta["block_number"] > b0
+    weth = now.reserves.set_index("symbol").loc["WETH", "price_usd"]
+    assert weth == 1500.0
+    assert summarize(now)["debt_usd"] != summarize(then)["debt_usd"]
+
+    again = _pull(replace(settings, block=b0), out=tmp_path / "again")
+    _frames_equal(then, again)
+    _frames_equal(MarketSnapshot.load(tmp_path / "then"), MarketSnapshot.load(tmp_path / "again"))
+    # and without the cache, from the logs alone
+    _frames_equal(then, _pull(replace(settings, block=b0, use_cache=False)))
+
+
+# -- a faulty RPC ------------------------------------------------------------------------------
+
+
+class FaultyProxy:
+    """A loopback JSON-RPC proxy that, on a fixed schedule, answers 429, answers 502, drops
+    the connection without an answer, or answers too late; everything else it forwards."""
+
+    SCHEDULE = ("ok", "429", "ok", "drop", "ok", "slow", "502", "ok", "429", "ok", "ok")
+
+    def __init__(self, upstream: str, max_faults: int = 30, slow_seconds: float = 0.6) -> None:
+        self.upstream = upstream
+        self.max_faults = max_faults
+        self.slow_seconds = slow_seconds
+        self.seen = 0
+        self.faults: dict[str, int] = {}
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=2.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/v2/SECRET-KEY-123"
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        action = self.SCHEDULE[self.seen % len(self.SCHEDULE)]
+        self.seen += 1
+        if action != "ok" and sum(self.faults.values()) < self.max_faults:
+            self.faults[action] = self.faults.get(action, 0) + 1
+            if action == "429":
+                return web.Response(
+                    status=429, text="Too Many Requests", headers={"Retry-After": "0"}
+                )
+            if action == "502":
+                return web.Response(status=502, text="Bad Gateway")
+            if action == "drop":
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response(status=200)
+            await asyncio.sleep(self.slow_seconds)
+        assert self._session is not None
+        async with self._session.post(
+            self.upstream, data=body, headers={"Content-Type": "application/json"}
+        ) as upstream:
+            return web.Response(body=await upstream.read(), content_type="application/json")
+
+
+def test_a_faulty_rpc_still_yields_an_identical_snapshot(devnet: Any, tmp_path: Path) -> None:
+    clean = _pull(_settings(devnet, tmp_path, use_cache=False))
+    block = clean.meta["block_number"]
+
+    async def through_proxy() -> tuple[MarketSnapshot, FaultyProxy]:
+        proxy = FaultyProxy(devnet.rpc_url)
+        await proxy.start()
+        try:
+            settings = replace(
+                _settings(devnet, tmp_path, use_cache=False),
+                rpc_url=proxy.url,
+                block=block,
+                timeout=0.3,
+                retries=8,
+                batch_size=400,  # more requests, so more of them meet a fault
+            )
+            return await pull(settings, out=tmp_path / "flaky"), proxy
+        finally:
+            await proxy.stop()
+
+    flaky, proxy = asyncio.run(through_proxy())
+    _frames_equal(clean, flaky)
+    stats = flaky.meta["pull"]
+    assert set(proxy.faults) == {"429", "502", "drop", "slow"}
+    assert stats["retries"] >= sum(proxy.faults.values())
+    assert stats["errors_by_kind"].get("rate_limited", 0) >= 1
+    assert stats["errors_by_kind"].get("timeout", 0) >= 1
+    meta_text = (tmp_path / "flaky" / "meta.json").read_text()
+    assert "SECRET-KEY-123" not in meta_text and "/v2/" not in meta_text
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Run ``shortfall`` in-process; logging set up by main() is undone afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    try:
+        yield run
+    finally:
+        for h in root.handlers[:]:
+            if h not in handlers:
+                root.removeHandler(h)
+        root.setLevel(level)
+
+
+def test_cli_pull_prints_a_summary(devnet: Any, tmp_path: Path, cli: Any) -> None:
+    out = tmp_path / "snap"
+    code, stdout, stderr = cli(
+        "pull",
+        "--deployment",
+        str(devnet.deployment_path),
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--rps",
+        "0",
+        "--json",
+        "--out",
+        str(out),
+    )
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    snap = MarketSnapshot.load(out)
+    assert summary["accounts"] == snap.n_accounts > 0
+    assert summary["accounts_hf_below_1"] == int((snap.book().health_factor() < 1).sum())
+    assert summary["rpc_requests"] == snap.meta["pull"]["requests"]
+    assert summary["collateral_usd"] > summary["debt_usd"] > 0
+    code, stdout, _ = cli(
+        "pull", "--deployment", str(devnet.deployment_path), "--no-cache", "--out", str(out)
+    )
+    assert code == 0 and "accounts" in stdout and "RPC requests" in stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("shortfall: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("no-code-provider", r"no contract at 0x[0-9a-fA-F]{40} \(PoolAddressesProvider\)"),
+        ("token-as-provider", r"does not answer getPool\(\).*not an Aave V3 PoolAddressesProvider"),
+        ("chain-id-flag", r"serves chain id 31337, expected 1\b"),
+        ("deployment-chain-id", r"serves chain id 31337, expected 5\b"),
+        ("unreachable", r"cannot reach RPC http://127\.0\.0\.1:\d+ "),
+        ("unknown-protocol", r"unknown protocol 'aave-v2'; did you mean 'aave-v3'\?"),
+    ],
+)
+def test_cli_errors_are_one_line_and_leave_no_snapshot(
+    devnet: Any, tmp_path: Path, cli: Any, case: str, expected: str
+) -> None:
+    dep = devnet.deployment
+    out = tmp_path / "snap"
+    common = ["--out", str(out), "--no-cache", "--rps", "0", "--retries", "1"]
+    if case == "no-code-provider":
+        argv = ["--deployment", str(devnet.deployment_path), "--provider", "0x" + "12" * 20]
+    elif case == "token-as-provider":
+        token = next(iter(dep["reserves"].values()))["token"]
+        argv = ["--deployment", str(devnet.deployment_path), "--provider", token]
+    elif case == "chain-id-flag":
+        argv = ["--deployment", str(devnet.deployment_path), "--chain-id", "1"]
+    elif case == "deployment-chain-id":
+        wrong = tmp_path / "wrong.json"
+        wrong.write_text(json.dumps({**dep, "chain_id": 5}))
+        argv = ["--deployment", str(wrong)]
+    elif case == "unreachable":
+        url = f"http://127.0.0.1:{_free_port()}/v3/SECRET-KEY-456"
+        argv = ["--rpc", url, "--provider", dep["pool_addresses_provider"]]
+    else:
+        argv = ["--rpc", dep["rpc_url"], "--protocol", "aave-v2", "--provider", dep["pool"]]
+    code, stdout, stderr = cli("pull", *argv, *common)
+    assert code == 1
+    line = _error_line(stderr)
+    assert re.search(expected, line), line
+    assert "SECRET-KEY" not in stderr and stdout == ""
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".snap")] == []
+
+
+def test_cli_requires_an_rpc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cli: Any) -> None:
+    monkeypatch.delenv("ETH_RPC_URL", raising=False)
+    code, _, stderr = cli("pull", "--provider", "0x" + "12" * 20, "--out", str(tmp_path / "s"))
+    assert code == 1
+    assert "pass --rpc URL, set ETH_RPC_URL" in _error_line(stderr)
+
+
+def test_cli_reads_eth_rpc_url(
+    devnet: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cli: Any
+) -> None:
+    monkeypatch.setenv("ETH_RPC_URL", devnet.rpc_url)
+    dep = devnet.deployment
+    code, _, stderr = cli(
+        "pull",
+        "--provider",
+        dep["pool_addresses_provider"],
+        "--no-cache",
+        "--rps",
+        "0",
+        "--out",
+        str(tmp_path / "s"),
+    )
+    assert code == 0, stderr
+    snap = MarketSnapshot.load(tmp_path / "s")
+    assert (snap.reserves["dex_pair"] == "").all()  # no --dex-map: liquidity unknown
+    assert np.all(snap.reserves["dex_reserve_asset"] == 0.0)
