@@ -1,0 +1,156 @@
+"""Keeper throughput and memory on the devnet.
+
+Targets (issue 7): with 20,000 accounts, the first full refresh (discovery, every position,
+prices, stressed ES of every account, commit) under 30 s; each later block (logs, prices,
+the changed accounts' positions, stressed ES, commit) under 2 s; memory stable over 1,000
+blocks. Quick mode: 2,000 accounts, 100 blocks.
+
+The keeper runs in-process (``Keeper.start`` then ``Keeper.iterate`` per block) against a
+freshly seeded anvil devnet, with the default stress set (built-in stress scenarios plus
+2,000 one-day Monte Carlo draws). Every 10th block moves the WETH price (so every account
+is re-evaluated), the others are empty blocks (only open flags are re-evaluated), and
+every account is re-read every 50 blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from keeper.daemon import Keeper, KeeperSettings
+from keeper.devnet.chain import Contract
+from keeper.devnet.deploy import set_price
+from keeper.devnet.launch import launch
+
+
+def _rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _row(measure: str, value: float, unit: str, target: str, ok: bool | None) -> dict[str, Any]:
+    return {
+        "benchmark": "keeper",
+        "measure": measure,
+        "value": value,
+        "unit": unit,
+        "target": target,
+        "ok": ok,
+    }
+
+
+async def _bench(n_accounts: int, n_blocks: int, db: Path) -> list[dict[str, Any]]:
+    t0 = time.perf_counter()
+    dev = launch(accounts=n_accounts, seed=7)
+    seeded = time.perf_counter() - t0
+    rows = [_row(f"devnet seeding, {n_accounts:,} accounts", seeded, "s", "", None)]
+    try:
+        dep = dev.deployment
+        oracle = Contract(dev.rpc, dep["oracle"], "AaveOracle")
+        weth_price = oracle.call("getAssetPrice", dep["reserves"]["WETH"]["token"]) / 1e8
+        settings = KeeperSettings(
+            rpc_url=dep["rpc_url"],
+            provider=dep["pool_addresses_provider"],
+            expected_chain_id=dep["chain_id"],
+            multicall3=dep["multicall3"],
+            db_path=db,
+            metrics_port=None,
+            rps=0,
+            full_refresh_blocks=50,
+        )
+        keeper = Keeper(settings, sinks=[])
+        await keeper.start()
+        try:
+            t = time.perf_counter()
+            await keeper.iterate()
+            first = time.perf_counter() - t
+            assert keeper.book is not None
+            rows.append(
+                _row(
+                    f"first full refresh, {keeper.book.n:,} accounts",
+                    first,
+                    "s",
+                    "< 30 s",
+                    first < 30.0,
+                )
+            )
+            price_blocks: list[float] = []
+            empty_blocks: list[float] = []
+            full_blocks: list[float] = []
+            rss_start = rss_end = _rss_mb()
+            for k in range(1, n_blocks + 1):
+                if k % 10 == 0:
+                    factor = 0.97 if (k // 10) % 2 else 1.0
+                    await asyncio.to_thread(set_price, dep, "WETH", weth_price * factor, dev.rpc)
+                else:
+                    await asyncio.to_thread(dev.rpc.mine, 1)
+                full = keeper._last_full is not None and (
+                    dev.rpc.block_number() - keeper._last_full >= settings.full_refresh_blocks
+                )
+                t = time.perf_counter()
+                await keeper.iterate()
+                dt = time.perf_counter() - t
+                (full_blocks if full else price_blocks if k % 10 == 0 else empty_blocks).append(dt)
+                if k == min(100, n_blocks // 2):
+                    rss_start = _rss_mb()
+            rss_end = _rss_mb()
+            worst_later = max(price_blocks + empty_blocks)
+            rows.append(
+                _row(
+                    "later block, price moved (ES of every account), median",
+                    statistics.median(price_blocks),
+                    "s",
+                    "< 2 s",
+                    statistics.median(price_blocks) < 2.0,
+                )
+            )
+            rows.append(
+                _row(
+                    "later block, no price move (changed accounts + open flags), median",
+                    statistics.median(empty_blocks),
+                    "s",
+                    "< 2 s",
+                    statistics.median(empty_blocks) < 2.0,
+                )
+            )
+            rows.append(_row("later block, worst", worst_later, "s", "< 2 s", worst_later < 2.0))
+            if full_blocks:
+                rows.append(
+                    _row(
+                        "periodic full refresh (every 50 blocks), median",
+                        statistics.median(full_blocks),
+                        "s",
+                        "",
+                        None,
+                    )
+                )
+            growth = rss_end - rss_start
+            rows.append(
+                _row(
+                    f"RSS growth from block {min(100, n_blocks // 2)} to {n_blocks}",
+                    growth,
+                    "MB",
+                    "< 25 MB",
+                    growth < 25.0,
+                )
+            )
+            rows.append(_row(f"RSS after {n_blocks} blocks", rss_end, "MB", "", None))
+        finally:
+            await keeper.close()
+    finally:
+        dev.stop()
+    return rows
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    n_accounts, n_blocks = (2_000, 100) if quick else (20_000, 1_000)
+    with tempfile.TemporaryDirectory(prefix="bench-keeper-") as tmp:
+        return asyncio.run(_bench(n_accounts, n_blocks, Path(tmp) / "keeper.sqlite"))
