@@ -1,0 +1,335 @@
+"""``shortfall demo``: the whole product end to end on a local devnet, in a few minutes.
+
+1. start anvil, deploy our Aave-V3-compatible market and seed a book of accounts;
+2. pull a snapshot of it at one block;
+3. simulate the default Monte Carlo scenario and every named historical stress;
+4. write the risk report (HTML, plus the same content as JSON);
+5. run the keeper over a scripted crash: the oracle price of the volatile assets steps down
+   block by block, and after each step the keeper processes the new block once; the accounts
+   it flags are printed;
+6. stop everything, anvil included, also on an error or Ctrl-C.
+
+Everything lands in one output directory (``./demo-out`` by default); ``demo.json`` there
+records what ran, how long each stage took and where each output is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from keeper.redact import redact_text
+from simulator.atomic import atomic_write_json, atomic_write_text
+
+__all__ = ["CrashStep", "DemoResult", "DemoSettings", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CrashStep:
+    """One block of the scripted crash: every listed asset's oracle price times its factor."""
+
+    factors: dict[str, float]
+    """Symbol -> price relative to the snapshot price (0.85 = down 15%)."""
+
+
+#: The scripted crash: ETH-family and BTC fall together, LINK harder, over four blocks.
+DEFAULT_CRASH: tuple[CrashStep, ...] = (
+    CrashStep({"WETH": 0.92, "wstETH": 0.92, "WBTC": 0.95, "LINK": 0.90}),
+    CrashStep({"WETH": 0.84, "wstETH": 0.83, "WBTC": 0.89, "LINK": 0.78}),
+    CrashStep({"WETH": 0.75, "wstETH": 0.74, "WBTC": 0.82, "LINK": 0.66}),
+    CrashStep({"WETH": 0.66, "wstETH": 0.64, "WBTC": 0.76, "LINK": 0.55}),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    """What the demo runs; the defaults are the full-size demo ``make demo`` shows."""
+
+    out: Path = Path("demo-out")
+    """Output directory (created; the demo's own files in it are replaced)."""
+    accounts: int = 2000
+    """Accounts seeded on the devnet."""
+    paths: int = 10_000
+    """Monte Carlo paths of the default scenario (the stresses use their own path counts)."""
+    devnet_seed: int = 7
+    """Seed of the devnet book."""
+    sim_seed: int = 1
+    """Seed of the simulations."""
+    alpha: float = 0.975
+    """ES confidence level."""
+    stresses: tuple[str, ...] | None = None
+    """Named stresses to run; ``None`` for every named historical stress in the library."""
+    crash: tuple[CrashStep, ...] = DEFAULT_CRASH
+    """The scripted crash the keeper watches."""
+    port: int | None = None
+    """anvil's port; ``None`` for a free one."""
+
+
+@dataclass(slots=True)
+class DemoResult:
+    """Where the outputs are, what the keeper flagged and how long each stage took."""
+
+    out: Path
+    deployment: Path | None = None
+    snapshot: Path | None = None
+    results: dict[str, Path] = field(default_factory=dict)
+    report_html: Path | None = None
+    report_json: Path | None = None
+    keeper_db: Path | None = None
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
+
+
+Say = Callable[[str], None]
+
+
+def _printer(stream: TextIO) -> Say:
+    def say(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    return say
+
+
+@contextlib.contextmanager
+def _stage(result: DemoResult, name: str, say: Say) -> Iterator[None]:
+    started = time.perf_counter()
+    say(f"==> {name}")
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - started
+        result.timings_s[name] = round(elapsed, 3)
+        say(f"    {name}: {elapsed:.1f} s")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the ``finally`` that stops anvil runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_demo(settings: DemoSettings = DemoSettings(), stream: TextIO | None = None) -> DemoResult:
+    """Run the demo; returns where everything is. anvil is stopped whatever happens."""
+    say = _printer(stream or sys.stdout)
+    out = settings.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(out=out)
+    started = time.perf_counter()
+    with _sigterm_as_interrupt():
+        devnet = None
+        try:
+            devnet = _start_devnet(settings, result, say)
+            _pull(settings, result, say)
+            _simulate_all(settings, result, say)
+            _report(settings, result, say)
+            _crash_and_keeper(settings, devnet, result, say)
+        finally:
+            if devnet is not None:
+                with _stage(result, "stop devnet", say):
+                    devnet.stop()
+            result.timings_s["total"] = round(time.perf_counter() - started, 3)
+            atomic_write_json(out / "demo.json", result.to_json())
+    say(f"demo finished in {result.timings_s['total']:.1f} s; outputs in {out}")
+    if result.report_html is not None:
+        say(f"report: {result.report_html}")
+    return result
+
+
+# ---------------------------------------------------------------- stages
+
+
+def _start_devnet(settings: DemoSettings, result: DemoResult, say: Say) -> Any:
+    from keeper.devnet.deploy import write_deployment
+    from keeper.devnet.launch import launch
+
+    with _stage(result, "devnet", say):
+        say(f"    starting anvil, deploying the market, seeding {settings.accounts:,} accounts")
+        devnet = launch(accounts=settings.accounts, seed=settings.devnet_seed, port=settings.port)
+        path = result.out / "deployment.json"
+        write_deployment(path, devnet.deployment)
+        result.deployment = path
+        say(f"    devnet at {redact_text(devnet.rpc_url)}, chain {devnet.deployment['chain_id']}")
+    return devnet
+
+
+def _pull(settings: DemoSettings, result: DemoResult, say: Say) -> None:
+    from keeper.pull import pull, settings_from_deployment, summarize
+
+    assert result.deployment is not None
+    with _stage(result, "pull", say):
+        target = result.out / "snapshot"
+        pull_settings = settings_from_deployment(
+            result.deployment, cache_path=result.out / "discovery-cache.json"
+        )
+        snapshot = asyncio.run(pull(pull_settings, out=target))
+        facts = summarize(snapshot)
+        result.snapshot = target
+        say(
+            f"    block {facts['block_number']}: {facts['accounts']:,} accounts, "
+            f"${facts['collateral_usd']:,.0f} collateral, ${facts['debt_usd']:,.0f} debt"
+        )
+
+
+def _stress_names(settings: DemoSettings) -> list[str]:
+    if settings.stresses is not None:
+        return list(settings.stresses)
+    from simulator.scenarios import DEFAULT_SCENARIO, list_scenarios
+
+    names = []
+    for info in list_scenarios():
+        if info.name == DEFAULT_SCENARIO:
+            continue
+        kind = str(getattr(info, "kind", "")).lower()
+        if "stress" in kind or "historical" in kind or "deterministic" in kind:
+            names.append(info.name)
+    return names
+
+
+def _simulate_all(settings: DemoSettings, result: DemoResult, say: Say) -> None:
+    raise NotImplementedError
+
+
+def _report(settings: DemoSettings, result: DemoResult, say: Say) -> None:
+    from simulator.report import build_report, render_html, render_json
+
+    with _stage(result, "report", say):
+        dirs = list(result.results.values())
+        report = build_report(dirs, command="shortfall demo")
+        html_path = result.out / "report.html"
+        json_path = result.out / "report.json"
+        atomic_write_text(html_path, render_html(report))
+        atomic_write_text(json_path, render_json(report))
+        result.report_html, result.report_json = html_path, json_path
+        say(f"    report: {html_path}")
+
+
+def _base_prices(deployment: dict[str, Any]) -> dict[str, float]:
+    """Each reserve's oracle price at deployment, USD."""
+    from keeper.devnet.market import MARKET
+
+    prices = {spec.symbol: float(spec.price_usd) for spec in MARKET}
+    for symbol, entry in (deployment.get("reserves") or {}).items():
+        if isinstance(entry, dict) and isinstance(entry.get("price_usd"), int | float):
+            prices[symbol] = float(entry["price_usd"])
+    return prices
+
+
+def _crash_and_keeper(settings: DemoSettings, devnet: Any, result: DemoResult, say: Say) -> None:
+    with _stage(result, "keeper over a scripted crash", say):
+        db = result.out / "keeper.sqlite"
+        events = result.out / "keeper-events.jsonl"
+        for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"), events):
+            stale.unlink(missing_ok=True)  # the demo's own files from an earlier run
+        result.keeper_db = db
+        asyncio.run(_watch_crash(settings, devnet, result, db, events, say))
+        from keeper.store import Store
+
+        store = Store(db)
+        try:
+            flags = store.dump_flags()
+        finally:
+            store.close()
+        result.flagged = [f for f in flags if f["status"] == "open"]
+        _print_flags(result.flagged, say)
+
+
+async def _watch_crash(
+    settings: DemoSettings, devnet: Any, result: DemoResult, db: Path, events: Path, say: Say
+) -> None:
+    from keeper.daemon import Keeper, KeeperSettings
+    from keeper.devnet.deploy import set_price
+    from keeper.pull import settings_from_deployment
+    from keeper.sinks import JsonLinesSink
+    from simulator.stress import SEVERITIES
+
+    assert result.deployment is not None
+    market = settings_from_deployment(result.deployment)
+    mc = result.results.get("default")
+    keeper_settings = KeeperSettings(
+        rpc_url=market.rpc_url,
+        provider=market.provider,
+        db_path=db,
+        expected_chain_id=market.expected_chain_id,
+        multicall3=market.multicall3,
+        alpha=settings.alpha,
+        stress_from=mc,
+        metrics_port=None,
+        once=True,
+    )
+    sink = JsonLinesSink(events)
+    sink.name = "events-file"
+    keeper = Keeper(keeper_settings, sinks=[sink])
+    deployment = devnet.deployment
+    base = _base_prices(deployment)
+
+    async def process(label: str) -> None:
+        await keeper.iterate()
+        await keeper.publisher.flush()
+        open_flags = [f for f in keeper.flags.values() if f.status == "open"]
+        by_sev: dict[str, int] = {}
+        for f in open_flags:
+            by_sev[f.severity] = by_sev.get(f.severity, 0) + 1
+        detail = ", ".join(f"{by_sev[sev]} {sev}" for sev in reversed(SEVERITIES) if sev in by_sev)
+        block = keeper.last.number if keeper.last is not None else "?"
+        say(f"    {label}: block {block}, {len(open_flags)} accounts flagged ({detail or 'none'})")
+
+    try:
+        await keeper.start()
+        await process("before the crash")
+        for i, step in enumerate(settings.crash, start=1):
+            moves = []
+            for symbol, factor in step.factors.items():
+                if symbol not in base:
+                    continue
+                price = base[symbol] * factor
+                await asyncio.to_thread(set_price, deployment, symbol, price, devnet.rpc)
+                moves.append(f"{symbol} {100 * (factor - 1):+.0f}%")
+            await process(f"crash step {i} ({', '.join(moves)})")
+    finally:
+        await keeper.close()
+
+
+def _print_flags(flags: list[dict[str, Any]], say: Say, limit: int = 15) -> None:
+    if not flags:
+        say("    the keeper flagged no account")
+        return
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    rows = sorted(flags, key=lambda f: (order.get(f["severity"], 9), -f["es_usd"]))
+    say(f"    {len(flags)} accounts flagged (stressed ES above posted margin):")
+    say(f"    {'account':<42}  {'severity':<8}  {'stressed ES':>14}  {'margin':>14}  since")
+    for f in rows[:limit]:
+        say(
+            f"    {f['account']:<42}  {f['severity']:<8}  ${f['es_usd']:>13,.0f}  "
+            f"${f['margin_usd']:>13,.0f}  block {f['first_block']}"
+        )
+    if len(rows) > limit:
+        say(f"    ... and {len(rows) - limit} more (keeper.sqlite, keeper-events.jsonl)")
