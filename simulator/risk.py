@@ -83,9 +83,12 @@ PROB_TOL = 1e-12
 DEFAULT_SEED = 20_240_607
 """Seed used by :func:`es_ci` and :func:`acerbi_szekely_z2_pvalue` when ``rng`` is None."""
 
-_FSUM_MAX = 1 << 20
+_FSUM_MAX = 1 << 18
 """Tails up to this many terms are summed exactly rounded (``math.fsum``); longer ones
 use numpy's pairwise summation (error O(log n) ulps), to keep ``es`` O(n) and fast."""
+
+_SELECT_DIRECT = 1 << 16
+"""Samples up to this size are selected/sorted directly, larger ones via a pivot."""
 
 _BOOT_BLOCK = 1 << 22
 """Bootstrap resamples are drawn in blocks of about this many losses (32 MiB of float64)."""
@@ -209,15 +212,49 @@ def _tail_unweighted(x: FloatArray, alpha: float) -> _Tail:
     # m = the largest number of scenarios whose mass m/n is <= 1 - alpha (+ PROB_TOL);
     # VaR is then the (m + 1)-th largest loss.
     m = min(math.floor(nq + n * PROB_TOL), n - 1)
-    k = n - 1 - m
-    if m == 0:
-        return _tail_from_above(float(x.max()), np.empty(0), 0.0, nq, n)
-    # O(n) selection instead of a sort: everything right of k is >= the k-th smallest.
-    part = np.partition(x, k)
-    v = float(part[k])
-    top = part[k + 1 :]
-    above = top[top > v]
+    v, above = _nth_largest(x, m)
     return _tail_from_above(v, above, float(above.size), nq, n)
+
+
+def _nth_largest(x: FloatArray, r: int) -> tuple[float, FloatArray]:
+    """The loss ``v`` of descending rank ``r`` (0 = the maximum), and the losses > ``v``.
+
+    O(n). ``np.partition`` slows down badly on heavily tied data (bad-debt samples are
+    mostly zeros), so for large samples a pivot ``c`` a little below the answer is read
+    off a subsample; then either the answer is in the (small) set of losses above ``c``,
+    or it is ``c`` itself (an atom), or, if the pivot missed, a plain partition decides.
+    """
+    n = x.size
+    if r == 0:
+        v = float(x.max())
+        return v, x[x > v]
+    sub = _pivot_sample(x)
+    if sub is not None:
+        s = sub.size
+        expected = r * s / n  # rank of the answer in the subsample
+        j = int(1.25 * expected + 4.0 * math.sqrt(expected) + 8.0)
+        if j < s:
+            c = float(np.partition(sub, s - 1 - j)[s - 1 - j])
+            above_c = x[x > c]
+            k = above_c.size
+            if k > r:
+                part = np.partition(above_c, k - 1 - r)
+                v = float(part[k - 1 - r])
+                top = part[k - r :]
+                return v, top[top > v]
+            if k + np.count_nonzero(x == c) > r:
+                return c, above_c
+    part = np.partition(x, n - 1 - r)
+    v = float(part[n - 1 - r])
+    top = part[n - r :]
+    return v, top[top > v]
+
+
+def _pivot_sample(x: FloatArray) -> FloatArray | None:
+    """A strided subsample of about 32k losses to place a selection pivot, or None if small."""
+    if x.size <= _SELECT_DIRECT:
+        return None
+    return x[:: x.size // (_SELECT_DIRECT // 2)]
 
 
 def _tail_from_above(v: float, above: FloatArray, a: float, nq: float, n: int) -> _Tail:
@@ -231,7 +268,7 @@ def _tail_weighted(x: FloatArray, alpha: float, w: FloatArray) -> _Tail:
     total = _sum(w)
     target = (1.0 - alpha) * total  # tail mass, in weight units
     tol = PROB_TOL * total
-    xs, ws = _weighted_candidates(x, w, target + tol, total)
+    xs, ws = _weighted_candidates(x, w, target + tol)
     order = np.argsort(xs, kind="stable")[::-1]  # descending losses
     xs = xs[order]
     ws = ws[order]
@@ -254,25 +291,32 @@ def _tail_weighted(x: FloatArray, alpha: float, w: FloatArray) -> _Tail:
 
 
 def _weighted_candidates(
-    x: FloatArray, w: FloatArray, threshold: float, total: float
+    x: FloatArray, w: FloatArray, threshold: float
 ) -> tuple[FloatArray, FloatArray]:
-    """The largest losses (with their weights) that surely contain VaR and every loss >= VaR.
+    """(loss, weight) pairs that surely contain VaR and every loss >= VaR.
 
-    Avoids sorting all n losses: take the top k by value (O(n) selection); if the losses
-    strictly above the smallest of them already carry more than ``threshold`` of mass,
-    VaR is above it and every loss >= VaR is among them. Otherwise grow k.
+    Avoids sorting all n losses. A pivot ``c`` is read off a subsample; the candidates are
+    the losses strictly above ``c`` plus one pair ``(c, total weight of the losses equal to
+    c)`` (merging a tie does not change VaR or ES). They suffice when their mass exceeds
+    ``threshold`` (the tail mass); otherwise the pivot is lowered, and in the end the whole
+    sample is used.
     """
-    n = x.size
-    k = max(1024, 4 * math.ceil(n * threshold / total))
-    while k < n // 2:
-        idx = np.argpartition(x, n - k)[n - k :]
-        xc = x[idx]
-        wc = w[idx]
-        strict = xc > xc.min()
-        # A relative margin covers the pairwise-summation rounding of this check.
-        if float(np.sum(wc[strict])) > threshold * (1.0 + 1e-9):
-            return xc, wc
-        k *= 4
+    sub = _pivot_sample(x)
+    if sub is None:
+        return x, w
+    s = sub.size
+    total = float(np.sum(w))
+    expected = s * threshold / total  # subsample rank of VaR if the weights were equal
+    j = int(1.5 * expected + 4.0 * math.sqrt(expected) + 16.0)
+    while j < s:
+        c = float(np.partition(sub, s - 1 - j)[s - 1 - j])
+        gt = x > c
+        w_gt = w[gt]
+        w_eq = float(np.sum(w[x == c]))
+        # A relative margin covers the rounding of this check against the later cumsum.
+        if float(np.sum(w_gt)) + w_eq > threshold * (1.0 + 1e-9):
+            return np.append(x[gt], c), np.append(w_gt, w_eq)
+        j *= 4
     return x, w
 
 
@@ -324,7 +368,7 @@ def es(
         Expected Shortfall, USD. ``es >= var`` always.
 
     Unweighted: O(n) selection (``np.partition``), well under a second for 10 million
-    losses; tail sums are exactly rounded (``math.fsum``) up to 2**20 tail terms.
+    losses; tail sums are exactly rounded (``math.fsum``) up to 2**18 tail terms.
     Weighted: selection of a candidate tail, then a sort of it; tail mass accumulated
     from the top (no cancellation against 1).
     """

@@ -57,15 +57,14 @@ def sorted_var_es(
     x = np.asarray(losses, dtype=np.float64)
     w = np.ones(x.size) if weights is None else np.asarray(weights, dtype=np.float64)
     total = math.fsum(w.tolist())
-    values = np.unique(x)[::-1]  # descending distinct losses
+    order = np.argsort(-x, kind="stable")
+    xs, ps = x[order], w[order] / total
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    group_mass = np.add.reduceat(ps, starts)
+    mass_before = np.r_[0.0, np.cumsum(group_mass)[:-1]]  # mass strictly above each value
     tail = 1.0 - alpha
-    above = 0.0
-    for value in values:
-        here = math.fsum(w[x == value].tolist()) / total
-        if above + here > tail + 1e-12:
-            var = float(value)
-            break
-        above += here
+    i = int(np.argmax(mass_before + group_mass > tail + 1e-12))
+    var = float(xs[starts[i]])
     gt = x > var
     a = math.fsum(w[gt].tolist()) / total
     s = math.fsum((x[gt] * w[gt]).tolist()) / total
@@ -256,6 +255,43 @@ def test_fast_kernel_matches_sorted_twin(n: int, alpha: float) -> None:
         )
 
 
+@pytest.mark.parametrize("zeros", [0.5, 0.8, 0.97, 0.99, 0.999])
+@pytest.mark.parametrize("alpha", [0.95, 0.975, 0.99])
+def test_selection_on_mostly_zero_samples_matches_sorted_twin(zeros: float, alpha: float) -> None:
+    # Large tie-heavy samples take the pivot paths (VaR above the pivot, or VaR = the atom).
+    rng = np.random.default_rng(int(zeros * 1000))
+    n = 300_000
+    x = rng.lognormal(10.0, 2.0, n) * (rng.random(n) > zeros)
+    w = rng.uniform(0.5, 2.0, n)
+    assert (risk.var(x, alpha), risk.es(x, alpha)) == pytest.approx(
+        sorted_var_es(x, alpha), rel=1e-12
+    )
+    assert (risk.var(x, alpha, w), risk.es(x, alpha, w)) == pytest.approx(
+        sorted_var_es(x, alpha, w), rel=1e-11
+    )
+
+
+def test_selection_when_the_pivot_sample_misleads() -> None:
+    # The pivot subsample is every 4th loss; make it unrepresentative on purpose.
+    n = 1 << 17
+    rng = np.random.default_rng(9)
+    x = rng.uniform(0.0, 1.0, n)
+    x[::4] = rng.uniform(10.0, 20.0, n // 4)  # the subsample sees only the large losses
+    assert (risk.var(x, 0.975), risk.es(x, 0.975)) == pytest.approx(
+        sorted_var_es(x, 0.975), rel=1e-12
+    )
+    w = np.ones(n)
+    w[::4] = 1e-9  # ... which carry almost no probability: the candidate set must grow
+    assert (risk.var(x, 0.975, w), risk.es(x, 0.975, w)) == pytest.approx(
+        sorted_var_es(x, 0.975, w), rel=1e-11
+    )
+    x[::4] = 5.0  # one big atom in the subsample
+    assert (risk.var(x, 0.9), risk.es(x, 0.9)) == pytest.approx(sorted_var_es(x, 0.9), rel=1e-12)
+    assert (risk.var(x, 0.9, w), risk.es(x, 0.9, w)) == pytest.approx(
+        sorted_var_es(x, 0.9, w), rel=1e-11
+    )
+
+
 def test_weighted_large_sample_selection_path_matches_full_sort() -> None:
     rng = np.random.default_rng(3)
     n = 100_000
@@ -310,6 +346,17 @@ def test_tail_weights_reproduce_es_and_share_ties() -> None:
     assert t.sum() == pytest.approx(1.0, rel=1e-14)
     np.testing.assert_allclose(t[97:], 1 / 5)
     np.testing.assert_allclose(t[:97], (2 / 5) / 97)  # two scenarios' worth shared by 97 zeros
+
+
+def test_alpha_within_tolerance_of_one_is_the_worst_atom() -> None:
+    alpha = 1.0 - 1e-13
+    assert risk.var([1.0, 3.0, 3.0], alpha) == 3.0
+    assert risk.es([1.0, 3.0, 3.0], alpha) == 3.0
+    assert risk.es([1.0, 3.0, 3.0], alpha, [1.0, 1.0, 3.0]) == 3.0
+    np.testing.assert_allclose(risk.tail_weights([1.0, 3.0, 3.0], alpha), [0.0, 0.5, 0.5])
+    np.testing.assert_allclose(
+        risk.tail_weights([1.0, 3.0, 3.0], alpha, [1.0, 1.0, 3.0]), [0.0, 0.25, 0.75]
+    )
 
 
 def test_tail_weights_share_ties_in_proportion_to_probability() -> None:

@@ -134,6 +134,7 @@ def test_student_t_es_needs_df_above_one() -> None:
         (np.array([[1.0, math.nan]]), r"losses_by_part: contains 1 NaN.*index \(0, 1\)"),
         (sparse.csr_array(np.array([[1.0, math.inf]])), r"losses_by_part \(stored values\)"),
         (sparse.csr_array((0, 4)), r"losses_by_part: is empty"),
+        (sparse.coo_array(np.ones(4)), r"losses_by_part: expected shape \(n_scenarios, n_parts\)"),
     ],
 )
 def test_bad_losses_by_part(by_part: Any, message: str) -> None:
