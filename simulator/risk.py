@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -861,6 +861,10 @@ class KupiecResult:
     def observed_rate(self) -> float:
         """``exceptions / n``."""
         return self.exceptions / self.n
+
+    def __iter__(self) -> Iterator[float]:
+        """``statistic, p_value = kupiec_pof(...)`` unpacks the two numbers."""
+        return iter((self.statistic, self.p_value))
 
 
 def kupiec_pof(exceptions: int, n: int, alpha: float = DEFAULT_ALPHA) -> KupiecResult:

@@ -220,6 +220,8 @@ def test_kupiec_known_values() -> None:
     zero = risk.kupiec_pof(0, 250, 0.99)
     assert zero.statistic == pytest.approx(-2 * 250 * math.log(0.99), rel=1e-12)
     assert zero.p_value == pytest.approx(0.0249815, abs=1e-6)
+    statistic, p_value = zero
+    assert (statistic, p_value) == (zero.statistic, zero.p_value)
     assert risk.kupiec_pof(250, 250, 0.99).statistic == pytest.approx(500 * math.log(100))
     assert risk.kupiec_pof(5, 500, 0.99).statistic == 0.0
     assert risk.kupiec_pof(5, 500, 0.99).p_value == 1.0
