@@ -8,6 +8,7 @@ import pytest
 from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
 
+from keeper.devnet import DevnetError
 from keeper.devnet.chain import Contract
 from keeper.devnet.deploy import MULTICALL3_ADDRESS, REQUIRED_FIELDS
 from keeper.devnet.market import MARKET, encode_configuration
@@ -168,3 +169,75 @@ def test_isolation_reverted_previous_price(devnet):
 def test_web3_handle_reads_chain(devnet):
     assert devnet.w3.eth.chain_id == 31337
     assert keccak(text="Supply(address,address,address,uint256,uint16)").hex() == SUPPLY_TOPIC[2:]
+
+
+WITHDRAW_TOPIC = "0x3115d1449a7b732c986cba18244e897a450f61e1bb8d589cd2e69e6c8924f9f7"
+REPAY_TOPIC = "0xa534c8dbe71f871f9f3530e97a74601fea17b426cae02e1c5aee42c96c784051"
+
+
+def _pool_topics(receipt, pool):
+    return [lg["topics"][0] for lg in receipt["logs"] if lg["address"].lower() == pool.lower()]
+
+
+def test_user_supply_borrow_repay_withdraw(devnet_isolated):
+    """A real user (anvil account 2) goes through the four actions; events and checks as Aave's."""
+    dep = devnet_isolated.deployment
+    rpc = devnet_isolated.rpc
+    user = rpc.accounts()[2]
+    pool = devnet_isolated.contract("Pool", dep["pool"])
+    weth = devnet_isolated.contract("DevnetERC20", dep["reserves"]["WETH"]["token"])
+    usdc = devnet_isolated.contract("DevnetERC20", dep["reserves"]["USDC"]["token"])
+    weth.transact("mint", user, 10 * 10**18, sender=user)
+    weth.transact("approve", pool.address, 2**256 - 1, sender=user)
+    usdc.transact("approve", pool.address, 2**256 - 1, sender=user)
+
+    r = pool.transact("supply", weth.address, 10 * 10**18, user, 0, sender=user)
+    assert SUPPLY_TOPIC in _pool_topics(r, pool.address)
+    tc, td, avail, lt, ltv, hf = pool.call("getUserAccountData", user)
+    assert (tc, td, lt, ltv) == (30_000 * 10**8, 0, 8300, 8050) and hf == 2**256 - 1
+    assert avail == 30_000 * 8050 * 10**4
+
+    # more than the LTV allows is refused, as on Aave
+    with pytest.raises(DevnetError, match="CollateralCannotCoverNewBorrow"):
+        pool.transact("borrow", usdc.address, 24_200 * 10**6, 2, 0, user, sender=user)
+    r = pool.transact("borrow", usdc.address, 20_000 * 10**6, 2, 0, user, sender=user)
+    assert BORROW_TOPIC in _pool_topics(r, pool.address)
+    assert usdc.call("balanceOf", user) == 20_000 * 10**6
+    hf = pool.call("getUserAccountData", user)[5]
+    assert hf == ((30_000 * 10**8 * 8300 * 10**18 + 10_000 * 10**8) // (20_000 * 10**8)) // 10_000
+
+    # withdrawing the collateral that backs the debt is refused
+    with pytest.raises(DevnetError, match="HealthFactorLowerThanLiquidationThreshold"):
+        pool.transact("withdraw", weth.address, 2**256 - 1, user, sender=user)
+
+    r = pool.transact("repay", usdc.address, 2**256 - 1, 2, user, sender=user)
+    assert REPAY_TOPIC in _pool_topics(r, pool.address)
+    (ucfg,) = pool.call("getUserConfiguration", user)
+    assert (ucfg >> (2 * 4)) & 1 == 0  # USDC borrowing bit cleared
+    r = pool.transact("withdraw", weth.address, 2**256 - 1, user, sender=user)
+    assert WITHDRAW_TOPIC in _pool_topics(r, pool.address)
+    assert weth.call("balanceOf", user) == 10 * 10**18
+    assert pool.call("getUserConfiguration", user) == (0,)
+
+
+def test_seeded_book_is_realistic(devnet):
+    """Heavy-tailed sizes, multi-asset accounts, HFs mostly 1.02-3 with a tail near 1, none < 1."""
+    from keeper.devnet.seed import plan_book
+
+    book = plan_book(2000, seed=11)
+    assert plan_book(2000, seed=11) == book  # deterministic
+    hfs = [a.target_hf for a in book.accounts if a.target_hf != float("inf")]
+    assert min(hfs) >= 1.0
+    in_band = sum(1.02 <= h <= 3.0 for h in hfs) / len(hfs)
+    near_one = sum(h < 1.02 for h in hfs) / len(hfs)
+    assert in_band > 0.7 and 0.03 < near_one < 0.25
+    n_coll = [sum(k == KIND_COLLATERAL for _, k, _ in a.positions) for a in book.accounts]
+    n_debt = [sum(k == KIND_BORROW for _, k, _ in a.positions) for a in book.accounts]
+    assert sum(c >= 2 for c in n_coll) > 200 and sum(d >= 2 for d in n_debt) > 100
+    assert sum(d == 0 for d in n_debt) > 100  # lenders
+    # utilisation below 100% everywhere
+    assert all(b <= s for s, b in zip(book.supplied, book.borrowed, strict=True))
+    # the seeded devnet's accounts all have HF >= 1 on chain
+    pool = devnet.contract("Pool", devnet.deployment["pool"])
+    on_chain = [pool.call("getUserAccountData", a)[5] for a in devnet.accounts[:120]]
+    assert min(on_chain) >= 10**18

@@ -110,6 +110,7 @@ class Anvil:
         self.binary = binary
         self.extra_args = extra_args
         self._log_path = Path(log_path) if log_path else None
+        self._own_log = False
         self._log_file: IO[bytes] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -171,6 +172,7 @@ class Anvil:
             fd, name = tempfile.mkstemp(prefix=f"anvil-{self.port}-", suffix=".log")
             os.close(fd)
             self._log_path = Path(name)
+            self._own_log = True
         self._log_file = open(self._log_path, "wb")  # noqa: SIM115 (closed in stop())
         log.info("starting %s", " ".join(cmd))
         try:
@@ -232,17 +234,26 @@ class Anvil:
         return text or f"(empty log {self._log_path})"
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds; idempotent."""
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; idempotent.
+
+        A temporary log file this object created is removed after a clean stop.
+        """
         proc, self._proc = self._proc, None
+        clean = True
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 log.warning("anvil (pid %d) ignored SIGTERM; killing it", proc.pid)
+                clean = False
                 proc.kill()
                 proc.wait(timeout=timeout)
         self._close_log()
+        if clean and self._own_log and self._log_path is not None:
+            with contextlib.suppress(OSError):
+                self._log_path.unlink()
+            self._own_log = False
 
     def _close_log(self) -> None:
         if self._log_file is not None:

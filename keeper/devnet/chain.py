@@ -201,14 +201,33 @@ class Contract:
     ) -> dict[str, Any]:
         """Send from an unlocked account and wait for the (automined) receipt.
 
+        The call is simulated first so that a revert raises with the contract's error name.
         The gas limit is explicit: anvil's estimate can fall short when the block timestamp
         changes between estimate and inclusion (gas is free on the devnet anyway).
         """
         tx = {"from": sender, "to": self.address, "data": self.encode(name, *args), "gas": hex(gas)}
         try:
+            self.rpc.call("eth_call", tx, "latest")
             return self.rpc.transact(tx)
         except RpcError as exc:
-            raise DevnetError(f"{name} on {self.address} failed: {exc}") from exc
+            raise DevnetError(
+                f"{name} on {self.address} reverted: {self.decode_error(exc.data) or exc}"
+            ) from exc
+
+    def decode_error(self, data: Any) -> str | None:
+        """``ErrorName(args)`` for revert data of this contract's ABI errors, or None."""
+        if isinstance(data, dict):
+            data = data.get("data")
+        if not isinstance(data, str) or len(data) < 10:
+            return None
+        raw = bytes.fromhex(data[2:])
+        if raw[:4] == bytes.fromhex("08c379a0"):
+            return f"Error({decode(['string'], raw[4:])[0]!r})"
+        for entry in self.abi:
+            if entry["type"] == "error" and selector(entry) == raw[:4]:
+                values = decode([_type_str(p) for p in entry["inputs"]], raw[4:])
+                return f"{entry['name']}({', '.join(map(str, values))})"
+        return None
 
     def event_topic(self, name: str) -> str:
         entry = next(e for e in self.abi if e["type"] == "event" and e["name"] == name)
