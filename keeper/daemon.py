@@ -120,6 +120,9 @@ class KeeperSettings:
     """Most RPC requests per second."""
     rpc_timeout_s: float = 30.0
     """Seconds one RPC request may take."""
+    rpc_retries: int = 5
+    """Retries of a transient RPC failure inside one request (then the iteration fails and
+    the loop backs off)."""
     max_backoff_s: float = 30.0
     """Longest pause between failed iterations, seconds."""
     metrics_host: str = "127.0.0.1"
@@ -250,7 +253,12 @@ class Keeper:
         self.metrics = KeeperMetrics()
         self.health = Health(stall_s=settings.stall_s, max_lag_blocks=settings.max_lag_blocks)
         self.chain = Chain(
-            ChainSettings(settings.rpc_url, rps=settings.rps, timeout=settings.rpc_timeout_s)
+            ChainSettings(
+                settings.rpc_url,
+                rps=settings.rps,
+                timeout=settings.rpc_timeout_s,
+                retries=settings.rpc_retries,
+            )
         )
         cfg: dict[str, Any] = {
             "provider": settings.provider,

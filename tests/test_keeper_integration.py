@@ -478,3 +478,47 @@ def test_sigkill_restart_equals_uninterrupted_run(devnet_isolated, tmp_path: Pat
         thread.join(5)
         loop.run_until_complete(rx.stop())
         loop.close()
+
+
+# -- a reorg: the processed block disappears ------------------------------------------------
+
+
+def test_reorg_rolls_back_and_recomputes(devnet_isolated, set_price, mine, tmp_path: Path) -> None:
+    dev = devnet_isolated
+    dep = dev.deployment
+    oracle = Contract(dev.rpc, dep["oracle"], "AaveOracle")
+    weth_price = oracle.call("getAssetPrice", dep["reserves"]["WETH"]["token"]) / 1e8
+    db = tmp_path / "keeper.sqlite"
+
+    async def main() -> None:
+        keeper = Keeper(_settings(dep, db, metrics_port=None), sinks=[])
+        await keeper.start()
+        try:
+            fork = dev.rpc.snapshot()
+            h0 = dev.rpc.block_number()
+            assert await keeper.iterate()
+            before = _open_flags(db)
+            b1 = await asyncio.to_thread(set_price, "WETH", weth_price * 0.7)
+            assert await keeper.iterate()
+            opened = _open_flags(db) - before
+            assert opened and keeper.health.processed == b1
+            # The block holding the price drop is reorganised away.
+            assert dev.rpc.revert(fork)
+            await asyncio.to_thread(mine, 2)
+            assert await keeper.iterate()
+            assert keeper.metrics.reorgs._value.get() == 1  # type: ignore[attr-defined]
+            progress = keeper.store.progress()  # type: ignore[union-attr]
+            chain_head = dev.w3.eth.get_block("latest")
+            assert progress.block_number == h0 + 2 == chain_head["number"]
+            assert progress.block_hash == chain_head["hash"].to_0x_hex()
+            # Published flags are not retracted: on the new chain they clear by the rule.
+            for _ in range(CLEAR_BLOCKS):
+                await asyncio.to_thread(mine, 1)
+                await keeper.iterate()
+            assert not (_open_flags(db) & opened)
+            kinds = {(e["account"], e["kind"]) for e in keeper.store.events()}  # type: ignore[union-attr]
+            assert all((a, "clear") in kinds for a in opened)
+        finally:
+            await keeper.close()
+
+    asyncio.run(main())

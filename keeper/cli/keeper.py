@@ -88,6 +88,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     loop.add_argument("--rps", type=float, default=25.0, help="RPC requests per second (0: off)")
     loop.add_argument("--timeout", type=float, default=30.0, help="seconds per RPC request")
+    loop.add_argument(
+        "--retries", type=int, default=5, help="retries of a transient RPC failure per request"
+    )
     out = p.add_argument_group("outputs")
     out.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     out.add_argument("--events-file", type=Path, default=None, help="append events (JSON lines)")
@@ -158,8 +161,12 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     get_adapter(args.protocol)  # an unknown name fails before any network traffic
     if args.stress_from is not None and not args.stress_from.is_dir():
         raise ConfigError(f"--stress-from {args.stress_from}: no such results directory")
-    if args.mc_paths < 0 or args.clear_blocks < 1 or args.full_every < 1:
-        raise ConfigError("--mc-paths must be >= 0, --clear-blocks and --full-every >= 1")
+    if args.mc_paths < 0 or args.clear_blocks < 1 or args.full_every < 1 or args.retries < 0:
+        raise ConfigError(
+            "--mc-paths and --retries must be >= 0, --clear-blocks and --full-every >= 1"
+        )
+    if args.timeout <= 0 or args.poll <= 0:
+        raise ConfigError("--timeout and --poll must be > 0")
     return KeeperSettings(
         **_market(args),
         db_path=args.db,
@@ -176,6 +183,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         poll_interval_s=args.poll,
         rps=args.rps,
         rpc_timeout_s=args.timeout,
+        rpc_retries=args.retries,
         metrics_host=args.metrics_host,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
         stall_s=args.stall_seconds,

@@ -1,0 +1,71 @@
+"""shortfall keeper: --help, user errors as one line with exit 1, secrets redacted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keeper.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVIDER = "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"
+
+
+def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["keeper", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "shortfall keeper --deployment deployment.json --db keeper.sqlite" in out
+    assert "--stress-from" in out and "--margin" in out and "flag rule" in out
+
+
+def test_missing_rpc_is_a_user_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ETH_RPC_URL", raising=False)
+    assert main(["keeper", "--provider", PROVIDER, "--db", str(tmp_path / "k.sqlite")]) == 1
+    assert "no RPC" in capsys.readouterr().err
+
+
+def test_bad_options_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = [
+        "keeper",
+        "--rpc",
+        "http://127.0.0.1:1",
+        "--provider",
+        PROVIDER,
+        "--db",
+        str(tmp_path / "k"),
+    ]
+    assert main([*base, "--stress-from", str(tmp_path / "nope")]) == 1
+    assert "no such results directory" in capsys.readouterr().err
+    assert main([*base, "--alpha", "1.5"]) == 1
+    assert "--alpha" in capsys.readouterr().err
+    assert main([*base, "--protocol", "aave-v2"]) == 1
+    assert "did you mean" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--margin", "cash"])
+    assert exc.value.code == 2
+
+
+def test_unreachable_rpc_is_redacted(tmp_path: Path) -> None:
+    secret_rpc = "http://127.0.0.1:9/v2/SUPERSECRETKEY"
+    secret_hook = "https://hooks.example.invalid/services/T0/B0/HOOKSECRET"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ETH_RPC_URL": secret_rpc}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "keeper.cli", "-vv", "keeper", "--provider", PROVIDER,
+            "--db", str(tmp_path / "k.sqlite"), "--once", "--retries", "0", "--timeout", "2",
+            "--metrics-port", "-1", "--webhook", secret_hook,
+        ],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    text = proc.stdout + proc.stderr
+    assert "SUPERSECRETKEY" not in text and "HOOKSECRET" not in text
+    assert "http://127.0.0.1:9" in text
