@@ -94,6 +94,9 @@ CHANGE_EVENTS: dict[str, int] = {
     event_topic("Pool", "UserEModeSet"): 1,  # user
 }
 
+#: How many light calls (a storage read or two) cost as much gas as one getUserReserveData.
+_LIGHT_CALLS_PER_HEAVY = 3
+
 _MAINNET_HINT = (
     "Aave V3 Ethereum's PoolAddressesProvider is 0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"
 )
@@ -480,7 +483,10 @@ class AaveV3Adapter(ProtocolAdapter):
         for account in accounts:
             phase1.append(Call(pool, _USER_CONFIG.encode(account)))
             phase1.append(Call(pool, _USER_EMODE.encode(account)))
-        results = await self.multicall.run(phase1, block)
+        # These reads cost about a quarter of a getUserReserveData: pack more per batch.
+        results = await self.multicall.run(
+            phase1, block, batch_size=_LIGHT_CALLS_PER_HEAVY * self.multicall.batch_size
+        )
 
         wanted: list[tuple[str, Reserve]] = []
         emode: dict[str, int] = {}
