@@ -79,8 +79,8 @@ class Table:
 
     def table(self, key: str, *, default: Any = _MISSING) -> Table | None:
         value = self._raw(key, default)
-        if value is None:
-            return None
+        if key not in self.data:
+            return None if value is None else Table(value, self.file, self.field(key))
         if not isinstance(value, dict):
             raise self.error(key, f"expected a table, got {_type_name(value)}")
         return Table(value, self.file, self.field(key))
@@ -89,7 +89,7 @@ class Table:
         self, key: str, *, default: Any = _MISSING, choices: Iterable[str] | None = None
     ) -> Any:
         value = self._raw(key, default)
-        if value is None or (value is default and key not in self.data):
+        if key not in self.data:
             return value
         if not isinstance(value, str):
             raise self.error(key, f"expected a string, got {_type_name(value)}")

@@ -120,7 +120,7 @@ def read_price_csv(
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ScenarioError(
-                f"{path}: column {name!r}, row {i + 2}: price {col[i]!r}; prices must be > 0"
+                f"{path}: column {name!r}, row {i + 2}: price {col[i]:g}; prices must be > 0"
             )
         values[:, j] = col
     order = np.argsort(dates.to_numpy(), kind="stable")
@@ -142,7 +142,7 @@ def read_close_files(files: Mapping[str, str | Path]) -> PriceTable:
     for name, path in files.items():
         df = pd.read_csv(path, usecols=["date", "close"], parse_dates=["date"])
         frames.append(df.set_index("date")["close"].rename(name))
-    joined = pd.concat(frames, axis=1).sort_index()
+    joined = pd.concat(frames, axis=1, sort=True)
     return PriceTable(
         joined.index.to_numpy().astype("datetime64[s]"),
         tuple(files),

@@ -222,8 +222,9 @@ class HistoricalSpec:
         block_days: block length of the bootstrap, observations.
         returns: log-returns, shape ``(T, n_factors)`` (bootstrap) or standardised
             residuals (filtered).
-        garch: per-factor ``mu, omega, alpha, gamma, beta, sigma2_next`` in percent units,
-            shape ``(6, n_factors)``, for ``filtered``; ``None`` for ``bootstrap``.
+        garch: per-factor ``mu, omega, alpha, gamma, beta, sigma2_next, scale``, shape
+            ``(7, n_factors)`` (see :class:`~simulator.scenarios.calibrate.GarchFit`: fitted
+            to log-returns x scale), for ``filtered``; ``None`` for ``bootstrap``.
         first, last: first and last date of the data used.
     """
 
@@ -376,7 +377,7 @@ class Scenario:
             r = gen.fhs_block(
                 rng, spec.returns, g[0], g[1], g[2], g[3], g[4], g[5], n, n_obs, spec.block_days
             )
-            r /= 100.0  # fitted in percent
+            r /= g[6]  # fitted to returns x scale (unit-free, well conditioned)
         return gen.spread_substeps(r, per_obs, self.n_steps)
 
     def paths(

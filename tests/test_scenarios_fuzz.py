@@ -1,0 +1,135 @@
+"""Hypothesis fuzzing of the scenario loader: whatever the document, it either loads (and
+then generates paths) or raises ScenarioError, never anything else."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulator.errors import ScenarioError
+from simulator.scenarios import load_scenario, parse_scenario
+from simulator.scenarios.model import read_toml
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS: dict[str, dict[str, Any]] = {}
+for _name in ("default", "black-thursday-2020", "usdc-depeg-2023", "hypothetical-lst-depeg-10"):
+    with (REPO / "scenarios" / f"{_name}.toml").open("rb") as _fh:
+        DOCS[_name] = tomllib.load(_fh)
+
+#: Examples per property: moderate by default (shared CI cores); raise it for a deeper run,
+#: e.g. SHORTFALL_FUZZ_EXAMPLES=3000.
+EXAMPLES = int(os.environ.get("SHORTFALL_FUZZ_EXAMPLES", "150"))
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["ETH", "LST", "STABLE", "USDC", "flat", "normal", "stress", "montecarlo"]),
+    st.dates(),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=6), st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+def _paths(doc: Any) -> list[tuple[Any, ...]]:
+    """Every (container, key) location in a nested document."""
+    out: list[tuple[Any, ...]] = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out.append((doc, k))
+            out.extend(_paths(v))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out.append((doc, i))
+            out.extend(_paths(v))
+    return out
+
+
+def _check(doc: Any) -> None:
+    try:
+        sc = parse_scenario(doc, "fuzz", "fuzz.toml")
+    except ScenarioError:
+        return
+    try:
+        pp = sc.paths(["WETH", "WBTC", "wstETH", "USDC", "DAI"], 3, seed=0)
+    except ScenarioError:
+        return
+    assert np.all(pp.multipliers[:, 0, :] == 1.0)
+
+
+@SETTINGS
+@given(
+    base=st.sampled_from(sorted(DOCS)),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), values, st.booleans()), max_size=4),
+    extra=st.dictionaries(st.text(max_size=8), values, max_size=2),
+)
+def test_mutated_library_files_raise_only_scenario_error(
+    base: str, edits: list[tuple[int, Any, bool]], extra: dict[str, Any]
+) -> None:
+    doc = copy.deepcopy(DOCS[base])
+    for where, value, delete in edits:
+        locs = _paths(doc)
+        if not locs:
+            break
+        container, key = locs[where % len(locs)]
+        if delete and isinstance(container, dict):
+            del container[key]
+        else:
+            container[key] = value
+    doc.update(extra)
+    _check(doc)
+
+
+@SETTINGS
+@given(doc=st.dictionaries(st.text(max_size=10), values, max_size=8))
+def test_random_documents_raise_only_scenario_error(doc: dict[str, Any]) -> None:
+    _check(doc)
+
+
+@SETTINGS
+@given(
+    numbers=st.lists(st.floats(-5, 5), min_size=3, max_size=3),
+    vols=st.lists(st.floats(-1, 1), min_size=7, max_size=7),
+    dof=st.floats(0, 50),
+)
+def test_numeric_perturbations_of_the_default(
+    numbers: list[float], vols: list[float], dof: float
+) -> None:
+    doc = copy.deepcopy(DOCS["default"])
+    reg = doc["regimes"]["normal"]
+    reg["vol_daily"] = vols
+    reg["dof"] = dof
+    reg["corr"][0][1], reg["corr"][1][0], reg["corr"][2][3] = numbers
+    _check(doc)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(st.characters(exclude_categories=("Cs",)), max_size=200))
+def test_arbitrary_text_files_raise_only_scenario_error(text: str, tmp_path_factory: Any) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "s.toml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        doc = read_toml(path)
+        parse_scenario(doc, "s", str(path))
+    except ScenarioError:
+        pass
+    with contextlib.suppress(ScenarioError):
+        load_scenario(path)
