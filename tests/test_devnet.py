@@ -241,3 +241,29 @@ def test_seeded_book_is_realistic(devnet):
     pool = devnet.contract("Pool", devnet.deployment["pool"])
     on_chain = [pool.call("getUserAccountData", a)[5] for a in devnet.accounts[:120]]
     assert min(on_chain) >= 10**18
+
+
+def test_dex_pair_swaps_constant_product_with_03pct_fee(devnet_isolated):
+    dep = devnet_isolated.deployment
+    rpc = devnet_isolated.rpc
+    trader = rpc.accounts()[3]
+    pair = devnet_isolated.contract("UniswapV2Pair", dep["reserves"]["WETH"]["dex_pair"])
+    weth = devnet_isolated.contract("DevnetERC20", dep["reserves"]["WETH"]["token"])
+    usdc = devnet_isolated.contract("DevnetERC20", dep["reserves"]["USDC"]["token"])
+    r0, r1, _ = pair.call("getReserves")
+    weth_is_0 = to_checksum_address(pair.call("token0")) == weth.address
+    r_in, r_out = (r0, r1) if weth_is_0 else (r1, r0)
+    amount_in = 100 * 10**18
+    out = amount_in * 997 * r_out // (r_in * 1000 + amount_in * 997)
+    weth.transact("mint", trader, amount_in, sender=trader)
+    weth.transact("transfer", pair.address, amount_in, sender=trader)
+    too_much = (0, out + 1) if weth_is_0 else (out + 1, 0)
+    with pytest.raises(DevnetError, match=r"K\(\)"):
+        pair.transact("swap", *too_much, trader, b"", sender=trader)
+    exact = (0, out) if weth_is_0 else (out, 0)
+    pair.transact("swap", *exact, trader, b"", sender=trader)
+    assert usdc.call("balanceOf", trader) == out
+    n0, n1, _ = pair.call("getReserves")
+    assert (n0, n1) == ((r0 + amount_in, r1 - out) if weth_is_0 else (r0 - out, r1 + amount_in))
+    # 100 WETH ($300k) into a $20M-a-side pool: about 1.5% price impact plus the 0.3% fee
+    assert 0.978 < out / 10**6 / (100 * 3000) < 0.985
