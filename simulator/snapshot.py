@@ -199,7 +199,7 @@ def _check_range(
         row = int(np.flatnonzero(bad)[0])
         raise _fail(
             file,
-            f"column {column!r} = {values[row]!r} for {frame[key].iloc[row]} is outside "
+            f"column {column!r} = {float(values[row])!r} for {frame[key].iloc[row]} is outside "
             f"[{low}, {high}]",
         )
 
@@ -273,7 +273,7 @@ class MarketSnapshot:
             row = int(np.flatnonzero(prices <= 0)[0])
             raise _fail(
                 RESERVES_FILE,
-                f"price_usd of {reserves['symbol'][row]} is {prices[row]!r}; expected > 0",
+                f"price_usd of {reserves['symbol'][row]} is {float(prices[row])!r}; expected > 0",
             )
 
         _check_columns(positions, POSITION_COLUMNS, POSITIONS_FILE)

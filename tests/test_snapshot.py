@@ -1,0 +1,300 @@
+"""simulator.snapshot: validation names the file, column and row; saves are atomic; the
+dense Book and its health factor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import simulator.snapshot as snapshot_module
+from simulator.errors import SnapshotError
+from simulator.snapshot import (
+    META_REQUIRED,
+    POSITION_COLUMNS,
+    RESERVE_COLUMNS,
+    MarketSnapshot,
+)
+
+WETH = "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853"
+USDC = "0xc3e53F4d16Ae77Db1c982e75a937B9f60FE63690"
+ALICE = "0x000240995eBf77a98c42B469e5dF5c9595f343Db"
+BOB = "0x0303AEB0e62b13574BFA904F16d1eE3145A45c53"
+
+
+def _meta(**changes: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "protocol": "aave-v3",
+        "chain_id": 31337,
+        "block_number": 76,
+        "block_hash": "0x" + "ab" * 32,
+        "timestamp": 1_700_000_000,
+        "addresses": {"pool": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"},
+        "software_version": "0.1.0",
+    }
+    meta.update(changes)
+    return meta
+
+
+def _reserves(**changes: Any) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "asset": [WETH, USDC],
+            "symbol": ["WETH", "USDC"],
+            "decimals": [18, 6],
+            "price_usd": [3000.0, 1.0],
+            "ltv": [0.805, 0.75],
+            "liquidation_threshold": [0.83, 0.78],
+            "liquidation_bonus": [0.05, 0.045],
+            "protocol_fee": [0.1, 0.1],
+            "usage_as_collateral_enabled": [True, True],
+            "borrowing_enabled": [True, True],
+            "dex_pair": ["0x5f3f1dBD7B74C6B46e8c44f98792A1dAf8d69154", ""],
+            "dex_quote_asset": [USDC, ""],
+            "dex_reserve_asset": [6666.0, 0.0],
+            "dex_reserve_quote": [2e7, 0.0],
+            "dex_fee": [0.003, 0.0],
+        }
+    )
+    for key, value in changes.items():
+        frame[key] = value
+    return frame
+
+
+def _positions(**changes: Any) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "account": [ALICE, ALICE, BOB],
+            "asset": [WETH, USDC, USDC],
+            "collateral": [2.0, 0.0, 5000.0],
+            "debt": [0.0, 3000.0, 0.0],
+            "collateral_enabled": [True, False, True],
+        }
+    )
+    for key, value in changes.items():
+        frame[key] = value
+    return frame
+
+
+def _snapshot() -> MarketSnapshot:
+    return MarketSnapshot.from_frames(_meta(), _reserves(), _positions())
+
+
+def test_schema_constants() -> None:
+    assert "block_hash" in META_REQUIRED
+    assert list(POSITION_COLUMNS) == [
+        "account",
+        "asset",
+        "collateral",
+        "debt",
+        "collateral_enabled",
+    ]
+    assert {"price_usd", "liquidation_threshold", "dex_reserve_quote"} <= set(RESERVE_COLUMNS)
+
+
+def test_round_trip_keeps_every_value(tmp_path: Path) -> None:
+    snap = _snapshot()
+    path = snap.save(tmp_path / "snap")
+    assert sorted(p.name for p in path.iterdir()) == [
+        "meta.json",
+        "positions.parquet",
+        "reserves.parquet",
+    ]
+    loaded = MarketSnapshot.load(path)
+    pd.testing.assert_frame_equal(loaded.reserves, snap.reserves, check_exact=True)
+    pd.testing.assert_frame_equal(loaded.positions, snap.positions, check_exact=True)
+    assert loaded.meta == snap.meta
+    assert json.loads((path / "meta.json").read_text())["block_number"] == 76
+
+
+def test_book_and_health_factor() -> None:
+    book = _snapshot().book()
+    assert list(book.accounts) == [ALICE, BOB]
+    assert book.assets == (WETH, USDC)
+    hf = book.health_factor()
+    assert hf[0] == pytest.approx(2 * 3000 * 0.83 / 3000.0, rel=1e-15)
+    assert np.isinf(hf[1])
+    assert book.collateral_usd()[0] == 6000.0 and book.debt_usd()[0] == 3000.0
+    # a 50% WETH crash puts Alice under water
+    assert book.health_factor(np.array([1500.0, 1.0]))[0] == pytest.approx(0.83)
+    assert book.symbol_index() == {"WETH": 0, "USDC": 1}
+
+
+def test_disabled_collateral_and_zero_lt_do_not_count() -> None:
+    positions = _positions(collateral_enabled=[False, False, True])
+    book = MarketSnapshot.from_frames(_meta(), _reserves(), positions).book()
+    assert book.health_factor()[0] == 0.0
+    reserves = _reserves(liquidation_threshold=[0.0, 0.78], ltv=[0.0, 0.75])
+    book = MarketSnapshot.from_frames(_meta(), reserves, _positions()).book()
+    assert book.health_factor()[0] == 0.0
+
+
+def test_from_book_round_trip() -> None:
+    snap = _snapshot()
+    again = MarketSnapshot.from_book(snap.meta, snap.book())
+    pd.testing.assert_frame_equal(again.positions, snap.positions)
+    assert np.array_equal(again.book().health_factor(), snap.book().health_factor())
+
+
+@pytest.mark.parametrize(
+    ("meta", "reserves", "positions", "message"),
+    [
+        (_meta(block_hash=None) | {"x": 1}, None, None, None),
+        (
+            {k: v for k, v in _meta().items() if k != "block_hash"},
+            None,
+            None,
+            r"meta.json: missing key\(s\) \['block_hash'\]",
+        ),
+        (
+            _meta(block_number=-1),
+            None,
+            None,
+            r"'block_number' = -1; expected a non-negative integer",
+        ),
+        (_meta(chain_id=True), None, None, r"'chain_id' = True"),
+        (_meta(addresses=[]), None, None, r"'addresses' must be an object"),
+        (
+            None,
+            _reserves().drop(columns=["dex_fee"]),
+            None,
+            r"reserves.parquet: missing column\(s\) \['dex_fee'\]",
+        ),
+        (None, _reserves(price_usd=["a", "b"]), None, r"column 'price_usd' has dtype"),
+        (None, _reserves(price_usd=[3000.0, 0.0]), None, r"price_usd of USDC is 0.0; expected > 0"),
+        (None, _reserves(price_usd=[np.nan, 1.0]), None, r"'price_usd' is not finite at row 0"),
+        (
+            None,
+            _reserves(liquidation_threshold=[1.5, 0.78]),
+            None,
+            r"'liquidation_threshold' = 1.5 for WETH",
+        ),
+        (None, _reserves(asset=[WETH, WETH]), None, r"asset 0x.* appears twice"),
+        (None, _reserves().iloc[:0], None, r"no reserves"),
+        (None, None, _positions(debt=[0.0, -1.0, 0.0]), r"positions.parquet: column 'debt' = -1.0"),
+        (
+            None,
+            None,
+            _positions(asset=[WETH, USDC, "0x" + "99" * 20]),
+            r"asset 0x9999.* of account 0x0303.* is not in reserves.parquet",
+        ),
+        (
+            None,
+            None,
+            _positions(asset=[WETH, WETH, USDC]),
+            r"appears twice; expected one row per pair",
+        ),
+        (
+            None,
+            None,
+            _positions(account=[ALICE, 5, BOB]),
+            r"column 'account' holds non-string values",
+        ),
+        (
+            None,
+            None,
+            _positions().drop(columns=["collateral_enabled"]),
+            r"missing column\(s\) \['collateral_enabled'\]",
+        ),
+    ],
+)
+def test_validation_names_what_is_wrong(
+    meta: dict[str, Any] | None,
+    reserves: pd.DataFrame | None,
+    positions: pd.DataFrame | None,
+    message: str | None,
+) -> None:
+    build = lambda: MarketSnapshot.from_frames(  # noqa: E731
+        _meta() if meta is None else meta,
+        _reserves() if reserves is None else reserves,
+        _positions() if positions is None else positions,
+    )
+    if message is None:
+        build()  # extra meta keys are allowed
+        return
+    with pytest.raises(SnapshotError, match=message) as info:
+        build()
+    assert isinstance(info.value, ValueError)
+
+
+def test_load_errors_name_the_path(tmp_path: Path) -> None:
+    with pytest.raises(
+        SnapshotError, match=r"no such snapshot directory \(make one with shortfall pull\)"
+    ):
+        MarketSnapshot.load(tmp_path / "nope")
+    path = _snapshot().save(tmp_path / "snap")
+    (path / "positions.parquet").unlink()
+    with pytest.raises(
+        SnapshotError, match=r"positions.parquet: missing; the snapshot is incomplete"
+    ):
+        MarketSnapshot.load(path)
+    path = _snapshot().save(tmp_path / "snap2")
+    (path / "meta.json").write_text("{not json")
+    with pytest.raises(SnapshotError, match=r"meta.json: not valid JSON"):
+        MarketSnapshot.load(path)
+    path = _snapshot().save(tmp_path / "snap3")
+    (path / "reserves.parquet").write_bytes(b"garbage")
+    with pytest.raises(SnapshotError, match=r"unreadable Parquet file"):
+        MarketSnapshot.load(path)
+    path = _snapshot().save(tmp_path / "snap4")
+    _reserves(price_usd=[3000.0, -1.0]).to_parquet(path / "reserves.parquet", index=False)
+    with pytest.raises(SnapshotError, match=rf"{path}/reserves.parquet: price_usd of USDC"):
+        MarketSnapshot.load(path)
+
+
+def _failing_second_parquet(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = snapshot_module.write_parquet
+    calls = {"n": 0}
+
+    def flaky(frame: pd.DataFrame, path: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        real(frame, path)
+
+    monkeypatch.setattr(snapshot_module, "write_parquet", flaky)
+
+
+def test_a_failed_save_leaves_no_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _failing_second_parquet(monkeypatch)
+    with pytest.raises(OSError, match="disk full"):
+        _snapshot().save(tmp_path / "snap")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_overwrite_keeps_the_old_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = _snapshot()
+    old.save(tmp_path / "snap")
+    newer = MarketSnapshot.from_frames(
+        _meta(block_number=77), _reserves(), _positions(debt=[0.0, 10.0, 0.0])
+    )
+    _failing_second_parquet(monkeypatch)
+    with pytest.raises(OSError):
+        newer.save(tmp_path / "snap")
+    assert [p.name for p in tmp_path.iterdir()] == ["snap"]
+    assert MarketSnapshot.load(tmp_path / "snap").meta["block_number"] == 76
+    monkeypatch.undo()
+    newer.save(tmp_path / "snap")
+    assert MarketSnapshot.load(tmp_path / "snap").meta["block_number"] == 77
+    assert [p.name for p in tmp_path.iterdir()] == ["snap"]
+
+
+def test_an_empty_book_is_valid(tmp_path: Path) -> None:
+    empty = pd.DataFrame(
+        {
+            "account": pd.Series([], dtype=object),
+            "asset": pd.Series([], dtype=object),
+            "collateral": pd.Series([], dtype=np.float64),
+            "debt": pd.Series([], dtype=np.float64),
+            "collateral_enabled": pd.Series([], dtype=bool),
+        }
+    )
+    snap = MarketSnapshot.from_frames(_meta(), _reserves(), empty)
+    loaded = MarketSnapshot.load(snap.save(tmp_path / "empty"))
+    assert loaded.n_accounts == 0 and loaded.book().health_factor().shape == (0,)
