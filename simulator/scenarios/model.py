@@ -413,22 +413,25 @@ class Scenario:
         symbols = tuple(symbols)
         terms = self.resolve(symbols)
         factor_index = {f: i for i, f in enumerate(self.factors)}
-        levels, overrides = self.factor_levels(n_paths, seed, start=start, stop=stop)
-        rows = stop - start
-        s1 = self.n_steps + 1
-        asset_log = np.zeros((levels.shape[0], s1, len(symbols)))
-        for j, ts in enumerate(terms):
-            for term in ts:
-                if term.is_override:
-                    asset_log[:, :, j] += overrides[term.name]
-                else:
-                    asset_log[:, :, j] += levels[:, :, factor_index[term.name]]
-        mult = np.exp(asset_log).astype(dtype, copy=False)
-        mult[:, 0, :] = 1.0
-        gas = self._gas(levels, factor_index)
+        rows, s1, n_assets = stop - start, self.n_steps + 1, len(symbols)
         if self.deterministic:
-            mult = np.ascontiguousarray(np.broadcast_to(mult, (rows, s1, len(symbols))))
-            gas = np.ascontiguousarray(np.broadcast_to(gas, (rows, s1)))
+            levels, overrides = self.factor_levels(n_paths, seed)
+            one = np.empty((1, s1, n_assets), dtype=dtype)
+            self._assemble(levels, overrides, terms, factor_index, one)
+            mult = np.ascontiguousarray(np.broadcast_to(one, (rows, s1, n_assets)))
+            gas = np.ascontiguousarray(np.broadcast_to(self._gas(levels, factor_index), (rows, s1)))
+        else:
+            # block by block straight into the output: peak memory = output + one block
+            mult = np.empty((rows, s1, n_assets), dtype=dtype)
+            gas = np.empty((rows, s1))
+            b0, b1 = start // gen.BLOCK_PATHS, (stop - 1) // gen.BLOCK_PATHS if rows else -1
+            for b in range(b0, b1 + 1):
+                lo = b * gen.BLOCK_PATHS
+                block = self._random_block(gen.block_generator(seed, b))
+                a, z = max(start, lo), min(stop, lo + gen.BLOCK_PATHS)
+                part = block[a - lo : z - lo]
+                self._assemble(part, {}, terms, factor_index, mult[a - start : z - start])
+                gas[a - start : z - start] = self._gas(part, factor_index)
         return PricePaths(
             scenario=self.name,
             symbols=symbols,
@@ -438,6 +441,27 @@ class Scenario:
             oracle=self.oracle,
             seed=None if self.deterministic else int(seed),
         )
+
+    @staticmethod
+    def _assemble(
+        levels: FloatArray,
+        overrides: Mapping[str, FloatArray],
+        terms: Sequence[tuple[Term, ...]],
+        factor_index: Mapping[str, int],
+        out: npt.NDArray[np.floating[Any]],
+    ) -> None:
+        """Asset multipliers from factor log levels, written into ``out``."""
+        acc = np.empty(levels.shape[:2])
+        for j, ts in enumerate(terms):
+            acc[...] = 0.0
+            for term in ts:
+                if term.is_override:
+                    acc += overrides[term.name]
+                else:
+                    acc += levels[:, :, factor_index[term.name]]
+            np.exp(acc, out=acc)
+            acc[:, 0] = 1.0
+            out[:, :, j] = acc
 
     def _gas(self, levels: FloatArray, factor_index: Mapping[str, int]) -> FloatArray:
         g = self.gas
