@@ -38,7 +38,14 @@ from keeper.adapters.base import (
 from keeper.adapters.multicall import Call, Multicall, decode_aggregate3, encode_aggregate3
 from keeper.chain import RpcStats
 from keeper.discovery import AdaptiveRange, DiscoveryCache, scan_accounts
-from keeper.errors import AdapterNotFound, CallReverted, ConfigError, DecodeError, RequestTooLarge
+from keeper.errors import (
+    AdapterNotFound,
+    CallReverted,
+    ConfigError,
+    DecodeError,
+    RequestTooLarge,
+    RpcError,
+)
 from keeper.pull import build_snapshot, load_dex_map, settings_from_deployment, summarize
 
 # -- ABIs ----------------------------------------------------------------------------------
@@ -609,3 +616,29 @@ def test_build_snapshot_of_an_empty_market() -> None:
 def test_reserve_without_a_bonus_reads_zero_premium() -> None:
     assert _reserve(WETH, "X", 18, 0, 0, 0).liquidation_bonus == 0.0
     assert not _reserve(WETH, "X", 18, 0, 0, 0).usage_as_collateral_enabled
+
+
+class GasCappedChain(FakeCallChain):
+    """Answers like a node whose eth_call gas cap a large batch exceeds."""
+
+    def __init__(self, limit: int, message: str) -> None:
+        super().__init__(limit)
+        self.message = message
+
+    async def call(self, to: str, data: bytes, block: int, *, what: str = "") -> bytes:
+        decoded = eth_abi.decode(["(address,bool,bytes)[]"], data[4:])[0]
+        if len(decoded) > self.limit:
+            self.batches.append(len(decoded))
+            raise RpcError(self.message, code=-32000)
+        return await super().call(to, data, block, what=what)
+
+
+def test_multicall_splits_on_a_gas_cap_error_only() -> None:
+    calls = [Call("0x" + "11" * 20, i.to_bytes(2, "big")) for i in range(16)]
+    capped = GasCappedChain(4, "eth_call: gas required exceeds allowance (50000000)")
+    out = asyncio.run(Multicall(capped, batch_size=16).run(calls, 1))  # type: ignore[arg-type]
+    assert len(out) == 16 and all(ok for ok, _ in out)
+    broken = GasCappedChain(4, "the method eth_call does not exist")
+    with pytest.raises(RpcError, match="does not exist"):
+        asyncio.run(Multicall(broken, batch_size=16).run(calls, 1))  # type: ignore[arg-type]
+    assert broken.batches == [16]  # not split: splitting would not help

@@ -69,6 +69,7 @@ _RESERVE_DATA = function("Pool", "getReserveData")
 _USER_CONFIG = function("Pool", "getUserConfiguration")
 _USER_EMODE = function("Pool", "getUserEMode")
 _ASSETS_PRICES = function("AaveOracle", "getAssetsPrices")
+_ASSET_PRICE = function("AaveOracle", "getAssetPrice")
 _BASE_UNIT = function("AaveOracle", "BASE_CURRENCY_UNIT")
 _USER_RESERVE = function("AaveProtocolDataProvider", "getUserReserveData")
 _SYMBOL = function("ERC20", "symbol")
@@ -316,7 +317,7 @@ class AaveV3Adapter(ProtocolAdapter):
         except StateUnavailable:
             raise ConfigError(
                 f"cannot find the block the Pool {pool} was deployed in: the node has no "
-                "historical state; pass --from-block (Aave V3 Ethereum: 16291127)"
+                "historical state; pass --from-block (the block the market was deployed in)"
             ) from None
         return lo
 
@@ -454,9 +455,20 @@ class AaveV3Adapter(ProtocolAdapter):
                 self._base_unit = words(data, 1, what="BASE_CURRENCY_UNIT()")[0] or 10**8
             except (CallReverted, DecodeError):
                 self._base_unit = 10**8
-        data = await self.chain.call(
-            oracle, _ASSETS_PRICES.encode(list(assets)), block, what="getAssetsPrices()"
-        )
+        try:
+            data = await self.chain.call(
+                oracle, _ASSETS_PRICES.encode(list(assets)), block, what="getAssetsPrices()"
+            )
+        except CallReverted:
+            # One broken price source reverts the whole list: find which, and say so.
+            answers = await self.multicall.run(
+                [Call(oracle, _ASSET_PRICE.encode(a)) for a in assets], block
+            )
+            broken = [a for a, (ok, _) in zip(assets, answers, strict=True) if not ok]
+            raise ChainError(
+                f"the oracle {oracle} cannot price {', '.join(broken) or 'some assets'} at "
+                f"block {block} (getAssetPrice reverts): its price source is missing or broken"
+            ) from None
         (prices,) = _ASSETS_PRICES.decode(data, what=f"on {oracle} at block {block}")
         if len(prices) != len(assets):
             raise DecodeError(
@@ -630,13 +642,3 @@ class AaveV3Adapter(ProtocolAdapter):
                 fee=source.fee,
             )
         return out
-
-
-def require_positive_prices(prices: Prices, reserves: Sequence[Reserve], block: int) -> None:
-    """Raise ``ChainError`` naming the first reserve the oracle prices at zero."""
-    for r in reserves:
-        if prices.raw.get(r.asset, 0) <= 0:
-            raise ChainError(
-                f"the oracle prices {r.symbol} ({r.asset}) at 0 at block {block}: "
-                "its price source is missing or broken"
-            )

@@ -10,12 +10,13 @@ remembering the smaller size for the batches that follow.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from keeper.adapters.abi import address_word, function
 from keeper.chain import Chain, gather
-from keeper.errors import CallReverted, DecodeError, RequestTooLarge
+from keeper.errors import CallReverted, DecodeError, RequestTooLarge, RpcError
 
 __all__ = [
     "MULTICALL3_ADDRESS",
@@ -34,6 +35,7 @@ _AGGREGATE3 = function("Multicall3", "aggregate3")
 _TRUE = (1).to_bytes(32, "big")
 _FALSE = bytes(32)
 _SIXTY = (0x60).to_bytes(32, "big")
+_GAS_RE = re.compile(r"gas|too large|size|exceed", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +140,11 @@ class Multicall:
                 block,
                 what=f"aggregate3 of {len(calls)} calls",
             )
-        except (CallReverted, RequestTooLarge) as exc:
-            if len(calls) == 1:
+        except (CallReverted, RpcError) as exc:
+            # A batch of calls that may each fail only fails as a whole when the node cannot
+            # afford it (gas cap, answer size): split it. Other errors are not ours to fix.
+            refused = isinstance(exc, CallReverted | RequestTooLarge) or _GAS_RE.search(str(exc))
+            if len(calls) == 1 or not refused:
                 raise
             half = len(calls) // 2
             if half < self.batch_size:
