@@ -88,6 +88,7 @@ class DemoResult:
     report_html: Path | None = None
     report_json: Path | None = None
     keeper_db: Path | None = None
+    anvil_pid: int | None = None
     flagged: list[dict[str, Any]] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
@@ -177,6 +178,7 @@ def _start_devnet(settings: DemoSettings, result: DemoResult, say: Say) -> Any:
         path = result.out / "deployment.json"
         write_deployment(path, devnet.deployment)
         result.deployment = path
+        result.anvil_pid = devnet.anvil.pid if devnet.anvil is not None else None
         say(f"    devnet at {redact_text(devnet.rpc_url)}, chain {devnet.deployment['chain_id']}")
     return devnet
 
@@ -187,9 +189,9 @@ def _pull(settings: DemoSettings, result: DemoResult, say: Say) -> None:
     assert result.deployment is not None
     with _stage(result, "pull", say):
         target = result.out / "snapshot"
-        pull_settings = settings_from_deployment(
-            result.deployment, cache_path=result.out / "discovery-cache.json"
-        )
+        cache = result.out / "discovery-cache.json"
+        cache.unlink(missing_ok=True)  # from an earlier demo's chain, which is gone
+        pull_settings = settings_from_deployment(result.deployment, cache_path=cache)
         snapshot = asyncio.run(pull(pull_settings, out=target))
         facts = summarize(snapshot)
         result.snapshot = target

@@ -1,0 +1,147 @@
+"""``shortfall demo`` end to end in a reduced size, on a real anvil node.
+
+Checks that every output exists and is valid (snapshot, results, report, keeper database),
+that the keeper flagged accounts during the scripted crash, and that anvil is stopped after
+a run and after an interrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import keeper.demo as demo
+from keeper.cli import main
+from simulator.report import SECTIONS
+from simulator.snapshot import MarketSnapshot
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ACCOUNTS = 250
+PATHS = 300
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone: it has exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float]:
+    out = tmp_path_factory.mktemp("demo") / "demo-out"
+    buf = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(buf):
+        code = main(["demo", "--out", str(out), "--accounts", str(ACCOUNTS), "--paths", str(PATHS)])
+    elapsed = time.perf_counter() - started
+    assert code == 0, buf.getvalue()
+    return out, buf.getvalue(), elapsed
+
+
+def test_demo_finishes_in_time_and_says_where_the_report_is(
+    demo_run: tuple[Path, str, float],
+) -> None:
+    out, stdout, elapsed = demo_run
+    assert elapsed < 300, f"the reduced demo took {elapsed:.0f} s"
+    assert f"report: {out / 'report.html'}" in stdout
+    meta = json.loads((out / "demo.json").read_text())
+    assert meta["missing"] == []
+    assert meta["timings_s"]["total"] > 0
+
+
+def test_demo_writes_a_valid_snapshot_and_results(demo_run: tuple[Path, str, float]) -> None:
+    out, _, _ = demo_run
+    deployment = json.loads((out / "deployment.json").read_text())
+    assert deployment["chain_id"] == 31337
+    snapshot = MarketSnapshot.load(out / "snapshot")
+    assert snapshot.n_accounts > ACCOUNTS // 2
+    meta = json.loads((out / "demo.json").read_text())
+    results = {name: Path(p) for name, p in meta["results"].items()}
+    assert "default" in results and len(results) >= 2, results  # Monte Carlo + stresses
+    for name, path in results.items():
+        summary = json.loads((path / "summary.json").read_text())
+        assert summary["scenario"] == name
+        assert summary["snapshot"]["block_number"] == snapshot.meta["block_number"]
+        assert summary["es_usd"] >= summary["var_usd"] >= 0
+        paths = pd.read_parquet(path / "paths.parquet")
+        assert len(paths) == summary["paths"]
+    assert json.loads((results["default"] / "summary.json").read_text())["paths"] == PATHS
+
+
+def test_demo_report_is_complete(demo_run: tuple[Path, str, float]) -> None:
+    out, _, _ = demo_run
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    assert "http://" not in page and "https://" not in page
+    data: dict[str, Any] = json.loads((out / "report.json").read_text())
+    meta = json.loads((out / "demo.json").read_text())
+    assert [s["scenario"] for s in data["scenarios"]] == list(meta["results"])
+    for sc in data["scenarios"]:
+        summary = json.loads((Path(sc["results_dir"]) / "summary.json").read_text())
+        assert sc["es_usd"] == summary["es_usd"] and sc["var_usd"] == summary["var_usd"]
+
+
+def test_demo_keeper_flagged_accounts_in_the_crash(demo_run: tuple[Path, str, float]) -> None:
+    out, stdout, _ = demo_run
+    with sqlite3.connect(out / "keeper.sqlite") as db:
+        flags = db.execute("SELECT account, status, severity FROM flags").fetchall()
+        progress = db.execute("SELECT COUNT(*) FROM flag_events").fetchone()[0]
+    open_flags = [f for f in flags if f[1] == "open"]
+    assert open_flags, "the crash flagged no account"
+    assert progress >= len(open_flags)
+    assert "accounts flagged (stressed ES above posted margin)" in stdout
+    assert open_flags[0][0] in stdout or "more (keeper.sqlite" in stdout
+    meta = json.loads((out / "demo.json").read_text())
+    assert len(meta["flagged"]) == len(open_flags)
+    events = (out / "keeper-events.jsonl").read_text().splitlines()
+    assert len(events) == progress
+
+
+def test_demo_stops_anvil(demo_run: tuple[Path, str, float]) -> None:
+    out, _, _ = demo_run
+    pid = json.loads((out / "demo.json").read_text())["anvil_pid"]
+    assert isinstance(pid, int)
+    assert _wait_gone(pid), f"anvil (pid {pid}) still runs after the demo"
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_demo_stops_anvil_on_interrupt_or_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: type[BaseException]
+) -> None:
+    def boom(*_: object) -> None:
+        raise failure("stopped in the middle")
+
+    monkeypatch.setattr(demo, "_pull", boom)
+    out = tmp_path / "out"
+    with pytest.raises(failure):
+        demo.run_demo(demo.DemoSettings(out=out, accounts=20, paths=50), stream=io.StringIO())
+    pid = json.loads((out / "demo.json").read_text())["anvil_pid"]
+    assert isinstance(pid, int)
+    assert _wait_gone(pid), f"anvil (pid {pid}) survived a {failure.__name__}"
