@@ -410,3 +410,22 @@ def test_cli_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
         cli_main(["scenarios", "--help"])
     assert exc.value.code == 0
     assert "shortfall scenarios show black-thursday-2020" in capsys.readouterr().out
+
+
+def test_scenarios_pickle_for_distributed_workers() -> None:
+    import pickle
+
+    for name in ("default", "black-thursday-2020"):
+        sc = load_scenario(name)
+        back = pickle.loads(pickle.dumps(sc))
+        assert back == sc
+        assert np.array_equal(
+            back.paths(DEVNET, 5, seed=2).multipliers, sc.paths(DEVNET, 5, seed=2).multipliers
+        )
+
+
+def test_regimes_are_for_monte_carlo_only() -> None:
+    with pytest.raises(ScenarioError, match="only montecarlo has regimes"):
+        load_scenario("ftx-2022").with_regime("stressed")
+    with pytest.raises(ScenarioError, match="not a deterministic stress"):
+        load_scenario("default").worst_moves()

@@ -162,6 +162,15 @@ def test_as_of_is_honoured_no_look_ahead(method: str, price_csv: Path, tmp_path:
     assert hist.last == AS_OF - dt.timedelta(days=1)
 
 
+def test_csv_path_is_relative_to_the_toml_file(price_csv: Path, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "p.csv").write_bytes(price_csv.read_bytes())
+    toml = _historical_toml(tmp_path, Path("data/p.csv"), "bootstrap")
+    sc = load_scenario(toml)
+    assert isinstance(sc.spec, HistoricalSpec)
+    assert Path(sc.spec.csv) == tmp_path / "data" / "p.csv"
+
+
 def test_price_csv_errors_name_file_and_column(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("date,ETH\n2020-01-01,100\n2020-01-02,-5\n")
