@@ -431,3 +431,22 @@ def test_cli_reads_eth_rpc_url(
     snap = MarketSnapshot.load(tmp_path / "s")
     assert (snap.reserves["dex_pair"] == "").all()  # no --dex-map: liquidity unknown
     assert np.all(snap.reserves["dex_reserve_asset"] == 0.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--provider", "0x1234"], r"--provider '0x1234' is not an address"),
+        (["--multicall", "nope"], r"--multicall 'nope' is not an address"),
+        (["--batch-size", "0"], r"--batch-size must be at least 1"),
+    ],
+)
+def test_cli_rejects_bad_options(
+    devnet: Any, tmp_path: Path, cli: Any, argv: list[str], message: str
+) -> None:
+    out = tmp_path / "snap"
+    code, _, stderr = cli(
+        "pull", "--deployment", str(devnet.deployment_path), *argv, "--out", str(out)
+    )
+    assert code == 1 and re.search(message, _error_line(stderr))
+    assert not out.exists()

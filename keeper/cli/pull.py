@@ -8,8 +8,11 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from eth_utils import is_address
 
 from keeper.errors import ConfigError
 
@@ -24,56 +27,76 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from keeper.cli import HelpFormatter
-
     p = subparsers.add_parser(
         "pull",
         help="read a lending market at one block into a snapshot directory",
-        description="Read every account of a lending market (reserves, oracle prices, "
-        "balances, DEX liquidity) at one block into a snapshot directory, through the "
-        "protocol's public interface and Multicall3 batches.",
+        description="Read every account of a lending market (reserves, oracle prices, balances,\n"
+        "DEX liquidity) at one block into a snapshot directory, through the protocol's public\n"
+        "interface and Multicall3 batches. Accounts are discovered from the market's logs; a\n"
+        "discovery cache makes the next pull scan only the new blocks.",
         epilog=EXAMPLES,
-        formatter_class=HelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = p.add_argument_group("market (one of)")
+    source = p.add_argument_group("market (--deployment, or --rpc with --provider)")
     source.add_argument(
-        "--deployment", type=Path, help="devnet deployment.json (from shortfall devnet)"
+        "--deployment", type=Path, metavar="FILE", help="devnet deployment.json (shortfall devnet)"
     )
     source.add_argument(
         "--rpc",
-        default=None,
+        metavar="URL",
         help="JSON-RPC URL (default: $ETH_RPC_URL; with --deployment: its rpc_url)",
     )
-    source.add_argument("--protocol", default="aave-v3", help="protocol adapter")
     source.add_argument(
-        "--provider", help="market root address (Aave V3: the PoolAddressesProvider)"
+        "--protocol", default="aave-v3", metavar="NAME", help="protocol adapter (default: aave-v3)"
     )
-    p.add_argument("--block", type=int, default=None, help="block to read (default: latest)")
-    p.add_argument("--out", type=Path, required=True, help="snapshot directory to write")
+    source.add_argument(
+        "--provider", metavar="ADDR", help="market root address (Aave V3: PoolAddressesProvider)"
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="snapshot directory")
+    p.add_argument("--block", type=int, metavar="N", help="block to read (default: the latest)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--rps", type=float, default=25.0, help="requests per second at most (0: off)")
-    p.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    p.add_argument("--retries", type=int, default=5, help="retries of a transient RPC failure")
-    p.add_argument("--chain-id", type=int, default=None, help="refuse any other chain")
-    p.add_argument("--multicall", default=None, help="Multicall3 address (default: canonical)")
-    p.add_argument(
-        "--dex-map", type=Path, default=None, help="JSON/TOML map: asset or symbol -> DEX pool"
+    pacing = p.add_argument_group("RPC pacing")
+    pacing.add_argument(
+        "--rps", type=float, default=25.0, metavar="N", help="requests/s at most; 0: no limit (25)"
     )
-    p.add_argument("--from-block", type=int, default=None, help="first block to scan for accounts")
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        help="discovery cache (default: ~/.cache/shortfall/discovery.sqlite)",
+    pacing.add_argument(
+        "--concurrency", type=int, default=8, metavar="N", help="requests in flight at most (8)"
     )
-    p.add_argument("--no-cache", action="store_true", help="rescan all logs; write no cache")
-    p.add_argument(
+    pacing.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="seconds per request (30)"
+    )
+    pacing.add_argument(
+        "--retries", type=int, default=5, metavar="N", help="retries of a transient failure (5)"
+    )
+    pacing.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="calls per Multicall3 batch (1000)",
+    )
+    more = p.add_argument_group("market details")
+    more.add_argument("--chain-id", type=int, metavar="ID", help="refuse any other chain")
+    more.add_argument("--multicall", metavar="ADDR", help="Multicall3 address (default: canonical)")
+    more.add_argument(
+        "--dex-map", type=Path, metavar="FILE", help="JSON/TOML map: asset or symbol -> DEX pool"
+    )
+    more.add_argument(
         "--all-reserves",
         action="store_true",
         help="read every (account, reserve) pair, also supplies not used as collateral",
     )
-    p.add_argument("--batch-size", type=int, default=1000, help="calls per Multicall3 batch")
+    cache = p.add_argument_group("account discovery")
+    cache.add_argument(
+        "--from-block", type=int, metavar="N", help="first block to scan (default: deployment)"
+    )
+    cache.add_argument(
+        "--cache",
+        type=Path,
+        metavar="FILE",
+        help="discovery cache (default: ~/.cache/shortfall/discovery.sqlite)",
+    )
+    cache.add_argument("--no-cache", action="store_true", help="rescan all logs; write no cache")
     p.set_defaults(func=run)
 
 
@@ -98,6 +121,9 @@ def _settings(args: argparse.Namespace) -> Any:
             raise ConfigError(f"{name} must be at least 1, got {value}")
     if args.retries < 0 or args.timeout <= 0:
         raise ConfigError("--retries must be >= 0 and --timeout > 0")
+    for name, value in (("--provider", args.provider), ("--multicall", args.multicall)):
+        if value is not None and not is_address(value):
+            raise ConfigError(f"{name} {value!r} is not an address (0x and 40 hex digits)")
     if args.deployment is not None:
         settings = settings_from_deployment(args.deployment, **common)
         overrides: dict[str, Any] = {}
@@ -111,8 +137,6 @@ def _settings(args: argparse.Namespace) -> Any:
             overrides["multicall3"] = args.multicall
         if args.dex_map is not None:
             overrides["dex_sources"] = {**settings.dex_sources, **load_dex_map(args.dex_map)}
-        from dataclasses import replace
-
         return replace(settings, **overrides)
     rpc = args.rpc or os.environ.get("ETH_RPC_URL")
     if not rpc:
@@ -122,10 +146,6 @@ def _settings(args: argparse.Namespace) -> Any:
             "--provider is required with --rpc (Aave V3 Ethereum: "
             "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e), or use --deployment FILE"
         )
-    from eth_utils import is_address
-
-    if not is_address(args.provider):
-        raise ConfigError(f"--provider {args.provider!r} is not an address")
     extra: dict[str, Any] = {}
     if args.multicall:
         extra["multicall3"] = args.multicall
