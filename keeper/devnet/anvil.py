@@ -148,7 +148,6 @@ class Anvil:
             str(self.accounts),
             "--gas-limit",
             str(self.block_gas_limit),
-            "--disable-code-size-limit",
             "--no-request-size-limit",
             "--base-fee",
             "0",
