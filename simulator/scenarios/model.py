@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -336,15 +336,25 @@ class Scenario:
         spec = self.spec
         if isinstance(spec, StressSpec):
             return _stress_levels(self, spec)
-        rows = stop - start
-        out = np.zeros((rows, self.n_steps + 1, len(spec.factors)))
-        b0, b1 = start // gen.BLOCK_PATHS, (stop - 1) // gen.BLOCK_PATHS if rows else -1
-        for b in range(b0, b1 + 1):
+        out = np.zeros((stop - start, self.n_steps + 1, len(spec.factors)))
+        for a, z, part in self._blocks(seed, start, stop):
+            out[a:z] = part
+        return out, {}
+
+    def _blocks(self, seed: int, start: int, stop: int) -> Iterator[tuple[int, int, FloatArray]]:
+        """Factor log levels of rows ``[start, stop)``, one random block at a time, as
+        ``(first, last)`` output rows (relative to ``start``) and the block's slice.
+
+        Whole blocks of :data:`~simulator.scenarios.generate.BLOCK_PATHS` paths are always
+        drawn, so a row's numbers never depend on ``start``, ``stop`` or ``n_paths``.
+        """
+        if stop <= start:
+            return
+        for b in range(start // gen.BLOCK_PATHS, (stop - 1) // gen.BLOCK_PATHS + 1):
             lo = b * gen.BLOCK_PATHS
             block = self._random_block(gen.block_generator(seed, b))
             a, z = max(start, lo), min(stop, lo + gen.BLOCK_PATHS)
-            out[a - start : z - start] = block[a - lo : z - lo]
-        return out, {}
+            yield a - start, z - start, block[a - lo : z - lo]
 
     def _random_block(self, rng: np.random.Generator) -> FloatArray:
         spec = self.spec
@@ -424,14 +434,9 @@ class Scenario:
             # block by block straight into the output: peak memory = output + one block
             mult = np.empty((rows, s1, n_assets), dtype=dtype)
             gas = np.empty((rows, s1))
-            b0, b1 = start // gen.BLOCK_PATHS, (stop - 1) // gen.BLOCK_PATHS if rows else -1
-            for b in range(b0, b1 + 1):
-                lo = b * gen.BLOCK_PATHS
-                block = self._random_block(gen.block_generator(seed, b))
-                a, z = max(start, lo), min(stop, lo + gen.BLOCK_PATHS)
-                part = block[a - lo : z - lo]
-                self._assemble(part, {}, terms, factor_index, mult[a - start : z - start])
-                gas[a - start : z - start] = self._gas(part, factor_index)
+            for a, z, part in self._blocks(seed, start, stop):
+                self._assemble(part, {}, terms, factor_index, mult[a:z])
+                gas[a:z] = self._gas(part, factor_index)
         return PricePaths(
             scenario=self.name,
             symbols=symbols,
@@ -892,7 +897,6 @@ def _parse_montecarlo(top: Table) -> MonteCarloSpec:
 def _parse_historical(top: Table, step_seconds: float, base_dir: Path | None) -> HistoricalSpec:
     from simulator.scenarios import calibrate
 
-    top.check_keys((*_COMMON_KEYS, *_KIND_KEYS["historical"]), required=("method", "csv", "as_of"))
     method = top.get_str("method", choices=("bootstrap", "filtered"))
     csv_name = top.get_str("csv")
     csv = Path(csv_name)
