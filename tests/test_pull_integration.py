@@ -450,3 +450,61 @@ def test_cli_rejects_bad_options(
     )
     assert code == 1 and re.search(message, _error_line(stderr))
     assert not out.exists()
+
+
+def test_the_adapter_block_by_block_as_the_keeper_uses_it(
+    devnet_isolated: Any, set_price: Any, tmp_path: Path
+) -> None:
+    """Resolve once; then per block: new and touched accounts of a block range, prices only,
+    positions of a few accounts only, each pinned to the block asked for."""
+    devnet = devnet_isolated
+    settings = _settings(devnet, tmp_path)
+    newcomers = plan_book(3, seed=31337)
+
+    async def scenario() -> dict[str, Any]:
+        from keeper.chain import Chain
+        from keeper.pull import make_adapter
+
+        async with Chain(settings.chain_settings()) as chain:
+            adapter = make_adapter(settings, chain)
+            head = await chain.block()
+            await adapter.resolve(head)
+            known = await adapter.discover_accounts(head)
+            reserves = await adapter.read_reserves(head.number)
+            assets = [r.asset for r in reserves]
+            before = await adapter.read_prices(assets, head.number)
+
+            await asyncio.to_thread(seed_book, devnet.rpc, devnet.deployment, newcomers)
+            moved = await asyncio.to_thread(set_price, "WBTC", 45_000.0)
+            new_head = await chain.block()
+            fresh = await adapter.scan_new_accounts(head.number + 1, new_head.number)
+            touched = await adapter.touched_accounts(head.number + 1, new_head.number)
+            after = await adapter.read_prices(assets, new_head.number)
+            pinned = await adapter.read_prices(assets, head.number)
+            some = [a.address for a in newcomers.accounts] + known[:2]
+            positions = await adapter.read_positions(some, reserves, new_head.number)
+            old_positions = await adapter.read_positions(some, reserves, head.number)
+            return {
+                "known": known,
+                "fresh": fresh,
+                "touched": touched,
+                "before": before,
+                "after": after,
+                "pinned": pinned,
+                "moved": moved,
+                "positions": positions,
+                "old_positions": old_positions,
+                "requests": chain.stats.total_requests,
+            }
+
+    r = asyncio.run(scenario())
+    wbtc = devnet.deployment["reserves"]["WBTC"]["token"]
+    assert r["after"].usd(wbtc) == 45_000.0 != r["before"].usd(wbtc)
+    assert r["pinned"].raw == r["before"].raw
+    new = {a.address.lower() for a in newcomers.accounts if a.positions}
+    assert new <= set(r["fresh"]) and new <= r["touched"]
+    assert not new & set(r["known"])
+    holders = {p.account.lower() for p in r["positions"].positions}
+    assert new <= holders
+    assert not new & {p.account.lower() for p in r["old_positions"].positions}
+    assert r["positions"].accounts_read == len(newcomers.accounts) + 2
