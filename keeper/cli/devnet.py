@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser(
         "devnet",
+        usage="shortfall devnet [--accounts N] [--seed N] [--port PORT] [--out FILE] "
+        "[--anvil-log FILE] [--json]\n"
+        "       shortfall devnet set-price [--deployment FILE] SYMBOL PRICE_USD",
         help="run a local Aave-V3-compatible market on anvil (or move its prices)",
         description="Start anvil on 127.0.0.1, deploy an Aave-V3-compatible market (Pool, "
         "AaveOracle, PoolAddressesProvider, data provider, Multicall3, Uniswap-V2-style pairs), "
@@ -46,17 +49,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--accounts", type=int, default=2000, help="accounts to seed")
-    p.add_argument("--seed", type=int, default=7, help="seed of the account book")
-    p.add_argument("--port", type=int, default=8545, help="port on 127.0.0.1")
-    p.add_argument("--out", type=Path, default=Path("deployment.json"), help="deployment file")
-    p.add_argument("--anvil-log", type=Path, default=None, help="file for anvil's own output")
+    p.add_argument("--accounts", type=int, default=2000, metavar="N", help="accounts to seed")
+    p.add_argument("--seed", type=int, default=7, metavar="N", help="seed of the account book")
+    p.add_argument("--port", type=int, default=8545, metavar="PORT", help="port on 127.0.0.1")
+    p.add_argument(
+        "--out", type=Path, default=Path("deployment.json"), metavar="FILE", help="deployment file"
+    )
+    p.add_argument(
+        "--anvil-log", type=Path, default=None, metavar="FILE", help="file for anvil's own output"
+    )
     p.add_argument("--json", action="store_true", help="print the deployment as JSON")
     p.set_defaults(func=run)
 
-    actions = p.add_subparsers(dest="devnet_action", metavar="ACTION", required=False)
+    actions = p.add_subparsers(
+        dest="devnet_action", metavar="ACTION", required=False, title="actions (optional)"
+    )
     sp = actions.add_parser(
         "set-price",
+        prog="shortfall devnet set-price",
         help="set one reserve's USD price on a running devnet and mine a block",
         description="Set the Chainlink-style feed of SYMBOL to PRICE_USD (8 decimals) on the "
         "running devnet described by --deployment, and mine a block.",
@@ -64,7 +74,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=HelpFormatter,
     )
     sp.add_argument(
-        "--deployment", type=Path, default=Path("deployment.json"), help="devnet deployment.json"
+        "--deployment",
+        type=Path,
+        default=Path("deployment.json"),
+        metavar="FILE",
+        help="devnet deployment.json",
     )
     sp.add_argument("symbol", metavar="SYMBOL", help="reserve symbol, e.g. WETH")
     sp.add_argument("price", metavar="PRICE_USD", help="new price in USD, e.g. 2150.5")
