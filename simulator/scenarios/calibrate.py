@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -395,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: Any = parser.parse_args(argv)
     try:
         prices = read_price_csv(args.csv, date_column=args.date_column)
-        print(f"factors = [{', '.join(repr(n).replace(chr(39), chr(34)) for n in prices.names)}]\n")
+        print(f"factors = {json.dumps(list(prices.names))}\n")
         print(
             regime_toml(calibrate_regime(prices, name="normal", as_of=args.as_of, start=args.start))
         )
