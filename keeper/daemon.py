@@ -402,6 +402,8 @@ class Keeper:
         return await self._process(head, progress)
 
     async def _check_reorg(self, progress: Any, head: BlockRef) -> Any:
+        if head.number == progress.block_number and head.hash == progress.block_hash:
+            return progress  # nothing new, nothing reorganised: no extra request
         h = min(progress.block_number, head.number)
         stored = (
             progress.block_hash if h == progress.block_number else await self.db("block_hash", h)
@@ -651,7 +653,7 @@ class Keeper:
             for task in (main, publisher):
                 task.cancel()
             for task in (main, publisher):
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(task, timeout=3.0)
             stopper.cancel()
             if main.done() and not main.cancelled() and main.exception() is not None:

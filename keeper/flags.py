@@ -120,7 +120,7 @@ def step(
     ok = np.asarray(safe, dtype=bool)
     index = {a: i for i, a in enumerate(accounts)}
     # Only accounts that are over now, or hold an open flag, can change anything.
-    candidates = {accounts[i] for i in np.flatnonzero(sev > 0)}
+    candidates = {accounts[int(i)] for i in np.flatnonzero(sev > 0)}
     candidates.update(a for a, f in flags.items() if f.status == "open" and a in index)
     changed: list[Flag] = []
     events: list[FlagEvent] = []
