@@ -133,3 +133,27 @@ def test_arbitrary_text_files_raise_only_scenario_error(text: str, tmp_path_fact
         pass
     with contextlib.suppress(ScenarioError):
         load_scenario(path)
+
+
+@settings(max_examples=min(EXAMPLES, 40), deadline=None)
+@given(
+    vol=st.floats(0.0, 10.0),
+    dof=st.floats(2.0001, 1e6),
+    n_steps=st.integers(1, 200),
+    step=st.floats(1.0, 86400.0 * 30),
+    jump=st.floats(0.0, 50.0),
+    f32=st.booleans(),
+)
+def test_extreme_valid_parameters_give_finite_paths(
+    vol: float, dof: float, n_steps: int, step: float, jump: float, f32: bool
+) -> None:
+    doc = copy.deepcopy(DOCS["default"])
+    doc["n_steps"], doc["step_seconds"] = n_steps, step
+    reg = doc["regimes"]["normal"]
+    reg["vol_daily"] = [vol] * 7
+    reg["dof"] = dof
+    doc["jumps"] = {"intensity_per_day": jump, "mean": -5.0, "std": 5.0}
+    sc = parse_scenario(doc, "x", "x.toml")
+    pp = sc.paths(["WETH", "wstETH", "USDC"], 3, seed=1, dtype=np.float32 if f32 else np.float64)
+    assert np.all(np.isfinite(pp.multipliers)) and np.all(pp.multipliers >= 0)
+    assert np.all(np.isfinite(pp.gas_gwei))

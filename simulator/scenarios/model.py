@@ -456,6 +456,8 @@ class Scenario:
         out: npt.NDArray[np.floating[Any]],
     ) -> None:
         """Asset multipliers from factor log levels, written into ``out``."""
+        # keep absurd parameter choices finite in the output dtype instead of inf
+        log_max = math.log(float(np.finfo(out.dtype).max)) - 1.0
         acc = np.empty(levels.shape[:2])
         for j, ts in enumerate(terms):
             acc[...] = 0.0
@@ -464,6 +466,7 @@ class Scenario:
                     acc += overrides[term.name]
                 else:
                     acc += levels[:, :, factor_index[term.name]]
+            np.clip(acc, -log_max, log_max, out=acc)
             np.exp(acc, out=acc)
             acc[:, 0] = 1.0
             out[:, :, j] = acc
