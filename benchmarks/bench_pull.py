@@ -70,8 +70,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "measure": "accounts per RPC request",
             "value": per_request,
             "unit": "accounts",
-            "target": ">= 100",
-            "ok": per_request >= 100,
+            "target": ">= 100" if not quick else "",
+            "ok": per_request >= 100 if not quick else None,
         },
         {
             "benchmark": name,

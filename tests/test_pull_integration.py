@@ -508,3 +508,59 @@ def test_the_adapter_block_by_block_as_the_keeper_uses_it(
     assert new <= holders
     assert not new & {p.account.lower() for p in r["old_positions"].positions}
     assert r["positions"].accounts_read == len(newcomers.accounts) + 2
+
+
+def test_cli_dex_map_for_a_real_network_style_pull(
+    devnet: Any, tmp_path: Path, cli: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    dep = devnet.deployment
+    weth = dep["reserves"]["WETH"]
+    wbtc = dep["reserves"]["WBTC"]
+    dex = tmp_path / "dex.toml"
+    dex.write_text(
+        f'WETH = "{weth["dex_pair"]}"\n'
+        f'"{wbtc["token"].lower()}" = {{ pair = "{wbtc["dex_pair"]}", fee = 0.0005 }}\n'
+    )
+    out = tmp_path / "snap"
+    code, _, stderr = cli(
+        "pull",
+        "--rpc",
+        dep["rpc_url"],
+        "--provider",
+        dep["pool_addresses_provider"],
+        "--dex-map",
+        str(dex),
+        "--no-cache",
+        "--rps",
+        "0",
+        "--out",
+        str(out),
+    )
+    assert code == 0, stderr
+    reserves = MarketSnapshot.load(out).reserves.set_index("symbol")
+    assert reserves.loc["WETH", "dex_pair"] == weth["dex_pair"]
+    assert reserves.loc["WETH", "dex_fee"] == 0.003
+    assert (
+        reserves.loc["WBTC", "dex_fee"] == 0.0005 and reserves.loc["WBTC", "dex_reserve_asset"] > 0
+    )
+    assert reserves.loc["LINK", "dex_pair"] == "" and reserves.loc["LINK", "dex_reserve_quote"] == 0
+    assert "no DEX pool known for collateral LINK" in caplog.text  # a warning, not an error
+
+    dex.write_text(f'WETH = "{"0x" + "42" * 20}"\n')
+    code, _, stderr = cli(
+        "pull",
+        "--rpc",
+        dep["rpc_url"],
+        "--provider",
+        dep["pool_addresses_provider"],
+        "--dex-map",
+        str(dex),
+        "--no-cache",
+        "--rps",
+        "0",
+        "--out",
+        str(tmp_path / "bad"),
+    )
+    assert code == 1
+    assert "no contract at DEX pool 0x4242" in stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "bad").exists()

@@ -588,9 +588,6 @@ class AaveV3Adapter(ProtocolAdapter):
         for _, source in chosen:
             if source.kind != "uniswap-v2":
                 raise ConfigError(f"DEX pool {source.pair}: unsupported kind {source.kind!r}")
-            await self.chain.require_code(
-                to_checksum_address(source.pair), block, "DEX pair", "fix the DEX map"
-            )
         calls: list[Call] = []
         for _, source in chosen:
             pair = to_checksum_address(source.pair)
@@ -609,6 +606,11 @@ class AaveV3Adapter(ProtocolAdapter):
         pending: list[tuple[Reserve, DexSource, str, int, int]] = []
         for k, (reserve, source) in enumerate(chosen):
             (_, res), (_, t0), (_, t1) = results[3 * k : 3 * k + 3]
+            if not res:  # a call to an address without code "succeeds" with no answer
+                raise ConfigError(
+                    f"no contract at DEX pool {source.pair} (for {reserve.symbol}) at block "
+                    f"{block}: fix the DEX map"
+                )
             r0, r1, _ts = words(res, 3, what=f"getReserves() of {source.pair}")
             token0 = _address(t0, f"token0() of {source.pair}")
             token1 = _address(t1, f"token1() of {source.pair}")
