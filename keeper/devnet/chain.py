@@ -64,28 +64,6 @@ class Rpc:
             raise RpcError(method, answer["error"])
         return answer["result"]
 
-    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        """Send many calls in one HTTP request; results in order; raises on the first error."""
-        if not calls:
-            return []
-        body = [
-            {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
-        ]
-        try:
-            resp = self._session.post(
-                self.url,
-                data=json.dumps(body),
-                timeout=self.timeout,
-                headers={"Content-Type": "application/json"},
-            )
-        except requests.RequestException as exc:
-            raise DevnetError(f"cannot reach {self.url}: {exc.__class__.__name__}") from exc
-        answers = sorted(resp.json(), key=lambda a: a["id"])
-        for a in answers:
-            if "error" in a:
-                raise RpcError(calls[a["id"]][0], a["error"])
-        return [a["result"] for a in answers]
-
     def close(self) -> None:
         self._session.close()
 

@@ -62,6 +62,48 @@ contract Multicall3 {
         }
     }
 
+    struct Call3Value {
+        address target;
+        bool allowFailure;
+        uint256 value;
+        bytes callData;
+    }
+
+    function tryBlockAndAggregate(bool requireSuccess, Call[] calldata calls)
+        public
+        payable
+        returns (uint256 blockNumber, bytes32 blockHash, Result[] memory returnData)
+    {
+        blockNumber = block.number;
+        blockHash = blockhash(block.number);
+        returnData = tryAggregate(requireSuccess, calls);
+    }
+
+    function blockAndAggregate(Call[] calldata calls)
+        external
+        payable
+        returns (uint256 blockNumber, bytes32 blockHash, Result[] memory returnData)
+    {
+        (blockNumber, blockHash, returnData) = tryBlockAndAggregate(true, calls);
+    }
+
+    function aggregate3Value(Call3Value[] calldata calls)
+        external
+        payable
+        returns (Result[] memory returnData)
+    {
+        uint256 valAccumulator;
+        returnData = new Result[](calls.length);
+        for (uint256 i = 0; i < calls.length; i++) {
+            Call3Value calldata c = calls[i];
+            valAccumulator += c.value;
+            (bool success, bytes memory ret) = c.target.call{value: c.value}(c.callData);
+            if (!success && !c.allowFailure) revert("Multicall3: call failed");
+            returnData[i] = Result(success, ret);
+        }
+        require(msg.value == valAccumulator, "Multicall3: value mismatch");
+    }
+
     function getBlockNumber() external view returns (uint256) {
         return block.number;
     }
