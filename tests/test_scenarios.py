@@ -429,3 +429,10 @@ def test_regimes_are_for_monte_carlo_only() -> None:
         load_scenario("ftx-2022").with_regime("stressed")
     with pytest.raises(ScenarioError, match="not a deterministic stress"):
         load_scenario("default").worst_moves()
+
+
+def test_builtin_name_with_toml_suffix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario("ftx-2022.toml").name == "ftx-2022"
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load_scenario("nothing-here.toml")

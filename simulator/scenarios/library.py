@@ -73,8 +73,18 @@ def load_scenario(name_or_path: str | Path, *, regime: str | None = None) -> Sce
     """
     text = str(name_or_path)
     files = _builtin_files()
-    if isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text or "\\" in text:
+    is_path = isinstance(name_or_path, Path) or "/" in text or "\\" in text
+    if text.endswith(".toml") and not is_path and not Path(text).exists() and text[:-5] in files:
+        text = text[:-5]  # "default.toml" with no such local file: the built-in one
+    elif text.endswith(".toml"):
+        is_path = True
+    if is_path:
         path = Path(text)
+        if not path.is_file():
+            raise ScenarioError(
+                f"{path}: no such scenario file; `shortfall scenarios list` shows the built-in "
+                "scenarios, which are loaded by name"
+            )
         scenario = parse_scenario(read_toml(path), path.stem, str(path), base_dir=path.parent)
     elif text in files:
         path = files[text]
