@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import eth_abi
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,19 +52,7 @@ def _pull(settings: PullSettings, out: Path | None = None) -> MarketSnapshot:
 def _account_data(devnet: Any, accounts: list[str], block: int) -> dict[str, tuple[int, ...]]:
     """``getUserAccountData`` of each account at ``block``, through the devnet's own client."""
     pool = devnet.contract("Pool", devnet.deployment["pool"])
-    calls = [
-        (
-            "eth_call",
-            [{"to": pool.address, "data": pool.encode("getUserAccountData", a)}, hex(block)],
-        )
-        for a in accounts
-    ]
-    out: dict[str, tuple[int, ...]] = {}
-    for i in range(0, len(calls), 200):
-        answers = devnet.rpc.batch(calls[i : i + 200])
-        for account, raw in zip(accounts[i : i + 200], answers, strict=True):
-            out[account] = tuple(eth_abi.decode(["uint256"] * 6, bytes.fromhex(raw[2:])))
-    return out
+    return {a: tuple(pool.call("getUserAccountData", a, block=block)) for a in accounts}
 
 
 def _frames_equal(a: MarketSnapshot, b: MarketSnapshot) -> None:
