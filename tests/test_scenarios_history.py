@@ -334,3 +334,19 @@ def test_recalibration_cli_writes_a_loadable_scenario(
         cal.main([str(tmp_path / "missing.csv"), "--as-of", "2023-01-01", "--start", "2021-01-01"])
         == 1
     )
+
+
+def test_black_thursday_knots_are_the_binance_hourly_closes() -> None:
+    """Each ETH knot at hour h is the close of the hourly bar ending at 2020-03-12 00:00Z + h,
+    over the close at hour 0 (194.61); 4-digit rounding in the TOML."""
+    bars = pd.read_csv(PRICES / "ETH-USDT-1h_2020-03-09_2020-03-16.csv", parse_dates=["date"])
+    close_at = {  # close of the bar that ends at this time
+        (ts + pd.Timedelta(hours=1)): c for ts, c in zip(bars["date"], bars["close"], strict=True)
+    }
+    t0 = pd.Timestamp("2020-03-12T00:00:00Z")
+    base = close_at[t0]
+    assert base == pytest.approx(194.61)
+    with (REPO / "scenarios" / "black-thursday-2020.toml").open("rb") as fh:
+        knots = tomllib.load(fh)["factors"]["ETH"]["knots"]
+    for hour, mult in knots:
+        assert mult == pytest.approx(close_at[t0 + pd.Timedelta(hours=hour)] / base, abs=6e-5), hour
