@@ -350,3 +350,61 @@ def test_black_thursday_knots_are_the_binance_hourly_closes() -> None:
         knots = tomllib.load(fh)["factors"]["ETH"]["knots"]
     for hour, mult in knots:
         assert mult == pytest.approx(close_at[t0 + pd.Timedelta(hours=hour)] / base, abs=6e-5), hour
+
+
+def _ohlc(symbol: str) -> pd.DataFrame:
+    return pd.read_csv(PRICES / f"{symbol}.csv", index_col="date")
+
+
+# (scenario, table, name, data file, base day, {hour: (day, column)}); absolute=True means
+# the knot is the data value itself (a ratio or a stablecoin price), not relative to base
+DAILY_KNOTS = [
+    ("luna-ust-2022", "factors", "ETH", "ETH-USD", "2022-05-06",
+     {24 * k: (f"2022-05-{6 + k:02d}", "close") for k in range(1, 8)}
+     | {132: ("2022-05-12", "low")}, False),
+    ("ftx-2022", "factors", "ETH", "ETH-USD", "2022-11-07",
+     {24: ("2022-11-08", "close"), 44: ("2022-11-09", "low"), 48: ("2022-11-09", "close"),
+      72: ("2022-11-10", "close")}, False),
+    ("ftx-2022", "factors", "SOL", "SOL-USD", "2022-11-07",
+     {24: ("2022-11-08", "close"), 48: ("2022-11-09", "close"), 72: ("2022-11-10", "close")},
+     False),
+    ("steth-discount-2022", "factors", "ETH", "ETH-USD", "2022-06-09",
+     {24 * k: (f"2022-06-{9 + k:02d}", "close") for k in range(1, 11)}
+     | {132: ("2022-06-15", "low"), 210: ("2022-06-18", "low")},
+     False),
+    ("steth-discount-2022", "factors", "LST", "STETH-ETH", None,
+     {24 * k: (f"2022-06-{9 + k:02d}", "close") for k in range(1, 11)}, True),
+    ("usdc-depeg-2023", "factors", "ETH", "ETH-USD", "2023-03-09",
+     {18: ("2023-03-10", "low"), 24: ("2023-03-10", "close"), 48: ("2023-03-11", "close"),
+      72: ("2023-03-12", "close"), 96: ("2023-03-13", "close")}, False),
+    ("usdc-depeg-2023", "assets", "USDC", "USDC-USD", None,
+     {32: ("2023-03-11", "low"), 48: ("2023-03-11", "close"), 56: ("2023-03-12", "low"),
+      72: ("2023-03-12", "close"), 96: ("2023-03-13", "close")}, True),
+    ("usdc-depeg-2023", "assets", "DAI", "DAI-USD", None,
+     {32: ("2023-03-11", "low"), 48: ("2023-03-11", "close"), 56: ("2023-03-12", "low"),
+      72: ("2023-03-12", "close"), 96: ("2023-03-13", "close")}, True),
+    ("crv-squeeze-2022", "factors", "CRV", "CRV-USD", "2022-11-21",
+     {24: ("2022-11-22", "close"), 48: ("2022-11-23", "close")}, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "table", "key", "file", "base", "points", "absolute"), DAILY_KNOTS
+)
+def test_daily_knots_are_the_market_data(
+    name: str,
+    table: str,
+    key: str,
+    file: str,
+    base: str | None,
+    points: dict[int, tuple[str, str]],
+    absolute: bool,
+) -> None:
+    """Every knot the TOML says comes from a daily close or low does (4-digit rounding)."""
+    with (REPO / "scenarios" / f"{name}.toml").open("rb") as fh:
+        knots = dict(tomllib.load(fh)[table][key]["knots"])
+    data = _ohlc(file)
+    ref = 1.0 if absolute else float(data.loc[base, "close"])
+    for hour, (day, col) in points.items():
+        assert hour in knots, (name, key, hour)
+        assert knots[hour] == pytest.approx(float(data.loc[day, col]) / ref, abs=6e-5), (key, hour)
