@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,12 +86,16 @@ async def scan_accounts(
     ranges: AdaptiveRange | None = None,
     concurrency: int = 4,
     on_progress: Callable[[int], None] | None = None,
+    checkpoint: Callable[[dict[str, int], int], Awaitable[None]] | None = None,
+    checkpoint_seconds: float = 15.0,
 ) -> dict[str, int]:
     """Accounts named in ``address``'s logs in ``[from_block, to_block]``.
 
     ``account_topic`` maps each event's topic0 to the index of the topic holding the account
     (Aave's ``Supply``: 2, for ``onBehalfOf``). Returns lower-case account -> first block it
-    appears in. ``on_progress(n_blocks)`` reports scanned blocks.
+    appears in. ``on_progress(n_blocks)`` reports scanned blocks. ``checkpoint(found, upto)``
+    is awaited at most every ``checkpoint_seconds`` once every block in ``[from_block, upto]``
+    has been scanned, so a long first scan that is interrupted need not start over.
     """
     found: dict[str, int] = {}
     if to_block < from_block:
@@ -124,9 +128,14 @@ async def scan_accounts(
         if on_progress is not None:
             on_progress(hi - lo + 1)
 
+    finished: dict[int, int] = {}  # first block -> last block of the ranges done
+    watermark = from_block - 1  # every block up to here is scanned
+    saved_at = time.monotonic()
+
     async def run(lo: int, hi: int) -> None:
         try:
             await fetch(lo, hi)
+            finished[lo] = hi
         finally:
             window.release()
 
@@ -135,6 +144,15 @@ async def scan_accounts(
             cursor = from_block
             while cursor <= to_block:
                 await window.acquire()
+                while watermark + 1 in finished:
+                    watermark = finished.pop(watermark + 1)
+                if (
+                    checkpoint is not None
+                    and watermark >= from_block
+                    and time.monotonic() - saved_at >= checkpoint_seconds
+                ):
+                    await checkpoint(dict(found), watermark)
+                    saved_at = time.monotonic()
                 hi = min(to_block, cursor + ranges.size - 1)
                 group.create_task(run(cursor, hi))
                 cursor = hi + 1

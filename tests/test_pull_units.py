@@ -642,3 +642,33 @@ def test_multicall_splits_on_a_gas_cap_error_only() -> None:
     with pytest.raises(RpcError, match="does not exist"):
         asyncio.run(Multicall(broken, batch_size=16).run(calls, 1))  # type: ignore[arg-type]
     assert broken.batches == [16]  # not split: splitting would not help
+
+
+def test_scan_checkpoints_only_fully_scanned_prefixes() -> None:
+    logs = _synthetic_logs(2000, seed=5)
+    chain = FakeLogChain(logs, max_span=100)
+    saved: list[tuple[dict[str, int], int]] = []
+
+    async def checkpoint(found: dict[str, int], upto: int) -> None:
+        saved.append((found, upto))
+
+    found = asyncio.run(
+        scan_accounts(
+            chain,  # type: ignore[arg-type]
+            "0xpool",
+            OPEN_EVENTS,
+            0,
+            1999,
+            ranges=AdaptiveRange(initial=50, maximum=100),
+            concurrency=4,
+            checkpoint=checkpoint,
+            checkpoint_seconds=0.0,
+        )
+    )
+    assert found == _expected(logs, 0, 1999)
+    assert len(saved) >= 5
+    marks = [upto for _, upto in saved]
+    assert marks == sorted(marks) and marks[-1] < 1999
+    for partial, upto in saved:
+        expected = _expected(logs, 0, upto)
+        assert all(partial.get(a) == b for a, b in expected.items())  # nothing below is missing

@@ -353,6 +353,21 @@ class AaveV3Adapter(ProtocolAdapter):
             first = start
             start_hash = (await self.chain.block(start)).hash
         log.info("discovery: scanning blocks [%d, %d]", first, block.number)
+
+        async def checkpoint(found: dict[str, int], upto: int) -> None:
+            assert cache is not None
+            upto_hash = (await self.chain.block(upto)).hash
+            cache.record(
+                chain_id,
+                pool,
+                found,
+                start_block=start,
+                start_hash=start_hash,
+                scanned_to=upto,
+                scanned_hash=upto_hash,
+            )
+            log.info("discovery: %d accounts up to block %d saved", len(found), upto)
+
         found = await scan_accounts(
             self.chain,
             pool,
@@ -362,6 +377,7 @@ class AaveV3Adapter(ProtocolAdapter):
             ranges=self._ranges,
             concurrency=self.config.log_concurrency,
             on_progress=on_progress,
+            checkpoint=checkpoint if cache is not None else None,
         )
         self.last_scan = (first, block.number)
         if cache is None:
