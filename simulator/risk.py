@@ -163,12 +163,12 @@ def _as_weights(weights: npt.ArrayLike, n: int, name: str = "weights") -> FloatA
             f"{name}: {int(negative.sum())} negative value(s) (first at index {i}: {w[i]!r}); "
             "scenario probabilities must be >= 0"
         )
-    total = _sum(w)
-    if not total > 0.0:
+    top = float(w.max())
+    if top == 0.0:
         raise InputError(f"{name}: all zero; at least one scenario needs a positive probability")
-    if not math.isfinite(total):
-        raise InputError(f"{name}: the sum overflows to {total!r}; rescale the weights")
-    return w
+    # Rescale by a power of two (exact) so the largest weight is in [0.5, 1): sums and
+    # products of tiny or huge weights then neither underflow nor overflow.
+    return np.ldexp(w, -math.frexp(top)[1])
 
 
 def _sum(values: FloatArray) -> float:
@@ -417,7 +417,7 @@ def tail_weights(
             out[eq] = tail.frac / (int(eq.sum()) * tail.denom)
         else:
             w_eq = w[eq]
-            out[eq] = w_eq * (tail.frac / (_sum(w_eq) * tail.denom))
+            out[eq] = (w_eq / _sum(w_eq)) * (tail.frac / tail.denom)
     return out
 
 

@@ -155,6 +155,21 @@ def test_weighted_equals_unweighted_with_duplicated_scenarios() -> None:
         )
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e-180, 1.0, 1e300])
+def test_weights_of_any_magnitude(scale: float) -> None:
+    losses = np.array([0.0] * 9 + [7.0, 3.0, 5.0])
+    w = np.r_[np.ones(11), 3.0] * scale
+    for alpha in ("0.8", "0.2"):
+        exact = exact_var_es(losses, Fraction(alpha), [1] * 11 + [3])
+        assert risk.var(losses, float(alpha), w) == float(exact[0])
+        assert risk.es(losses, float(alpha), w) == pytest.approx(float(exact[1]), rel=1e-14)
+        t = risk.tail_weights(losses, float(alpha), w)
+        assert t.sum() == pytest.approx(1.0, rel=1e-14)
+        assert t @ losses == pytest.approx(float(exact[1]), rel=1e-14)
+    # alpha 0.2: VaR is 0 and the 9 zero-loss scenarios share the rest of the tail equally.
+    np.testing.assert_allclose(t[:9], (11.2 - 5.0) / 9 / 11.2, rtol=1e-14)
+
+
 def test_zero_weight_scenarios_are_ignored() -> None:
     losses = [1.0, 2.0, 3.0, 1e9, 4.0]
     weights = [1.0, 1.0, 1.0, 0.0, 1.0]
