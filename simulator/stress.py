@@ -91,7 +91,7 @@ DEFAULT_MC_PATHS = 2000
 DEFAULT_MC_SEED = 20240312
 
 #: Rows of the loss matrix computed at a time (bounds memory: rows x points x 8 bytes).
-DEFAULT_CHUNK_ROWS = 2048
+DEFAULT_CHUNK_ROWS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,18 +475,28 @@ def evaluate(
     margin: MarginKind = "equity",
     thresholds: FlagThresholds | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    debtors_only: bool = True,
 ) -> StressEvaluation:
     """Stressed ES, margin, severity and safe mask of every account of a book.
 
     Balances ``(n_accounts, n_assets)`` in token units, prices USD per token and LTs as
-    fractions ``(n_assets,)``, assets in the order of ``stress.symbols``.
+    fractions ``(n_assets,)``, assets in the order of ``stress.symbols``. With
+    ``debtors_only`` ES is computed only for accounts with debt (the others can never be
+    flagged) and reported as 0 for the rest, which saves the bulk of the work on books where
+    most accounts only supply.
     """
     x = exposure_usd(collateral, debt, collateral_enabled, price_usd, liquidation_threshold)
-    es = stressed_es(x, stress, alpha, chunk_rows=chunk_rows)
     m = margin_usd(margin, collateral, debt, collateral_enabled, price_usd, liquidation_threshold)
     d = np.asarray(
         np.asarray(debt, dtype=np.float64) @ np.asarray(price_usd, dtype=np.float64),
         dtype=np.float64,
     )
+    if debtors_only:
+        es = np.zeros(x.shape[0], dtype=np.float64)
+        rows = np.flatnonzero(d > 0.0)
+        if rows.size:
+            es[rows] = stressed_es(x[rows], stress, alpha, chunk_rows=chunk_rows)
+    else:
+        es = stressed_es(x, stress, alpha, chunk_rows=chunk_rows)
     severity, safe = classify(es, m, d, thresholds)
     return StressEvaluation(es_usd=es, margin_usd=m, debt_usd=d, severity=severity, safe=safe)

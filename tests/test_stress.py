@@ -170,7 +170,13 @@ def test_evaluate_end_to_end_small() -> None:
     stress = _stress(6)
     ev = evaluate(**book, stress=stress, alpha=0.95, margin="liquidation-buffer")
     x = exposure_usd(**book)
-    np.testing.assert_allclose(ev.es_usd, stressed_es(x, stress, 0.95))
+    full = stressed_es(x, stress, 0.95)
+    debtors = ev.debt_usd > 0
+    assert 0 < debtors.sum() < len(debtors)
+    np.testing.assert_allclose(ev.es_usd[debtors], full[debtors])
+    np.testing.assert_array_equal(ev.es_usd[~debtors], 0.0)
+    every = evaluate(**book, stress=stress, alpha=0.95, debtors_only=False)
+    np.testing.assert_allclose(every.es_usd, full)
     over = (ev.debt_usd > 0) & (ev.es_usd > ev.margin_usd)
     assert ((ev.severity > 0) == over).all()
 
