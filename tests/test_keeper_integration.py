@@ -437,8 +437,10 @@ def test_sigkill_restart_equals_uninterrupted_run(devnet_isolated, tmp_path: Pat
             for act in _actions(dep, dev.rpc, prices):
                 _wait_progress(db1, act())
         finally:
+            t0 = time.monotonic()
             proc.terminate()
             assert proc.wait(10) == 0, "SIGTERM: clean exit with code 0"
+            assert time.monotonic() - t0 < 5.0, "SIGTERM: shut down within 5 s"
         table1 = _flags_table(db1)
         assert any(r[1] == "open" for r in table1) and any(r[1] == "cleared" for r in table1)
 
