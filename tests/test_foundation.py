@@ -56,9 +56,11 @@ def test_atomic_directory_replaces_existing(tmp_path: Path) -> None:
 
 def test_atomic_directory_refuses_overwrite_when_asked(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
-    with pytest.raises(FileExistsError, match="already exists"):
-        with atomic_directory(tmp_path / "out", overwrite=False):
-            pass
+    with (
+        pytest.raises(FileExistsError, match="already exists"),
+        atomic_directory(tmp_path / "out", overwrite=False),
+    ):
+        pass
 
 
 @pytest.mark.parametrize(
