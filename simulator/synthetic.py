@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import ndtr, ndtri
 
 from simulator import __version__
 from simulator.errors import InputError
@@ -24,7 +25,11 @@ __all__ = ["SYNTHETIC_ASSETS", "SyntheticAsset", "synthetic_paths", "synthetic_s
 
 @dataclass(frozen=True, slots=True)
 class SyntheticAsset:
-    """One reserve of the synthetic market; ``pool_usd`` is the DEX pool's quote reserve, USD."""
+    """One reserve of the synthetic market.
+
+    ``pool_usd`` is the smallest DEX pool quote reserve, USD; the pool is at least
+    ``pool_share`` x the book's collateral in the asset deep.
+    """
 
     symbol: str
     price_usd: float
@@ -35,18 +40,19 @@ class SyntheticAsset:
     decimals: int
     pool_usd: float
     stable: bool
+    pool_share: float
 
 
 #: The eight reserves of the synthetic market (parameters close to Aave V3 Ethereum's).
 SYNTHETIC_ASSETS: tuple[SyntheticAsset, ...] = (
-    SyntheticAsset("WETH", 3000.0, 0.80, 0.83, 0.05, 0.10, 18, 150e6, False),
-    SyntheticAsset("WBTC", 60000.0, 0.73, 0.78, 0.05, 0.10, 8, 80e6, False),
-    SyntheticAsset("wstETH", 3500.0, 0.785, 0.81, 0.06, 0.10, 18, 60e6, False),
-    SyntheticAsset("LINK", 15.0, 0.66, 0.71, 0.07, 0.10, 18, 8e6, False),
-    SyntheticAsset("AAVE", 100.0, 0.66, 0.73, 0.075, 0.10, 18, 5e6, False),
-    SyntheticAsset("USDC", 1.0, 0.75, 0.78, 0.045, 0.10, 6, 200e6, True),
-    SyntheticAsset("USDT", 1.0, 0.74, 0.76, 0.045, 0.10, 6, 150e6, True),
-    SyntheticAsset("DAI", 1.0, 0.63, 0.77, 0.05, 0.10, 18, 60e6, True),
+    SyntheticAsset("WETH", 3000.0, 0.80, 0.83, 0.05, 0.10, 18, 150e6, False, 4.0),
+    SyntheticAsset("WBTC", 60000.0, 0.73, 0.78, 0.05, 0.10, 8, 80e6, False, 4.0),
+    SyntheticAsset("wstETH", 3500.0, 0.785, 0.81, 0.06, 0.10, 18, 60e6, False, 2.0),
+    SyntheticAsset("LINK", 15.0, 0.66, 0.71, 0.07, 0.10, 18, 8e6, False, 1.5),
+    SyntheticAsset("AAVE", 100.0, 0.66, 0.73, 0.075, 0.10, 18, 5e6, False, 1.5),
+    SyntheticAsset("USDC", 1.0, 0.75, 0.78, 0.045, 0.10, 6, 200e6, True, 5.0),
+    SyntheticAsset("USDT", 1.0, 0.74, 0.76, 0.045, 0.10, 6, 150e6, True, 5.0),
+    SyntheticAsset("DAI", 1.0, 0.63, 0.77, 0.05, 0.10, 18, 60e6, True, 3.0),
 )
 
 
@@ -76,31 +82,39 @@ def synthetic_snapshot(
     price = np.array([a.price_usd for a in assets])
     lt = np.array([a.liquidation_threshold for a in assets])
     stable = np.array([a.stable for a in assets])
-    volatile_idx = np.flatnonzero(~stable)
-    stable_idx = np.flatnonzero(stable)
 
-    collateral = np.zeros((n_accounts, n_assets))
-    debt = np.zeros((n_accounts, n_assets))
     coll_usd = median_collateral_usd * np.exp(rng.normal(0.0, 1.4, n_accounts))
     n_coll = rng.integers(1, 4, n_accounts)
     n_debt = rng.integers(1, 3, n_accounts)
-    hf = np.clip(np.exp(rng.normal(np.log(1.7), 0.45, n_accounts)), 1.02, 4.0)
+    # Lognormal (median 1.7, sigma 0.45) truncated to [1.02, 4] by inverse-CDF sampling.
+    mu, sd = np.log(1.7), 0.45
+    u_lo, u_hi = ndtr((np.log(1.02) - mu) / sd), ndtr((np.log(4.0) - mu) / sd)
+    hf = np.exp(mu + sd * ndtri(rng.uniform(u_lo, u_hi, n_accounts)))
     near = rng.random(n_accounts) < near_one_share
     hf[near] = rng.uniform(1.001, 1.03, int(near.sum()))
-    coll_p = np.array([0.35, 0.2, 0.2, 0.1, 0.05, 0.05, 0.03, 0.02])
-    for a in range(n_accounts):
-        held = rng.choice(n_assets, size=int(n_coll[a]), replace=False, p=coll_p)
-        split = rng.dirichlet(np.ones(held.size))
-        collateral[a, held] = coll_usd[a] * split / price[held]
-        weighted = float((collateral[a] * price * lt).sum())
-        # Debt: stablecoins mostly, sometimes a volatile asset the account does not supply.
-        pool = [int(j) for j in stable_idx if j not in held]
-        if rng.random() < 0.25:
-            pool += [int(j) for j in volatile_idx if j not in held]
-        k = min(int(n_debt[a]), len(pool))
-        owed = rng.choice(np.asarray(pool), size=k, replace=False)
-        dsplit = rng.dirichlet(np.ones(k))
-        debt[a, owed] = weighted / hf[a] * dsplit / price[owed]
+    # Sampling without replacement, vectorised with the Gumbel-top-k trick.
+    coll_p = np.array([0.35, 0.2, 0.2, 0.1, 0.05, 0.05, 0.03, 0.02])[:n_assets]
+    keys = np.log(coll_p)[None, :] + rng.gumbel(size=(n_accounts, n_assets))
+    rank = np.argsort(np.argsort(-keys, axis=1), axis=1)
+    held = rank < n_coll[:, None]
+    split = rng.gamma(1.0, size=(n_accounts, n_assets)) * held
+    split /= split.sum(axis=1, keepdims=True)
+    collateral = coll_usd[:, None] * split / price[None, :]
+    weighted = (collateral * price * lt).sum(axis=1)
+    # Debt: stablecoins mostly, sometimes a volatile asset the account does not supply.
+    debt_p = np.where(stable, 1.0, 0.04)
+    dkeys = np.log(debt_p)[None, :] + rng.gumbel(size=(n_accounts, n_assets))
+    dkeys[held] = -np.inf
+    drank = np.argsort(np.argsort(-dkeys, axis=1), axis=1)
+    owed = (drank < n_debt[:, None]) & ~held
+    dsplit = rng.gamma(1.0, size=(n_accounts, n_assets)) * owed
+    dsplit /= dsplit.sum(axis=1, keepdims=True)
+    debt = (weighted / hf)[:, None] * dsplit / price[None, :]
+    # Pools as deep as a share of the book's own collateral in the asset (liquidators reach
+    # aggregated on- and off-chain depth), never shallower than the asset's reference pool.
+    book_usd = (collateral * price).sum(axis=0)
+    share = np.array([a.pool_share for a in assets])
+    pool_usd = np.maximum(np.array([a.pool_usd for a in assets]), share * book_usd)
     book = Book(
         accounts=np.array([_address(0xAC, a) for a in range(n_accounts)]),
         assets=tuple(_address(0xA5, i) for i in range(n_assets)),
@@ -114,8 +128,8 @@ def synthetic_snapshot(
         liquidation_bonus=np.array([a.liquidation_bonus for a in assets]),
         protocol_fee=np.array([a.protocol_fee for a in assets]),
         decimals=np.array([a.decimals for a in assets], dtype=np.int64),
-        dex_reserve_asset=np.array([a.pool_usd / a.price_usd for a in assets]),
-        dex_reserve_quote=np.array([a.pool_usd for a in assets]),
+        dex_reserve_asset=pool_usd / price,
+        dex_reserve_quote=pool_usd,
         dex_fee=np.full(n_assets, 0.003),
     )
     meta = {

@@ -113,28 +113,69 @@ def _pack(dense: FloatArray) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
     )
 
 
-def _price_bounds(mult: FloatArray, floor: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Lowest and highest oracle multipliers possible over ``mult`` (any leading axes)."""
-    axes = tuple(range(mult.ndim - 1))
-    lo = floor * np.minimum(1.0, mult.min(axis=axes))
-    hi = np.maximum(1.0, mult.max(axis=axes))
-    return lo, hi
-
-
 def _impact_floors(market: Market, mult: FloatArray, hint: float) -> FloatArray:
-    """Per asset: max(hint, impact after selling all the book's collateral at the top price)."""
+    """Per asset: max(hint, the impact of selling all the book's collateral at the top price).
+
+    The second term is a rigorous floor (liquidators never sell more than the book holds, and
+    the pool is shallowest in tokens at the highest price); ``hint`` is a guess checked
+    during the run.
+    """
     total = market.collateral.sum(axis=0)
     top = market.price0 * np.maximum(1.0, mult.max(axis=(0, 1)))
     out = np.empty(market.price0.shape[0])
     for j in range(out.shape[0]):
         d = float(market.depth[j])
-        if d <= 0.0 or math.isinf(d) or total[j] <= 0.0:
-            out[j] = 1.0 if (math.isinf(d) or total[j] <= 0.0) else hint
-            continue
-        x_eq = d / math.sqrt(float(top[j]))
-        rigorous = (x_eq / (x_eq + float(total[j]))) ** 2
-        out[j] = max(hint, rigorous)
+        if math.isinf(d) or total[j] <= 0.0:
+            out[j] = 1.0
+        elif d <= 0.0:
+            out[j] = hint  # no pool: nothing is ever sold, the impact stays 1
+        else:
+            x_eq = d / math.sqrt(float(top[j]))
+            rigorous = (x_eq / (x_eq + float(total[j]))) ** 2 * (1.0 - _BOUND_SLACK)
+            out[j] = max(hint, rigorous)
     return out
+
+
+def _floor_ladder(hint: float) -> tuple[float, ...]:
+    """Impact-floor guesses tried in turn on paths whose impact broke the previous one."""
+    return tuple(sorted({hint, min(hint, 0.85), min(hint, 0.5), 0.0}, reverse=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _Groups:
+    """Accounts grouped by (collateral assets, debt assets), each group sorted by snapshot HF.
+
+    For oracle multipliers in ``[lo, hi]``, HF >= HF0 x min(lo over the group's collateral) /
+    max(hi over its debt), so the accounts that can become liquidatable on a path are a
+    prefix of each group, found by binary search.
+    """
+
+    ptr: IntArray
+    rows: IntArray
+    hf0: FloatArray
+    cmask: IntArray
+    dmask: IntArray
+
+    @classmethod
+    def build(cls, rows: SparseAccounts, market: Market) -> _Groups:
+        weight = market.lt * market.price0
+        w0 = (rows.coll_amount * weight[rows.coll_asset]).sum(axis=1)
+        v0 = (rows.debt_amount * market.price0[rows.debt_asset]).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hf0 = np.where(v0 > 0.0, w0 / v0, np.inf)
+        keys = np.stack([rows.coll_mask, rows.debt_mask], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.lexsort((hf0, inverse)).astype(np.int64)
+        ptr = np.zeros(uniq.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(inverse, minlength=uniq.shape[0]), out=ptr[1:])
+        return cls(
+            ptr=ptr,
+            rows=order,
+            hf0=np.ascontiguousarray(hf0[order]),
+            cmask=np.ascontiguousarray(uniq[:, 0]),
+            dmask=np.ascontiguousarray(uniq[:, 1]),
+        )
 
 
 def run_fast(
@@ -153,28 +194,26 @@ def run_fast(
     gas = np.ascontiguousarray(paths.gas_gwei, dtype=np.float64)
     n_paths = mult.shape[0]
     debtors = np.flatnonzero((market.debt > 0.0).any(axis=1)).astype(np.int64)
-    floors = _impact_floors(market, mult, config.impact_floor_hint)
-    lo, hi = _price_bounds(mult, floors)
-    w_lo = (market.collateral[debtors] * market.lt) @ (market.price0 * lo)
-    v_hi = market.debt[debtors] @ (market.price0 * hi)
-    survivors = debtors[w_lo < v_hi * (1.0 + _BOUND_SLACK)]
-    rows = SparseAccounts.from_dense(market.collateral, market.debt, survivors)
-    first = _run_block(market, paths, config, rows, mult, gas, floors, trace)
-    violated = np.flatnonzero(first.violated)
-    if violated.size == 0:
-        return first.output(n_paths)
-    all_rows = SparseAccounts.from_dense(market.collateral, market.debt, debtors)
-    again = _run_block(
-        market,
-        paths,
-        config,
-        all_rows,
-        np.ascontiguousarray(mult[violated]),
-        np.ascontiguousarray(gas[violated]),
-        np.zeros_like(floors),
-        trace,
-    )
-    return first.merge(again, violated, n_paths)
+    rows = SparseAccounts.from_dense(market.collateral, market.debt, debtors)
+    groups = _Groups.build(rows, market)
+    todo = np.arange(n_paths, dtype=np.int64)
+    result: _Block | None = None
+    reruns = 0
+    for hint in _floor_ladder(config.impact_floor_hint):
+        sub_mult = mult if result is None else np.ascontiguousarray(mult[todo])
+        sub_gas = gas if result is None else np.ascontiguousarray(gas[todo])
+        floors = _impact_floors(market, sub_mult, hint)
+        block = _run_block(market, paths, config, rows, groups, sub_mult, sub_gas, floors, trace)
+        if result is None:
+            result = block
+        else:
+            reruns += int(todo.size)
+            result = result.merge(block, todo)
+        todo = todo[block.violated]
+        if todo.size == 0:
+            break
+    assert result is not None
+    return result.output(n_paths, reruns=reruns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,13 +247,16 @@ class _Block:
             trace_shortfall_usd=self.trace_s,
         )
 
-    def merge(self, again: _Block, rows: IntArray, n_paths: int) -> CascadeOutput:
+    def merge(self, again: _Block, rows: IntArray) -> _Block:
+        """This block with paths ``rows`` replaced by ``again``'s results."""
         scalars = self.scalars.copy()
         counts = self.counts.copy()
         by_asset = self.by_asset.copy()
+        violated = self.violated.copy()
         scalars[rows] = again.scalars
         counts[rows] = again.counts
         by_asset[rows] = again.by_asset
+        violated[rows] = again.violated
         keep = ~np.isin(self.acc_path, rows)
         acc_path = np.concatenate([self.acc_path[keep], rows[again.acc_path]])
         acc_index = np.concatenate([self.acc_index[keep], again.acc_index])
@@ -226,19 +268,18 @@ class _Block:
             tm[rows] = again.trace_m
             tl[rows] = again.trace_l
             ts[rows] = again.trace_s
-        merged = _Block(
+        return _Block(
             scalars,
             counts,
             by_asset,
             acc_path[order],
             acc_index[order],
             acc_value[order],
-            np.zeros(n_paths, dtype=bool),
+            violated,
             tm,
             tl,
             ts,
         )
-        return merged.output(n_paths, reruns=int(rows.size))
 
 
 def _run_block(
@@ -246,6 +287,7 @@ def _run_block(
     paths: PricePaths,
     config: EngineConfig,
     rows: SparseAccounts,
+    groups: _Groups,
     mult: FloatArray,
     gas: FloatArray,
     floors: FloatArray,
@@ -256,22 +298,11 @@ def _run_block(
     hi = np.maximum(1.0, mult.max(axis=1))
     lo = np.ascontiguousarray(lo)
     hi = np.ascontiguousarray(hi)
-    counts = _count_candidates(
-        lo,
-        hi,
-        market.price0,
-        market.lt,
-        rows.coll_asset,
-        rows.coll_amount,
-        rows.n_coll,
-        rows.debt_asset,
-        rows.debt_amount,
-        rows.n_debt,
-    )
+    counts = _count_candidates(lo, hi, groups.ptr, groups.hf0, groups.cmask, groups.dmask)
     offsets = np.zeros(n_paths + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     total = int(offsets[-1])
-    cand = np.empty(total, dtype=np.int64)
+    cand = np.zeros(total, dtype=np.int64)
     value = np.zeros(total)
     scalars = np.zeros((n_paths, 4))
     ints = np.zeros((n_paths, 2), dtype=np.int64)
@@ -306,7 +337,7 @@ def _run_block(
         mult, gas, lo, hi, floors, market.price0, market.lt, market.bonus, market.protocol_fee,
         market.dex_fee, market.depth, rows.coll_asset, rows.coll_amount, rows.n_coll,
         rows.debt_asset, rows.debt_amount, rows.n_debt, rows.coll_mask, rows.debt_mask,
-        params, iparams, offsets, cand, value, scalars, ints, by_asset, violated,
+        groups.ptr, groups.rows, groups.hf0, groups.cmask, groups.dmask, params, iparams, offsets, cand, value, scalars, ints, by_asset, violated,
         tr_m, tr_l, tr_s,
     )  # fmt: skip
     nonzero = value > 0.0
@@ -341,18 +372,44 @@ def _is_candidate(
     return v > 0.0 and w < v * (1.0 + 1e-9)
 
 
+@numba.njit(cache=True, nogil=True)
+def _group_prefix(
+    g: int, lo: Any, hi: Any, ptr: Any, hf0: Any, cmask: Any, dmask: Any
+) -> tuple[int, int]:
+    """Members ``[start, stop)`` of group ``g`` that may become liquidatable within [lo, hi]."""
+    min_lo = np.inf
+    max_hi = 0.0
+    for j in range(lo.shape[0]):
+        bit = np.int64(1) << np.int64(min(j, 62))
+        if cmask[g] & bit:
+            min_lo = min(min_lo, lo[j])
+        if dmask[g] & bit:
+            max_hi = max(max_hi, hi[j])
+    if min_lo == np.inf:
+        min_lo = 0.0
+    limit = max_hi * (1.0 + 1e-9)
+    a = ptr[g]
+    b = ptr[g + 1]
+    # first member whose HF0 x min_lo reaches the limit (HF0 ascending)
+    while a < b:
+        m = (a + b) // 2
+        if hf0[m] * min_lo < limit:
+            a = m + 1
+        else:
+            b = m
+    return ptr[g], a
+
+
 @numba.njit(cache=True, parallel=True)
-def _count_candidates(
-    lo: Any, hi: Any, p0: Any, lt: Any, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any
-) -> Any:
+def _count_candidates(lo: Any, hi: Any, ptr: Any, hf0: Any, cmask: Any, dmask: Any) -> Any:
     n_paths = lo.shape[0]
-    n_rows = nc.shape[0]
+    n_groups = cmask.shape[0]
     out = np.zeros(n_paths, dtype=np.int64)
     for p in numba.prange(n_paths):
         c = 0
-        for r in range(n_rows):
-            if _is_candidate(r, lo[p], hi[p], p0, lt, ca, cv, nc, da, dv, nd):
-                c += 1
+        for g in range(n_groups):
+            a, b = _group_prefix(g, lo[p], hi[p], ptr, hf0, cmask, dmask)
+            c += b - a
         out[p] = c
     return out
 
@@ -361,10 +418,12 @@ def _count_candidates(
 def _simulate(
     mult: Any, gas: Any, lo: Any, hi: Any, floors: Any, p0: Any, lt: Any, bonus: Any,
     pfee: Any, dexfee: Any, depth: Any, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any,
-    cmask: Any, dmask: Any, params: Any, iparams: Any, offsets: Any, cand: Any, value: Any,
+    cmask: Any, dmask: Any, g_ptr: Any, g_rows: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
+    params: Any, iparams: Any, offsets: Any, cand: Any, value: Any,
     scalars: Any, ints: Any, by_asset: Any, violated: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> None:  # fmt: skip
     n_paths = mult.shape[0]
+    n_groups = g_cmask.shape[0]
     n_blocks = iparams[3]
     n_rows = iparams[4]
     kc = cv.shape[1]
@@ -381,10 +440,14 @@ def _simulate(
         for p in range(start, stop):
             off = offsets[p]
             k = 0
-            for r in range(n_rows):
-                if _is_candidate(r, lo[p], hi[p], p0, lt, ca, cv, nc, da, dv, nd):
-                    cand[off + k] = r
-                    k += 1
+            for g in range(n_groups):
+                a, b_ = _group_prefix(g, lo[p], hi[p], g_ptr, g_hf0, g_cmask, g_dmask)
+                for m in range(a, b_):
+                    r = g_rows[m]
+                    if _is_candidate(r, lo[p], hi[p], p0, lt, ca, cv, nc, da, dv, nd):
+                        cand[off + k] = r
+                        k += 1
+            cand[off : off + k] = np.sort(cand[off : off + k])
             _run_path(
                 p, mult[p], gas[p], floors, p0, lt, bonus, pfee, dexfee, depth, ca, cv, nc,
                 da, dv, nd, cmask, dmask, params, iparams, cand[off : off + k],
