@@ -9,6 +9,7 @@ documented rule (over: debt > 0 and ES > margin; safe: no debt or ES < 0.9 x mar
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,18 @@ CLEAR_BLOCKS = 3
 # -- independent expectation ------------------------------------------------------------
 
 
+def _batch(url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+    """One JSON-RPC batch request; the results in order."""
+    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        answers = sorted(json.loads(resp.read()), key=lambda a: a["id"])
+    assert all("error" not in a for a in answers), answers[:1]
+    return [a["result"] for a in answers]
+
+
 def _chain_book(rpc: Rpc, deployment: dict[str, Any], accounts: list[str]) -> dict[str, Any]:
     """Balances (token units), prices (USD) and LTs read with plain eth_calls."""
     dp = Contract(rpc, deployment["data_provider"], "AaveProtocolDataProvider")
@@ -66,7 +80,7 @@ def _chain_book(rpc: Rpc, deployment: dict[str, Any], accounts: list[str]) -> di
     ]
     answers = []
     for i in range(0, len(calls), 500):
-        answers.extend(rpc.batch(calls[i : i + 500]))
+        answers.extend(_batch(rpc.url, calls[i : i + 500]))
     types = [
         "uint256",
         "uint256",
