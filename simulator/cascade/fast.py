@@ -221,6 +221,7 @@ class _Block:
     scalars: FloatArray  # (n, 4): shortfall, liquidated, fee, deficit
     counts: IntArray  # (n, 2): liquidations, round-limit hits
     by_asset: FloatArray
+    worst: FloatArray
     acc_path: IntArray
     acc_index: IntArray
     acc_value: FloatArray
@@ -241,6 +242,7 @@ class _Block:
             account_path=self.acc_path,
             account_index=self.acc_index,
             account_shortfall_usd=self.acc_value,
+            worst_market=self.worst,
             reruns=reruns,
             trace_market=self.trace_m,
             trace_liquidated_usd=self.trace_l,
@@ -252,6 +254,8 @@ class _Block:
         scalars = self.scalars.copy()
         counts = self.counts.copy()
         by_asset = self.by_asset.copy()
+        worst = self.worst.copy()
+        worst[rows] = again.worst
         violated = self.violated.copy()
         scalars[rows] = again.scalars
         counts[rows] = again.counts
@@ -272,6 +276,7 @@ class _Block:
             scalars,
             counts,
             by_asset,
+            worst,
             acc_path[order],
             acc_index[order],
             acc_value[order],
@@ -307,6 +312,7 @@ def _run_block(
     scalars = np.zeros((n_paths, 4))
     ints = np.zeros((n_paths, 2), dtype=np.int64)
     by_asset = np.zeros((n_paths, n_assets))
+    worst = np.zeros((n_paths, n_assets))
     violated = np.zeros(n_paths, dtype=np.bool_)
     shape_t = (n_paths, n_steps1) if trace else (1, 1)
     tr_m = np.zeros((*shape_t, n_assets))
@@ -337,8 +343,8 @@ def _run_block(
         mult, gas, lo, hi, floors, market.price0, market.lt, market.bonus, market.protocol_fee,
         market.dex_fee, market.depth, rows.coll_asset, rows.coll_amount, rows.n_coll,
         rows.debt_asset, rows.debt_amount, rows.n_debt, rows.coll_mask, rows.debt_mask,
-        groups.ptr, groups.rows, groups.hf0, groups.cmask, groups.dmask, params, iparams, offsets, cand, value, scalars, ints, by_asset, violated,
-        tr_m, tr_l, tr_s,
+        groups.ptr, groups.rows, groups.hf0, groups.cmask, groups.dmask, params, iparams,
+        offsets, cand, value, scalars, ints, by_asset, worst, violated, tr_m, tr_l, tr_s,
     )  # fmt: skip
     nonzero = value > 0.0
     path_of = np.repeat(np.arange(n_paths, dtype=np.int64), counts)
@@ -346,6 +352,7 @@ def _run_block(
         scalars=scalars,
         counts=ints,
         by_asset=by_asset,
+        worst=worst,
         acc_path=path_of[nonzero],
         acc_index=rows.index[cand[nonzero]],
         acc_value=value[nonzero],
@@ -419,8 +426,8 @@ def _simulate(
     mult: Any, gas: Any, lo: Any, hi: Any, floors: Any, p0: Any, lt: Any, bonus: Any,
     pfee: Any, dexfee: Any, depth: Any, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any,
     cmask: Any, dmask: Any, g_ptr: Any, g_rows: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
-    params: Any, iparams: Any, offsets: Any, cand: Any, value: Any,
-    scalars: Any, ints: Any, by_asset: Any, violated: Any, tr_m: Any, tr_l: Any, tr_s: Any,
+    params: Any, iparams: Any, offsets: Any, cand: Any, value: Any, scalars: Any, ints: Any,
+    by_asset: Any, worst: Any, violated: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> None:  # fmt: skip
     n_paths = mult.shape[0]
     n_groups = g_cmask.shape[0]
@@ -451,7 +458,7 @@ def _simulate(
             _run_path(
                 p, mult[p], gas[p], floors, p0, lt, bonus, pfee, dexfee, depth, ca, cv, nc,
                 da, dv, nd, cmask, dmask, params, iparams, cand[off : off + k],
-                value[off : off + k], scalars, ints, by_asset, violated, tr_m, tr_l, tr_s,
+                value[off : off + k], scalars, ints, by_asset, worst, violated, tr_m, tr_l, tr_s,
                 cc, dd, pend, defacc, list_a, list_b,
             )  # fmt: skip
 
@@ -488,7 +495,7 @@ def _run_path(
     p: int, mult: Any, gas: Any, floors: Any, p0: Any, lt: Any, bonus: Any, pfee: Any,
     dexfee: Any, depth: Any, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any,
     cmask: Any, dmask: Any, params: Any, iparams: Any, cand: Any, value: Any, scalars: Any,
-    ints: Any, by_asset: Any, violated: Any, tr_m: Any, tr_l: Any, tr_s: Any, cc: Any,
+    ints: Any, by_asset: Any, worst: Any, violated: Any, tr_m: Any, tr_l: Any, tr_s: Any, cc: Any,
     dd: Any, pend: Any, defacc: Any, list_a: Any, list_b: Any,
 ) -> None:  # fmt: skip
     step_seconds = params[0]
@@ -693,6 +700,9 @@ def _run_path(
                         updated[j] = now
         for j in range(n_assets):
             hist[t, j] = mkt[j]
+            now_m = mkt[j] / p0[j]
+            if t == 0 or now_m < worst[p, j]:
+                worst[p, j] = now_m
         if trace:
             for j in range(n_assets):
                 tr_m[p, t, j] = mkt[j] / p0[j]

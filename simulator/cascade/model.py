@@ -155,6 +155,8 @@ class CascadeOutput:
         account_path, account_index, account_shortfall_usd: the non-zero per-account
             shortfalls as sparse triplets, sorted by (path, account); paths are row numbers
             within this block.
+        worst_market: lowest end-of-step market price (scenario price x impact) per asset,
+            relative to the snapshot price, ``(n_paths, n_assets)``.
         reruns: paths the fast engine ran twice because price impact broke its skip bound.
         events: executed liquidations (reference engine with ``record=True``), else empty.
         trace_market: market price multipliers at the end of each step,
@@ -174,6 +176,7 @@ class CascadeOutput:
     account_path: IntArray
     account_index: IntArray
     account_shortfall_usd: FloatArray
+    worst_market: FloatArray
     reruns: int = 0
     events: tuple[LiquidationEvent, ...] = ()
     trace_market: FloatArray | None = None

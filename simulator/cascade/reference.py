@@ -77,6 +77,7 @@ def run_reference(
     n_liq = np.zeros(n_paths, dtype=np.int64)
     hits = np.zeros(n_paths, dtype=np.int64)
     by_asset = np.zeros((n_paths, n_assets))
+    worst = np.zeros((n_paths, n_assets))
     acc_path: list[int] = []
     acc_index: list[int] = []
     acc_value: list[float] = []
@@ -89,6 +90,9 @@ def run_reference(
         run = _PathRun(market, config, paths, p, record)
         for t in range(n_steps1):
             run.step(t, [float(x) for x in mult[p, t]], float(paths.gas_gwei[p, t]))
+            for j in range(n_assets):
+                now = run.mkt[j] / run.p0[j]
+                worst[p, j] = now if t == 0 else min(worst[p, j], now)
             if tr_m is not None and tr_l is not None and tr_s is not None:
                 tr_m[p, t] = [run.mkt[j] / run.p0[j] for j in range(n_assets)]
                 tr_l[p, t] = run.liquidated_usd
@@ -114,6 +118,7 @@ def run_reference(
         account_path=np.asarray(acc_path, dtype=np.int64),
         account_index=np.asarray(acc_index, dtype=np.int64),
         account_shortfall_usd=np.asarray(acc_value, dtype=np.float64),
+        worst_market=worst,
         events=tuple(events),
         trace_market=tr_m,
         trace_liquidated_usd=tr_l,

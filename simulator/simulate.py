@@ -1,0 +1,543 @@
+"""``simulate``: a snapshot and a scenario in, VaR / ES of collateral shortfall out.
+
+The paths ``[0, n_paths)`` are cut into chunks of ``chunk_paths``; each chunk is one call of
+``simulate_chunk``, a pure top-level function of (book, scenario, n_paths, seed, start,
+stop, config), so a Dask worker can run it. The scenario draws rows ``[start, stop)``
+bit-identically to the same rows of the whole run, and the engine treats each path on its
+own, so results do not depend on the chunk size or on the number of workers.
+
+**Per-account contributions.** ES tail weights need every path's loss first, so each chunk
+returns its per-account shortfalls as sparse (path, account, USD) triplets: only accounts
+with a non-zero shortfall on that path, a few per path in a one-day scenario, a few hundred
+in a stress month (never a dense paths x accounts array). Once all chunks are in, the tail
+weights ``t`` of ``simulator.risk.tail_weights`` give the Euler contributions
+``contribution[a] = sum over triplets of t[path] x shortfall`` (they add up to ES), and
+``t @ shortfall_by_asset`` the per-asset ones (an account's shortfall is split over its debt
+reserves: a burned deficit to its reserve, a horizon shortfall pro rata of debt value).
+
+**Timeline.** The median-shortfall path, the VaR path and the worst path are re-run alone
+with tracing on to record per-step market prices, cumulative liquidated volume and the
+mark-to-market shortfall, for the report's cascade plots.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from simulator import __version__, risk
+from simulator.cascade import CascadeOutput, EngineConfig, run_cascade
+from simulator.errors import InputError
+from simulator.scenarios.paths import PricePaths
+from simulator.snapshot import Book, MarketSnapshot
+
+__all__ = [
+    "DEFAULT_CHUNK_PATHS",
+    "DEFAULT_PATHS",
+    "LIQUIDATED_QUANTILES",
+    "RISK_ALPHAS",
+    "ChunkResult",
+    "FixedPaths",
+    "RiskRow",
+    "ScenarioSource",
+    "SimulationResult",
+    "simulate",
+    "simulate_chunk",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Paths when neither the caller nor the scenario says.
+DEFAULT_PATHS = 10_000
+#: Paths per chunk (one engine call; a Dask task).
+DEFAULT_CHUNK_PATHS = 1000
+#: Confidence levels of the VaR / ES table.
+RISK_ALPHAS: tuple[float, ...] = (0.95, 0.975, 0.99)
+#: Quantiles of the liquidated volume reported.
+LIQUIDATED_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.975, 0.99)
+#: Bootstrap resamples for the VaR / ES intervals, and their coverage.
+N_BOOT = 1000
+CI_LEVEL = 0.95
+
+
+class ScenarioSource(Protocol):
+    """What ``simulate`` needs of a scenario (``simulator.scenarios.Scenario`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def paths(
+        self,
+        symbols: Sequence[str],
+        n_paths: int,
+        seed: int,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> PricePaths: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FixedPaths:
+    """Ready-made ``PricePaths`` as a scenario (tests, benchmarks, user-built paths).
+
+    ``paths`` returns rows ``[start, stop)``; the seed is ignored.
+    """
+
+    price_paths: PricePaths
+
+    @property
+    def name(self) -> str:
+        return self.price_paths.scenario
+
+    @property
+    def default_paths(self) -> int:
+        return self.price_paths.n_paths
+
+    def paths(
+        self,
+        symbols: Sequence[str],
+        n_paths: int,
+        seed: int,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> PricePaths:
+        pp = self.price_paths
+        stop = n_paths if stop is None else stop
+        if n_paths > pp.n_paths or not 0 <= start <= stop <= n_paths:
+            raise InputError(
+                f"rows [{start}, {stop}) of {n_paths} paths requested; the given price paths "
+                f"hold {pp.n_paths}"
+            )
+        return PricePaths(
+            scenario=pp.scenario,
+            symbols=pp.symbols,
+            step_seconds=pp.step_seconds,
+            multipliers=pp.multipliers[start:stop],
+            gas_gwei=pp.gas_gwei[start:stop],
+            oracle=pp.oracle,
+            seed=pp.seed,
+            weights=None if pp.weights is None else pp.weights[start:stop],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """Engine output for paths ``[start, stop)`` plus the scenario weights of those rows."""
+
+    start: int
+    stop: int
+    output: CascadeOutput
+    weights: FloatArray | None
+    step_seconds: float
+
+
+def simulate_chunk(
+    book: Book,
+    scenario: ScenarioSource,
+    n_paths: int,
+    seed: int,
+    start: int,
+    stop: int,
+    config: EngineConfig,
+    trace: bool = False,
+) -> ChunkResult:
+    """Draw rows ``[start, stop)`` of the scenario and replay the cascade on them.
+
+    A pure function of its arguments (no globals, no I/O), picklable, so it can run on a
+    Dask worker.
+    """
+    pp = scenario.paths(book.symbols, n_paths, seed, start=start, stop=stop)
+    out = run_cascade(book, pp, config, trace=trace)
+    weights = None if pp.weights is None else np.asarray(pp.weights, dtype=np.float64)
+    return ChunkResult(start, stop, out, weights, float(pp.step_seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class RiskRow:
+    """VaR and ES at one confidence level with bootstrap intervals, USD."""
+
+    alpha: float
+    var_usd: float
+    var_low_usd: float
+    var_high_usd: float
+    es_usd: float
+    es_low_usd: float
+    es_high_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """Everything one ``simulate`` run produced.
+
+    Per-path arrays have shape ``(n_paths,)``; per-asset ones follow ``symbols``.
+
+    Attributes:
+        scenario, n_paths, seed, alpha: what was run.
+        symbols, assets: the market's assets; ``accounts``: its accounts, ``(n_accounts,)``.
+        step_seconds, n_steps: the scenario's time grid.
+        shortfall_usd: bad debt per path (horizon shortfall + realised deficits), USD.
+        liquidated_usd, n_liquidations, protocol_fee_usd, deficit_usd, rounds_limit_hits:
+            per path (see ``CascadeOutput``).
+        worst_move: per path and asset, the lowest end-of-step market price (scenario x
+            impact) relative to the snapshot minus 1, ``(n_paths, n_assets)``.
+        weights: scenario probabilities per path, or ``None`` (equally likely).
+        var_usd, es_usd, es_ci_usd: VaR, ES and its bootstrap interval at ``alpha``.
+        risk_table: VaR / ES with intervals at ``RISK_ALPHAS`` (and ``alpha``).
+        account_contributions: Euler contribution of each account to ES at ``alpha``,
+            USD, ``(n_accounts,)``; sums to ``es_usd``.
+        asset_contributions: the same per debt reserve, USD, ``(n_assets,)``.
+        liquidated_quantiles: quantile of liquidated volume per path, USD, by level, plus
+            ``mean`` and ``max``.
+        selected_paths: ``{"median": i, "var": j, "worst": k}`` path indices.
+        timeline: one row per (selected path, step): ``label, path, step, time_s,
+            price_<SYMBOL> ..., liquidated_usd_cum, shortfall_usd``.
+        snapshot_meta: the snapshot's ``meta.json``.
+        config: engine settings.
+        runtime_s: wall time of ``simulate``, seconds.
+        reruns: paths the fast engine re-ran (diagnostic; results are unaffected).
+    """
+
+    scenario: str
+    n_paths: int
+    seed: int
+    alpha: float
+    symbols: tuple[str, ...]
+    assets: tuple[str, ...]
+    accounts: npt.NDArray[np.str_]
+    step_seconds: float
+    n_steps: int
+    shortfall_usd: FloatArray
+    liquidated_usd: FloatArray
+    n_liquidations: IntArray
+    protocol_fee_usd: FloatArray
+    deficit_usd: FloatArray
+    rounds_limit_hits: IntArray
+    worst_move: FloatArray
+    weights: FloatArray | None
+    var_usd: float
+    es_usd: float
+    es_ci_usd: tuple[float, float]
+    risk_table: tuple[RiskRow, ...]
+    account_contributions: FloatArray
+    asset_contributions: FloatArray
+    liquidated_quantiles: dict[str, float]
+    selected_paths: dict[str, int]
+    timeline: pd.DataFrame
+    snapshot_meta: dict[str, Any]
+    config: EngineConfig
+    runtime_s: float
+    software_version: str = __version__
+    reruns: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rounds_limit_hits_total(self) -> int:
+        return int(self.rounds_limit_hits.sum())
+
+    def top_accounts(self, n: int = 10) -> pd.DataFrame:
+        """The ``n`` accounts with the largest ES contribution (non-zero only)."""
+        c = self.account_contributions
+        order = np.argsort(-c, kind="stable")[:n]
+        order = order[c[order] > 0.0]
+        return pd.DataFrame(
+            {"account": self.accounts[order].astype(object), "es_contribution_usd": c[order]}
+        )
+
+    def asset_table(self) -> pd.DataFrame:
+        """Per-asset ES contributions, largest first."""
+        frame = pd.DataFrame(
+            {
+                "asset": list(self.assets),
+                "symbol": list(self.symbols),
+                "es_contribution_usd": self.asset_contributions,
+            }
+        )
+        return frame.sort_values("es_contribution_usd", ascending=False, kind="stable")
+
+
+def _resolve_scenario(scenario: ScenarioSource | PricePaths | str | Path) -> ScenarioSource:
+    if isinstance(scenario, PricePaths):
+        return FixedPaths(scenario)
+    if isinstance(scenario, str | Path):
+        import importlib
+
+        load = importlib.import_module("simulator.scenarios").load_scenario
+        loaded: ScenarioSource = load(scenario)
+        return loaded
+    return scenario
+
+
+def _chunks(n_paths: int, chunk_paths: int) -> list[tuple[int, int]]:
+    return [(a, min(a + chunk_paths, n_paths)) for a in range(0, n_paths, chunk_paths)]
+
+
+def _run_chunks(
+    book: Book,
+    source: ScenarioSource,
+    n_paths: int,
+    seed: int,
+    config: EngineConfig,
+    bounds: list[tuple[int, int]],
+    executor: Any,
+    progress: Callable[[int], None] | None,
+) -> list[ChunkResult]:
+    if executor is None or executor == "local":
+        out = []
+        for a, z in bounds:
+            out.append(simulate_chunk(book, source, n_paths, seed, a, z, config))
+            if progress is not None:
+                progress(z - a)
+        return out
+    if isinstance(executor, str):
+        raise InputError(f"executor {executor!r}: expected 'local' or an executor object")
+    if not hasattr(executor, "submit"):
+        raise InputError(
+            f"executor {executor!r} has no submit(); pass a concurrent.futures or Dask client"
+        )
+    book_ref: Any = book
+    source_ref: Any = source
+    if hasattr(executor, "scatter"):  # Dask: ship the book once per worker, not per task
+        book_ref = executor.scatter(book, broadcast=True)
+        source_ref = executor.scatter(source, broadcast=True)
+    futures = [
+        executor.submit(simulate_chunk, book_ref, source_ref, n_paths, seed, a, z, config)
+        for a, z in bounds
+    ]
+    results = []
+    for (a, z), fut in zip(bounds, futures, strict=True):
+        results.append(fut.result())
+        if progress is not None:
+            progress(z - a)
+    return results
+
+
+def _select_paths(losses: FloatArray, weights: FloatArray | None, alpha: float) -> dict[str, int]:
+    """Indices of the median-loss, VaR and worst paths (ties: lowest index)."""
+    order = np.argsort(losses, kind="stable")
+    p = np.full(losses.size, 1.0 / losses.size) if weights is None else weights / weights.sum()
+    cum = np.cumsum(p[order])
+
+    def at(level: float) -> int:
+        k = int(np.searchsorted(cum, level - risk.PROB_TOL, side="left"))
+        return int(order[min(k, order.size - 1)])
+
+    return {"median": at(0.5), "var": at(alpha), "worst": int(order[-1])}
+
+
+def _bootstrap_var(
+    losses: FloatArray,
+    weights: FloatArray | None,
+    alphas: Sequence[float],
+    rng: np.random.Generator,
+) -> dict[float, tuple[float, float]]:
+    """Percentile-bootstrap intervals of VaR (risk.var on each resample)."""
+    n = losses.size
+    samples = {a: np.empty(N_BOOT) for a in alphas}
+    for b in range(N_BOOT):
+        idx = rng.integers(0, n, n)
+        x = losses[idx]
+        w = None if weights is None else weights[idx]
+        if w is not None and not w.sum() > 0:
+            w = None
+        for a in alphas:
+            samples[a][b] = risk.var(x, a, w)
+    lo_q, hi_q = (1.0 - CI_LEVEL) / 2.0, (1.0 + CI_LEVEL) / 2.0
+    return {
+        a: (float(np.quantile(s, lo_q)), float(np.quantile(s, hi_q))) for a, s in samples.items()
+    }
+
+
+def _bootstrap_es(
+    losses: FloatArray, weights: FloatArray | None, alpha: float, rng: np.random.Generator
+) -> tuple[float, float]:
+    if weights is None:
+        ci = risk.es_ci(losses, alpha, level=CI_LEVEL, n_boot=N_BOOT, rng=rng)
+        return float(ci.low), float(ci.high)
+    n = losses.size
+    boot = np.empty(N_BOOT)
+    for b in range(N_BOOT):
+        idx = rng.integers(0, n, n)
+        w = weights[idx]
+        boot[b] = risk.es(losses[idx], alpha, w if w.sum() > 0 else None)
+    return float(np.quantile(boot, (1 - CI_LEVEL) / 2)), float(
+        np.quantile(boot, (1 + CI_LEVEL) / 2)
+    )
+
+
+def simulate(
+    snapshot: MarketSnapshot,
+    scenario: ScenarioSource | PricePaths | str | Path,
+    n_paths: int | None = None,
+    seed: int = 1,
+    alpha: float = risk.DEFAULT_ALPHA,
+    *,
+    config: EngineConfig | None = None,
+    executor: Any = None,
+    chunk_paths: int = DEFAULT_CHUNK_PATHS,
+    progress: Callable[[int], None] | None = None,
+) -> SimulationResult:
+    """Replay liquidation cascades of ``snapshot`` under ``scenario`` and measure shortfall.
+
+    Args:
+        snapshot: the market.
+        scenario: a scenario name or TOML path (``simulator.scenarios.load_scenario``), a
+            loaded ``Scenario``, or ready-made ``PricePaths``.
+        n_paths: paths to run; default the scenario's ``default_paths`` (1 for a stress,
+            all rows of given ``PricePaths``), else ``DEFAULT_PATHS``.
+        seed: scenario seed; the same seed gives the same numbers.
+        alpha: confidence level of the headline VaR / ES and the contributions.
+        config: engine settings (defaults when ``None``).
+        executor: ``None``/``"local"`` runs chunks in this process (the engine is already
+            parallel over paths); any object with ``submit`` (a ``concurrent.futures``
+            executor, a ``dask.distributed.Client``) runs them there.
+        chunk_paths: paths per chunk; results do not depend on it.
+        progress: called with the number of paths finished after each chunk.
+
+    Returns:
+        A frozen ``SimulationResult``.
+    """
+    started = time.perf_counter()
+    config = config or EngineConfig()
+    alpha = float(alpha)
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha = {alpha!r}; expected a confidence level strictly in (0, 1)")
+    if chunk_paths < 1:
+        raise InputError(f"chunk_paths = {chunk_paths}; expected >= 1")
+    book = snapshot.book()
+    source = _resolve_scenario(scenario)
+    if n_paths is None:
+        n_paths = int(getattr(source, "default_paths", DEFAULT_PATHS) or DEFAULT_PATHS)
+    if n_paths < 1:
+        raise InputError(f"n_paths = {n_paths}; expected >= 1")
+    bounds = _chunks(n_paths, chunk_paths)
+    chunks = _run_chunks(book, source, n_paths, seed, config, bounds, executor, progress)
+
+    outs = [c.output for c in chunks]
+    cat = np.concatenate
+    shortfall = cat([o.shortfall_usd for o in outs])
+    weights: FloatArray | None = None
+    if any(c.weights is not None for c in chunks):
+        weights = cat(
+            [c.weights if c.weights is not None else np.ones(c.stop - c.start) for c in chunks]
+        )
+    tw = risk.tail_weights(shortfall, alpha, weights)
+    acc_path = cat([o.account_path + c.start for o, c in zip(outs, chunks, strict=True)])
+    acc_index = cat([o.account_index for o in outs])
+    acc_value = cat([o.account_shortfall_usd for o in outs])
+    account_contrib = np.bincount(
+        acc_index, weights=tw[acc_path] * acc_value, minlength=book.n_accounts
+    ).astype(np.float64)
+    by_asset = cat([o.shortfall_by_asset for o in outs])
+    asset_contrib = np.asarray(tw @ by_asset, dtype=np.float64)
+
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    alphas = tuple(sorted(set(RISK_ALPHAS) | {alpha}))
+    var_ci = _bootstrap_var(shortfall, weights, alphas, rng)
+    table = []
+    for a in alphas:
+        es_lo, es_hi = _bootstrap_es(shortfall, weights, a, rng)
+        table.append(
+            RiskRow(
+                alpha=a,
+                var_usd=risk.var(shortfall, a, weights),
+                var_low_usd=var_ci[a][0],
+                var_high_usd=var_ci[a][1],
+                es_usd=risk.es(shortfall, a, weights),
+                es_low_usd=es_lo,
+                es_high_usd=es_hi,
+            )
+        )
+    head = next(r for r in table if r.alpha == alpha)
+
+    liquidated = cat([o.liquidated_usd for o in outs])
+    liq_q = {f"q{q:g}": risk.var(liquidated, q, weights) for q in LIQUIDATED_QUANTILES}
+    liq_q["mean"] = float(np.average(liquidated, weights=weights))
+    liq_q["max"] = float(liquidated.max())
+
+    selected = _select_paths(shortfall, weights, alpha)
+    timeline = _timeline(book, source, n_paths, seed, config, selected)
+    return SimulationResult(
+        scenario=source.name,
+        n_paths=n_paths,
+        seed=seed,
+        alpha=alpha,
+        symbols=book.symbols,
+        assets=book.assets,
+        accounts=book.accounts,
+        step_seconds=chunks[0].step_seconds,
+        n_steps=int(timeline["step"].max()) if len(timeline) else 0,
+        shortfall_usd=shortfall,
+        liquidated_usd=liquidated,
+        n_liquidations=cat([o.n_liquidations for o in outs]),
+        protocol_fee_usd=cat([o.protocol_fee_usd for o in outs]),
+        deficit_usd=cat([o.deficit_usd for o in outs]),
+        rounds_limit_hits=cat([o.rounds_limit_hits for o in outs]),
+        worst_move=cat([o.worst_market for o in outs]) - 1.0,
+        weights=weights,
+        var_usd=head.var_usd,
+        es_usd=head.es_usd,
+        es_ci_usd=(head.es_low_usd, head.es_high_usd),
+        risk_table=tuple(table),
+        account_contributions=account_contrib,
+        asset_contributions=asset_contrib,
+        liquidated_quantiles=liq_q,
+        selected_paths=selected,
+        timeline=timeline,
+        snapshot_meta=dict(snapshot.meta),
+        config=config,
+        runtime_s=time.perf_counter() - started,
+        reruns=sum(o.reruns for o in outs),
+    )
+
+
+def _timeline(
+    book: Book,
+    source: ScenarioSource,
+    n_paths: int,
+    seed: int,
+    config: EngineConfig,
+    selected: dict[str, int],
+) -> pd.DataFrame:
+    frames = []
+    traced: dict[int, ChunkResult] = {}
+    for label, p in selected.items():
+        if p not in traced:
+            traced[p] = simulate_chunk(book, source, n_paths, seed, p, p + 1, config, trace=True)
+        out = traced[p].output
+        assert out.trace_market is not None
+        assert out.trace_liquidated_usd is not None and out.trace_shortfall_usd is not None
+        steps = out.trace_market.shape[1]
+        cols: dict[str, Any] = {
+            "label": [label] * steps,
+            "path": np.full(steps, p, dtype=np.int64),
+            "step": np.arange(steps, dtype=np.int64),
+            "time_s": np.arange(steps, dtype=np.float64) * traced[p].step_seconds,
+        }
+        for j, sym in enumerate(book.symbols):
+            cols[f"price_{sym}"] = out.trace_market[0, :, j]
+        cols["liquidated_usd_cum"] = out.trace_liquidated_usd[0]
+        cols["shortfall_usd"] = out.trace_shortfall_usd[0]
+        frames.append(pd.DataFrame(cols))
+    return pd.concat(frames, ignore_index=True)
+
+
+class _CallableModule(types.ModuleType):
+    """``simulator.simulate`` is both this module and the function: calling it runs it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SimulationResult:
+        return simulate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
