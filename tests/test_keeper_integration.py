@@ -538,3 +538,117 @@ def test_reorg_rolls_back_and_recomputes(devnet_isolated, set_price, mine, tmp_p
             await keeper.close()
 
     asyncio.run(main())
+
+
+# -- a faulty RPC: 429, 502, dropped connections and timeouts are survived ---------------------
+
+
+class FaultyProxy:
+    """Loopback JSON-RPC proxy that answers 429, 502, drops the connection or answers too late
+    on a fixed schedule, and forwards everything else to anvil."""
+
+    SCHEDULE = ("ok", "429", "ok", "drop", "ok", "ok", "slow", "502", "ok", "ok")
+
+    def __init__(self, upstream: str, slow_seconds: float = 1.0) -> None:
+        self.upstream = upstream
+        self.slow_seconds = slow_seconds
+        self.seen = 0
+        self.faults: dict[str, int] = {}
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=2.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/v2/SECRET-RPC-KEY"
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        action = self.SCHEDULE[self.seen % len(self.SCHEDULE)]
+        self.seen += 1
+        if action != "ok":
+            self.faults[action] = self.faults.get(action, 0) + 1
+            if action == "429":
+                return web.Response(status=429, text="Too Many Requests")
+            if action == "502":
+                return web.Response(status=502, text="Bad Gateway")
+            if action == "drop":
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response(status=200)
+            await asyncio.sleep(self.slow_seconds)
+        assert self._session is not None
+        async with self._session.post(
+            self.upstream, data=body, headers={"Content-Type": "application/json"}
+        ) as upstream:
+            return web.Response(body=await upstream.read(), content_type="application/json")
+
+
+def test_faulty_rpc_gives_the_same_flags(
+    devnet_isolated, set_price, mine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dev = devnet_isolated
+    dep = dev.deployment
+    oracle = Contract(dev.rpc, dep["oracle"], "AaveOracle")
+    weth_price = oracle.call("getAssetPrice", dep["reserves"]["WETH"]["token"]) / 1e8
+
+    async def main() -> None:
+        proxy = FaultyProxy(dep["rpc_url"])
+        await proxy.start()
+        clean = Keeper(_settings(dep, tmp_path / "clean.sqlite", metrics_port=None), sinks=[])
+        flaky = Keeper(
+            _settings(
+                {**dep, "rpc_url": proxy.url},
+                tmp_path / "flaky.sqlite",
+                metrics_port=None,
+                rpc_timeout_s=0.4,
+                rpc_retries=8,
+            ),
+            sinks=[],
+        )
+        try:
+            with caplog.at_level("DEBUG"):
+                for k in (clean, flaky):
+                    await k.start()
+                steps = [
+                    lambda: None,
+                    lambda: set_price("WETH", weth_price * 0.7),
+                    lambda: mine(1),
+                    lambda: set_price("WETH", weth_price),
+                    *(lambda: mine(1) for _ in range(CLEAR_BLOCKS)),
+                ]
+                for act in steps:
+                    await asyncio.to_thread(act)
+                    for k in (clean, flaky):
+                        await k.iterate()
+            assert flaky.health.processed == clean.health.processed == dev.rpc.block_number()
+            assert _flags_table(tmp_path / "flaky.sqlite") == _flags_table(
+                tmp_path / "clean.sqlite"
+            )
+            assert len(_flags_table(tmp_path / "clean.sqlite")) > 0
+            assert set(proxy.faults) == {"429", "502", "drop", "slow"}
+            errors = dict(flaky.chain.stats.errors)
+            assert {"rate_limited", "server_error", "connection", "timeout"} <= set(errors), errors
+            text = flaky.metrics.render().decode()
+            assert 'shortfall_keeper_rpc_errors_total{kind="rate_limited"}' in text
+            assert "SECRET-RPC-KEY" not in text
+        finally:
+            await clean.close()
+            await flaky.close()
+            await proxy.stop()
+
+    asyncio.run(main())
+    assert "SECRET-RPC-KEY" not in caplog.text
