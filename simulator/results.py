@@ -85,7 +85,7 @@ TIMELINE_COLUMNS: tuple[str, ...] = (
 
 def summary_dict(result: SimulationResult) -> dict[str, Any]:
     """The content of ``summary.json`` (JSON-ready)."""
-    return {
+    out: dict[str, Any] = {
         "scenario": result.scenario,
         "paths": result.n_paths,
         "seed": result.seed,
@@ -120,6 +120,9 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
         "engine_reruns": result.reruns,
         "software_version": result.software_version,
     }
+    for key, value in result.extra.items():  # e.g. the CLI's command line and snapshot_dir
+        out.setdefault(key, value)
+    return out
 
 
 def save_results(result: SimulationResult, path: str | Path) -> Path:
