@@ -19,14 +19,11 @@ scenario; the log says which.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from simulator.errors import ResultsError, ScenarioError
 from simulator.scenarios.library import DEFAULT_SCENARIO, list_scenarios, load_scenario
@@ -79,27 +76,22 @@ def _scenario_set(name: str, symbols: Sequence[str], n_paths: int, seed: int) ->
 
 
 def results_stress_set(results_dir: str | Path, symbols: Sequence[str]) -> StressSet:
-    """One scenario per simulated path of a results directory: its worst move per asset."""
-    root = Path(results_dir)
-    paths_file = root / "paths.parquet"
-    if not paths_file.is_file():
-        raise ResultsError(
-            f"{paths_file}: missing; --stress-from wants a `shortfall simulate` results directory"
-        )
-    try:
-        frame = pd.read_parquet(paths_file, engine="pyarrow")
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise ResultsError(f"{paths_file}: unreadable Parquet file ({exc})") from None
+    """One scenario per simulated path of a results directory: its worst move per asset.
+
+    The directory is loaded and validated by ``simulator.results.load_results``.
+    """
+    from simulator.results import load_results
+
+    results = load_results(results_dir)
+    frame = results.paths
     columns = {
         str(c)[len(WORST_MOVE_PREFIX) :]: str(c)
         for c in frame.columns
         if str(c).startswith(WORST_MOVE_PREFIX)
     }
+    where = Path(results_dir) / "paths.parquet"
     if not columns or frame.empty:
-        raise ResultsError(
-            f"{paths_file}: no rows or no {WORST_MOVE_PREFIX}<SYMBOL> columns; "
-            "re-run `shortfall simulate` with this version"
-        )
+        raise ResultsError(f"{where}: no rows or no {WORST_MOVE_PREFIX}<SYMBOL> columns")
     known = {s.casefold(): s for s in columns}
     moves = np.zeros((len(frame), len(symbols)), dtype=np.float64)
     missing = []
@@ -110,16 +102,10 @@ def results_stress_set(results_dir: str | Path, symbols: Sequence[str]) -> Stres
             continue
         moves[:, j] = frame[columns[col]].to_numpy(dtype=np.float64)
     if missing:
-        log.warning("%s has no worst move for %s; they keep their price", paths_file, missing)
+        log.warning("%s has no worst move for %s; they keep their price", where, missing)
     if not np.isfinite(moves).all() or (moves < -1.0).any():
-        raise ResultsError(f"{paths_file}: worst moves must be finite fractions >= -1")
-    scenario = root.name
-    summary = root / "summary.json"
-    if summary.is_file():
-        with contextlib.suppress(json.JSONDecodeError, AttributeError):
-            scenario = str(
-                json.loads(summary.read_text(encoding="utf-8")).get("scenario", scenario)
-            )
+        raise ResultsError(f"{where}: worst moves must be finite fractions >= -1")
+    scenario = str(results.summary.get("scenario", Path(results_dir).name))
     weights = None
     if "weight" in frame.columns:
         w = frame["weight"].to_numpy(dtype=np.float64)

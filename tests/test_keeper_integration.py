@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import pandas as pd
 import pytest
 from aiohttp import web
 from eth_abi import decode
@@ -111,10 +112,11 @@ def _chain_book(rpc: Rpc, deployment: dict[str, Any], accounts: list[str]) -> di
 
 
 def _expected(
-    book: dict[str, Any], accounts: list[str], margin: str = "equity"
+    book: dict[str, Any], accounts: list[str], margin: str = "equity", stress: Any = None
 ) -> tuple[set[str], set[str]]:
     """(over, safe) account sets by the documented rule, computed plainly."""
-    stress = build_stress_set(book["symbols"], SCENARIOS, mc_paths=MC_PATHS)
+    if stress is None:
+        stress = build_stress_set(book["symbols"], SCENARIOS, mc_paths=MC_PATHS)
     bounds = [*stress.starts.tolist(), stress.n_points]
     p, lt = book["prices"], book["lt"]
     eff = np.where(book["enabled"] & (lt > 0), book["coll"], 0.0)
@@ -128,7 +130,7 @@ def _expected(
         for s in range(stress.n_scenarios):
             pts = stress.points[bounds[s] : bounds[s + 1]]
             losses.append(max(equity - float(net @ pt) for pt in pts))
-        es = float(risk_es(np.array(losses), alpha=ALPHA))
+        es = float(risk_es(np.array(losses), alpha=ALPHA, weights=stress.weights))
         if debt_usd > 0 and es > m:
             over.add(account)
         if debt_usd == 0 or es < m - 0.1 * abs(m):
@@ -652,3 +654,35 @@ def test_faulty_rpc_gives_the_same_flags(
 
     asyncio.run(main())
     assert "SECRET-RPC-KEY" not in caplog.text
+
+
+# -- cascade-adjusted stress: pull, simulate, keeper --stress-from --------------------------
+
+
+def test_stress_from_simulate_results(devnet_isolated, tmp_path: Path) -> None:
+    from keeper.pull import pull, settings_from_deployment
+    from simulator.results import save_results
+    from simulator.simulate import simulate
+    from simulator.stress import StressSet
+
+    dev = devnet_isolated
+    dep = dev.deployment
+    snap = asyncio.run(pull(settings_from_deployment(dev.deployment_path, use_cache=False)))
+    results = tmp_path / "results"
+    save_results(simulate(snap, "default", n_paths=200, seed=4), results)
+    db = tmp_path / "keeper.sqlite"
+    settings = _settings(
+        dep, db, scenarios=(), stress_from=results, margin="liquidation-buffer", once=True
+    )
+    assert asyncio.run(Keeper(settings, sinks=[]).run()) == 0
+
+    accounts = sorted(snap.book().accounts.tolist())
+    book = _chain_book(dev.rpc, dep, accounts)
+    frame = pd.read_parquet(results / "paths.parquet")
+    points = np.column_stack([1.0 + frame[f"worst_move_{s}"].to_numpy() for s in book["symbols"]])
+    stress = StressSet.from_scenarios(
+        tuple(book["symbols"]), [(str(i), p) for i, p in enumerate(points)]
+    )
+    over, _ = _expected(book, accounts, "liquidation-buffer", stress)
+    assert over, "cascade-adjusted moves should put some accounts over their buffer"
+    assert _open_flags(db) == over

@@ -36,27 +36,34 @@ def test_unknown_symbol_keeps_its_price() -> None:
         build_stress_set(("NOTATOKEN",), ["black-thursday-2020"], mc_paths=0)
 
 
-def test_stress_from_results_uses_worst_moves(tmp_path: Path) -> None:
-    res = tmp_path / "results"
-    res.mkdir()
-    pd.DataFrame(
-        {
-            "shortfall_usd": [0.0, 10.0, 50.0],
-            "worst_move_WETH": [-0.1, -0.3, -0.6],
-            "worst_move_wbtc": [-0.05, -0.2, -0.5],
-        }
-    ).to_parquet(res / "paths.parquet")
-    (res / "summary.json").write_text(json.dumps({"scenario": "ftx"}))
-    s = results_stress_set(res, SYMBOLS)
-    np.testing.assert_allclose(s.points, [[0.9, 0.95, 1.0], [0.7, 0.8, 1.0], [0.4, 0.5, 1.0]])
-    assert s.labels[0] == "ftx@cascade#0"
-    both = build_stress_set(SYMBOLS, ["black-thursday-2020"], stress_from=res)
-    assert both.n_scenarios == 1 + 3  # the results replace the Monte Carlo set
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from simulator.results import save_results
+    from simulator.simulate import simulate
+    from simulator.synthetic import synthetic_snapshot
+
+    snap = synthetic_snapshot(300, seed=3)
+    out = tmp_path_factory.mktemp("results") / "res"
+    save_results(simulate(snap, "default", n_paths=64, seed=2), out)
+    return out
+
+
+def test_stress_from_results_uses_worst_moves(results_dir: Path) -> None:
+    frame = pd.read_parquet(results_dir / "paths.parquet")
+    symbols = json.loads((results_dir / "summary.json").read_text())["symbols"]
+    s = results_stress_set(results_dir, [*symbols, "NOTATOKEN"])
+    assert s.n_scenarios == len(frame) == 64
+    for j, sym in enumerate(symbols):
+        np.testing.assert_allclose(s.points[:, j], 1.0 + frame[f"worst_move_{sym}"].to_numpy())
+    np.testing.assert_array_equal(s.points[:, -1], 1.0)
+    assert s.labels[0] == "default@cascade#0"
+    both = build_stress_set(symbols, ["black-thursday-2020"], stress_from=results_dir)
+    assert both.n_scenarios == 1 + 64  # the results replace the Monte Carlo set
 
 
 def test_stress_from_bad_results(tmp_path: Path) -> None:
-    with pytest.raises(ResultsError, match="missing"):
-        results_stress_set(tmp_path, SYMBOLS)
-    pd.DataFrame({"shortfall_usd": [1.0]}).to_parquet(tmp_path / "paths.parquet")
-    with pytest.raises(ResultsError, match="worst_move_"):
+    with pytest.raises(ResultsError, match="no such results directory"):
+        results_stress_set(tmp_path / "nope", SYMBOLS)
+    tmp_path.joinpath("summary.json").write_text("{}")
+    with pytest.raises(ResultsError, match="missing key"):
         results_stress_set(tmp_path, SYMBOLS)
