@@ -116,6 +116,9 @@ class KeeperSettings:
     """Re-read every account's position every this many blocks (K)."""
     poll_interval_s: float = 2.0
     """Seconds between head polls."""
+    ws_url: str | None = None
+    """Optional WebSocket endpoint whose ``newHeads`` subscription wakes the loop as soon as a
+    block arrives (polling continues as the fallback). Secret-bearing like ``rpc_url``."""
     rps: float = 25.0
     """Most RPC requests per second."""
     rpc_timeout_s: float = 30.0
@@ -168,6 +171,7 @@ class KeeperSettings:
             "mc_paths": self.mc_paths,
             "mc_seed": self.mc_seed,
             "webhook": redact_url(self.webhook_url) if self.webhook_url else None,
+            "ws": redact_url(self.ws_url) if self.ws_url else None,
         }
 
 
@@ -290,6 +294,8 @@ class Keeper:
         self._known_accounts: list[str] = []
         self._outbox_dirty = asyncio.Event()
         self._stop = asyncio.Event()
+        self._new_head = asyncio.Event()
+        self.subscribed = False  # a newHeads subscription is live (``ws_url``)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -629,8 +635,65 @@ class Keeper:
                     return
                 delay = min(s.max_backoff_s, max(1.0, delay * 2))
                 continue
-            if await self._sleep(s.poll_interval_s):
+            if await self._wait_for_head(s.poll_interval_s):
                 return
+
+    async def _wait_for_head(self, seconds: float) -> bool:
+        """Wait for the next poll, or earlier for a ``newHeads`` notification; True on stop."""
+        self._new_head.clear()
+        stop = asyncio.ensure_future(self._stop.wait())
+        head = asyncio.ensure_future(self._new_head.wait())
+        try:
+            await asyncio.wait({stop, head}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            head.cancel()
+        return self._stop.is_set()
+
+    async def _head_subscription(self, url: str) -> None:
+        """Wake the loop on every ``newHeads`` notification of a WebSocket endpoint.
+
+        Only a doorbell: the loop still asks the HTTP endpoint for the head, so a lost or
+        duplicated notification costs nothing. Reconnects with backoff; polling goes on
+        meanwhile.
+        """
+        import aiohttp
+
+        where = redact_url(url)
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.ws_connect(
+                        url, heartbeat=30.0, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
+                    ) as ws,
+                ):
+                    await ws.send_json(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 1,
+                            "method": "eth_subscribe",
+                            "params": ["newHeads"],
+                        }
+                    )
+                    log.info("subscribed to newHeads on %s", where)
+                    self.subscribed = True
+                    delay = 1.0
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        if '"eth_subscription"' in msg.data:
+                            self._new_head.set()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "newHeads subscription on %s failed (%s); polling meanwhile",
+                    where,
+                    type(exc).__name__,
+                )
+            if await self._sleep(delay):
+                return
+            delay = min(self.settings.max_backoff_s, delay * 2)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -658,11 +721,16 @@ class Keeper:
                 await self.publisher.flush()
                 return 0
             publisher = asyncio.create_task(self._publisher_loop())
+            background = [publisher]
+            if self.settings.ws_url:
+                background.append(
+                    asyncio.create_task(self._head_subscription(self.settings.ws_url))
+                )
             main = asyncio.create_task(self._main_loop())
             await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (main, publisher):
+            for task in (main, *background):
                 task.cancel()
-            for task in (main, publisher):
+            for task in (main, *background):
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(task, timeout=3.0)
             stopper.cancel()

@@ -686,3 +686,30 @@ def test_stress_from_simulate_results(devnet_isolated, tmp_path: Path) -> None:
     over, _ = _expected(book, accounts, "liquidation-buffer", stress)
     assert over, "cascade-adjusted moves should put some accounts over their buffer"
     assert _open_flags(db) == over
+
+
+# -- newHeads over WebSocket wakes the keeper before the next poll -----------------------------
+
+
+def test_new_heads_subscription_wakes_the_loop(devnet_isolated, mine, tmp_path: Path) -> None:
+    dev = devnet_isolated
+    dep = dev.deployment
+    ws = dep["rpc_url"].replace("http://", "ws://")
+    db = tmp_path / "keeper.sqlite"
+
+    async def main() -> None:
+        keeper = Keeper(_settings(dep, db, poll_interval_s=60.0, ws_url=ws), sinks=[])
+        task = asyncio.create_task(keeper.run())
+        try:
+            head = dev.rpc.block_number()
+            await _until(lambda: keeper.health.processed == head, 60, "the first block")
+            await _until(lambda: keeper.subscribed, 30, "the newHeads subscription")
+            for _ in range(2):
+                b = await asyncio.to_thread(mine, 1)
+                # far sooner than the 60 s poll
+                await _until(lambda b=b: (keeper.health.processed or 0) >= b, 10, f"block {b}")
+        finally:
+            keeper.request_stop()
+            await asyncio.wait_for(task, timeout=10)
+
+    asyncio.run(main())

@@ -84,6 +84,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     loop.add_argument("--once", action="store_true", help="process the current head and exit")
     loop.add_argument("--poll", type=float, default=2.0, help="seconds between head polls")
     loop.add_argument(
+        "--ws",
+        default=None,
+        metavar="URL",
+        help="WebSocket endpoint: a newHeads subscription wakes the keeper at once (polling "
+        "stays the fallback)",
+    )
+    loop.add_argument(
         "--full-every", type=int, default=50, help="re-read every account every N blocks"
     )
     loop.add_argument("--rps", type=float, default=25.0, help="RPC requests per second (0: off)")
@@ -181,6 +188,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         clear_blocks=args.clear_blocks,
         full_refresh_blocks=args.full_every,
         poll_interval_s=args.poll,
+        ws_url=args.ws,
         rps=args.rps,
         rpc_timeout_s=args.timeout,
         rpc_retries=args.retries,
