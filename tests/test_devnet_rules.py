@@ -4,10 +4,13 @@
   GenericLogic (collateral value rounded down, debt value rounded up, HF =
   ((sum(value x LT) x 1e18 + debt / 2) / debt) / 1e4), for hypothesis-generated positions
   and prices.
-- ``liquidationCall`` follows Aave V3.3's LiquidationLogic: close factor (50% of the total
-  debt only when the reserve's collateral and debt are both >= $2,000, HF > 0.95 and the
-  reserve's debt is over half the total; otherwise all of it), dust rule (MustNotLeaveDust),
-  bonus, protocol fee to the treasury, deficit and ``DeficitCreated`` when collateral runs out.
+- ``liquidationCall`` follows Aave V3.3's rules as written in aave-v3-origin v3.7's
+  LiquidationLogic: close factor (50% of the total debt only when the reserve's collateral and
+  debt are both >= $2,000, HF > 0.95 and the reserve's debt is over half the total; otherwise
+  all of it), dust rule (MustNotLeaveDust), bonus, protocol fee to the treasury, deficit and
+  ``DeficitCreated`` when collateral runs out, with v3.7's rounding (debt values rounded up,
+  seized collateral percentMulFloor, debt needed percentDivCeil, bonus base percentDivFloor,
+  fee percentMulCeil; the fee counted in the collateral leftover of the dust rule).
 
 Every example runs inside its own evm_snapshot / evm_revert.
 """
@@ -23,8 +26,9 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from keeper.devnet import DevnetError
 from keeper.devnet.chain import Contract, RpcError
-from keeper.devnet.market import MARKET
+from keeper.devnet.market import MARKET, encode_configuration
 from keeper.devnet.seed import (
     KIND_BORROW,
     KIND_COLLATERAL,
@@ -41,6 +45,10 @@ N = len(MARKET)
 SYM = [s.symbol for s in MARKET]
 LIQUIDATION_CALL_TOPIC = "0xe413a321e8681d831f4dbccbca790d2952b56f977908e45be37335533e005286"
 DEFICIT_TOPIC = "0x" + keccak(text="DeficitCreated(address,address,uint256)").hex()
+USED_AS_COLLATERAL_ENABLED_TOPIC = (
+    "0x" + keccak(text="ReserveUsedAsCollateralEnabled(address,address)").hex()
+)
+SUPPLY_TOPIC = "0x2b627736bca15cd5381dcf80b0bf11fd197d01a037c52b927a881a10fb73ba61"
 
 
 # --------------------------------------------------------------------------- Python models
@@ -80,11 +88,33 @@ def account_data(p: Position, prices: list[int]) -> tuple[int, int, int, int, in
 
 
 def percent_mul(v: int, p: int) -> int:
+    """PercentageMath.percentMul (half up): still used for the close factor in v3.7."""
     return (v * p + 5_000) // 10_000
 
 
 def percent_div(v: int, p: int) -> int:
+    """PercentageMath.percentDiv (half up): v3.3 to v3.6 only, kept to show the difference."""
     return (v * 10_000 + p // 2) // p
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def percent_mul_floor(v: int, p: int) -> int:
+    return v * p // 10_000
+
+
+def percent_mul_ceil(v: int, p: int) -> int:
+    return ceil_div(v * p, 10_000)
+
+
+def percent_div_floor(v: int, p: int) -> int:
+    return v * 10_000 // p
+
+
+def percent_div_ceil(v: int, p: int) -> int:
+    return ceil_div(v * 10_000, p)
 
 
 @dataclass
@@ -99,48 +129,56 @@ class Outcome:
 
 
 def liquidate(p: Position, prices: list[int], c: int, d: int, debt_to_cover: int) -> Outcome:
-    """Aave V3.3 LiquidationLogic.executeLiquidationCall on the model."""
+    """aave-v3-origin v3.7 LiquidationLogic.executeLiquidationCall on the model.
+
+    Read against the v3.7 source (docs/3.7/Aave-v3.7-changelog.md, liquidation-rounding.md):
+    validateLiquidationCall only requires the collateral flag (not LT != 0); debt values round
+    up (MathUtils.mulDivCeil); the collateral math uses explicit floor/ceil; the dust rule's
+    collateral leftover excludes the protocol fee; ``hasNoCollateralLeft`` compares the value
+    of the collateral consumed (to the liquidator plus the fee) with the total collateral and
+    then also clears the collateral flag.
+    """
     total_coll, total_debt, _, _, _, hf = account_data(p, prices)
     if hf >= WAD:
         return Outcome("HealthFactorNotBelowThreshold")
     cs, ds = MARKET[c], MARKET[d]
-    if cs.liquidation_threshold == 0 or c not in p.enabled or not p.coll.get(c, 0):
+    if c not in p.enabled or not p.coll.get(c, 0):
         return Outcome("CollateralCannotBeLiquidated")
     debt = p.debt.get(d, 0)
     if debt == 0:
         return Outcome("SpecifiedCurrencyNotBorrowedByUser")
     coll = p.coll[c]
     pc, pd, uc, ud = prices[c], prices[d], 10**cs.decimals, 10**ds.decimals
-    debt_base, coll_base = debt * pd // ud, coll * pc // uc
+    debt_base, coll_base = ceil_div(debt * pd, ud), coll * pc // uc
     max_debt, capped = debt, False
     if coll_base >= 2000 * 10**8 and debt_base >= 2000 * 10**8 and hf > 95 * WAD // 100:
         half_total = percent_mul(total_debt, 5_000)
         if debt_base > half_total:
             max_debt, capped = half_total * ud // pd, True
     actual = min(debt_to_cover, max_debt)
-    max_coll = percent_mul(pd * actual * uc // (pc * ud), cs.liquidation_bonus)
+    max_coll = percent_mul_floor(pd * actual * uc // (pc * ud), cs.liquidation_bonus)
     if max_coll > coll:
         amount = coll
-        actual = percent_div(pc * amount * ud // (pd * uc), cs.liquidation_bonus)
+        actual = percent_div_ceil(pc * amount * ud // (pd * uc), cs.liquidation_bonus)
     else:
         amount = max_coll
-    amount_base = amount * pc // uc
     fee = 0
     if cs.liquidation_protocol_fee:
-        fee = percent_mul(
-            amount - percent_div(amount, cs.liquidation_bonus), cs.liquidation_protocol_fee
+        fee = percent_mul_ceil(
+            amount - percent_div_floor(amount, cs.liquidation_bonus), cs.liquidation_protocol_fee
         )
         amount -= fee
     if actual < debt and amount + fee < coll:
-        debt_left = (debt - actual) * pd // ud >= 1000 * 10**8
-        coll_left = (coll - amount) * pc // uc >= 1000 * 10**8
+        debt_left = ceil_div((debt - actual) * pd, ud) >= 1000 * 10**8
+        coll_left = (coll - amount - fee) * pc // uc >= 1000 * 10**8
         if not (debt_left and coll_left):
             return Outcome("MustNotLeaveDust")
     after = Position(dict(p.coll), dict(p.debt), set(p.enabled))
     after.coll[c] = coll - amount - fee
-    if after.coll[c] == 0:
+    consumed = min(amount + fee, coll)
+    no_collateral_left = consumed * pc // uc == total_coll
+    if consumed == coll or no_collateral_left:
         after.enabled.discard(c)
-    no_collateral_left = total_coll == amount_base
     deficits: dict[int, int] = {}
     after.debt[d] = 0 if no_collateral_left else debt - actual
     if no_collateral_left and debt - actual:
@@ -234,6 +272,7 @@ ERRORS = {
         "CollateralCannotBeLiquidated",
         "SpecifiedCurrencyNotBorrowedByUser",
         "MustNotLeaveDust",
+        "SelfLiquidation",
     )
 }
 
@@ -380,6 +419,7 @@ def check_liquidation(
     liquidator_a_before = m.pool.call("getUserBalances", m.tokens[c], m.liquidator)[0]
     liquidator_debt_before = m.erc20[d].call("balanceOf", m.liquidator)
     deficits_before = [m.pool.call("getReserveDeficit", t) for t in m.tokens]
+    liquidator_config_before = m.pool.call("getUserConfiguration", m.liquidator)
     error, receipt = m.liquidation_call(c, d, user, amount, receive)
     assert error == expected.error
     if error is not None:
@@ -428,12 +468,15 @@ def check_liquidation(
     else:
         got = m.erc20[c].call("balanceOf", m.liquidator) - liquidator_coll_before
     assert got == expected.collateral_to_liquidator
+    # v3.6+: aTokens a liquidator receives are not enabled as its collateral
+    assert m.pool.call("getUserConfiguration", m.liquidator) == liquidator_config_before
+    assert USED_AS_COLLATERAL_ENABLED_TOPIC not in [lg["topics"][0] for lg in logs]
     return expected
 
 
 @settings(HYPOTHESIS, max_examples=60)
 @given(case=st.one_of(near_liquidation(), positions()), data=st.data())
-def test_liquidation_call_matches_v33_model(market: Market, case, data) -> None:
+def test_liquidation_call_matches_v37_model(market: Market, case, data) -> None:
     p, prices = case
     enabled = sorted(p.enabled)
     c = data.draw(
@@ -506,8 +549,8 @@ def test_protocol_fee_goes_to_treasury(isolated: Market) -> None:
     p = Position({0: units(0, 10_000)}, {4: units(4, 9_000)}, {0})
     out = check_liquidation(isolated, p, BASE_PRICES, 0, 4, units(4, 5_000), False)
     # 5,000 USDC at $3,000/ETH with a 5% bonus: 1.75 ETH seized; premium 0.0833 ETH; 10% fee
-    seized = percent_mul(units(0, 5_000), 10_500)
-    fee = percent_mul(seized - percent_div(seized, 10_500), 1_000)
+    seized = percent_mul_floor(units(0, 5_000), 10_500)
+    fee = percent_mul_ceil(seized - percent_div_floor(seized, 10_500), 1_000)
     assert out.fee == fee > 0 and out.collateral_to_liquidator == seized - fee
 
 
@@ -531,3 +574,183 @@ def test_healthy_account_cannot_be_liquidated(isolated: Market) -> None:
     assert check_liquidation(isolated, p, BASE_PRICES, 0, 4, MAX_UINT, False).error == (
         "HealthFactorNotBelowThreshold"
     )
+
+
+# --------------------------------------------------------------------------- v3.7 regressions
+# Each test below pins one place where the Pool (and this file's model) used to follow v3.3's
+# LiquidationLogic / older ValidationLogic instead of aave-v3-origin v3.7, and shows that the
+# case discriminates (the old rule gives a different answer).
+
+
+def v33_split(p: Position, prices: list[int], c: int, actual: int) -> tuple[int, int]:
+    """(collateral to the liquidator, fee) with v3.3's half-up percentMul / percentDiv."""
+    cs, ds = MARKET[c], MARKET[4]
+    pc, pd, uc, ud = prices[c], prices[4], 10**cs.decimals, 10**ds.decimals
+    amount = percent_mul(pd * actual * uc // (pc * ud), cs.liquidation_bonus)
+    fee = percent_mul(
+        amount - percent_div(amount, cs.liquidation_bonus), cs.liquidation_protocol_fee
+    )
+    return amount - fee, fee
+
+
+def test_collateral_math_rounds_floor_and_ceil_like_v37(isolated: Market) -> None:
+    """v3.7: percentMulFloor (seized), percentDivFloor (bonus base), percentMulCeil (fee)."""
+    p = Position({0: units(0, 10_000)}, {4: units(4, 9_000)}, {0})
+    for amount in range(units(4, 5_000), units(4, 5_000) + 400):
+        out = liquidate(p, BASE_PRICES, 0, 4, amount)
+        if out.error is None and (out.collateral_to_liquidator, out.fee) != v33_split(
+            p, BASE_PRICES, 0, amount
+        ):
+            break
+    else:
+        pytest.fail("no debtToCover in range where v3.3 and v3.7 rounding differ")
+    got = check_liquidation(isolated, p, BASE_PRICES, 0, 4, amount, False)
+    assert (got.collateral_to_liquidator, got.fee) == (out.collateral_to_liquidator, out.fee)
+
+
+def test_collateral_short_debt_needed_rounds_up(isolated: Market) -> None:
+    """When the collateral runs short, the debt covered is percentDivCeil (v3.7), not half-up."""
+    prices = list(BASE_PRICES)
+    for wei in range(1, 400):
+        p = Position({0: units(0, 1_000) + wei}, {4: units(4, 1_500)}, {0})
+        out = liquidate(p, prices, 0, 4, MAX_UINT)
+        base = prices[0] * p.coll[0] * 10**6 // (prices[4] * 10**18)
+        if out.debt_repaid != percent_div(base, 10_500):
+            break
+    else:
+        pytest.fail("no collateral amount where percentDivCeil and percentDiv differ")
+    got = check_liquidation(isolated, p, prices, 0, 4, MAX_UINT, False)
+    assert got.debt_repaid == percent_div_ceil(base, 10_500) and got.deficits
+
+
+def test_close_factor_values_reserve_debt_rounding_up(isolated: Market) -> None:
+    """$2,000 of DAI debt less 1 wei: v3.7 rounds its value up to $2,000, so the 50% cap holds
+    (v3.3's floor made it $1,999.99999999 and let the whole debt go); the $1,000 - 1 wei left
+    is also valued rounding up, so it is not dust."""
+    debt = 2_000 * 10**18 - 1
+    assert debt * BASE_PRICES[5] // 10**18 < 2_000 * 10**8  # v3.3: under the threshold
+    p = Position({0: units(0, 2_350)}, {5: debt}, {0})
+    assert 0.95 * WAD < account_data(p, BASE_PRICES)[5] < WAD
+    out = check_liquidation(isolated, p, BASE_PRICES, 0, 5, MAX_UINT, False)
+    assert out.error is None and out.close_factor_capped
+    assert out.debt_repaid == 1_000 * 10**18
+    assert out.after is not None and out.after.debt[5] == 1_000 * 10**18 - 1
+
+
+def test_dust_rule_counts_the_fee_in_the_collateral_left(isolated: Market) -> None:
+    """$2,048 of WETH, $1,000 of $2,500 USDC debt repaid: $1,045 to the liquidator and $5 of
+    fee leave $998 (< $1,000): MustNotLeaveDust in v3.7, allowed by v3.3 (it ignored the fee)."""
+    p = Position({0: units(0, 2_048)}, {4: units(4, 2_500)}, {0})
+    to_liquidator, _ = v33_split(p, BASE_PRICES, 0, units(4, 1_000))
+    assert (p.coll[0] - to_liquidator) * BASE_PRICES[0] // 10**18 >= 1_000 * 10**8
+    out = check_liquidation(isolated, p, BASE_PRICES, 0, 4, units(4, 1_000), False)
+    assert out.error == "MustNotLeaveDust"
+
+
+def test_no_collateral_left_clears_flag_even_with_worthless_dust(isolated: Market) -> None:
+    """v3.7: when the collateral consumed is worth the whole collateral (a wei of WETH left is
+    worth $0), the other debts become deficit *and* the collateral flag is cleared."""
+    for extra in range(50):
+        debt = units(4, 5_000) + extra
+        base = BASE_PRICES[4] * debt * 10**18 // (BASE_PRICES[0] * 10**6)
+        total = percent_mul_floor(base, MARKET[0].liquidation_bonus)  # to liquidator + fee
+        if total * BASE_PRICES[0] // 10**18 == (total + 1) * BASE_PRICES[0] // 10**18:
+            break
+    else:
+        pytest.fail("no debt amount where one wei of WETH left is worth $0")
+    p = Position({0: total + 1}, {4: debt, 5: units(5, 100)}, {0})
+    out = check_liquidation(isolated, p, BASE_PRICES, 0, 4, MAX_UINT, False)
+    assert out.error is None and out.debt_repaid == debt
+    assert out.after is not None and out.after.coll[0] == 1 and 0 not in out.after.enabled
+    assert out.deficits == {5: units(5, 100)}
+
+
+def test_self_liquidation_reverts(isolated: Market) -> None:
+    """ValidationLogic.validateLiquidationCall: require(borrower != liquidator)."""
+    m = isolated
+    positions = [(0, KIND_COLLATERAL, units(0, 10_000)), (4, KIND_BORROW, units(4, 9_000))]
+    m.rpc.transact(
+        {
+            "from": m.admin,
+            "to": m.pool.address,
+            "data": _encode_seed_call([Account(m.liquidator, positions)]),
+            "gas": hex(5_000_000),
+        }
+    )
+    assert m.pool.call("getUserAccountData", m.liquidator)[5] < WAD
+    error, _ = m.liquidation_call(0, 4, m.liquidator, MAX_UINT, False)
+    assert error == "SelfLiquidation"
+
+
+def test_collateral_with_zero_lt_is_liquidatable_in_v37(isolated: Market) -> None:
+    """v3.7's validateLiquidationCall only requires the collateral flag (LT != 0 no longer)."""
+    m = isolated
+    p = Position({0: units(0, 10_000), 3: units(3, 1_000)}, {4: units(4, 9_000)}, {0, 3})
+    user = m.new_user(p)
+    link = MARKET[3]
+    word = encode_configuration(link) & ~((1 << 32) - 1)  # LTV = LT = 0
+    m.pool.transact("setConfiguration", m.tokens[3], (word,), sender=m.admin, gas=200_000)
+    assert m.pool.call("getUserAccountData", user)[0] == units(0, 10_000) * BASE_PRICES[0] // 10**18
+    error, receipt = m.liquidation_call(3, 4, user, MAX_UINT, False)
+    assert error is None and receipt is not None
+    assert m.pool.call("getUserBalances", m.tokens[3], user)[0] == 0  # all the LINK seized
+
+
+def _user_with_tokens(m: Market, index: int) -> str:
+    user = m.rpc.accounts()[index]
+    for token in m.erc20:
+        token.transact("mint", user, 10**30, sender=user)
+        token.transact("approve", m.pool.address, MAX_UINT, sender=user)
+    return user
+
+
+def test_supply_sets_collateral_flag_before_supply_event(isolated: Market) -> None:
+    """SupplyLogic.executeSupply sets the flag (ReserveUsedAsCollateralEnabled) before Supply."""
+    m = isolated
+    user = _user_with_tokens(m, 3)
+    r = m.pool.transact("supply", m.tokens[0], 10**18, user, 0, sender=user)
+    topics = [
+        lg["topics"][0] for lg in r["logs"] if lg["address"].lower() == m.pool.address.lower()
+    ]
+    assert topics == [USED_AS_COLLATERAL_ENABLED_TOPIC, SUPPLY_TOPIC]
+
+
+def test_borrow_validation_follows_v37(isolated: Market) -> None:
+    """BorrowLogic v3.7 checks the position after the borrow: no collateral -> LtvValidationFailed
+    (v3.7 has no CollateralBalanceIsZero); the new debt must be covered (percentDivCeil)."""
+    m = isolated
+    user = _user_with_tokens(m, 4)
+    with pytest.raises(DevnetError, match="LtvValidationFailed"):
+        m.pool.transact("borrow", m.tokens[4], 10**6, 2, 0, user, sender=user)
+    m.pool.transact("supply", m.tokens[0], 10**18, user, 0, sender=user)  # $3,000, LTV 80.5%
+    with pytest.raises(DevnetError, match="CollateralCannotCoverNewBorrow"):
+        m.pool.transact("borrow", m.tokens[4], 2_415 * 10**6 + 1, 2, 0, user, sender=user)
+    m.pool.transact("borrow", m.tokens[4], 2_415 * 10**6, 2, 0, user, sender=user)
+    assert m.pool.call("getUserAccountData", user)[2] == 0  # availableBorrowsBase
+
+
+def test_repay_max_on_behalf_reverts(isolated: Market) -> None:
+    """ValidationLogic.validateRepay: amount == max only for one's own debt."""
+    m = isolated
+    user = m.new_user(Position({0: units(0, 10_000)}, {4: units(4, 1_000)}, {0}))
+    payer = _user_with_tokens(m, 5)
+    with pytest.raises(DevnetError, match="NoExplicitAmountToRepayOnBehalf"):
+        m.pool.transact("repay", m.tokens[4], MAX_UINT, 2, user, sender=payer)
+    m.pool.transact("repay", m.tokens[4], units(4, 1_000), 2, user, sender=payer)
+    assert m.pool.call("getUserConfiguration", user)[0] >> 8 & 1 == 0  # borrowing bit cleared
+
+
+def test_set_collateral_no_op_and_zero_ltv(isolated: Market) -> None:
+    """executeUseReserveAsCollateral: the no-op guard comes first (no UnderlyingBalanceZero for
+    disabling a flag that is already off); enabling an LTV-0 asset: UserHasAssetWithZeroLtv."""
+    m = isolated
+    user = _user_with_tokens(m, 6)
+    m.pool.transact("setUserUseReserveAsCollateral", m.tokens[0], False, sender=user)
+    with pytest.raises(DevnetError, match="UnderlyingBalanceZero"):
+        m.pool.transact("setUserUseReserveAsCollateral", m.tokens[0], True, sender=user)
+    m.pool.transact("supply", m.tokens[3], 10**18, user, 0, sender=user)
+    m.pool.transact("setUserUseReserveAsCollateral", m.tokens[3], False, sender=user)
+    word = encode_configuration(MARKET[3]) & ~0xFFFF  # LTV = 0
+    m.pool.transact("setConfiguration", m.tokens[3], (word,), sender=m.admin, gas=200_000)
+    with pytest.raises(DevnetError, match="UserHasAssetWithZeroLtv"):
+        m.pool.transact("setUserUseReserveAsCollateral", m.tokens[3], True, sender=user)

@@ -20,7 +20,11 @@ import {
 ///
 /// Rules: health factor with the rounding of aave-v3-origin v3.7 (collateral value rounded
 /// down, debt value rounded up, sum(value x LT) wad-divided by debt then divided by 1e4);
-/// liquidations with Aave V3.3's close factor, dust rule, bonus, protocol fee and deficit.
+/// liquidations with Aave V3.3's close factor, dust rule, bonus, protocol fee and deficit, as
+/// written in aave-v3-origin v3.7's LiquidationLogic (explicit floor/ceil rounding in the
+/// collateral math, debt values rounded up, the fee counted in the collateral leftover, the
+/// v3.7 `hasNoCollateralLeft` rule, no collateral auto-enable for aTokens a liquidator receives,
+/// no self-liquidation) and v3.7's ValidationLogic for borrow / repay / withdraw.
 ///
 /// Simplifications, on purpose: no interest accrual (indexes stay at 1 ray, rates at 0), no
 /// e-mode (every user is in category 0), no isolation mode, no caps, no stable debt, no flash
@@ -82,7 +86,6 @@ contract Pool {
         uint256 actualDebtToLiquidate;
         uint256 actualCollateralToLiquidate;
         uint256 liquidationProtocolFeeAmount;
-        uint256 collateralToLiquidateInBaseCurrency;
         uint256 liquidationBonus;
         uint256 collateralAssetPrice;
         uint256 debtAssetPrice;
@@ -143,7 +146,6 @@ contract Pool {
     error ReserveFrozen();
     error BorrowingNotEnabled();
     error InvalidInterestRateModeSelected();
-    error CollateralBalanceIsZero();
     error LtvValidationFailed();
     error HealthFactorLowerThanLiquidationThreshold();
     error CollateralCannotCoverNewBorrow();
@@ -155,6 +157,9 @@ contract Pool {
     error SpecifiedCurrencyNotBorrowedByUser();
     error MustNotLeaveDust();
     error CreditDelegationNotSupported();
+    error SelfLiquidation();
+    error NoExplicitAmountToRepayOnBehalf();
+    error UserHasAssetWithZeroLtv();
     error TransferFailed();
     error BadSeedRecord(uint256 index);
 
@@ -264,11 +269,12 @@ contract Pool {
             } else {
                 _supplied[asset][user] += amount;
                 supplied[id] += amount;
-                emit Supply(asset, user, user, amount, 0);
+                // SupplyLogic.executeSupply: the collateral flag is set before `Supply` is emitted
                 if (kind == 0 && (config >> (id * 2 + 1)) & 1 == 0) {
                     config |= 1 << (id * 2 + 1);
                     emit ReserveUsedAsCollateralEnabled(asset, user);
                 }
+                emit Supply(asset, user, user, amount, 0);
             }
         }
         if (currentUser != address(0)) _usersConfig[currentUser] = config;
@@ -408,11 +414,13 @@ contract Pool {
         uint256 before = _supplied[asset][onBehalfOf];
         _supplied[asset][onBehalfOf] = before + amount;
         r.totalSupplied += amount;
-        emit Supply(asset, msg.sender, onBehalfOf, amount, referralCode);
+        // SupplyLogic.executeSupply: first supply enables the collateral flag (LTV != 0), and
+        // that happens (with its event) before `Supply` is emitted.
         if (before == 0 && _ltv(r.configuration) != 0 && !_isCollateral(onBehalfOf, r.id)) {
             _usersConfig[onBehalfOf] |= 1 << (uint256(r.id) * 2 + 1);
             emit ReserveUsedAsCollateralEnabled(asset, onBehalfOf);
         }
+        emit Supply(asset, msg.sender, onBehalfOf, amount, referralCode);
     }
 
     function withdraw(address asset, uint256 amount, address to) external returns (uint256) {
@@ -451,25 +459,26 @@ contract Pool {
         if (onBehalfOf != msg.sender) revert CreditDelegationNotSupported();
         if (interestRateMode != 2) revert InvalidInterestRateModeSelected();
         uint256 cfg = r.configuration;
+        // ValidationLogic.validateBorrow (v3.7)
         _requireActive(cfg, true);
         if ((cfg >> 58) & 1 == 0) revert BorrowingNotEnabled();
+        if (r.totalSupplied < amount) revert InvalidAmount(); // aToken.totalSupply() >= amount
 
-        AccountData memory a = _accountData(onBehalfOf);
-        if (a.totalCollateralBase == 0) revert CollateralBalanceIsZero();
-        if (a.avgLtv == 0) revert LtvValidationFailed();
-        if (a.healthFactor <= HEALTH_FACTOR_LIQUIDATION_THRESHOLD) {
-            revert HealthFactorLowerThanLiquidationThreshold();
-        }
-        uint256 unit = 10 ** _decimals(cfg);
-        uint256 amountBase = _mulDivCeil(amount, _price(asset), unit);
-        uint256 collateralNeeded =
-            _mulDivCeil(a.totalDebtBase + amountBase, PERCENTAGE_FACTOR, a.avgLtv);
-        if (collateralNeeded > a.totalCollateralBase) revert CollateralCannotCoverNewBorrow();
-
+        // BorrowLogic.executeBorrow: mint the debt, set the flag, send the funds, then
+        // ValidationLogic.validateHFAndLtv on the *new* position (a revert undoes it all).
         _borrowed[asset][onBehalfOf] += amount;
         r.totalBorrowed += amount;
         _usersConfig[onBehalfOf] |= 1 << (uint256(r.id) * 2);
         _push(asset, msg.sender, amount);
+
+        AccountData memory a = _accountData(onBehalfOf);
+        if (a.avgLtv == 0) revert LtvValidationFailed();
+        if (a.healthFactor < HEALTH_FACTOR_LIQUIDATION_THRESHOLD) {
+            revert HealthFactorLowerThanLiquidationThreshold();
+        }
+        if (a.totalCollateralBase < _percentDivCeil(a.totalDebtBase, a.avgLtv)) {
+            revert CollateralCannotCoverNewBorrow();
+        }
         emit Borrow(asset, msg.sender, onBehalfOf, amount, 2, 0, referralCode);
     }
 
@@ -480,6 +489,9 @@ contract Pool {
         Reserve storage r = _listed(asset);
         if (amount == 0) revert InvalidAmount();
         if (interestRateMode != 2) revert InvalidInterestRateModeSelected();
+        if (amount == type(uint256).max && msg.sender != onBehalfOf) {
+            revert NoExplicitAmountToRepayOnBehalf();
+        }
         _requireActive(r.configuration, false);
         uint256 debt = _borrowed[asset][onBehalfOf];
         if (debt == 0) revert NoDebtOfSelectedType();
@@ -497,11 +509,11 @@ contract Pool {
     function setUserUseReserveAsCollateral(address asset, bool useAsCollateral) external {
         Reserve storage r = _listed(asset);
         _requireActive(r.configuration, false);
-        if (_supplied[asset][msg.sender] == 0) revert UnderlyingBalanceZero();
         uint256 bit = uint256(1) << (uint256(r.id) * 2 + 1);
         if (useAsCollateral == ((_usersConfig[msg.sender] & bit) != 0)) return;
         if (useAsCollateral) {
-            if (_ltv(r.configuration) == 0) revert LtvValidationFailed();
+            if (_supplied[asset][msg.sender] == 0) revert UnderlyingBalanceZero();
+            if (_ltv(r.configuration) == 0) revert UserHasAssetWithZeroLtv();
             _usersConfig[msg.sender] |= bit;
             emit ReserveUsedAsCollateralEnabled(asset, msg.sender);
         } else {
@@ -514,7 +526,8 @@ contract Pool {
         }
     }
 
-    /// @notice Aave V3.3 liquidation (LiquidationLogic.executeLiquidationCall).
+    /// @notice Aave V3.3 liquidation rules as written in aave-v3-origin v3.7
+    /// (LiquidationLogic.executeLiquidationCall, ValidationLogic.validateLiquidationCall).
     function liquidationCall(
         address collateralAsset,
         address debtAsset,
@@ -524,22 +537,22 @@ contract Pool {
     ) external {
         Reserve storage collateralReserve = _listed(collateralAsset);
         Reserve storage debtReserve = _listed(debtAsset);
-        _requireActive(collateralReserve.configuration, false);
-        _requireActive(debtReserve.configuration, false);
 
         AccountData memory a = _accountData(user);
         LiquidationVars memory v;
         v.userCollateralBalance = _supplied[collateralAsset][user];
         v.userReserveDebt = _borrowed[debtAsset][user];
 
-        // ValidationLogic.validateLiquidationCall
+        // ValidationLogic.validateLiquidationCall (v3.7): no self-liquidation; both reserves
+        // active and not paused; HF < 1; the collateral flag set (v3.7 no longer also requires
+        // LT != 0 here); some debt in the debt reserve.
+        if (user == msg.sender) revert SelfLiquidation();
+        _requireActive(collateralReserve.configuration, false);
+        _requireActive(debtReserve.configuration, false);
         if (a.healthFactor >= HEALTH_FACTOR_LIQUIDATION_THRESHOLD) {
             revert HealthFactorNotBelowThreshold();
         }
-        if (
-            _liquidationThreshold(collateralReserve.configuration) == 0
-                || !_isCollateral(user, collateralReserve.id)
-        ) revert CollateralCannotBeLiquidated();
+        if (!_isCollateral(user, collateralReserve.id)) revert CollateralCannotBeLiquidated();
         if (v.userReserveDebt == 0) revert SpecifiedCurrencyNotBorrowedByUser();
 
         v.liquidationBonus = _liquidationBonus(collateralReserve.configuration);
@@ -547,7 +560,9 @@ contract Pool {
         v.debtAssetPrice = _price(debtAsset);
         v.collateralAssetUnit = 10 ** _decimals(collateralReserve.configuration);
         v.debtAssetUnit = 10 ** _decimals(debtReserve.configuration);
-        v.userReserveDebtInBaseCurrency = (v.userReserveDebt * v.debtAssetPrice) / v.debtAssetUnit;
+        // debt value rounded up, collateral value rounded down (v3.7)
+        v.userReserveDebtInBaseCurrency =
+            _mulDivCeil(v.userReserveDebt, v.debtAssetPrice, v.debtAssetUnit);
         v.userReserveCollateralInBaseCurrency =
             (v.userCollateralBalance * v.collateralAssetPrice) / v.collateralAssetUnit;
 
@@ -559,6 +574,7 @@ contract Pool {
                 && v.userReserveDebtInBaseCurrency >= MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
                 && a.healthFactor > CLOSE_FACTOR_HF_THRESHOLD
         ) {
+            // still the half-up percentMul in v3.7
             uint256 totalDefaultLiquidatableDebtInBaseCurrency =
                 _percentMul(a.totalDebtBase, DEFAULT_LIQUIDATION_CLOSE_FACTOR);
             if (v.userReserveDebtInBaseCurrency > totalDefaultLiquidatableDebtInBaseCurrency) {
@@ -573,29 +589,41 @@ contract Pool {
             v, _liquidationProtocolFee(collateralReserve.configuration)
         );
 
-        // Dust rule: clear all the debt, or all the collateral, or leave >= $1,000 of both.
+        // Dust rule: clear all the debt, or all the collateral, or leave >= $1,000 of both. The
+        // debt left is valued rounding up, the collateral left (after the fee) rounding down.
         if (
             v.actualDebtToLiquidate < v.userReserveDebt
                 && v.actualCollateralToLiquidate + v.liquidationProtocolFeeAmount
                     < v.userCollateralBalance
         ) {
-            bool debtLeft = ((v.userReserveDebt - v.actualDebtToLiquidate) * v.debtAssetPrice)
-                / v.debtAssetUnit >= MIN_LEFTOVER_BASE;
+            bool debtLeft = _mulDivCeil(
+                v.userReserveDebt - v.actualDebtToLiquidate, v.debtAssetPrice, v.debtAssetUnit
+            ) >= MIN_LEFTOVER_BASE;
             bool collateralLeft = (
-                (v.userCollateralBalance - v.actualCollateralToLiquidate) * v.collateralAssetPrice
+                (
+                    v.userCollateralBalance - v.actualCollateralToLiquidate
+                        - v.liquidationProtocolFeeAmount
+                ) * v.collateralAssetPrice
             ) / v.collateralAssetUnit >= MIN_LEFTOVER_BASE;
             if (!(debtLeft && collateralLeft)) revert MustNotLeaveDust();
         }
 
-        if (
-            v.actualCollateralToLiquidate + v.liquidationProtocolFeeAmount
-                == v.userCollateralBalance
-        ) {
-            _usersConfig[user] &= ~(uint256(1) << (uint256(collateralReserve.id) * 2 + 1));
-            emit ReserveUsedAsCollateralDisabled(collateralAsset, user);
+        // v3.7 hasNoCollateralLeft: the value of the collateral consumed (to the liquidator plus
+        // the fee, capped at the balance) equals the user's whole collateral value. With the
+        // liquidity index fixed at 1 ray the scaled amounts are the token amounts.
+        bool hasNoCollateralLeft;
+        {
+            uint256 consumed = v.actualCollateralToLiquidate + v.liquidationProtocolFeeAmount;
+            if (consumed > v.userCollateralBalance) consumed = v.userCollateralBalance;
+            bool reserveFullyConsumed = consumed == v.userCollateralBalance;
+            hasNoCollateralLeft = (consumed * v.collateralAssetPrice) / v.collateralAssetUnit
+                == a.totalCollateralBase;
+            if (reserveFullyConsumed || hasNoCollateralLeft) {
+                _usersConfig[user] &= ~(uint256(1) << (uint256(collateralReserve.id) * 2 + 1));
+                emit ReserveUsedAsCollateralDisabled(collateralAsset, user);
+            }
         }
 
-        bool hasNoCollateralLeft = a.totalCollateralBase == v.collateralToLiquidateInBaseCurrency;
         _burnDebt(
             debtReserve,
             debtAsset,
@@ -606,18 +634,11 @@ contract Pool {
         );
 
         // Collateral: to the liquidator (as underlying or as aToken balance), fee to treasury.
+        // Since v3.6 aTokens received by the liquidator are not enabled as its collateral.
         _supplied[collateralAsset][user] =
             v.userCollateralBalance - v.actualCollateralToLiquidate - v.liquidationProtocolFeeAmount;
         if (receiveAToken) {
-            uint256 previous = _supplied[collateralAsset][msg.sender];
-            _supplied[collateralAsset][msg.sender] = previous + v.actualCollateralToLiquidate;
-            if (
-                previous == 0 && _ltv(collateralReserve.configuration) != 0
-                    && !_isCollateral(msg.sender, collateralReserve.id)
-            ) {
-                _usersConfig[msg.sender] |= 1 << (uint256(collateralReserve.id) * 2 + 1);
-                emit ReserveUsedAsCollateralEnabled(collateralAsset, msg.sender);
-            }
+            _supplied[collateralAsset][msg.sender] += v.actualCollateralToLiquidate;
         } else {
             collateralReserve.totalSupplied -= v.actualCollateralToLiquidate;
         }
@@ -682,7 +703,9 @@ contract Pool {
         }
     }
 
-    /// LiquidationLogic._calculateAvailableCollateralToLiquidate (V3.3).
+    /// LiquidationLogic._calculateAvailableCollateralToLiquidate with v3.7's explicit rounding:
+    /// seized collateral percentMulFloor, debt needed when the collateral runs short
+    /// percentDivCeil, bonus base percentDivFloor, protocol fee percentMulCeil.
     function _calculateAvailableCollateralToLiquidate(LiquidationVars memory v, uint256 feeBps)
         internal
         pure
@@ -690,11 +713,11 @@ contract Pool {
         uint256 userCollateralBalance = v.userCollateralBalance;
         uint256 baseCollateral = (v.debtAssetPrice * v.actualDebtToLiquidate * v.collateralAssetUnit)
             / (v.collateralAssetPrice * v.debtAssetUnit);
-        uint256 maxCollateralToLiquidate = _percentMul(baseCollateral, v.liquidationBonus);
+        uint256 maxCollateralToLiquidate = _percentMulFloor(baseCollateral, v.liquidationBonus);
         uint256 collateralAmount;
         if (maxCollateralToLiquidate > userCollateralBalance) {
             collateralAmount = userCollateralBalance;
-            v.actualDebtToLiquidate = _percentDiv(
+            v.actualDebtToLiquidate = _percentDivCeil(
                 (v.collateralAssetPrice * collateralAmount * v.debtAssetUnit)
                     / (v.debtAssetPrice * v.collateralAssetUnit),
                 v.liquidationBonus
@@ -702,11 +725,10 @@ contract Pool {
         } else {
             collateralAmount = maxCollateralToLiquidate;
         }
-        v.collateralToLiquidateInBaseCurrency =
-            (collateralAmount * v.collateralAssetPrice) / v.collateralAssetUnit;
         if (feeBps != 0) {
-            uint256 bonusCollateral = collateralAmount - _percentDiv(collateralAmount, v.liquidationBonus);
-            v.liquidationProtocolFeeAmount = _percentMul(bonusCollateral, feeBps);
+            uint256 bonusCollateral =
+                collateralAmount - _percentDivFloor(collateralAmount, v.liquidationBonus);
+            v.liquidationProtocolFeeAmount = _percentMulCeil(bonusCollateral, feeBps);
             collateralAmount -= v.liquidationProtocolFeeAmount;
         }
         v.actualCollateralToLiquidate = collateralAmount;
@@ -809,13 +831,26 @@ contract Pool {
         return (cfg >> 152) & 0xFFFF;
     }
 
-    // PercentageMath (half up) and MathUtils.mulDivCeil
+    // PercentageMath (half-up percentMul, and the explicit floor/ceil variants) and
+    // MathUtils.mulDivCeil
     function _percentMul(uint256 value, uint256 percentage) internal pure returns (uint256) {
         return (value * percentage + HALF_PERCENTAGE_FACTOR) / PERCENTAGE_FACTOR;
     }
 
-    function _percentDiv(uint256 value, uint256 percentage) internal pure returns (uint256) {
-        return (value * PERCENTAGE_FACTOR + percentage / 2) / percentage;
+    function _percentMulFloor(uint256 value, uint256 percentage) internal pure returns (uint256) {
+        return (value * percentage) / PERCENTAGE_FACTOR;
+    }
+
+    function _percentMulCeil(uint256 value, uint256 percentage) internal pure returns (uint256) {
+        return _mulDivCeil(value, percentage, PERCENTAGE_FACTOR);
+    }
+
+    function _percentDivFloor(uint256 value, uint256 percentage) internal pure returns (uint256) {
+        return (value * PERCENTAGE_FACTOR) / percentage;
+    }
+
+    function _percentDivCeil(uint256 value, uint256 percentage) internal pure returns (uint256) {
+        return _mulDivCeil(value, PERCENTAGE_FACTOR, percentage);
     }
 
     function _mulDivCeil(uint256 a, uint256 b, uint256 c) internal pure returns (uint256) {
