@@ -346,14 +346,6 @@ class Keeper:
         if s.metrics_port is not None:
             self.server = MetricsServer(self.metrics, self.health, s.metrics_host, s.metrics_port)
             await self.server.start()
-        self.metrics.info.labels(
-            version=__version__,
-            protocol=s.protocol,
-            chain_id=str(s.expected_chain_id or ""),
-            rpc=redact_url(s.rpc_url),
-            margin=s.margin,
-            alpha=str(s.alpha),
-        ).set(1)
         delay = 1.0
         while True:
             try:
@@ -372,6 +364,14 @@ class Keeper:
                 if await self._sleep(delay):
                     raise asyncio.CancelledError from None
                 delay = min(s.max_backoff_s, delay * 2)
+        self.metrics.info.labels(
+            version=__version__,
+            protocol=s.protocol,
+            chain_id=str(self.chain_id),
+            rpc=redact_url(s.rpc_url),
+            margin=s.margin,
+            alpha=str(s.alpha),
+        ).set(1)
         await self.db("bind", self.chain_id, self.adapter.addresses.pool)
         self.flags = await self.db("flags")
         known = await self.db("accounts")
