@@ -372,6 +372,10 @@ class Keeper:
             margin=s.margin,
             alpha=str(s.alpha),
         ).set(1)
+        for sink in self._sinks:
+            if isinstance(sink, WebhookSink):
+                sink.extra.setdefault("chain_id", self.chain_id)
+                sink.extra.setdefault("market", self.adapter.addresses.pool)
         await self.db("bind", self.chain_id, self.adapter.addresses.pool)
         self.flags = await self.db("flags")
         known = await self.db("accounts")

@@ -11,7 +11,7 @@ Webhook body (Slack-compatible: Slack shows ``text``; other receivers read the f
     {"text": ":rotating_light: flag OPEN (high) 0xAbc... ES $12,345 > margin $5,000 at block 123",
      "event_id": "123:0xAbc...:open", "kind": "open", "account": "0xAbc...", "block": 123,
      "block_hash": "0x...", "severity": "high", "previous_severity": "none",
-     "es_usd": 12345.0, "margin_usd": 5000.0, "chain_id": 1}
+     "es_usd": 12345.0, "margin_usd": 5000.0, "chain_id": 1, "market": "0x87870B..."}
 
 The webhook URL (it carries a secret) never appears in logs, metrics or errors: only its
 scheme and host.

@@ -294,6 +294,9 @@ def test_price_drop_flags_and_restore_clears(
             events = [r[0] for r in con.execute("SELECT event_id FROM flag_events ORDER BY seq")]
         got = [b["event_id"] for b in rx.bodies]
         assert sorted(got) == sorted(events) and len(set(got)) == len(got)
+        assert all(
+            b["chain_id"] == dep["chain_id"] and b["market"] == dep["pool"] for b in rx.bodies
+        )
         kinds = {b["kind"] for b in rx.bodies}
         assert {"open", "clear"} <= kinds
         lines = (tmp_path / "events.jsonl").read_text().splitlines()
