@@ -113,32 +113,23 @@ def _pack(dense: FloatArray) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
     )
 
 
-def _impact_floors(market: Market, mult: FloatArray, hint: float) -> FloatArray:
-    """Per asset: max(hint, the impact of selling all the book's collateral at the top price).
+def _rigorous_floors(market: Market, mult: FloatArray) -> FloatArray:
+    """Per asset: the impact of selling all the book's collateral at the top price.
 
-    The second term is a rigorous floor (liquidators never sell more than the book holds, and
-    the pool is shallowest in tokens at the highest price); ``hint`` is a guess checked
-    during the run.
+    A floor no path can break: liquidators never sell more than the book holds, and the pool
+    is shallowest in tokens at the highest price.
     """
     total = market.collateral.sum(axis=0)
     top = market.price0 * np.maximum(1.0, mult.max(axis=(0, 1)))
     out = np.empty(market.price0.shape[0])
     for j in range(out.shape[0]):
         d = float(market.depth[j])
-        if math.isinf(d) or total[j] <= 0.0:
-            out[j] = 1.0
-        elif d <= 0.0:
-            out[j] = hint  # no pool: nothing is ever sold, the impact stays 1
+        if math.isinf(d) or d <= 0.0 or total[j] <= 0.0:
+            out[j] = 1.0  # no impact, or nothing can ever be sold
         else:
             x_eq = d / math.sqrt(float(top[j]))
-            rigorous = (x_eq / (x_eq + float(total[j]))) ** 2 * (1.0 - _BOUND_SLACK)
-            out[j] = max(hint, rigorous)
+            out[j] = (x_eq / (x_eq + float(total[j]))) ** 2 * (1.0 - _BOUND_SLACK)
     return out
-
-
-def _floor_ladder(hint: float) -> tuple[float, ...]:
-    """Impact-floor guesses tried in turn on paths whose impact broke the previous one."""
-    return tuple(sorted({hint, min(hint, 0.85), min(hint, 0.5), 0.0}, reverse=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,134 +183,39 @@ def run_fast(
     market = Market.build(book, paths, config)
     mult = np.ascontiguousarray(paths.multipliers, dtype=np.float64)
     gas = np.ascontiguousarray(paths.gas_gwei, dtype=np.float64)
-    n_paths = mult.shape[0]
+    n_paths, n_steps1, n_assets = mult.shape
     debtors = np.flatnonzero((market.debt > 0.0).any(axis=1)).astype(np.int64)
     rows = SparseAccounts.from_dense(market.collateral, market.debt, debtors)
     groups = _Groups.build(rows, market)
-    todo = np.arange(n_paths, dtype=np.int64)
-    result: _Block | None = None
-    reruns = 0
-    for hint in _floor_ladder(config.impact_floor_hint):
-        sub_mult = mult if result is None else np.ascontiguousarray(mult[todo])
-        sub_gas = gas if result is None else np.ascontiguousarray(gas[todo])
-        floors = _impact_floors(market, sub_mult, hint)
-        block = _run_block(market, paths, config, rows, groups, sub_mult, sub_gas, floors, trace)
-        if result is None:
-            result = block
-        else:
-            reruns += int(todo.size)
-            result = result.merge(block, todo)
-        todo = todo[block.violated]
-        if todo.size == 0:
-            break
-    assert result is not None
-    return result.output(n_paths, reruns=reruns)
-
-
-@dataclass(frozen=True, slots=True)
-class _Block:
-    scalars: FloatArray  # (n, 4): shortfall, liquidated, fee, deficit
-    counts: IntArray  # (n, 2): liquidations, round-limit hits
-    by_asset: FloatArray
-    worst: FloatArray
-    acc_path: IntArray
-    acc_index: IntArray
-    acc_value: FloatArray
-    violated: npt.NDArray[np.bool_]
-    trace_m: FloatArray | None
-    trace_l: FloatArray | None
-    trace_s: FloatArray | None
-
-    def output(self, n_paths: int, reruns: int = 0) -> CascadeOutput:
-        return CascadeOutput(
-            shortfall_usd=self.scalars[:, 0].copy(),
-            liquidated_usd=self.scalars[:, 1].copy(),
-            n_liquidations=self.counts[:, 0].copy(),
-            protocol_fee_usd=self.scalars[:, 2].copy(),
-            deficit_usd=self.scalars[:, 3].copy(),
-            rounds_limit_hits=self.counts[:, 1].copy(),
-            shortfall_by_asset=self.by_asset,
-            account_path=self.acc_path,
-            account_index=self.acc_index,
-            account_shortfall_usd=self.acc_value,
-            worst_market=self.worst,
-            reruns=reruns,
-            trace_market=self.trace_m,
-            trace_liquidated_usd=self.trace_l,
-            trace_shortfall_usd=self.trace_s,
-        )
-
-    def merge(self, again: _Block, rows: IntArray) -> _Block:
-        """This block with paths ``rows`` replaced by ``again``'s results."""
-        scalars = self.scalars.copy()
-        counts = self.counts.copy()
-        by_asset = self.by_asset.copy()
-        worst = self.worst.copy()
-        worst[rows] = again.worst
-        violated = self.violated.copy()
-        scalars[rows] = again.scalars
-        counts[rows] = again.counts
-        by_asset[rows] = again.by_asset
-        violated[rows] = again.violated
-        keep = ~np.isin(self.acc_path, rows)
-        acc_path = np.concatenate([self.acc_path[keep], rows[again.acc_path]])
-        acc_index = np.concatenate([self.acc_index[keep], again.acc_index])
-        acc_value = np.concatenate([self.acc_value[keep], again.acc_value])
-        order = np.lexsort((acc_index, acc_path))
-        tm, tl, ts = self.trace_m, self.trace_l, self.trace_s
-        if tm is not None and tl is not None and ts is not None:
-            tm, tl, ts = tm.copy(), tl.copy(), ts.copy()
-            tm[rows] = again.trace_m
-            tl[rows] = again.trace_l
-            ts[rows] = again.trace_s
-        return _Block(
-            scalars,
-            counts,
-            by_asset,
-            worst,
-            acc_path[order],
-            acc_index[order],
-            acc_value[order],
-            violated,
-            tm,
-            tl,
-            ts,
-        )
-
-
-def _run_block(
-    market: Market,
-    paths: PricePaths,
-    config: EngineConfig,
-    rows: SparseAccounts,
-    groups: _Groups,
-    mult: FloatArray,
-    gas: FloatArray,
-    floors: FloatArray,
-    trace: bool,
-) -> _Block:
-    n_paths, n_steps1, n_assets = mult.shape
-    lo = floors[None, :] * np.minimum(1.0, mult.min(axis=1))
-    hi = np.maximum(1.0, mult.max(axis=1))
-    lo = np.ascontiguousarray(lo)
-    hi = np.ascontiguousarray(hi)
-    counts = _count_candidates(lo, hi, groups.ptr, groups.hf0, groups.cmask, groups.dmask)
-    offsets = np.zeros(n_paths + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    total = int(offsets[-1])
-    cand = np.zeros(total, dtype=np.int64)
-    value = np.zeros(total)
-    scalars = np.zeros((n_paths, 4))
-    ints = np.zeros((n_paths, 2), dtype=np.int64)
-    by_asset = np.zeros((n_paths, n_assets))
-    worst = np.zeros((n_paths, n_assets))
-    violated = np.zeros(n_paths, dtype=np.bool_)
-    shape_t = (n_paths, n_steps1) if trace else (1, 1)
-    tr_m = np.zeros((*shape_t, n_assets))
-    tr_l = np.zeros(shape_t)
-    tr_s = np.zeros(shape_t)
-    n_rows = int(rows.index.shape[0])
+    rigorous = _rigorous_floors(market, mult)
+    floors = np.maximum(rigorous, config.impact_floor_hint)
+    path_min = np.ascontiguousarray(np.minimum(1.0, mult.min(axis=1)))
+    hi = np.ascontiguousarray(np.maximum(1.0, mult.max(axis=1)))
+    counts = _count_candidates(
+        np.ascontiguousarray(floors[None, :] * path_min),
+        hi,
+        groups.ptr,
+        groups.hf0,
+        groups.cmask,
+        groups.dmask,
+    )
     n_blocks = int(min(n_paths, max(1, numba.get_num_threads()) * 8))
+    block_start = (np.arange(n_blocks + 1, dtype=np.int64) * n_paths) // n_blocks
+    per_block = np.add.reduceat(counts, block_start[:-1]) if n_paths else counts
+    asset = np.ascontiguousarray(
+        np.stack(
+            [
+                market.price0,
+                market.lt,
+                market.bonus,
+                market.protocol_fee,
+                market.dex_fee,
+                market.depth,
+                rigorous,
+                floors,
+            ]
+        )
+    )
     params = np.array(
         [
             paths.step_seconds,
@@ -336,30 +232,56 @@ def _run_block(
         dtype=np.float64,
     )
     iparams = np.array(
-        [market.eth_index, market.oracle_lag, config.round_limit, n_blocks, n_rows, int(trace)],
-        dtype=np.int64,
+        [market.eth_index, market.oracle_lag, config.round_limit, int(trace)], dtype=np.int64
     )
-    _simulate(
-        mult, gas, lo, hi, floors, market.price0, market.lt, market.bonus, market.protocol_fee,
-        market.dex_fee, market.depth, rows.coll_asset, rows.coll_amount, rows.n_coll,
-        rows.debt_asset, rows.debt_amount, rows.n_debt, rows.coll_mask, rows.debt_mask,
-        groups.ptr, groups.rows, groups.hf0, groups.cmask, groups.dmask, params, iparams,
-        offsets, cand, value, scalars, ints, by_asset, worst, violated, tr_m, tr_l, tr_s,
-    )  # fmt: skip
-    nonzero = value > 0.0
-    path_of = np.repeat(np.arange(n_paths, dtype=np.int64), counts)
-    return _Block(
-        scalars=scalars,
-        counts=ints,
-        by_asset=by_asset,
-        worst=worst,
-        acc_path=path_of[nonzero],
-        acc_index=rows.index[cand[nonzero]],
-        acc_value=value[nonzero],
-        violated=violated,
-        trace_m=tr_m if trace else None,
-        trace_l=tr_l if trace else None,
-        trace_s=tr_s if trace else None,
+    scalars = np.zeros((n_paths, 4))
+    ints = np.zeros((n_paths, 3), dtype=np.int64)
+    by_asset = np.zeros((n_paths, n_assets))
+    worst = np.zeros((n_paths, n_assets))
+    shape_t = (n_paths, n_steps1) if trace else (1, 1)
+    tr_m = np.zeros((*shape_t, n_assets))
+    tr_l = np.zeros(shape_t)
+    tr_s = np.zeros(shape_t)
+    slack = 64
+    while True:
+        capacity = (per_block + slack).astype(np.int64)
+        out_start = np.zeros(n_blocks + 1, dtype=np.int64)
+        np.cumsum(capacity, out=out_start[1:])
+        out_path = np.zeros(int(out_start[-1]), dtype=np.int64)
+        out_row = np.zeros(int(out_start[-1]), dtype=np.int64)
+        out_val = np.zeros(int(out_start[-1]))
+        out_n = np.zeros(n_blocks, dtype=np.int64)
+        _simulate(
+            mult, gas, path_min, hi, asset, params, iparams,
+            rows.coll_asset, rows.coll_amount, rows.n_coll, rows.debt_asset, rows.debt_amount,
+            rows.n_debt, rows.coll_mask, rows.debt_mask,
+            groups.ptr, groups.rows, groups.hf0, groups.cmask, groups.dmask,
+            block_start, out_start, out_path, out_row, out_val, out_n,
+            scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
+        )  # fmt: skip
+        if (out_n >= 0).all():
+            break
+        per_block = per_block * 4 + int(rows.index.shape[0])  # rare: more bad debt than room
+    keep = np.concatenate(
+        [np.arange(out_start[b], out_start[b] + out_n[b]) for b in range(n_blocks)]
+        or [np.zeros(0, dtype=np.int64)]
+    )
+    return CascadeOutput(
+        shortfall_usd=scalars[:, 0].copy(),
+        liquidated_usd=scalars[:, 1].copy(),
+        n_liquidations=ints[:, 0].copy(),
+        protocol_fee_usd=scalars[:, 2].copy(),
+        deficit_usd=scalars[:, 3].copy(),
+        rounds_limit_hits=ints[:, 1].copy(),
+        shortfall_by_asset=by_asset,
+        account_path=out_path[keep],
+        account_index=rows.index[out_row[keep]],
+        account_shortfall_usd=out_val[keep],
+        worst_market=worst,
+        reruns=int((ints[:, 2] > 0).sum()),
+        trace_market=tr_m if trace else None,
+        trace_liquidated_usd=tr_l if trace else None,
+        trace_shortfall_usd=tr_s if trace else None,
     )
 
 
@@ -423,81 +345,143 @@ def _count_candidates(lo: Any, hi: Any, ptr: Any, hf0: Any, cmask: Any, dmask: A
 
 @numba.njit(cache=True, parallel=True)
 def _simulate(
-    mult: Any, gas: Any, lo: Any, hi: Any, floors: Any, p0: Any, lt: Any, bonus: Any,
-    pfee: Any, dexfee: Any, depth: Any, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any,
-    cmask: Any, dmask: Any, g_ptr: Any, g_rows: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
-    params: Any, iparams: Any, offsets: Any, cand: Any, value: Any, scalars: Any, ints: Any,
-    by_asset: Any, worst: Any, violated: Any, tr_m: Any, tr_l: Any, tr_s: Any,
+    mult: Any, gas: Any, path_min: Any, hi: Any, asset: Any, params: Any, iparams: Any,
+    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
+    g_ptr: Any, g_rows: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
+    block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
+    scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> None:  # fmt: skip
-    n_paths = mult.shape[0]
-    n_groups = g_cmask.shape[0]
-    n_blocks = iparams[3]
-    n_rows = iparams[4]
+    n_blocks = block_start.shape[0] - 1
+    n_rows = nc.shape[0]
     kc = cv.shape[1]
     kd = dv.shape[1]
     for b in numba.prange(n_blocks):
-        cc = np.empty((n_rows, kc))
-        dd = np.empty((n_rows, kd))
+        # per-block scratch, indexed by candidate position k (capacity: every account)
+        cand = np.empty(n_rows, dtype=np.int64)
+        stamp = np.full(n_rows, -1, dtype=np.int64)
+        lca = np.empty((n_rows, kc), dtype=np.int64)
+        lcc = np.empty((n_rows, kc))
+        lnc = np.empty(n_rows, dtype=np.int64)
+        lda = np.empty((n_rows, kd), dtype=np.int64)
+        ldd = np.empty((n_rows, kd))
+        lnd = np.empty(n_rows, dtype=np.int64)
+        lcm = np.empty(n_rows, dtype=np.int64)
+        ldm = np.empty(n_rows, dtype=np.int64)
         pend = np.zeros(n_rows, dtype=np.uint8)
         defacc = np.zeros(n_rows)
         list_a = np.empty(n_rows, dtype=np.int64)
         list_b = np.empty(n_rows, dtype=np.int64)
-        start = b * n_paths // n_blocks
-        stop = (b + 1) * n_paths // n_blocks
-        for p in range(start, stop):
-            off = offsets[p]
-            k = 0
-            for g in range(n_groups):
-                a, b_ = _group_prefix(g, lo[p], hi[p], g_ptr, g_hf0, g_cmask, g_dmask)
-                for m in range(a, b_):
-                    r = g_rows[m]
-                    if _is_candidate(r, lo[p], hi[p], p0, lt, ca, cv, nc, da, dv, nd):
-                        cand[off + k] = r
-                        k += 1
-            cand[off : off + k] = np.sort(cand[off : off + k])
-            _run_path(
-                p, mult[p], gas[p], floors, p0, lt, bonus, pfee, dexfee, depth, ca, cv, nc,
-                da, dv, nd, cmask, dmask, params, iparams, cand[off : off + k],
-                value[off : off + k], scalars, ints, by_asset, worst, violated, tr_m, tr_l, tr_s,
-                cc, dd, pend, defacc, list_a, list_b,
+        pos = out_start[b]
+        end = out_start[b + 1]
+        overflow = False
+        for p in range(block_start[b], block_start[b + 1]):
+            pos, over = _run_path(
+                p, mult[p], gas[p], path_min[p], hi[p], asset, params, iparams,
+                ca, cv, nc, da, dv, nd, cmask, dmask, g_ptr, g_rows, g_hf0, g_cmask, g_dmask,
+                cand, stamp, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
+                list_a, list_b, out_path, out_row, out_val, pos, end,
+                scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
+            overflow = overflow or over
+        out_n[b] = -1 if overflow else pos - out_start[b]
 
 
 @numba.njit(cache=True, nogil=True)
-def _sums(k: int, r: int, ca: Any, cc: Any, nc: Any, da: Any, dd: Any, nd: Any, lt: Any,
-          price: Any) -> tuple[float, float]:  # fmt: skip
+def _add_candidates(
+    stamp_id: int, lo: Any, hi: Any, p0: Any, lt: Any,
+    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
+    g_ptr: Any, g_rows: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
+    cand: Any, stamp: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
+    lcm: Any, ldm: Any, pend: Any, defacc: Any, n_cand: int,
+) -> int:  # fmt: skip
+    """Append the accounts that may become liquidatable within [lo, hi] and are not yet
+    candidates; the first call sorts them by account. Returns the new candidate count."""
+    first = n_cand
+    for g in range(g_cmask.shape[0]):
+        a, z = _group_prefix(g, lo, hi, g_ptr, g_hf0, g_cmask, g_dmask)
+        for m in range(a, z):
+            r = g_rows[m]
+            if stamp[r] != stamp_id and _is_candidate(r, lo, hi, p0, lt, ca, cv, nc, da, dv, nd):
+                stamp[r] = stamp_id
+                cand[n_cand] = r
+                n_cand += 1
+    if first == 0:
+        cand[:n_cand] = np.sort(cand[:n_cand])
+    for k in range(first, n_cand):
+        r = cand[k]
+        lnc[k] = nc[r]
+        for e in range(nc[r]):
+            lca[k, e] = ca[r, e]
+            lcc[k, e] = cv[r, e]
+        lnd[k] = nd[r]
+        for e in range(nd[r]):
+            lda[k, e] = da[r, e]
+            ldd[k, e] = dv[r, e]
+        lcm[k] = cmask[r]
+        ldm[k] = dmask[r]
+        pend[k] = 0 if first == 0 else 1  # late arrivals are checked at the next scan
+        defacc[k] = 0.0
+    return n_cand
+
+
+@numba.njit(cache=True, nogil=True)
+def _sums(
+    k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, lt: Any, price: Any
+) -> tuple[float, float]:
+    """(sum of collateral x LT, sum of debt) of candidate ``k`` at ``price``, USD."""
     w = 0.0
-    for e in range(nc[r]):
-        j = ca[r, e]
-        w += cc[k, e] * lt[j] * price[j]
+    for e in range(lnc[k]):
+        j = lca[k, e]
+        w += lcc[k, e] * lt[j] * price[j]
     v = 0.0
-    for e in range(nd[r]):
-        j = da[r, e]
-        v += dd[k, e] * price[j]
+    for e in range(lnd[k]):
+        v += ldd[k, e] * price[lda[k, e]]
     return w, v
 
 
 @numba.njit(cache=True, nogil=True)
-def _underwater(k: int, r: int, ca: Any, cc: Any, nc: Any, da: Any, dd: Any, nd: Any,
-                mkt: Any) -> tuple[float, float]:  # fmt: skip
-    """(max(0, debt - collateral), debt) at market prices."""
+def _underwater(
+    k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, mkt: Any
+) -> tuple[float, float]:
+    """(max(0, debt - collateral), debt) of candidate ``k`` at market prices, USD."""
     c = 0.0
-    for e in range(nc[r]):
-        c += cc[k, e] * mkt[ca[r, e]]
+    for e in range(lnc[k]):
+        c += lcc[k, e] * mkt[lca[k, e]]
     d = 0.0
-    for e in range(nd[r]):
-        d += dd[k, e] * mkt[da[r, e]]
+    for e in range(lnd[k]):
+        d += ldd[k, e] * mkt[lda[k, e]]
     return (d - c if d > c else 0.0), d
 
 
 @numba.njit(cache=True, nogil=True)
+def _by_row(idx: Any, n: int, cand: Any, ordered: bool) -> Any:
+    """``idx[:n]`` (candidate positions) in account order."""
+    out = idx[:n].copy()
+    if not ordered and n > 1:
+        keys = np.empty(n, dtype=np.int64)
+        for q in range(n):
+            keys[q] = cand[out[q]]
+        out = out[np.argsort(keys)]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def _run_path(
-    p: int, mult: Any, gas: Any, floors: Any, p0: Any, lt: Any, bonus: Any, pfee: Any,
-    dexfee: Any, depth: Any, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any,
-    cmask: Any, dmask: Any, params: Any, iparams: Any, cand: Any, value: Any, scalars: Any,
-    ints: Any, by_asset: Any, worst: Any, violated: Any, tr_m: Any, tr_l: Any, tr_s: Any, cc: Any,
-    dd: Any, pend: Any, defacc: Any, list_a: Any, list_b: Any,
-) -> None:  # fmt: skip
+    p: int, mult: Any, gas: Any, pmin: Any, hi: Any, asset: Any, params: Any, iparams: Any,
+    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
+    g_ptr: Any, g_rows: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
+    cand: Any, stamp: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
+    lcm: Any, ldm: Any, pend: Any, defacc: Any, list_a: Any, list_b: Any,
+    out_path: Any, out_row: Any, out_val: Any, pos: int, end: int,
+    scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
+) -> tuple[int, bool]:  # fmt: skip
+    p0 = asset[0]
+    lt = asset[1]
+    bonus = asset[2]
+    pfee = asset[3]
+    dexfee = asset[4]
+    depth = asset[5]
+    rigorous = asset[6]
     step_seconds = params[0]
     deviation = params[1]
     heartbeat = params[2]
@@ -511,19 +495,20 @@ def _run_path(
     eth = iparams[0]
     lag = iparams[1]
     round_limit = iparams[2]
-    trace = iparams[5] != 0
+    trace = iparams[3] != 0
     n_steps1 = mult.shape[0]
     n_assets = mult.shape[1]
-    n_cand = cand.shape[0]
 
-    for k in range(n_cand):
-        r = cand[k]
-        for e in range(nc[r]):
-            cc[k, e] = cv[r, e]
-        for e in range(nd[r]):
-            dd[k, e] = dv[r, e]
-        pend[k] = 0
-        defacc[k] = 0.0
+    floor = asset[7].copy()
+    lo = floor * pmin
+    min_imp = np.ones(n_assets)
+    n_cand = _add_candidates(
+        p, lo, hi, p0, lt, ca, cv, nc, da, dv, nd, cmask, dmask,
+        g_ptr, g_rows, g_hf0, g_cmask, g_dmask,
+        cand, stamp, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, 0,
+    )  # fmt: skip
+    ordered = True
+    widened = 0
 
     oracle = p0.copy()
     updated = np.zeros(n_assets)
@@ -537,7 +522,6 @@ def _run_path(
     fee_usd = 0.0
     n_liq = 0
     hits = 0
-    bad = False
     down = np.int64(-1)  # force a full scan at step 0
     up = np.int64(0)
     cur = list_a
@@ -551,9 +535,25 @@ def _run_path(
             if t > 0:
                 inv[j] = inv[j] * (1.0 - recovery)
             imp = _impact(depth[j], inv[j], pp[j])
-            if imp < floors[j]:
-                bad = True
+            if imp < min_imp[j]:
+                min_imp[j] = imp
             mkt[j] = pp[j] * imp
+        # -- checkpoint: widen the candidates before the oracle can see a deeper impact
+        grow = False
+        for j in range(n_assets):
+            if min_imp[j] < floor[j]:
+                floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
+                grow = True
+        if grow:
+            lo = floor * pmin
+            n_cand = _add_candidates(
+                p, lo, hi, p0, lt, ca, cv, nc, da, dv, nd, cmask, dmask,
+                g_ptr, g_rows, g_hf0, g_cmask, g_dmask,
+                cand, stamp, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
+            )  # fmt: skip
+            ordered = False
+            widened = 1
+            down = np.int64(-1)
         if t > 0:
             for j in range(n_assets):
                 if lag == 0:
@@ -574,14 +574,13 @@ def _run_path(
         gas_usd = gas_units * gas[t] * 1e-9 * eth_usd
         rounds = 0
         while True:
-            # -- scan ----------------------------------------------------------------------
+            # -- scan: exact HF check of the candidates the oracle moved against ----------
             n_nxt = 0
             if down != 0 or up != 0:
                 for k in range(n_cand):
-                    r = cand[k]
-                    if pend[k] == 0 and (cmask[r] & down) == 0 and (dmask[r] & up) == 0:
+                    if pend[k] == 0 and (lcm[k] & down) == 0 and (ldm[k] & up) == 0:
                         continue
-                    w, v = _sums(k, r, ca, cc, nc, da, dd, nd, lt, oracle)
+                    w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
                     if v > 0.0 and w < v:
                         pend[k] = 1
                         nxt[n_nxt] = k
@@ -593,8 +592,7 @@ def _run_path(
             else:
                 for q in range(n_cur):
                     k = cur[q]
-                    r = cand[k]
-                    w, v = _sums(k, r, ca, cc, nc, da, dd, nd, lt, oracle)
+                    w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
                     if v > 0.0 and w < v:
                         pend[k] = 1
                         nxt[n_nxt] = k
@@ -610,12 +608,12 @@ def _run_path(
             if rounds == round_limit:
                 hits += 1
                 break
-            # -- round ---------------------------------------------------------------------
+            # -- round: one liquidation per listed account, in account order ----------------
+            listed = _by_row(cur, n_cur, cand, ordered)
             executed = 0
             for q in range(n_cur):
-                k = cur[q]
-                r = cand[k]
-                w, v = _sums(k, r, ca, cc, nc, da, dd, nd, lt, oracle)
+                k = listed[q]
+                w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
                 hf = w / v
                 best = 0.0
                 bi = -1
@@ -624,16 +622,16 @@ def _run_path(
                 b_seize = 0.0
                 b_fee = 0.0
                 b_flags = 0
-                for ei in range(nc[r]):
-                    ci = cc[k, ei]
+                for ei in range(lnc[k]):
+                    ci = lcc[k, ei]
                     if ci <= 0.0:
                         continue
-                    i = ca[r, ei]
-                    for ej in range(nd[r]):
-                        dj = dd[k, ej]
+                    i = lca[k, ei]
+                    for ej in range(lnd[k]):
+                        dj = ldd[k, ej]
                         if dj <= 0.0:
                             continue
-                        j = da[r, ej]
+                        j = lda[k, ej]
                         repay, seize, fee, flags = _plan(
                             ci, dj, v, hf, oracle[i], oracle[j], bonus[i], pfee[i],
                             cf_thr, cf_hf, cf, min_left,
@@ -653,41 +651,57 @@ def _run_path(
                 if bi < 0:
                     continue
                 executed += 1
-                i = ca[r, bi]
-                j = da[r, bj]
+                i = lca[k, bi]
+                j = lda[k, bj]
                 if b_flags & 2:
-                    cc[k, bi] = 0.0
+                    lcc[k, bi] = 0.0
                 else:
-                    cc[k, bi] = max(cc[k, bi] - b_seize, 0.0)
+                    lcc[k, bi] = max(lcc[k, bi] - b_seize, 0.0)
                 if b_flags & 1:
-                    dd[k, bj] = 0.0
+                    ldd[k, bj] = 0.0
                 else:
-                    dd[k, bj] = max(dd[k, bj] - b_repay, 0.0)
+                    ldd[k, bj] = max(ldd[k, bj] - b_repay, 0.0)
                 inv[i] += b_seize - b_fee
                 imp = _impact(depth[i], inv[i], pp[i])
-                if imp < floors[i]:
-                    bad = True
+                if imp < min_imp[i]:
+                    min_imp[i] = imp
                 mkt[i] = pp[i] * imp
                 liquidated += b_repay * oracle[j]
                 fee_usd += b_fee * oracle[i]
                 n_liq += 1
                 empty = True
-                for e in range(nc[r]):
-                    if cc[k, e] != 0.0:
+                for e in range(lnc[k]):
+                    if lcc[k, e] != 0.0:
                         empty = False
                         break
                 if empty:
-                    for e in range(nd[r]):
-                        if dd[k, e] > 0.0:
-                            jj = da[r, e]
-                            burned = dd[k, e] * oracle[jj]
+                    for e in range(lnd[k]):
+                        if ldd[k, e] > 0.0:
+                            jj = lda[k, e]
+                            burned = ldd[k, e] * oracle[jj]
                             defacc[k] += burned
                             def_asset[jj] += burned
                             deficit += burned
-                            dd[k, e] = 0.0
+                            ldd[k, e] = 0.0
             rounds += 1
             if executed == 0:
                 break
+            # -- checkpoint, then the oracle follows the moved market ------------------------
+            grow = False
+            for j in range(n_assets):
+                if min_imp[j] < floor[j]:
+                    floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
+                    grow = True
+            if grow:
+                lo = floor * pmin
+                n_cand = _add_candidates(
+                    p, lo, hi, p0, lt, ca, cv, nc, da, dv, nd, cmask, dmask,
+                    g_ptr, g_rows, g_hf0, g_cmask, g_dmask,
+                    cand, stamp, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
+                )  # fmt: skip
+                ordered = False
+                widened = 1
+                down = np.int64(-1)
             if lag == 0:
                 for j in range(n_assets):
                     if _deviates(mkt[j], oracle[j], deviation):
@@ -707,30 +721,50 @@ def _run_path(
             for j in range(n_assets):
                 tr_m[p, t, j] = mkt[j] / p0[j]
             tr_l[p, t] = liquidated
-            mtm = 0.0
+            n_under = 0
             for k in range(n_cand):
-                s, _ = _underwater(k, cand[k], ca, cc, nc, da, dd, nd, mkt)
+                s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
+                if s > 0.0:
+                    nxt[n_under] = k
+                    n_under += 1
+            mtm = 0.0
+            for k in _by_row(nxt, n_under, cand, ordered):
+                s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
                 mtm += s
             tr_s[p, t] = mtm + deficit
 
+    # -- horizon: shortfall per account, summed in account order --------------------------
     for j in range(n_assets):
         by_asset[p, j] = def_asset[j]
-    total = 0.0
+    n_bad = 0
     for k in range(n_cand):
-        r = cand[k]
-        s, d = _underwater(k, r, ca, cc, nc, da, dd, nd, mkt)
+        s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
+        if s + defacc[k] > 0.0:
+            nxt[n_bad] = k
+            n_bad += 1
+    total = 0.0
+    overflow = False
+    for k in _by_row(nxt, n_bad, cand, ordered):
+        s, d = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
         if s > 0.0:
-            for e in range(nd[r]):
-                if dd[k, e] > 0.0:
-                    j = da[r, e]
-                    by_asset[p, j] += s * (dd[k, e] * mkt[j]) / d
+            for e in range(lnd[k]):
+                if ldd[k, e] > 0.0:
+                    j = lda[k, e]
+                    by_asset[p, j] += s * (ldd[k, e] * mkt[j]) / d
         val = s + defacc[k]
         total += val
-        value[k] = val
+        if pos < end:
+            out_path[pos] = p
+            out_row[pos] = cand[k]
+            out_val[pos] = val
+            pos += 1
+        else:
+            overflow = True
     scalars[p, 0] = total
     scalars[p, 1] = liquidated
     scalars[p, 2] = fee_usd
     scalars[p, 3] = deficit
     ints[p, 0] = n_liq
     ints[p, 1] = hits
-    violated[p] = bad
+    ints[p, 2] = widened
+    return pos, overflow
