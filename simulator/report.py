@@ -24,7 +24,6 @@ import math
 import shlex
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import pandas as pd
 
 from simulator import __version__
 from simulator.errors import ResultsError
+from simulator.results import Results, load_results
 
 __all__ = [
     "LEVELS",
@@ -67,12 +67,6 @@ SECTIONS: tuple[str, ...] = (
     "reproduce",
 )
 
-SUMMARY_FILE = "summary.json"
-PATHS_FILE = "paths.parquet"
-CONTRIBUTIONS_FILE = "contributions.parquet"
-ASSET_CONTRIBUTIONS_FILE = "asset_contributions.parquet"
-TIMELINE_FILE = "timeline.parquet"
-
 WORST_MOVE_PREFIX = "worst_move_"
 PRICE_PREFIX = "price_"
 TIMELINE_LABELS: tuple[str, ...] = ("median", "var", "worst")
@@ -96,82 +90,15 @@ CHAIN_NAMES: dict[int, str] = {
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ResultsInput:
-    """The files of one results directory, as read from disk.
-
-    Attributes:
-        path: the results directory.
-        summary: ``summary.json``.
-        paths: ``paths.parquet``, one row per simulated path.
-        contributions: ``contributions.parquet`` (per-account Euler contributions to ES),
-            or ``None`` when the directory has none.
-        asset_contributions: per-asset contributions, or ``None``.
-        timeline: ``timeline.parquet`` (the median / VaR / worst paths step by step), or
-            ``None``.
-    """
-
-    path: Path
-    summary: dict[str, Any]
-    paths: pd.DataFrame
-    contributions: pd.DataFrame | None
-    asset_contributions: pd.DataFrame | None
-    timeline: pd.DataFrame | None
+#: A loaded results directory (``simulator.results.Results``): summary, paths,
+#: contributions, asset contributions and timeline.
+ResultsInput = Results
 
 
-def _read_parquet(root: Path, name: str, required: Sequence[str], optional: bool) -> Any:
-    file = root / name
-    if not file.is_file():
-        if optional:
-            return None
-        raise ResultsError(
-            f"{file}: missing; is {root} a results directory from shortfall simulate?"
-        )
-    try:
-        frame = pd.read_parquet(file, engine="pyarrow")
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise ResultsError(f"{file}: unreadable Parquet file ({exc})") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ResultsError(f"{file}: missing column(s) {missing}; found {list(frame.columns)}")
-    return frame
-
-
-def read_results(path: str | Path) -> ResultsInput:
-    """Read one results directory; a missing or malformed file raises ``ResultsError``
-    naming the directory and the file."""
-    root = Path(path)
-    if not root.is_dir():
-        raise ResultsError(f"{root}: no such results directory (make one with shortfall simulate)")
-    file = root / SUMMARY_FILE
-    if not file.is_file():
-        raise ResultsError(
-            f"{file}: missing; is {root} a results directory from shortfall simulate?"
-        )
-    try:
-        summary = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{file}: not valid JSON ({exc})") from None
-    if not isinstance(summary, dict):
-        raise ResultsError(f"{file}: expected a JSON object, found {type(summary).__name__}")
-    for key in ("scenario", "var_usd", "es_usd"):
-        if key not in summary:
-            raise ResultsError(f"{file}: missing key {key!r}")
-    paths = _read_parquet(root, PATHS_FILE, ("shortfall_usd", "liquidated_usd"), optional=False)
-    if len(paths) == 0:
-        raise ResultsError(f"{root / PATHS_FILE}: no rows; expected one row per simulated path")
-    return ResultsInput(
-        path=root,
-        summary=summary,
-        paths=paths,
-        contributions=_read_parquet(
-            root, CONTRIBUTIONS_FILE, ("account", "es_contribution_usd"), optional=True
-        ),
-        asset_contributions=_read_parquet(
-            root, ASSET_CONTRIBUTIONS_FILE, ("es_contribution_usd",), optional=True
-        ),
-        timeline=_read_parquet(root, TIMELINE_FILE, ("label", "step"), optional=True),
-    )
+def read_results(path: str | Path) -> Results:
+    """Read one results directory with ``simulator.results.load_results``; a missing or
+    malformed file raises ``ResultsError`` naming the directory and the file."""
+    return load_results(path)
 
 
 # --------------------------------------------------------------------------------------
@@ -343,22 +270,26 @@ def _distribution(
 def _liquidated(
     paths: pd.DataFrame, weights: FloatArray, summary: Mapping[str, Any]
 ) -> dict[str, Any]:
+    """Liquidated volume per path, USD: quantiles as ``summary.json`` records them (``q0.5``
+    ...), falling back to the lower quantile of ``paths.parquet`` for a level it lacks."""
     vol = paths["liquidated_usd"].to_numpy(dtype=np.float64)
+    recorded = summary.get("liquidated_usd")
+    recorded = recorded if isinstance(recorded, Mapping) else {}
+    quantiles: dict[str, float] = {}
+    for q in (0.5, 0.95, 0.99):
+        value = _finite(recorded.get(f"q{q:g}"))
+        quantiles[_level_key(q)] = value if value is not None else _lower_quantile(vol, q, weights)
     out: dict[str, Any] = {
         "mean_usd": float(np.dot(weights, vol)),
-        "quantiles_usd": {
-            _level_key(q): _lower_quantile(vol, q, weights) for q in (0.5, 0.95, 0.99)
-        },
+        "quantiles_usd": quantiles,
         "max_usd": float(vol.max()),
     }
     if "n_liquidations" in paths.columns:
         out["mean_liquidations"] = float(
             np.dot(weights, paths["n_liquidations"].to_numpy(dtype=np.float64))
         )
-    for key in ("liquidated_usd_quantiles", "liquidated_quantiles_usd", "liquidated_usd"):
-        if isinstance(summary.get(key), Mapping):
-            out["summary_quantiles_usd"] = _jsonable(summary[key])
-            break
+    if recorded:
+        out["summary_quantiles_usd"] = _jsonable(recorded)
     return out
 
 
@@ -407,6 +338,11 @@ def _contributions(
     }
 
 
+def _relative(prices: FloatArray) -> list[float]:
+    start = float(prices[0]) if len(prices) else 1.0
+    return (prices / start if start > 0 else prices).tolist()  # type: ignore[no-any-return]
+
+
 def _timeline(frame: pd.DataFrame | None) -> dict[str, Any] | None:
     if frame is None or frame.empty:
         return None
@@ -423,8 +359,8 @@ def _timeline(frame: pd.DataFrame | None) -> dict[str, Any] | None:
         series: dict[str, Any] = {
             "path": int(part["path"].iloc[0]) if "path" in part.columns else None,
             "time_s": time_s.tolist(),
-            "prices_usd": {
-                str(c)[len(PRICE_PREFIX) :]: part[c].to_numpy(dtype=np.float64).tolist()
+            "price_relative": {  # market price over its value at step 0
+                str(c)[len(PRICE_PREFIX) :]: _relative(part[c].to_numpy(dtype=np.float64))
                 for c in part.columns
                 if str(c).startswith(PRICE_PREFIX)
             },
@@ -753,7 +689,7 @@ def _cascade_figure(sc: Mapping[str, Any]) -> str | None:
     labels = [lb for lb in TIMELINE_LABELS if lb in cascade]
     fig = _figure(11.0, 7.5)
     axes = fig.subplots(3, len(labels), sharex="col", sharey="row", squeeze=False)
-    symbols = sorted({sym for lb in labels for sym in cascade[lb]["prices_usd"]})
+    symbols = sorted({sym for lb in labels for sym in cascade[lb]["price_relative"]})
     from matplotlib import colormaps
 
     cmap = colormaps["tab10"]
@@ -762,10 +698,8 @@ def _cascade_figure(sc: Mapping[str, Any]) -> str | None:
         series = cascade[label]
         t, tlabel = _time_axis(series["time_s"])
         ax_p, ax_l, ax_s = axes[0, j], axes[1, j], axes[2, j]
-        for sym, prices in series["prices_usd"].items():
-            pr = np.asarray(prices, dtype=np.float64)
-            start = pr[0] if len(pr) and pr[0] > 0 else 1.0
-            ax_p.plot(t, 100 * pr / start, color=colors[sym], lw=1.3, label=sym)
+        for sym, prices in series["price_relative"].items():
+            ax_p.plot(t, 100 * np.asarray(prices), color=colors[sym], lw=1.3, label=sym)
         path = series.get("path")
         name = {"median": "median path", "var": "path at VaR", "worst": "worst path"}[label]
         ax_p.set_title(f"{name}" + (f" (#{path})" if path is not None else ""), fontsize=10)

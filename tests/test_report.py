@@ -1,0 +1,341 @@
+"""The risk-team report: structure, numbers against summary.json, escaping, offline-ness,
+errors that name the file, and a real render in headless Chromium.
+
+Inputs come from the real pipeline (synthetic snapshot -> simulate -> results directory).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keeper.cli import main
+from simulator.errors import ResultsError
+from simulator.report import (
+    SECTIONS,
+    _exceedance,
+    _lower_quantile,
+    build_report,
+    make_report,
+    read_results,
+    render_html,
+    render_json,
+    shorten_address,
+)
+from simulator.results import save_results
+from simulator.simulate import simulate
+from simulator.synthetic import synthetic_snapshot, uniform_shock_paths
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
+def make_results(root: Path) -> dict[str, Path]:
+    """Three results dirs from the real pipeline on one synthetic book (1,000 accounts, half
+    of them near HF 1 so that some Monte Carlo paths end with bad debt): the default Monte
+    Carlo scenario, the Black Thursday stress (one path), and a calm +/-3% shock (none)."""
+    snapshot = synthetic_snapshot(n_accounts=1000, seed=3, near_one_share=0.5)
+    symbols = snapshot.book().symbols
+    runs = {
+        "mc": simulate(snapshot, "default", n_paths=400, seed=1),
+        "stress": simulate(snapshot, "black-thursday-2020", seed=1),
+        "calm": simulate(
+            snapshot, uniform_shock_paths(symbols, np.linspace(0.97, 1.03, 40), n_steps=6)
+        ),
+    }
+    return {name: save_results(result, root / name) for name, result in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Results dirs from the real pipeline: Monte Carlo, a named stress, a calm scenario."""
+    root = tmp_path_factory.mktemp("results")
+    return make_results(root)
+
+
+@pytest.fixture(scope="module")
+def report_html(results: dict[str, Path]) -> str:
+    return make_report(
+        [results["mc"], results["stress"], results["calm"]], command="shortfall report …"
+    )
+
+
+# ---------------------------------------------------------------- numerics helpers
+
+
+def test_lower_quantile_matches_numpy_inverted_cdf() -> None:
+    rng = np.random.default_rng(3)
+    x = np.where(rng.random(501) < 0.8, 0.0, rng.lognormal(3, 2, 501))
+    w = np.full(len(x), 1 / len(x))
+    for q in (0.01, 0.5, 0.8, 0.95, 0.975, 0.99, 1.0):
+        assert _lower_quantile(x, q, w) == np.quantile(x, q, method="inverted_cdf")
+
+
+def test_lower_quantile_weighted_against_exact_definition() -> None:
+    x = np.array([5.0, 1.0, 3.0, 0.0])
+    w = np.array([0.1, 0.4, 0.2, 0.3])  # cdf over sorted (0,1,3,5): 0.3, 0.7, 0.9, 1.0
+    assert _lower_quantile(x, 0.3, w) == 0.0
+    assert _lower_quantile(x, 0.31, w) == 1.0
+    assert _lower_quantile(x, 0.9, w) == 3.0
+    assert _lower_quantile(x, 0.95, w) == 5.0
+
+
+def test_exceedance_is_tail_probability() -> None:
+    x = np.array([0.0, 0.0, 2.0, 2.0, 5.0, 9.0])
+    w = np.full(6, 1 / 6)
+    e = _exceedance(x, w)
+    assert e["loss_usd"] == [2.0, 5.0, 9.0]
+    assert e["prob"] == pytest.approx([4 / 6, 2 / 6, 1 / 6])
+
+
+def test_shorten_address() -> None:
+    a = "0x1234567890abcdef1234567890abcdef12345678"
+    assert shorten_address(a) == "0x1234…5678"
+    assert shorten_address("ETH") == "ETH"
+
+
+# ---------------------------------------------------------------- structured report
+
+
+def test_json_carries_the_numbers_of_summary_json(results: dict[str, Path]) -> None:
+    dirs = [results["mc"], results["stress"]]
+    data = json.loads(make_report(dirs, fmt="json"))
+    assert [s["results_dir"] for s in data["scenarios"]] == [str(d) for d in dirs]
+    for d, sc in zip(dirs, data["scenarios"], strict=True):
+        summary = json.loads((d / "summary.json").read_text())
+        assert sc["scenario"] == summary["scenario"]
+        assert sc["seed"] == summary["seed"]
+        assert sc["paths"] == summary["paths"]
+        assert sc["alpha"] == summary["alpha"]
+        assert sc["var_usd"] == summary["var_usd"]
+        assert sc["es_usd"] == summary["es_usd"]
+        assert sc["es_ci_usd"] == summary["es_ci_usd"]
+        levels = {lv["alpha"]: lv for lv in sc["levels"]}
+        assert set(levels) >= {0.95, 0.975, 0.99}
+        assert levels[summary["alpha"]]["es_usd"] == summary["es_usd"]
+        paths = pd.read_parquet(d / "paths.parquet")
+        shortfall = paths["shortfall_usd"].to_numpy()
+        dist = sc["distribution"]
+        assert dist["n_paths"] == len(paths)
+        assert dist["p_shortfall_positive"] == pytest.approx(np.mean(shortfall > 0))
+        assert dist["max_usd"] == shortfall.max()
+        assert sc["liquidated"]["max_usd"] == paths["liquidated_usd"].max()
+        assert sc["snapshot"]["block_number"] == summary["snapshot"]["block_number"]
+        assert sc["reproduce"]["seed"] == summary["seed"]
+        if sc["top_accounts"] is not None:
+            contrib = pd.read_parquet(d / "contributions.parquet")
+            top = contrib.sort_values("es_contribution_usd", ascending=False).iloc[0]
+            assert sc["top_accounts"]["rows"][0]["account"] == top["account"]
+            assert sc["top_accounts"]["total_usd"] == pytest.approx(
+                summary["es_usd"], rel=1e-6, abs=1e-6
+            )
+
+
+def test_json_is_strict_json(results: dict[str, Path]) -> None:
+    text = make_report([results["mc"], results["calm"]], fmt="json")
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+def test_calm_scenario_says_no_shortfall(results: dict[str, Path]) -> None:
+    data = build_report([results["calm"]])
+    dist = data["scenarios"][0]["distribution"]
+    assert dist["p_shortfall_positive"] == 0.0
+    page = render_html(data)
+    assert "P(shortfall &gt; 0) = <b>0.00%</b>" in page
+    assert "No path produced a shortfall" in page
+
+
+def test_report_is_deterministic_but_for_the_timestamp(results: dict[str, Path]) -> None:
+    import datetime as dt
+
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    a = build_report([results["mc"]], generated_at=when)
+    b = build_report([results["mc"]], generated_at=when)
+    assert render_json(a) == render_json(b)
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def test_every_section_is_present(report_html: str) -> None:
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in report_html, section
+    for heading in (
+        "Snapshot",
+        "Value at Risk and Expected Shortfall",
+        "Shortfall distribution",
+        "Scenarios side by side",
+        "Liquidation cascades over time",
+        "Contributions to ES",
+        "Reproduce",
+    ):
+        assert f"<h2>{heading}" in report_html, heading
+    assert report_html.count("data:image/png;base64,") >= 4  # distribution, scenarios, cascade x2
+
+
+def test_html_needs_no_network(report_html: str) -> None:
+    assert not re.search(r"""(src|href|action)\s*=\s*["']?\s*(https?:)?//""", report_html, re.I)
+    assert not re.search(r"url\(\s*[\"']?\s*(https?:)?//", report_html, re.I)
+    assert "@import" not in report_html
+    assert "<script" not in report_html.lower()
+    assert "<link" not in report_html.lower()
+    assert "https://" not in report_html and "http://" not in report_html
+
+
+def test_header_and_reproduce_carry_snapshot_and_parameters(
+    results: dict[str, Path], report_html: str
+) -> None:
+    summary = json.loads((results["mc"] / "summary.json").read_text())
+    snap = summary["snapshot"]
+    assert f"{snap['block_number']:,}" in report_html
+    assert snap["block_hash"] in report_html
+    assert str(snap["protocol"]) in report_html
+    assert "shortfall simulate" in report_html
+    assert f"--seed {summary['seed']}" in report_html
+    assert "shortfall report …" in report_html
+
+
+def test_addresses_are_shortened_with_full_title(
+    results: dict[str, Path], report_html: str
+) -> None:
+    contrib = pd.read_parquet(results["mc"] / "contributions.parquet")
+    top = str(contrib.sort_values("es_contribution_usd", ascending=False)["account"].iloc[0])
+    assert f'title="{top}">{shorten_address(top)}</span>' in report_html
+
+
+def test_text_from_results_is_escaped(results: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(results["stress"], bad)
+    summary = json.loads((bad / "summary.json").read_text())
+    summary["scenario"] = '<script>alert("x")</script>'
+    (bad / "summary.json").write_text(json.dumps(summary))
+    page = make_report([results["mc"], bad])
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_missing_directory_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match=re.escape(str(tmp_path / "nope"))):
+        read_results(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("name", ["summary.json", "paths.parquet"])
+def test_missing_file_names_dir_and_file(
+    results: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(results["mc"], broken)
+    (broken / name).unlink()
+    with pytest.raises(ResultsError, match=re.escape(str(broken / name))):
+        make_report([results["mc"], broken])
+
+
+@pytest.mark.parametrize("name", ["summary.json", "paths.parquet", "contributions.parquet"])
+def test_corrupt_file_names_dir_and_file(
+    results: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(results["mc"], broken)
+    (broken / name).write_text("{ not what it should be")
+    with pytest.raises(ResultsError, match=re.escape(str(broken / name))):
+        read_results(broken)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_writes_html_and_json(
+    results: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r" / "report.html"
+    assert main(["report", str(results["mc"]), str(results["stress"]), "--out", str(out)]) == 0
+    assert str(out.resolve()) in capsys.readouterr().out
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "shortfall report" in page and "--out" in page  # the command line is recorded
+    jout = tmp_path / "report.json"
+    assert main(["report", str(results["mc"]), "--format", "json", "--out", str(jout)]) == 0
+    data = json.loads(jout.read_text())
+    assert (
+        data["scenarios"][0]["es_usd"]
+        == json.loads((results["mc"] / "summary.json").read_text())["es_usd"]
+    )
+    assert [p.name for p in (tmp_path / "r").iterdir()] == ["report.html"]  # no temp files left
+
+
+def test_cli_user_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(tmp_path / "missing") in err
+    assert not (tmp_path / "x.html").exists()
+
+
+# ---------------------------------------------------------------- real rendering
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "chromium is not installed: run tools/test-setup.sh (make test does)"
+    return exe
+
+
+def _screenshot(html_file: Path, png: Path, tmp: Path) -> None:
+    cmd = [
+        _chromium(),
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={tmp / 'chromium-profile'}",
+        f"--screenshot={png}",
+        "--window-size=1280,4000",
+        html_file.resolve().as_uri(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert png.is_file(), (
+        f"chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    )
+
+
+def _pixels(png: Path) -> Any:
+    from matplotlib.image import imread
+
+    img = imread(png)
+    assert img.ndim == 3 and img.shape[0] >= 1000 and img.shape[1] >= 1000, img.shape
+    return np.asarray(img[..., :3])
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(report_html: str, tmp_path: Path) -> None:
+    html_file = tmp_path / "report.html"
+    html_file.write_text(report_html, encoding="utf-8")
+    png = tmp_path / "report.png"
+    _screenshot(html_file, png, tmp_path)
+    rgb = _pixels(png)
+    non_white = np.any(rgb < 0.97, axis=-1)
+    assert non_white.mean() > 0.05, "the screenshot is (almost) blank"
+    colours = np.unique((rgb.reshape(-1, 3) * 255).round().astype(np.uint8), axis=0)
+    assert len(colours) > 50, f"only {len(colours)} distinct colours: nothing was drawn"
+    # The figures are drawn: the ES red and the VaR blue of the plots appear on screen.
+    reds = (rgb[..., 0] > 0.6) & (rgb[..., 1] < 0.2) & (rgb[..., 2] < 0.3)
+    blues = (rgb[..., 2] > 0.55) & (rgb[..., 0] < 0.25)
+    assert reds.sum() > 500 and blues.sum() > 500
+    # Content reaches well down the page: the lower half is not empty.
+    assert non_white[rgb.shape[0] // 2 :].mean() > 0.02
