@@ -70,7 +70,8 @@ class DemoSettings:
     alpha: float = 0.975
     """ES confidence level."""
     stresses: tuple[str, ...] | None = None
-    """Named stresses to run; ``None`` for every named historical stress in the library."""
+    """Named stresses to run; ``None`` for every named historical stress in the library
+    (the built-in ``stress`` scenarios but the ``hypothetical-*`` ones)."""
     crash: tuple[CrashStep, ...] = DEFAULT_CRASH
     """The scripted crash the keeper watches."""
     port: int | None = None
@@ -206,18 +207,63 @@ def _stress_names(settings: DemoSettings) -> list[str]:
         return list(settings.stresses)
     from simulator.scenarios import DEFAULT_SCENARIO, list_scenarios
 
-    names = []
-    for info in list_scenarios():
-        if info.name == DEFAULT_SCENARIO:
-            continue
-        kind = str(getattr(info, "kind", "")).lower()
-        if "stress" in kind or "historical" in kind or "deterministic" in kind:
-            names.append(info.name)
-    return names
+    # Named historical events; the built-in hypothetical shocks are left to --stress NAME.
+    return [
+        i.name
+        for i in list_scenarios()
+        if i.kind == "stress"
+        and i.name != DEFAULT_SCENARIO
+        and not i.name.startswith("hypothetical-")
+    ]
 
 
 def _simulate_all(settings: DemoSettings, result: DemoResult, say: Say) -> None:
-    raise NotImplementedError
+    import dataclasses
+    import shlex
+
+    from keeper.progress import progress
+    from simulator.results import save_results
+    from simulator.scenarios import DEFAULT_SCENARIO, load_scenario
+    from simulator.simulate import simulate
+    from simulator.snapshot import MarketSnapshot
+
+    assert result.snapshot is not None
+    snapshot = MarketSnapshot.load(result.snapshot)
+    names = [DEFAULT_SCENARIO, *(n for n in _stress_names(settings) if n != DEFAULT_SCENARIO)]
+    with _stage(result, "simulate", say):
+        for name in names:
+            started = time.perf_counter()
+            scenario = load_scenario(name)
+            n_paths = settings.paths if name == DEFAULT_SCENARIO else scenario.default_paths
+            with progress(f"simulate {name}", total=n_paths) as bar:
+                sim = simulate(
+                    snapshot,
+                    scenario,
+                    n_paths,
+                    seed=settings.sim_seed,
+                    alpha=settings.alpha,
+                    progress=bar.advance,
+                )
+            target = result.out / "results" / name
+            argv = ["shortfall", "simulate", "--snapshot", str(result.snapshot)]
+            argv += ["--scenario", name, "--paths", str(n_paths), "--seed", str(settings.sim_seed)]
+            argv += ["--alpha", str(settings.alpha), "--out", str(target)]
+            sim = dataclasses.replace(
+                sim,
+                extra={
+                    "snapshot_dir": str(result.snapshot),
+                    "command": shlex.join(argv),
+                    "executor": "local",
+                    "run_by": "shortfall demo",
+                },
+            )
+            result.results[name] = save_results(sim, target)
+            share = float((sim.shortfall_usd > 0).mean())
+            say(
+                f"    {name:<24} {n_paths:>6,} paths  VaR ${sim.var_usd:>13,.0f}  "
+                f"ES ${sim.es_usd:>13,.0f}  P(shortfall>0) {100 * share:5.1f}%  "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
 
 
 def _report(settings: DemoSettings, result: DemoResult, say: Say) -> None:

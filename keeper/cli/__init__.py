@@ -23,7 +23,7 @@ from simulator.errors import ShortfallError
 __all__ = ["main"]
 
 #: Sub-command modules, in the order ``shortfall --help`` lists them.
-COMMANDS: tuple[str, ...] = ("devnet", "pull", "simulate", "report", "scenarios", "keeper")
+COMMANDS: tuple[str, ...] = ("devnet", "pull", "simulate", "report", "scenarios", "keeper", "demo")
 
 EPILOG = """\
 examples:
