@@ -770,7 +770,9 @@ img.fig { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 details { margin: 8px 0; }
 details > summary { cursor: pointer; font-weight: 600; }
 nav.toc a { margin-right: 12px; }
-table.scenarios td:first-child { white-space: nowrap; }
+table.scenarios { font-size: 13px; }
+table.scenarios th { white-space: normal; }
+table.scenarios td:first-child, table.scenarios td:last-child { white-space: nowrap; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
 @media print { details { display: block; } main { max-width: none; } h2 { break-after: avoid; } img.fig { break-inside: avoid; } }
 </style>
@@ -949,13 +951,16 @@ def _distribution_block(sc: Mapping[str, Any]) -> str:
     return lead + fig + quantiles
 
 
-def _worst_move_text(sc: Mapping[str, Any]) -> str:
+def _worst_move_html(sc: Mapping[str, Any]) -> str:
     wm = sc["worst_move"]
     sym = wm["worst_symbol"]
     if sym is None:
         return "n/a"
     a = wm["assets"][sym]
-    return f"{sym} {_pct(a['tail'])}" + (f" (min {_pct(a['min'])})" if a["min"] < a["tail"] else "")
+    out = f"{_e(sym)} {_e(_pct(a['tail']))}"
+    if a["min"] < a["tail"]:
+        out += f'<br><span class="note">min {_e(_pct(a["min"]))}</span>'
+    return out
 
 
 def _section_scenarios(scenarios: Sequence[Mapping[str, Any]]) -> str:
@@ -968,12 +973,16 @@ def _section_scenarios(scenarios: Sequence[Mapping[str, Any]]) -> str:
                 _e(f"{sc['paths']:,}"),
                 _e(_usd(sc["var_usd"])),
                 _e(_usd(sc["es_usd"]))
-                + f'<br><span class="note">{_e(_ci(sc["es_ci_usd"]))}</span>',
+                + (
+                    f'<br><span class="note">{_e(_ci(sc["es_ci_usd"]))}</span>'
+                    if sc["paths"] > 1
+                    else '<br><span class="note">one path</span>'
+                ),
                 _e(_pct(d["p_shortfall_positive"], 2)),
                 _e(_usd(d["max_usd"])),
                 _e(_usd(liq["quantiles_usd"].get("0.5"))),
                 _e(_usd(liq["max_usd"])),
-                _e(_worst_move_text(sc)),
+                _worst_move_html(sc),
             ]
         )
     table = _table(
@@ -995,7 +1004,8 @@ def _section_scenarios(scenarios: Sequence[Mapping[str, Any]]) -> str:
     note = (
         f'<p class="note">α = {_e(", ".join(alphas))}. Worst asset move: the asset whose worst '
         "price move along a path is most negative at the (1 − α) tail across paths, with the "
-        "most extreme path in brackets; a one-path stress shows its own move.</p>"
+        "most extreme path below it; a one-path stress shows its own move. Moves are of the "
+        "market price, including the impact of liquidation sales.</p>"
     )
     per_asset = _per_scenario(scenarios, _moves_table, section="moves")
     if len(scenarios) == 1:
