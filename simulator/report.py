@@ -421,7 +421,13 @@ def _snapshot_meta(summary: Mapping[str, Any]) -> dict[str, Any]:
         "block_hash": meta.get("block_hash"),
         "timestamp": ts,
         "time_utc": time_utc,
-        "snapshot_hash": meta.get("snapshot_hash") or meta.get("sha256") or meta.get("hash"),
+        "snapshot_hash": (
+            summary.get("snapshot_sha256")
+            or meta.get("snapshot_sha256")
+            or meta.get("snapshot_hash")
+            or meta.get("sha256")
+        ),
+        "snapshot_dir": summary.get("snapshot_dir"),
         "addresses": meta.get("addresses") or {},
         "software_version": meta.get("software_version"),
     }
@@ -841,6 +847,8 @@ def _section_snapshot(report: Mapping[str, Any]) -> str:
     ]
     if snap.get("snapshot_hash"):
         pairs.append(("Snapshot hash", f"<code>{_e(snap['snapshot_hash'])}</code>"))
+    if snap.get("snapshot_dir"):
+        pairs.append(("Snapshot directory", f"<code>{_e(snap['snapshot_dir'])}</code>"))
     addresses = snap.get("addresses") or {}
     for role, address in sorted(addresses.items()):
         pairs.append((f"{role}", _addr(address)))
