@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from keeper.redact import redact_text
-from simulator.atomic import atomic_write_json, atomic_write_text
+from simulator.atomic import atomic_write_json
 
 __all__ = ["CrashStep", "DemoResult", "DemoSettings", "run_demo"]
 
@@ -267,6 +267,7 @@ def _simulate_all(settings: DemoSettings, result: DemoResult, say: Say) -> None:
 
 
 def _report(settings: DemoSettings, result: DemoResult, say: Say) -> None:
+    from keeper.cli.report import write_report
     from simulator.report import build_report, render_html, render_json
 
     with _stage(result, "report", say):
@@ -274,8 +275,8 @@ def _report(settings: DemoSettings, result: DemoResult, say: Say) -> None:
         report = build_report(dirs, command="shortfall demo")
         html_path = result.out / "report.html"
         json_path = result.out / "report.json"
-        atomic_write_text(html_path, render_html(report))
-        atomic_write_text(json_path, render_json(report))
+        write_report(html_path, render_html(report))
+        write_report(json_path, render_json(report))
         result.report_html, result.report_json = html_path, json_path
         say(f"    report: {html_path}")
 

@@ -7,6 +7,7 @@ Inputs come from the real pipeline (synthetic snapshot -> simulate -> results di
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -281,6 +282,9 @@ def test_cli_writes_html_and_json(
         == json.loads((results["mc"] / "summary.json").read_text())["es_usd"]
     )
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["report.html"]  # no temp files left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # shareable, not the temp file's 0600
 
 
 def test_cli_user_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

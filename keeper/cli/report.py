@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from pathlib import Path
 
 from keeper.redact import redact_text
 from simulator.atomic import atomic_write_text
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "write_report"]
 
 EXAMPLES = """\
 examples:
@@ -48,6 +49,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
+def write_report(path: Path, text: str) -> Path:
+    """Write a report atomically, readable as a normal new file would be (the temporary file
+    behind the atomic rename is private, 0600; a report is meant to be shared)."""
+    atomic_write_text(path, text)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     from simulator.report import build_report, render_html, render_json
 
@@ -63,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
     command = redact_text(shlex.join(argv))
     report = build_report(args.results, command=command, top_n=args.top)
     text = render_html(report) if args.format == "html" else render_json(report)
-    atomic_write_text(out, text)
+    write_report(out, text)
     print(f"report: {out.resolve()}")
     return 0
