@@ -60,7 +60,7 @@ class EngineConfig:
     """Aave V3.3 ``MIN_LEFTOVER_BASE``: a partial liquidation must leave at least this much of
     both the debt and the collateral reserve, USD, or it reverts (``MustNotLeaveDust``)."""
 
-    impact_floor_hint: float = 0.97
+    impact_floor_hint: float = 0.99
     """Fast engine only, does not change results: the guess for the lowest ratio of market
     price to scenario price that liquidations' price impact reaches on a path, used to skip
     accounts that cannot become liquidatable. A path that goes below it is re-run without

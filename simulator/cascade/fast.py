@@ -89,7 +89,7 @@ class SparseAccounts:
         da, dv, nd, dm = _pack(debt[rows])
         return cls(rows.astype(np.int64), ca, cv, nc, da, dv, nd, cm, dm)
 
-    def subset(self, keep: npt.NDArray[np.bool_]) -> SparseAccounts:
+    def subset(self, keep: npt.NDArray[np.bool_] | IntArray) -> SparseAccounts:
         return SparseAccounts(
             *(np.ascontiguousarray(getattr(self, f)[keep]) for f in self.__slots__)
         )
@@ -187,6 +187,11 @@ def run_fast(
     debtors = np.flatnonzero((market.debt > 0.0).any(axis=1)).astype(np.int64)
     rows = SparseAccounts.from_dense(market.collateral, market.debt, debtors)
     groups = _Groups.build(rows, market)
+    # group order: each group's prefix is contiguous; positions keep account order
+    pos_of_row = np.ascontiguousarray(groups.rows)
+    row_of_pos = np.empty_like(pos_of_row)
+    row_of_pos[pos_of_row] = np.arange(pos_of_row.shape[0], dtype=np.int64)
+    rows = rows.subset(pos_of_row)
     rigorous = _rigorous_floors(market, mult)
     floors = np.maximum(rigorous, config.impact_floor_hint)
     path_min = np.ascontiguousarray(np.minimum(1.0, mult.min(axis=1)))
@@ -252,10 +257,11 @@ def run_fast(
         out_val = np.zeros(int(out_start[-1]))
         out_n = np.zeros(n_blocks, dtype=np.int64)
         _simulate(
-            mult, gas, path_min, hi, asset, params, iparams,
+            mult, gas, asset, params, iparams,
             rows.coll_asset, rows.coll_amount, rows.n_coll, rows.debt_asset, rows.debt_amount,
             rows.n_debt, rows.coll_mask, rows.debt_mask,
-            groups.ptr, groups.rows, groups.hf0, groups.cmask, groups.dmask,
+            rows.index, pos_of_row, row_of_pos, groups.ptr, groups.hf0, groups.cmask,
+            groups.dmask,
             block_start, out_start, out_path, out_row, out_val, out_n,
             scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
         )  # fmt: skip
@@ -287,13 +293,15 @@ def run_fast(
 
 @numba.njit(cache=True, nogil=True)
 def _is_candidate(
-    r: int, lo: Any, hi: Any, p0: Any, lt: Any, ca: Any, cv: Any, nc: Any, da: Any, dv: Any,
-    nd: Any,
+    r: int, floor: Any, pmin: Any, hi: Any, p0: Any, lt: Any, ca: Any, cv: Any, nc: Any,
+    da: Any, dv: Any, nd: Any,
 ) -> bool:  # fmt: skip
+    """Can account row ``r`` be liquidatable with oracle multipliers in
+    ``[floor x pmin, hi]``? (collateral x LT at the low end below debt at the high end)"""
     w = 0.0
     for e in range(nc[r]):
         j = ca[r, e]
-        w += cv[r, e] * lt[j] * (p0[j] * lo[j])
+        w += cv[r, e] * lt[j] * (p0[j] * (floor[j] * pmin[j]))
     v = 0.0
     for e in range(nd[r]):
         j = da[r, e]
@@ -345,10 +353,10 @@ def _count_candidates(lo: Any, hi: Any, ptr: Any, hf0: Any, cmask: Any, dmask: A
 
 @numba.njit(cache=True, parallel=True)
 def _simulate(
-    mult: Any, gas: Any, path_min: Any, hi: Any, asset: Any, params: Any, iparams: Any,
+    mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_rows: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
-    block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
+    acct: Any, pos_of_row: Any, row_of_pos: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any,
+    g_dmask: Any, block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> None:  # fmt: skip
     n_blocks = block_start.shape[0] - 1
@@ -358,7 +366,10 @@ def _simulate(
     for b in numba.prange(n_blocks):
         # per-block scratch, indexed by candidate position k (capacity: every account)
         cand = np.empty(n_rows, dtype=np.int64)
+        lacct = np.empty(n_rows, dtype=np.int64)
         stamp = np.full(n_rows, -1, dtype=np.int64)
+        wake_at = np.empty(n_rows, dtype=np.int64)
+        lwake = np.zeros(n_rows, dtype=np.int64)
         lca = np.empty((n_rows, kc), dtype=np.int64)
         lcc = np.empty((n_rows, kc))
         lnc = np.empty(n_rows, dtype=np.int64)
@@ -376,10 +387,10 @@ def _simulate(
         overflow = False
         for p in range(block_start[b], block_start[b + 1]):
             pos, over = _run_path(
-                p, mult[p], gas[p], path_min[p], hi[p], asset, params, iparams,
-                ca, cv, nc, da, dv, nd, cmask, dmask, g_ptr, g_rows, g_hf0, g_cmask, g_dmask,
-                cand, stamp, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
-                list_a, list_b, out_path, out_row, out_val, pos, end,
+                p, mult[p], gas[p], asset, params, iparams,
+                ca, cv, nc, da, dv, nd, cmask, dmask, acct, pos_of_row, row_of_pos,
+                g_ptr, g_hf0, g_cmask, g_dmask, cand, lacct, stamp, wake_at, lwake,
+                lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, list_a, list_b, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -387,40 +398,96 @@ def _simulate(
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_candidates(
-    stamp_id: int, lo: Any, hi: Any, p0: Any, lt: Any,
+def _copy_in(
+    k: int, r: int, acct: Any, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any,
+    cmask: Any, dmask: Any, cand: Any, lacct: Any, lca: Any, lcc: Any, lnc: Any, lda: Any,
+    ldd: Any, lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, pending: int,
+) -> None:  # fmt: skip
+    """Make account row ``r`` candidate ``k`` with its snapshot balances."""
+    cand[k] = r
+    lacct[k] = acct[r]
+    lnc[k] = nc[r]
+    for e in range(nc[r]):
+        lca[k, e] = ca[r, e]
+        lcc[k, e] = cv[r, e]
+    lnd[k] = nd[r]
+    for e in range(nd[r]):
+        lda[k, e] = da[r, e]
+        ldd[k, e] = dv[r, e]
+    lcm[k] = cmask[r]
+    ldm[k] = dmask[r]
+    pend[k] = pending
+    defacc[k] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _init_candidates(
+    stamp_id: int, floor: Any, pm: Any, ph: Any, p0: Any, lt: Any, acct: Any,
+    pos_of_row: Any, row_of_pos: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_rows: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
-    cand: Any, stamp: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
-    lcm: Any, ldm: Any, pend: Any, defacc: Any, n_cand: int,
+    g_ptr: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any, stamp: Any, wake_at: Any,
+    cand: Any, lacct: Any, lwake: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any,
+    lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any,
 ) -> int:  # fmt: skip
-    """Append the accounts that may become liquidatable within [lo, hi] and are not yet
-    candidates; the first call sorts them by account. Returns the new candidate count."""
-    first = n_cand
+    """The path's candidates in account order, each with the first step it could be
+    liquidatable (``lwake``).
+
+    ``pm[t]`` / ``ph[t]`` are the running min / max of the path multipliers up to step
+    ``t`` (with 1). Account rows are stored in group order, so each group's prefix is read
+    sequentially; ``stamp`` and ``wake_at`` are indexed by account position.
+    """
+    last = pm.shape[0] - 1
+    lo = floor * pm[last]
+    for g in range(g_cmask.shape[0]):
+        a, z = _group_prefix(g, lo, ph[last], g_ptr, g_hf0, g_cmask, g_dmask)
+        for r in range(a, z):
+            if not _is_candidate(r, floor, pm[last], ph[last], p0, lt, ca, cv, nc, da, dv, nd):
+                continue
+            t0 = 0
+            t1 = last
+            while t0 < t1:  # the bound only falls with t: binary search its first crossing
+                mid = (t0 + t1) // 2
+                if _is_candidate(r, floor, pm[mid], ph[mid], p0, lt, ca, cv, nc, da, dv, nd):
+                    t1 = mid
+                else:
+                    t0 = mid + 1
+            q = pos_of_row[r]
+            stamp[q] = stamp_id
+            wake_at[q] = t0
+    n = 0
+    for q in range(row_of_pos.shape[0]):
+        if stamp[q] == stamp_id:
+            _copy_in(
+                n, row_of_pos[q], acct, ca, cv, nc, da, dv, nd, cmask, dmask,
+                cand, lacct, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, 0,
+            )  # fmt: skip
+            lwake[n] = wake_at[q]
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _widen(
+    stamp_id: int, floor: Any, pmin: Any, hi: Any, p0: Any, lt: Any, acct: Any,
+    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
+    pos_of_row: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any, stamp: Any,
+    cand: Any, lacct: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any,
+    lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, n_cand: int,
+) -> int:  # fmt: skip
+    """Append the accounts a lower impact floor makes possible; they are untouched so far."""
+    lo = floor * pmin
     for g in range(g_cmask.shape[0]):
         a, z = _group_prefix(g, lo, hi, g_ptr, g_hf0, g_cmask, g_dmask)
-        for m in range(a, z):
-            r = g_rows[m]
-            if stamp[r] != stamp_id and _is_candidate(r, lo, hi, p0, lt, ca, cv, nc, da, dv, nd):
-                stamp[r] = stamp_id
-                cand[n_cand] = r
+        for r in range(a, z):
+            if stamp[pos_of_row[r]] != stamp_id and _is_candidate(
+                r, floor, pmin, hi, p0, lt, ca, cv, nc, da, dv, nd
+            ):
+                stamp[pos_of_row[r]] = stamp_id
+                _copy_in(
+                    n_cand, r, acct, ca, cv, nc, da, dv, nd, cmask, dmask,
+                    cand, lacct, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, 1,
+                )  # fmt: skip
                 n_cand += 1
-    if first == 0:
-        cand[:n_cand] = np.sort(cand[:n_cand])
-    for k in range(first, n_cand):
-        r = cand[k]
-        lnc[k] = nc[r]
-        for e in range(nc[r]):
-            lca[k, e] = ca[r, e]
-            lcc[k, e] = cv[r, e]
-        lnd[k] = nd[r]
-        for e in range(nd[r]):
-            lda[k, e] = da[r, e]
-            ldd[k, e] = dv[r, e]
-        lcm[k] = cmask[r]
-        ldm[k] = dmask[r]
-        pend[k] = 0 if first == 0 else 1  # late arrivals are checked at the next scan
-        defacc[k] = 0.0
     return n_cand
 
 
@@ -454,23 +521,53 @@ def _underwater(
 
 
 @numba.njit(cache=True, nogil=True)
-def _by_row(idx: Any, n: int, cand: Any, ordered: bool) -> Any:
+def _may_pay(
+    k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, bonus: Any,
+    mkt: Any, oracle: Any, gas_usd: float,
+) -> bool:  # fmt: skip
+    """False when no (collateral, debt) pair of candidate ``k`` can pay for the gas.
+
+    Repaying ``r`` tokens of debt j against collateral i: ``r P_j <= min(debt_j P_j,
+    coll_i P_i / (1 + b_i))`` (oracle prices), the seized collateral is ``r P_j (1 + b_i) /
+    P_i`` and a sale never beats the pool's marginal price ``mkt_i``, so the profit before
+    gas is at most ``r P_j ((1 + b_i) mkt_i / P_i - mkt_j / P_j)``.
+    """
+    for ei in range(lnc[k]):
+        ci = lcc[k, ei]
+        i = lca[k, ei]
+        if ci <= 0.0 or oracle[i] <= 0.0:
+            continue
+        cap = ci * oracle[i] / (1.0 + bonus[i])
+        gain = (1.0 + bonus[i]) * mkt[i] / oracle[i]
+        for ej in range(lnd[k]):
+            dj = ldd[k, ej]
+            j = lda[k, ej]
+            if dj <= 0.0 or oracle[j] <= 0.0:
+                continue
+            bound = min(dj * oracle[j], cap) * (gain - mkt[j] / oracle[j])
+            if bound * (1.0 + 1e-9) + 1e-9 >= gas_usd:
+                return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _by_row(idx: Any, n: int, lacct: Any, ordered: bool) -> Any:
     """``idx[:n]`` (candidate positions) in account order."""
     out = idx[:n].copy()
     if not ordered and n > 1:
         keys = np.empty(n, dtype=np.int64)
         for q in range(n):
-            keys[q] = cand[out[q]]
+            keys[q] = lacct[out[q]]
         out = out[np.argsort(keys)]
     return out
 
 
 @numba.njit(cache=True, nogil=True)
 def _run_path(
-    p: int, mult: Any, gas: Any, pmin: Any, hi: Any, asset: Any, params: Any, iparams: Any,
+    p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_rows: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
-    cand: Any, stamp: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
+    acct: Any, pos_of_row: Any, row_of_pos: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any,
+    g_dmask: Any, cand: Any, lacct: Any, stamp: Any, wake_at: Any, lwake: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
     lcm: Any, ldm: Any, pend: Any, defacc: Any, list_a: Any, list_b: Any,
     out_path: Any, out_row: Any, out_val: Any, pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -499,13 +596,25 @@ def _run_path(
     n_steps1 = mult.shape[0]
     n_assets = mult.shape[1]
 
+    # running min / max of the path (with the snapshot's 1): the oracle at step t holds
+    # one of these market prices (times the impact, in [floor, 1])
+    pm = np.empty((n_steps1, n_assets))
+    ph = np.empty((n_steps1, n_assets))
+    for j in range(n_assets):
+        a_min = 1.0
+        a_max = 1.0
+        for t in range(n_steps1):
+            a_min = min(a_min, mult[t, j])
+            a_max = max(a_max, mult[t, j])
+            pm[t, j] = a_min
+            ph[t, j] = a_max
+    last = n_steps1 - 1
     floor = asset[7].copy()
-    lo = floor * pmin
     min_imp = np.ones(n_assets)
-    n_cand = _add_candidates(
-        p, lo, hi, p0, lt, ca, cv, nc, da, dv, nd, cmask, dmask,
-        g_ptr, g_rows, g_hf0, g_cmask, g_dmask,
-        cand, stamp, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, 0,
+    n_cand = _init_candidates(
+        p, floor, pm, ph, p0, lt, acct, pos_of_row, row_of_pos, ca, cv, nc, da, dv, nd,
+        cmask, dmask, g_ptr, g_hf0, g_cmask, g_dmask, stamp, wake_at,
+        cand, lacct, lwake, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
     )  # fmt: skip
     ordered = True
     widened = 0
@@ -545,14 +654,13 @@ def _run_path(
                 floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
                 grow = True
         if grow:
-            lo = floor * pmin
-            n_cand = _add_candidates(
-                p, lo, hi, p0, lt, ca, cv, nc, da, dv, nd, cmask, dmask,
-                g_ptr, g_rows, g_hf0, g_cmask, g_dmask,
-                cand, stamp, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
+            n_cand = _widen(
+                p, floor, pm[last], ph[last], p0, lt, acct, ca, cv, nc, da, dv, nd, cmask,
+                dmask, pos_of_row, g_ptr, g_hf0, g_cmask, g_dmask, stamp, cand, lacct, lca, lcc, lnc,
+                lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
             )  # fmt: skip
-            ordered = False
             widened = 1
+            ordered = False
             down = np.int64(-1)
         if t > 0:
             for j in range(n_assets):
@@ -577,7 +685,11 @@ def _run_path(
             # -- scan: exact HF check of the candidates the oracle moved against ----------
             n_nxt = 0
             if down != 0 or up != 0:
+                # candidates whose bound cannot cross before step t stay asleep; a widened
+                # floor wakes everybody (their wake-up steps assumed the old floor)
                 for k in range(n_cand):
+                    if lwake[k] > t and not widened:
+                        continue
                     if pend[k] == 0 and (lcm[k] & down) == 0 and (ldm[k] & up) == 0:
                         continue
                     w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
@@ -609,10 +721,12 @@ def _run_path(
                 hits += 1
                 break
             # -- round: one liquidation per listed account, in account order ----------------
-            listed = _by_row(cur, n_cur, cand, ordered)
+            listed = _by_row(cur, n_cur, lacct, ordered)
             executed = 0
             for q in range(n_cur):
                 k = listed[q]
+                if not _may_pay(k, lca, lcc, lnc, lda, ldd, lnd, bonus, mkt, oracle, gas_usd):
+                    continue  # no pair can pay for the gas (the reference finds no profit)
                 w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
                 hf = w / v
                 best = 0.0
@@ -693,14 +807,13 @@ def _run_path(
                     floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
                     grow = True
             if grow:
-                lo = floor * pmin
-                n_cand = _add_candidates(
-                    p, lo, hi, p0, lt, ca, cv, nc, da, dv, nd, cmask, dmask,
-                    g_ptr, g_rows, g_hf0, g_cmask, g_dmask,
-                    cand, stamp, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
+                n_cand = _widen(
+                    p, floor, pm[last], ph[last], p0, lt, acct, ca, cv, nc, da, dv, nd, cmask,
+                    dmask, pos_of_row, g_ptr, g_hf0, g_cmask, g_dmask, stamp, cand, lacct, lca, lcc, lnc,
+                    lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
                 )  # fmt: skip
-                ordered = False
                 widened = 1
+                ordered = False
                 down = np.int64(-1)
             if lag == 0:
                 for j in range(n_assets):
@@ -728,7 +841,7 @@ def _run_path(
                     nxt[n_under] = k
                     n_under += 1
             mtm = 0.0
-            for k in _by_row(nxt, n_under, cand, ordered):
+            for k in _by_row(nxt, n_under, lacct, ordered):
                 s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
                 mtm += s
             tr_s[p, t] = mtm + deficit
@@ -744,7 +857,7 @@ def _run_path(
             n_bad += 1
     total = 0.0
     overflow = False
-    for k in _by_row(nxt, n_bad, cand, ordered):
+    for k in _by_row(nxt, n_bad, lacct, ordered):
         s, d = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
         if s > 0.0:
             for e in range(lnd[k]):
