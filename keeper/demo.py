@@ -92,7 +92,6 @@ class DemoResult:
     anvil_pid: int | None = None
     flagged: list[dict[str, Any]] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -113,12 +112,14 @@ def _printer(stream: TextIO) -> Say:
 def _stage(result: DemoResult, name: str, say: Say) -> Iterator[None]:
     started = time.perf_counter()
     say(f"==> {name}")
+    ok = False
     try:
         yield
+        ok = True
     finally:
         elapsed = time.perf_counter() - started
         result.timings_s[name] = round(elapsed, 3)
-        say(f"    {name}: {elapsed:.1f} s")
+        say(f"    {name}: {elapsed:.1f} s" + ("" if ok else " (failed)"))
 
 
 @contextlib.contextmanager
@@ -147,17 +148,17 @@ def run_demo(settings: DemoSettings = DemoSettings(), stream: TextIO | None = No
     result = DemoResult(out=out)
     started = time.perf_counter()
     with _sigterm_as_interrupt():
-        devnet = None
+        running: list[Any] = []  # the devnet, as soon as it exists (an interrupt may come next)
         try:
-            devnet = _start_devnet(settings, result, say)
+            _start_devnet(settings, result, say, running)
             _pull(settings, result, say)
             _simulate_all(settings, result, say)
             _report(settings, result, say)
-            _crash_and_keeper(settings, devnet, result, say)
+            _crash_and_keeper(settings, running[0], result, say)
         finally:
-            if devnet is not None:
+            if running:
                 with _stage(result, "stop devnet", say):
-                    devnet.stop()
+                    running[0].stop()
             result.timings_s["total"] = round(time.perf_counter() - started, 3)
             atomic_write_json(out / "demo.json", result.to_json())
     say(f"demo finished in {result.timings_s['total']:.1f} s; outputs in {out}")
@@ -169,19 +170,19 @@ def run_demo(settings: DemoSettings = DemoSettings(), stream: TextIO | None = No
 # ---------------------------------------------------------------- stages
 
 
-def _start_devnet(settings: DemoSettings, result: DemoResult, say: Say) -> Any:
+def _start_devnet(settings: DemoSettings, result: DemoResult, say: Say, running: list[Any]) -> None:
     from keeper.devnet.deploy import write_deployment
     from keeper.devnet.launch import launch
 
     with _stage(result, "devnet", say):
         say(f"    starting anvil, deploying the market, seeding {settings.accounts:,} accounts")
         devnet = launch(accounts=settings.accounts, seed=settings.devnet_seed, port=settings.port)
+        running.append(devnet)  # launch stops its own node if it fails part-way
         path = result.out / "deployment.json"
         write_deployment(path, devnet.deployment)
         result.deployment = path
         result.anvil_pid = devnet.anvil.pid if devnet.anvil is not None else None
         say(f"    devnet at {redact_text(devnet.rpc_url)}, chain {devnet.deployment['chain_id']}")
-    return devnet
 
 
 def _pull(settings: DemoSettings, result: DemoResult, say: Say) -> None:
@@ -278,7 +279,7 @@ def _report(settings: DemoSettings, result: DemoResult, say: Say) -> None:
         write_report(html_path, render_html(report))
         write_report(json_path, render_json(report))
         result.report_html, result.report_json = html_path, json_path
-        say(f"    report: {html_path}")
+        say(f"    wrote {html_path.name} and {json_path.name} ({len(dirs)} scenarios)")
 
 
 def _base_prices(deployment: dict[str, Any]) -> dict[str, float]:

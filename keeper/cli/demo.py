@@ -68,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
         stresses=tuple(args.stress) if args.stress else None,
         port=args.port,
     )
-    result = run_demo(settings)
-    return 0 if not result.missing else 1
+    run_demo(settings)
+    return 0
