@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keeper.cli import main
 from simulator.errors import ResultsError
@@ -61,6 +63,9 @@ def make_results(root: Path) -> dict[str, Path]:
             snapshot, uniform_shock_paths(symbols, np.linspace(0.97, 1.03, 40), n_steps=6)
         ),
     }
+    # A book where bad debt is rare: under 2.5% of paths, so VaR(97.5%) is 0 but ES is not.
+    sturdy = synthetic_snapshot(n_accounts=400, seed=3, near_one_share=0.3)
+    runs["rare"] = simulate(sturdy, "default", n_paths=400, seed=1)
     return {name: save_results(result, root / name) for name, result in runs.items()}
 
 
@@ -161,6 +166,37 @@ def test_calm_scenario_says_no_shortfall(results: dict[str, Path]) -> None:
     page = render_html(data)
     assert "P(shortfall &gt; 0) = <b>0.00%</b>" in page
     assert "No path produced a shortfall" in page
+
+
+def test_rare_shortfall_is_explained_and_drawn_without_warnings(
+    results: dict[str, Path],
+) -> None:
+    summary = json.loads((results["rare"] / "summary.json").read_text())
+    assert summary["var_usd"] == 0.0 < summary["es_usd"]  # the case this input exists for
+    data = build_report([results["rare"]])
+    dist = data["scenarios"][0]["distribution"]
+    assert 0 < dist["p_shortfall_positive"] < 0.025
+    page = render_html(data)  # warnings are errors: nothing is drawn at 0 on a log axis
+    assert "VaR at 97.5% is $0 while ES" in page
+    assert page.count("data:image/png;base64,") >= 2  # the distribution is still drawn
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 1e9, allow_nan=False), st.floats(1e-6, 1.0, allow_nan=False)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.floats(0.001, 0.999),
+)
+def test_lower_quantile_is_the_lower_quantile(pairs: list[tuple[float, float]], q: float) -> None:
+    x = np.array([p[0] for p in pairs])
+    w = np.array([p[1] for p in pairs])
+    w = w / w.sum()
+    v = _lower_quantile(x, q, w)
+    assert w[x <= v].sum() >= q - 1e-9  # P(X <= v) >= q
+    assert w[x < v].sum() < q + 1e-9  # and no smaller sample value qualifies
 
 
 def test_report_is_deterministic_but_for_the_timestamp(results: dict[str, Path]) -> None:
