@@ -370,6 +370,8 @@ def _simulate(
         stamp = np.full(n_rows, -1, dtype=np.int64)
         wake_at = np.empty(n_rows, dtype=np.int64)
         lwake = np.zeros(n_rows, dtype=np.int64)
+        lhf = np.zeros(n_rows)
+        lepoch = np.zeros(n_rows, dtype=np.int64)
         lca = np.empty((n_rows, kc), dtype=np.int64)
         lcc = np.empty((n_rows, kc))
         lnc = np.empty(n_rows, dtype=np.int64)
@@ -390,7 +392,8 @@ def _simulate(
                 p, mult[p], gas[p], asset, params, iparams,
                 ca, cv, nc, da, dv, nd, cmask, dmask, acct, pos_of_row, row_of_pos,
                 g_ptr, g_hf0, g_cmask, g_dmask, cand, lacct, stamp, wake_at, lwake,
-                lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, list_a, list_b, out_path, out_row, out_val, pos, end,
+                lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf, lepoch,
+                list_a, list_b, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -403,6 +406,7 @@ def _copy_in(
     cmask: Any, dmask: Any, cand: Any, lacct: Any, lca: Any, lcc: Any, lnc: Any, lda: Any,
     ldd: Any, lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, pending: int,
 ) -> None:  # fmt: skip
+    # (a late arrival has pend = 1: it is checked exactly before its epoch bound is used)
     """Make account row ``r`` candidate ``k`` with its snapshot balances."""
     cand[k] = r
     lacct[k] = acct[r]
@@ -521,6 +525,33 @@ def _underwater(
 
 
 @numba.njit(cache=True, nogil=True)
+def _epoch_ratios(
+    e: int, oracle: Any, ep_oracle: Any, stable_mask: Any, r_all: Any, r_sub: Any
+) -> None:
+    """Worst relative oracle move since epoch ``e``: min over assets of O/O_e divided by the
+    max over all assets (``r_all``) or over the near-constant ones (``r_sub``)."""
+    low = np.inf
+    top_all = 0.0
+    top_sub = 0.0
+    for j in range(oracle.shape[0]):
+        then = ep_oracle[e, j]
+        if then > 0.0:
+            x = oracle[j] / then
+        elif oracle[j] > 0.0:
+            x = np.inf
+        else:
+            x = 1.0
+        low = min(low, x)
+        top_all = max(top_all, x)
+        if stable_mask & (np.int64(1) << np.int64(min(j, 62))):
+            top_sub = max(top_sub, x)
+    r_all[e] = low / top_all if top_all > 0.0 and top_all < np.inf else 0.0
+    r_sub[e] = low / top_sub if top_sub > 0.0 and top_sub < np.inf else 0.0
+    if top_sub == 0.0:
+        r_sub[e] = r_all[e]
+
+
+@numba.njit(cache=True, nogil=True)
 def _may_pay(
     k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, bonus: Any,
     mkt: Any, oracle: Any, gas_usd: float,
@@ -567,9 +598,9 @@ def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
     acct: Any, pos_of_row: Any, row_of_pos: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any,
-    g_dmask: Any, cand: Any, lacct: Any, stamp: Any, wake_at: Any, lwake: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
-    lcm: Any, ldm: Any, pend: Any, defacc: Any, list_a: Any, list_b: Any,
-    out_path: Any, out_row: Any, out_val: Any, pos: int, end: int,
+    g_dmask: Any, cand: Any, lacct: Any, stamp: Any, wake_at: Any, lwake: Any, lca: Any,
+    lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any, list_a: Any,
+    list_b: Any, out_path: Any, out_row: Any, out_val: Any, pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> tuple[int, bool]:  # fmt: skip
     p0 = asset[0]
@@ -618,6 +649,25 @@ def _run_path(
     )  # fmt: skip
     ordered = True
     widened = 0
+    # oracle snapshots at each full scan ("epochs"); a candidate found safe at epoch e with
+    # health factor h stays safe while h x min_i(O_i / O_e,i) / max_j(O_j / O_e,j) > 1
+    max_epochs = n_steps1 * (iparams[2] + 2) + 2
+    ep_oracle = np.ones((max_epochs, n_assets))
+    r_stamp = np.full(max_epochs, -1, dtype=np.int64)
+    r_all = np.zeros(max_epochs)
+    r_sub = np.zeros(max_epochs)
+    epoch = 0
+    for j in range(n_assets):
+        ep_oracle[0, j] = p0[j]
+    stable_mask = np.int64(0)  # assets whose path stays within 1% of the snapshot
+    for j in range(n_assets):
+        if ph[last, j] <= 1.01 and pm[last, j] >= 0.99:
+            stable_mask |= np.int64(1) << np.int64(min(j, 62))
+    if n_assets > 62:
+        stable_mask = np.int64(0)
+    for k in range(n_cand):
+        lhf[k] = 0.0
+        lepoch[k] = 0
 
     oracle = p0.copy()
     updated = np.zeros(n_assets)
@@ -685,13 +735,25 @@ def _run_path(
             # -- scan: exact HF check of the candidates the oracle moved against ----------
             n_nxt = 0
             if down != 0 or up != 0:
+                epoch += 1
+                for j in range(n_assets):
+                    ep_oracle[epoch, j] = oracle[j]
                 # candidates whose bound cannot cross before step t stay asleep; a widened
                 # floor wakes everybody (their wake-up steps assumed the old floor)
                 for k in range(n_cand):
                     if lwake[k] > t and not widened:
                         continue
-                    if pend[k] == 0 and (lcm[k] & down) == 0 and (ldm[k] & up) == 0:
-                        continue
+                    if pend[k] == 0:
+                        if (lcm[k] & down) == 0 and (ldm[k] & up) == 0:
+                            continue  # nothing moved against it since its last check
+                        # HF now >= HF at its last check x the worst relative oracle move
+                        e = lepoch[k]
+                        if r_stamp[e] != epoch:
+                            _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub)
+                            r_stamp[e] = epoch
+                        ratio = r_sub[e] if (ldm[k] & ~stable_mask) == 0 else r_all[e]
+                        if lhf[k] * ratio > 1.0 + 1e-9:
+                            continue
                     w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
                     if v > 0.0 and w < v:
                         pend[k] = 1
@@ -699,6 +761,8 @@ def _run_path(
                         n_nxt += 1
                     else:
                         pend[k] = 0
+                        lhf[k] = w / v if v > 0.0 else np.inf
+                        lepoch[k] = epoch
                 down = np.int64(0)
                 up = np.int64(0)
             else:
@@ -711,6 +775,8 @@ def _run_path(
                         n_nxt += 1
                     else:
                         pend[k] = 0
+                        lhf[k] = w / v if v > 0.0 else np.inf
+                        lepoch[k] = epoch
             tmp = cur
             cur = nxt
             nxt = tmp
