@@ -385,6 +385,38 @@ def _default_command(summary: Mapping[str, Any], results_dir: Path) -> str:
     return shlex.join(argv)
 
 
+#: summary.json keys the report shows in its own places; any other key is listed as recorded.
+_SHOWN_ELSEWHERE = frozenset(
+    {
+        "scenario",
+        "scenario_source",
+        "scenario_path",
+        "paths",
+        "n_paths",
+        "seed",
+        "alpha",
+        "var_usd",
+        "es_usd",
+        "es_ci_usd",
+        "var_ci_usd",
+        "risk",
+        "levels",
+        "liquidated_usd",
+        "snapshot",
+        "snapshot_meta",
+        "snapshot_sha256",
+        "snapshot_dir",
+        "engine",
+        "engine_config",
+        "software_version",
+        "version",
+        "runtime_s",
+        "command",
+        "command_line",
+    }
+)
+
+
 def _reproduce(summary: Mapping[str, Any], results_dir: Path) -> dict[str, Any]:
     engine = summary.get("engine") or summary.get("engine_config") or {}
     command = summary.get("command") or summary.get("command_line")
@@ -402,6 +434,7 @@ def _reproduce(summary: Mapping[str, Any], results_dir: Path) -> dict[str, Any]:
         "results_dir": str(results_dir),
         "command": str(command) if command else _default_command(summary, results_dir),
         "command_recorded": bool(command),
+        "other": {k: _jsonable(v) for k, v in summary.items() if k not in _SHOWN_ELSEWHERE},
     }
 
 
@@ -453,6 +486,11 @@ def _scenario(item: ResultsInput, top_n: int | None) -> dict[str, Any]:
         "distribution": _distribution(item.paths, weights, alpha, s),
         "liquidated": _liquidated(item.paths, weights, s),
         "worst_move": _worst_moves(item.paths, weights, alpha),
+        "rounds_limit_paths": (
+            int((item.paths["rounds_limit_hits"].to_numpy() > 0).sum())
+            if "rounds_limit_hits" in item.paths.columns
+            else None
+        ),
         "cascade": _timeline(item.timeline),
         "top_accounts": _contributions(item.contributions, "account", es_usd, top_n),
         "top_assets": _contributions(item.asset_contributions, "asset", es_usd, None),
@@ -907,6 +945,14 @@ def _risk_block(sc: Mapping[str, Any]) -> str:
             f"{_e(_level(alpha))} is $0 while ES, the mean of the worst {_e(_pct(1 - alpha))} of "
             "outcomes, still counts the paths that do.</p>"
         )
+    cut = sc.get("rounds_limit_paths")
+    if cut:
+        note += (
+            f'<p class="warn">The engine\u2019s round limit was hit on {cut:,} of {sc["paths"]:,} '
+            "paths: their cascades were cut short within a step, so liquidations (and possibly "
+            "the shortfall) on those paths may be understated. Raise the engine's round_limit "
+            "to check.</p>"
+        )
     liq = sc["liquidated"]
     lq = liq["quantiles_usd"]
     liq_text = (
@@ -1112,7 +1158,7 @@ def _contributions_block(sc: Mapping[str, Any]) -> str:
             for r in ast["rows"]
         ]
         out.append(
-            "<h3>Assets</h3>"
+            "<h3>Assets (the debt reserve left unpaid)</h3>"
             + _table(
                 [
                     ("symbol", False),
@@ -1130,7 +1176,7 @@ def _reproduce_block(sc: Mapping[str, Any]) -> str:
     r = sc["reproduce"]
     pairs = [
         ("scenario", _e(r["scenario"])),
-        ("scenario source", _e(r["scenario_source"] or "built-in")),
+        *([("scenario source", _e(r["scenario_source"]))] if r["scenario_source"] else []),
         ("paths", _e(r["paths"])),
         ("seed", _e(r["seed"])),
         ("alpha", _e(r["alpha"])),
@@ -1150,7 +1196,19 @@ def _reproduce_block(sc: Mapping[str, Any]) -> str:
             if engine_rows
             else '<p class="note">not recorded</p>'
         )
+        + _other_fields(r.get("other") or {})
     )
+
+
+def _other_fields(other: Mapping[str, Any]) -> str:
+    """Everything else summary.json records, so nothing it carries is hidden."""
+    if not other:
+        return ""
+    rows = [
+        [_e(k), f"<code>{_e(json.dumps(v, separators=(', ', ': ')))}</code>"]
+        for k, v in sorted(other.items())
+    ]
+    return "<h3>Also recorded</h3>" + _table([("field", False), ("value", False)], rows)
 
 
 def render_html(report: Mapping[str, Any]) -> str:

@@ -199,6 +199,17 @@ def test_lower_quantile_is_the_lower_quantile(pairs: list[tuple[float, float]], 
     assert w[x < v].sum() < q + 1e-9  # and no smaller sample value qualifies
 
 
+def test_round_limit_hits_are_reported(results: dict[str, Path]) -> None:
+    for name in ("mc", "calm"):
+        paths = pd.read_parquet(results[name] / "paths.parquet")
+        cut = int((paths["rounds_limit_hits"] > 0).sum())
+        page = make_report([results[name]])
+        if cut:
+            assert f"round limit was hit on {cut:,} of {len(paths):,} paths" in page
+        else:
+            assert "round limit was hit" not in page
+
+
 def test_report_is_deterministic_but_for_the_timestamp(results: dict[str, Path]) -> None:
     import datetime as dt
 
