@@ -368,8 +368,6 @@ def _simulate(
         cand = np.empty(n_rows, dtype=np.int64)
         lacct = np.empty(n_rows, dtype=np.int64)
         stamp = np.full(n_rows, -1, dtype=np.int64)
-        wake_at = np.empty(n_rows, dtype=np.int64)
-        lwake = np.zeros(n_rows, dtype=np.int64)
         lhf = np.zeros(n_rows)
         lepoch = np.zeros(n_rows, dtype=np.int64)
         lca = np.empty((n_rows, kc), dtype=np.int64)
@@ -391,7 +389,7 @@ def _simulate(
             pos, over = _run_path(
                 p, mult[p], gas[p], asset, params, iparams,
                 ca, cv, nc, da, dv, nd, cmask, dmask, acct, pos_of_row, row_of_pos,
-                g_ptr, g_hf0, g_cmask, g_dmask, cand, lacct, stamp, wake_at, lwake,
+                g_ptr, g_hf0, g_cmask, g_dmask, cand, lacct, stamp,
                 lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf, lepoch,
                 list_a, list_b, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
@@ -429,16 +427,15 @@ def _init_candidates(
     stamp_id: int, floor: Any, pm: Any, ph: Any, p0: Any, lt: Any, acct: Any,
     pos_of_row: Any, row_of_pos: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any, stamp: Any, wake_at: Any,
-    cand: Any, lacct: Any, lwake: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any,
+    g_ptr: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any, stamp: Any,
+    cand: Any, lacct: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any,
     lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any,
 ) -> int:  # fmt: skip
-    """The path's candidates in account order, each with the first step it could be
-    liquidatable (``lwake``).
+    """The path's candidates, in account order.
 
     ``pm[t]`` / ``ph[t]`` are the running min / max of the path multipliers up to step
     ``t`` (with 1). Account rows are stored in group order, so each group's prefix is read
-    sequentially; ``stamp`` and ``wake_at`` are indexed by account position.
+    sequentially; ``stamp`` is indexed by account position.
     """
     last = pm.shape[0] - 1
     lo = floor * pm[last]
@@ -447,17 +444,7 @@ def _init_candidates(
         for r in range(a, z):
             if not _is_candidate(r, floor, pm[last], ph[last], p0, lt, ca, cv, nc, da, dv, nd):
                 continue
-            t0 = 0
-            t1 = last
-            while t0 < t1:  # the bound only falls with t: binary search its first crossing
-                mid = (t0 + t1) // 2
-                if _is_candidate(r, floor, pm[mid], ph[mid], p0, lt, ca, cv, nc, da, dv, nd):
-                    t1 = mid
-                else:
-                    t0 = mid + 1
-            q = pos_of_row[r]
-            stamp[q] = stamp_id
-            wake_at[q] = t0
+            stamp[pos_of_row[r]] = stamp_id
     n = 0
     for q in range(row_of_pos.shape[0]):
         if stamp[q] == stamp_id:
@@ -465,7 +452,6 @@ def _init_candidates(
                 n, row_of_pos[q], acct, ca, cv, nc, da, dv, nd, cmask, dmask,
                 cand, lacct, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, 0,
             )  # fmt: skip
-            lwake[n] = wake_at[q]
             n += 1
     return n
 
@@ -598,7 +584,7 @@ def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
     acct: Any, pos_of_row: Any, row_of_pos: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any,
-    g_dmask: Any, cand: Any, lacct: Any, stamp: Any, wake_at: Any, lwake: Any, lca: Any,
+    g_dmask: Any, cand: Any, lacct: Any, stamp: Any, lca: Any,
     lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any, list_a: Any,
     list_b: Any, out_path: Any, out_row: Any, out_val: Any, pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -644,8 +630,8 @@ def _run_path(
     min_imp = np.ones(n_assets)
     n_cand = _init_candidates(
         p, floor, pm, ph, p0, lt, acct, pos_of_row, row_of_pos, ca, cv, nc, da, dv, nd,
-        cmask, dmask, g_ptr, g_hf0, g_cmask, g_dmask, stamp, wake_at,
-        cand, lacct, lwake, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
+        cmask, dmask, g_ptr, g_hf0, g_cmask, g_dmask, stamp,
+        cand, lacct, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
     )  # fmt: skip
     ordered = True
     widened = 0
@@ -738,11 +724,7 @@ def _run_path(
                 epoch += 1
                 for j in range(n_assets):
                     ep_oracle[epoch, j] = oracle[j]
-                # candidates whose bound cannot cross before step t stay asleep; a widened
-                # floor wakes everybody (their wake-up steps assumed the old floor)
                 for k in range(n_cand):
-                    if lwake[k] > t and not widened:
-                        continue
                     if pend[k] == 0:
                         if (lcm[k] & down) == 0 and (ldm[k] & up) == 0:
                             continue  # nothing moved against it since its last check
