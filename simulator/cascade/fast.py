@@ -169,6 +169,29 @@ class _Groups:
         )
 
 
+_PREPARED: dict[int, tuple[Book, tuple[SparseAccounts, _Groups, IntArray, IntArray]]] = {}
+
+
+def _prepared(book: Book, market: Market) -> tuple[SparseAccounts, _Groups, IntArray, IntArray]:
+    """Sparse, grouped accounts of ``book`` (depends on the book only; the last two books'
+    are kept, so chunks of one run share the work)."""
+    hit = _PREPARED.get(id(book))
+    if hit is not None and hit[0] is book:
+        return hit[1]
+    debtors = np.flatnonzero((market.debt > 0.0).any(axis=1)).astype(np.int64)
+    rows = SparseAccounts.from_dense(market.collateral, market.debt, debtors)
+    groups = _Groups.build(rows, market)
+    # group order: each group's prefix is contiguous; positions keep account order
+    pos_of_row = np.ascontiguousarray(groups.rows)
+    row_of_pos = np.empty_like(pos_of_row)
+    row_of_pos[pos_of_row] = np.arange(pos_of_row.shape[0], dtype=np.int64)
+    prepared = (rows.subset(pos_of_row), groups, pos_of_row, row_of_pos)
+    while len(_PREPARED) >= 2:
+        _PREPARED.pop(next(iter(_PREPARED)))
+    _PREPARED[id(book)] = (book, prepared)
+    return prepared
+
+
 def run_fast(
     book: Book,
     paths: PricePaths,
@@ -184,14 +207,7 @@ def run_fast(
     mult = np.ascontiguousarray(paths.multipliers, dtype=np.float64)
     gas = np.ascontiguousarray(paths.gas_gwei, dtype=np.float64)
     n_paths, n_steps1, n_assets = mult.shape
-    debtors = np.flatnonzero((market.debt > 0.0).any(axis=1)).astype(np.int64)
-    rows = SparseAccounts.from_dense(market.collateral, market.debt, debtors)
-    groups = _Groups.build(rows, market)
-    # group order: each group's prefix is contiguous; positions keep account order
-    pos_of_row = np.ascontiguousarray(groups.rows)
-    row_of_pos = np.empty_like(pos_of_row)
-    row_of_pos[pos_of_row] = np.arange(pos_of_row.shape[0], dtype=np.int64)
-    rows = rows.subset(pos_of_row)
+    rows, groups, pos_of_row, row_of_pos = _prepared(book, market)
     rigorous = _rigorous_floors(market, mult)
     floors = np.maximum(rigorous, config.impact_floor_hint)
     path_min = np.ascontiguousarray(np.minimum(1.0, mult.min(axis=1)))
