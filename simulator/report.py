@@ -241,7 +241,10 @@ def _exceedance(losses: FloatArray, weights: FloatArray, points: int = 300) -> d
     _, first = np.unique(x[keep], return_index=True)
     keep = keep[first]
     if len(keep) > points:
-        keep = keep[np.unique(np.geomspace(1, len(keep), points).astype(np.int64) - 1)]
+        # Log-spaced in the distance from the largest loss, so log-spaced in probability:
+        # every decade of the tail keeps its points (the smallest losses are thinned).
+        from_top = np.unique(np.geomspace(1, len(keep), points).astype(np.int64))
+        keep = keep[np.sort(len(keep) - from_top)]
     return {"loss_usd": x[keep].tolist(), "prob": tail[keep].tolist()}
 
 

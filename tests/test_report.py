@@ -111,6 +111,19 @@ def test_exceedance_is_tail_probability() -> None:
     assert e["prob"] == pytest.approx([4 / 6, 2 / 6, 1 / 6])
 
 
+def test_exceedance_keeps_every_decade_of_the_tail() -> None:
+    x = np.arange(1.0, 10_001.0)  # P(L >= x) runs from 1 down to 1e-4
+    e = _exceedance(x, np.full(len(x), 1e-4), points=200)
+    assert len(e["loss_usd"]) <= 200
+    assert e["loss_usd"][-1] == 10_000.0 and e["prob"][-1] == pytest.approx(1e-4)
+    assert e["loss_usd"][0] == 1.0 and e["prob"][0] == pytest.approx(1.0)
+    p = np.array(e["prob"])
+    assert ((p >= 1e-4) & (p < 1e-3)).sum() == 9  # all the samples there are, 1e-4 .. 9e-4
+    for low in (1e-3, 1e-2, 1e-1):
+        assert ((p >= low) & (p < 10 * low)).sum() >= 20, low
+    assert np.all(np.diff(p) < 0) and np.all(np.diff(e["loss_usd"]) > 0)
+
+
 def test_shorten_address() -> None:
     a = "0x1234567890abcdef1234567890abcdef12345678"
     assert shorten_address(a) == "0x1234…5678"
