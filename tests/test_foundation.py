@@ -107,3 +107,16 @@ def test_cli_usage_error_exits_2() -> None:
     out = _shortfall("no-such-command")
     assert out.returncode == 2
     assert "invalid choice" in out.stderr
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_directory(tmp_path / "d") as tmp:
+            atomic_write_json(tmp / "f.json", {})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "d" / "f.json").stat().st_mode & 0o777 == 0o644
