@@ -159,3 +159,28 @@ def test_cli_simulate_writes_results(
     assert summary["es_usd"] == loaded.summary["es_usd"]  # same seed, same numbers
     assert main([*argv, "--paths", "0", "--out", str(tmp_path / "r3")]) == 1
     assert "--paths" in capsys.readouterr().err
+
+
+def test_dask_executor_gives_identical_numbers(snap: MarketSnapshot, paths) -> None:  # type: ignore[no-untyped-def]
+    from distributed import Client, LocalCluster
+
+    few = FixedPaths(paths).paths(snap.book().symbols, 60, 1, start=0, stop=60)
+    local = simulate(snap, few, seed=1)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        distributed = simulate(snap, few, seed=1, chunk_paths=16, executor=client)
+    assert _numbers(distributed) == _numbers(local)
+    np.testing.assert_array_equal(distributed.account_contributions, local.account_contributions)
+
+
+def test_cli_rejects_scheduler_without_dask(
+    snap: MarketSnapshot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snap.save(tmp_path / "snap")
+    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", "default"]
+    assert main([*argv, "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path / "r")]) == 1
+    assert "--executor dask" in capsys.readouterr().err

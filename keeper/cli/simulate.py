@@ -124,6 +124,12 @@ def _print_table(result: Any, out_dir: Path) -> None:
 
 
 def _dask_client(scheduler: str | None) -> Any:
+    import logging
+
+    import dask
+
+    if not logging.getLogger().isEnabledFor(logging.INFO):  # Dask's INFO chatter only with -v
+        dask.config.set({"logging.distributed": "warning"})
     try:
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
@@ -135,7 +141,7 @@ def _dask_client(scheduler: str | None) -> Any:
     if scheduler:
         return Client(scheduler)
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     return Client(cluster)
 
