@@ -25,6 +25,7 @@ from __future__ import annotations
 import sys
 import time
 import types
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ import pandas as pd
 
 from simulator import __version__, risk
 from simulator.cascade import CascadeOutput, EngineConfig, run_cascade
-from simulator.errors import InputError
+from simulator.errors import InputError, NumericalWarning
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book, MarketSnapshot
 
@@ -466,6 +467,15 @@ def simulate(
     liq_q["mean"] = float(np.average(liquidated, weights=weights))
     liq_q["max"] = float(liquidated.max())
 
+    hits = cat([o.rounds_limit_hits for o in outs])
+    if hits.any():
+        warnings.warn(
+            f"the liquidation round limit ({config.round_limit} per step) was reached in "
+            f"{int(hits.sum())} path-steps of {int((hits > 0).sum())} paths; the cascade was cut "
+            "short there, so shortfall may be understated (raise EngineConfig.round_limit)",
+            NumericalWarning,
+            stacklevel=2,
+        )
     selected = _select_paths(shortfall, weights, alpha)
     timeline = _timeline(book, source, n_paths, seed, config, selected)
     return SimulationResult(
@@ -483,7 +493,7 @@ def simulate(
         n_liquidations=cat([o.n_liquidations for o in outs]),
         protocol_fee_usd=cat([o.protocol_fee_usd for o in outs]),
         deficit_usd=cat([o.deficit_usd for o in outs]),
-        rounds_limit_hits=cat([o.rounds_limit_hits for o in outs]),
+        rounds_limit_hits=hits,
         worst_move=cat([o.worst_market for o in outs]) - 1.0,
         weights=weights,
         var_usd=head.var_usd,

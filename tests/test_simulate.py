@@ -13,7 +13,7 @@ import simulator
 from keeper.cli import main
 from simulator import risk
 from simulator.cascade import EngineConfig
-from simulator.errors import InputError, ResultsError
+from simulator.errors import InputError, NumericalWarning, ResultsError
 from simulator.results import load_results, save_results, summary_dict
 from simulator.simulate import FixedPaths, SimulationResult, simulate, simulate_chunk
 from simulator.snapshot import MarketSnapshot
@@ -184,3 +184,10 @@ def test_cli_rejects_scheduler_without_dask(
     argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", "default"]
     assert main([*argv, "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path / "r")]) == 1
     assert "--executor dask" in capsys.readouterr().err
+
+
+def test_round_limit_hits_warn(snap: MarketSnapshot, paths) -> None:  # type: ignore[no-untyped-def]
+    few = FixedPaths(paths).paths(snap.book().symbols, 30, 1, start=0, stop=30)
+    with pytest.warns(NumericalWarning, match="round limit"):
+        r = simulate(snap, few, config=EngineConfig(round_limit=1))
+    assert r.rounds_limit_hits_total > 0
