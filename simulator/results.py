@@ -117,7 +117,7 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
         "snapshot": result.snapshot_meta,
         "runtime_s": result.runtime_s,
         "engine": result.config.to_dict(),
-        "engine_reruns": result.reruns,
+        "engine_widened_paths": result.reruns,
         "software_version": result.software_version,
     }
     for key, value in result.extra.items():  # e.g. the CLI's command line and snapshot_dir

@@ -207,7 +207,8 @@ class SimulationResult:
         snapshot_meta: the snapshot's ``meta.json``.
         config: engine settings.
         runtime_s: wall time of ``simulate``, seconds.
-        reruns: paths the fast engine re-ran (diagnostic; results are unaffected).
+        reruns: paths on which the fast engine widened its candidate set (diagnostic;
+            results are unaffected).
     """
 
     scenario: str

@@ -157,7 +157,8 @@ class CascadeOutput:
             within this block.
         worst_market: lowest end-of-step market price (scenario price x impact) per asset,
             relative to the snapshot price, ``(n_paths, n_assets)``.
-        reruns: paths the fast engine ran twice because price impact broke its skip bound.
+        reruns: paths on which the fast engine widened its candidate set because price
+            impact went below its first guess (a diagnostic; results are unaffected).
         events: executed liquidations (reference engine with ``record=True``), else empty.
         trace_market: market price multipliers at the end of each step,
             ``(n_paths, n_steps + 1, n_assets)``, when traced, else ``None``.
