@@ -1,33 +1,40 @@
 """The fast cascade engine: numba, parallel over paths, and only the accounts that can move.
 
-Same rules as ``simulator.cascade.reference`` (the scalar formulas are literally the same
-functions from ``simulator.cascade.rules``, compiled with numba); what differs is which
-accounts are looked at when. Every skip below is exact: the reference engine, which looks at
-every account in every round, gives the same liquidations in the same order.
+Same rules as ``simulator.cascade.reference``: the scalar formulas are literally the same
+functions from ``simulator.cascade.rules``, compiled with numba. What differs is which accounts
+are looked at when, and every skip below is exact: the reference engine, which looks at every
+account in every round, gives the same liquidations in the same order (the tests compare them).
 
-1. **Sparse accounts.** Each account keeps its non-zero collateral and debt entries (asset
-   index ascending, so sums add in the reference's order) plus a bit mask of the assets it
-   holds as collateral and as debt.
-2. **Drop accounts that can never be liquidated.** Market prices are the path's price times
-   an impact factor in ``[floor, 1]`` (liquidators only sell), and the oracle only ever holds
-   past market prices, so over the whole block of paths every oracle price lies in
-   ``[floor x min(1, path min), max(1, path max)]``. An account whose collateral x LT at the
-   low end still covers its debt at the high end is never liquidatable and never under water;
-   it is dropped for the block. ``floor`` is the larger of ``impact_floor_hint`` and a bound
-   from the asset's total collateral; a path whose impact goes below it is detected and
-   re-run without skipping (counted in ``reruns``).
-3. **Per-path candidates.** The same bound with each path's own worst prices leaves the
-   candidates of that path (typically a few percent of the book in a one-day scenario).
-4. **Scan only what the oracle moved against.** The health factor of an account changes only
-   through its own liquidations or an oracle update. The engine keeps the assets whose oracle
-   price fell (``down``) or rose (``up``) since the last scan; a scan checks an account exactly
-   only when one of its collateral assets fell, one of its debt assets rose, or it was
-   liquidatable at the last scan. A round with no oracle change since the last scan re-checks
-   only the last scan's liquidatable accounts.
-
-The path loop runs in parallel blocks (``numba.prange``) with per-block scratch arrays; each
-path's candidate list and per-candidate shortfall go to a flat array at that path's offset, so
-results do not depend on the number of threads.
+1. **Sparse, grouped accounts.** Each account keeps its non-zero collateral and debt entries
+   (asset index ascending, so sums add up in the reference's order) and bit masks of its
+   collateral and debt assets. Accounts are grouped by (collateral assets, debt assets) and
+   sorted by snapshot health factor HF0 within a group; groups are stored contiguously.
+2. **Candidates per path.** Liquidators only sell, so a market price is the scenario price
+   times an impact factor in ``[floor, 1]``, and the oracle only ever holds past market prices:
+   every oracle multiplier lies in ``[floor x min(1, path min), max(1, path max)]``. Since
+   HF >= HF0 x min(low end over the group's collateral) / max(high end over its debt), the
+   accounts that can become liquidatable on the path are a prefix of each group (binary
+   search), filtered by the same bound per account. The rest are never liquidated and never
+   under water there. ``floor`` starts at ``max(impact_floor_hint, rigorous floor)`` (the
+   rigorous one: selling all the book's collateral at the top price). When a path's impact
+   goes below it, the floor is lowered and the candidate set widened in place *before* the
+   oracle can see the deeper price: the accounts added were never liquidatable so far and
+   still hold their snapshot balances, so nothing is re-run.
+3. **Scans.** An account's health factor changes only through its own liquidation or an
+   oracle update. A scan skips an account when none of its collateral assets' oracle prices
+   fell and none of its debt assets' rose since the last scan (bit masks), or when its HF at
+   its last exact check times the worst relative oracle move since then (oracle snapshots per
+   scan, "epochs") stays above 1. A round with no oracle change since the last scan re-checks
+   only the accounts the last scan listed.
+4. **Parking.** A listed account for which no (collateral, debt) pair can pay for the gas (an
+   upper bound on the profit: repayment cap x best margin at the pool's marginal price) is
+   not evaluated pair by pair; it is parked and stays in every list, looked at again only
+   when its repayment cap grown by the oracle's moves times the current best margin could
+   pay for the gas.
+5. **Layout.** Paths run in parallel blocks (``numba.prange``) with per-block scratch; per-path
+   results go to fixed rows and non-zero per-account shortfalls to per-block buffers (grown
+   and run again in the rare case they overflow), so results do not depend on the number of
+   threads or on the chunking.
 """
 
 from __future__ import annotations
@@ -528,7 +535,7 @@ def _underwater(
 
 @numba.njit(cache=True, nogil=True)
 def _epoch_ratios(
-    e: int, oracle: Any, ep_oracle: Any, stable_mask: Any, r_all: Any, r_sub: Any
+    e: int, oracle: Any, ep_oracle: Any, stable_mask: Any, r_all: Any, r_sub: Any, r_top: Any
 ) -> None:
     """Worst relative oracle move since epoch ``e``: min over assets of O/O_e divided by the
     max over all assets (``r_all``) or over the near-constant ones (``r_sub``)."""
@@ -551,20 +558,81 @@ def _epoch_ratios(
     r_sub[e] = low / top_sub if top_sub > 0.0 and top_sub < np.inf else 0.0
     if top_sub == 0.0:
         r_sub[e] = r_all[e]
+    r_top[e] = top_all
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_pair(
+    k: int, w: float, v: float, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
+    oracle: Any, mkt: Any, pp: Any, inv: Any, bonus: Any, pfee: Any, depth: Any, dexfee: Any,
+    gas_usd: float, cf_thr: float, cf_hf: float, cf: float, min_left: float,
+) -> tuple[int, int, float, float, float, int]:  # fmt: skip
+    """The liquidator's most profitable pair of candidate ``k`` (entry indices), ``-1`` if
+    none pays: ``(ei, ej, repay, seize, fee, flags)``."""
+    hf = w / v
+    best = 0.0
+    bi = -1
+    bj = -1
+    b_repay = 0.0
+    b_seize = 0.0
+    b_fee = 0.0
+    b_flags = 0
+    for ei in range(lnc[k]):
+        ci = lcc[k, ei]
+        if ci <= 0.0:
+            continue
+        i = lca[k, ei]
+        for ej in range(lnd[k]):
+            dj = ldd[k, ej]
+            if dj <= 0.0:
+                continue
+            j = lda[k, ej]
+            repay, seize, fee, flags = _plan(
+                ci, dj, v, hf, oracle[i], oracle[j], bonus[i], pfee[i],
+                cf_thr, cf_hf, cf, min_left,
+            )  # fmt: skip
+            if flags == -1:
+                continue
+            proceeds = _proceeds(depth[i], inv[i], pp[i], dexfee[i], seize - fee)
+            profit = proceeds - repay * mkt[j] - gas_usd
+            if profit > best:
+                best = profit
+                bi = ei
+                bj = ej
+                b_repay = repay
+                b_seize = seize
+                b_fee = fee
+                b_flags = flags
+    return bi, bj, b_repay, b_seize, b_fee, b_flags
+
+
+@numba.njit(cache=True, nogil=True)
+def _gain_edge(bonus: Any, mkt: Any, oracle: Any) -> float:
+    """max_i (1 + b_i) mkt_i / P_i - min_j mkt_j / P_j over all assets (see ``_may_pay``)."""
+    top = -np.inf
+    low = np.inf
+    for i in range(mkt.shape[0]):
+        if oracle[i] > 0.0:
+            top = max(top, (1.0 + bonus[i]) * mkt[i] / oracle[i])
+            low = min(low, mkt[i] / oracle[i])
+    return top - low
 
 
 @numba.njit(cache=True, nogil=True)
 def _may_pay(
     k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, bonus: Any,
     mkt: Any, oracle: Any, gas_usd: float,
-) -> bool:  # fmt: skip
-    """False when no (collateral, debt) pair of candidate ``k`` can pay for the gas.
+) -> tuple[bool, float]:  # fmt: skip
+    """Can some (collateral, debt) pair of candidate ``k`` pay for the gas? Also returns the
+    largest repayment any pair allows, USD at oracle prices.
 
     Repaying ``r`` tokens of debt j against collateral i: ``r P_j <= min(debt_j P_j,
     coll_i P_i / (1 + b_i))`` (oracle prices), the seized collateral is ``r P_j (1 + b_i) /
     P_i`` and a sale never beats the pool's marginal price ``mkt_i``, so the profit before
     gas is at most ``r P_j ((1 + b_i) mkt_i / P_i - mkt_j / P_j)``.
     """
+    size = 0.0
+    ok = False
     for ei in range(lnc[k]):
         ci = lcc[k, ei]
         i = lca[k, ei]
@@ -577,10 +645,11 @@ def _may_pay(
             j = lda[k, ej]
             if dj <= 0.0 or oracle[j] <= 0.0:
                 continue
-            bound = min(dj * oracle[j], cap) * (gain - mkt[j] / oracle[j])
-            if bound * (1.0 + 1e-9) + 1e-9 >= gas_usd:
-                return True
-    return False
+            pair = min(dj * oracle[j], cap)
+            size = max(size, pair)
+            if pair * (gain - mkt[j] / oracle[j]) * (1.0 + 1e-9) + 1e-9 >= gas_usd:
+                ok = True
+    return ok, size
 
 
 @numba.njit(cache=True, nogil=True)
@@ -658,6 +727,7 @@ def _run_path(
     r_stamp = np.full(max_epochs, -1, dtype=np.int64)
     r_all = np.zeros(max_epochs)
     r_sub = np.zeros(max_epochs)
+    r_top = np.zeros(max_epochs)
     epoch = 0
     for j in range(n_assets):
         ep_oracle[0, j] = p0[j]
@@ -741,13 +811,17 @@ def _run_path(
                 for j in range(n_assets):
                     ep_oracle[epoch, j] = oracle[j]
                 for k in range(n_cand):
+                    if pend[k] == 2:
+                        nxt[n_nxt] = k
+                        n_nxt += 1
+                        continue
                     if pend[k] == 0:
                         if (lcm[k] & down) == 0 and (ldm[k] & up) == 0:
                             continue  # nothing moved against it since its last check
                         # HF now >= HF at its last check x the worst relative oracle move
                         e = lepoch[k]
                         if r_stamp[e] != epoch:
-                            _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub)
+                            _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
                             r_stamp[e] = epoch
                         ratio = r_sub[e] if (ldm[k] & ~stable_mask) == 0 else r_all[e]
                         if lhf[k] * ratio > 1.0 + 1e-9:
@@ -766,6 +840,10 @@ def _run_path(
             else:
                 for q in range(n_cur):
                     k = cur[q]
+                    if pend[k] == 2:
+                        nxt[n_nxt] = k
+                        n_nxt += 1
+                        continue
                     w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
                     if v > 0.0 and w < v:
                         pend[k] = 1
@@ -782,50 +860,55 @@ def _run_path(
             if n_cur == 0:
                 break
             if rounds == round_limit:
-                hits += 1
+                # a hit: the limit stops a liquidation that would still happen
+                for q in range(n_cur):
+                    k = cur[q]
+                    w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
+                    if not (v > 0.0 and w < v):
+                        continue
+                    bi, _, _, _, _, _ = _best_pair(
+                        k, w, v, lca, lcc, lnc, lda, ldd, lnd, oracle, mkt, pp, inv, bonus,
+                        pfee, depth, dexfee, gas_usd, cf_thr, cf_hf, cf, min_left,
+                    )  # fmt: skip
+                    if bi >= 0:
+                        hits += 1
+                        break
                 break
             # -- round: one liquidation per listed account, in account order ----------------
             listed = _by_row(cur, n_cur, lacct, ordered)
             executed = 0
+            edge = _gain_edge(bonus, mkt, oracle)
             for q in range(n_cur):
                 k = listed[q]
-                if not _may_pay(k, lca, lcc, lnc, lda, ldd, lnd, bonus, mkt, oracle, gas_usd):
-                    continue  # no pair can pay for the gas (the reference finds no profit)
-                w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
-                hf = w / v
-                best = 0.0
-                bi = -1
-                bj = -1
-                b_repay = 0.0
-                b_seize = 0.0
-                b_fee = 0.0
-                b_flags = 0
-                for ei in range(lnc[k]):
-                    ci = lcc[k, ei]
-                    if ci <= 0.0:
+                if pend[k] == 2:
+                    # parked: its largest repayment then (lhf), grown by the oracle since its
+                    # epoch, times the best margin any pair could earn now, stays below gas
+                    e = lepoch[k]
+                    if r_stamp[e] != epoch:
+                        _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
+                        r_stamp[e] = epoch
+                    if lhf[k] * r_top[e] * edge * (1.0 + 1e-9) + 1e-9 < gas_usd:
                         continue
-                    i = lca[k, ei]
-                    for ej in range(lnd[k]):
-                        dj = ldd[k, ej]
-                        if dj <= 0.0:
-                            continue
-                        j = lda[k, ej]
-                        repay, seize, fee, flags = _plan(
-                            ci, dj, v, hf, oracle[i], oracle[j], bonus[i], pfee[i],
-                            cf_thr, cf_hf, cf, min_left,
-                        )  # fmt: skip
-                        if flags == -1:
-                            continue
-                        proceeds = _proceeds(depth[i], inv[i], pp[i], dexfee[i], seize - fee)
-                        profit = proceeds - repay * mkt[j] - gas_usd
-                        if profit > best:
-                            best = profit
-                            bi = ei
-                            bj = ej
-                            b_repay = repay
-                            b_seize = seize
-                            b_fee = fee
-                            b_flags = flags
+                    w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
+                    if not (v > 0.0 and w < v):
+                        pend[k] = 0
+                        lhf[k] = w / v if v > 0.0 else np.inf
+                        lepoch[k] = epoch
+                        continue
+                    pend[k] = 1
+                ok, size = _may_pay(k, lca, lcc, lnc, lda, ldd, lnd, bonus, mkt, oracle, gas_usd)
+                if not ok:
+                    # no pair can pay for the gas (the reference finds no profit): park it;
+                    # it rejoins every list but is only looked at when it might pay
+                    pend[k] = 2
+                    lhf[k] = size
+                    lepoch[k] = epoch
+                    continue
+                w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
+                bi, bj, b_repay, b_seize, b_fee, b_flags = _best_pair(
+                    k, w, v, lca, lcc, lnc, lda, ldd, lnd, oracle, mkt, pp, inv, bonus, pfee,
+                    depth, dexfee, gas_usd, cf_thr, cf_hf, cf, min_left,
+                )  # fmt: skip
                 if bi < 0:
                     continue
                 executed += 1
@@ -844,6 +927,7 @@ def _run_path(
                 if imp < min_imp[i]:
                     min_imp[i] = imp
                 mkt[i] = pp[i] * imp
+                edge = _gain_edge(bonus, mkt, oracle)
                 liquidated += b_repay * oracle[j]
                 fee_usd += b_fee * oracle[i]
                 n_liq += 1

@@ -18,7 +18,8 @@ One path, step ``t = 0 .. n_steps`` (step 0 is the snapshot itself):
    remaining debt burned as deficit (Aave V3.3). After a round that executed something and
    with no oracle lag, the oracle applies its deviation rule to the moved market, and the
    next round starts. Rounds stop when no account is liquidatable, when a round executes
-   nothing, or at ``round_limit`` (counted as a hit when liquidatable accounts remain).
+   nothing, or at ``round_limit`` (counted as a hit when a listed account would still be
+   liquidated profitably).
 
 At the horizon each account's shortfall is max(0, debt value - collateral value) at market
 prices plus the deficit burned from it.
@@ -205,7 +206,9 @@ class _PathRun:
             if not listed:
                 break
             if rounds == cfg.round_limit:
-                self.hits += 1
+                # a hit: the limit stops a liquidation that would still happen
+                if any(self.best_pair(a) is not None for a in listed):
+                    self.hits += 1
                 break
             self.round = rounds
             executed = 0
@@ -239,13 +242,14 @@ class _PathRun:
         w, v = self._weighted_and_debt(a)
         return v > 0.0 and w < v
 
-    def liquidate(self, a: int) -> bool:
-        """Let a liquidator act on account ``a`` if some pair is profitable."""
+    def best_pair(self, a: int) -> tuple[int, int, float, float, float, int, float, float] | None:
+        """The liquidator's most profitable (collateral, debt) pair for account ``a``:
+        ``(i, j, repay, seize, fee, flags, proceeds, profit)``, or ``None`` if none pays."""
         cfg = self.cfg
         w, v = self._weighted_and_debt(a)
         hf = w / v
         best = 0.0
-        choice: tuple[int, int, float, float, float, int, float] | None = None
+        choice: tuple[int, int, float, float, float, int, float, float] | None = None
         for i in range(self.n_assets):
             if self.coll[a][i] <= 0.0:
                 continue
@@ -278,10 +282,15 @@ class _PathRun:
                 profit = proceeds - repay * self.mkt[j] - self.gas_usd
                 if profit > best:
                     best = profit
-                    choice = (i, j, repay, seize, fee, flags, proceeds)
+                    choice = (i, j, repay, seize, fee, flags, proceeds, profit)
+        return choice
+
+    def liquidate(self, a: int) -> bool:
+        """Let a liquidator act on account ``a`` if some pair is profitable."""
+        choice = self.best_pair(a)
         if choice is None:
             return False
-        i, j, repay, seize, fee, flags, proceeds = choice
+        i, j, repay, seize, fee, flags, proceeds, best = choice
         row_c = self.coll[a]
         row_d = self.debt[a]
         row_c[i] = 0.0 if flags & FLAG_ALL_COLLATERAL else max(row_c[i] - seize, 0.0)
