@@ -10,6 +10,9 @@ NPM_STAMP := node_modules/.installed
 .PHONY: setup demo test lint bench contracts clean
 
 setup: $(STAMP) $(NPM_STAMP)
+	@cd / && $(CURDIR)/$(BIN)/shortfall --version >/dev/null 2>&1 || { \
+		echo "setup: the installed package does not import; reinstalling it"; \
+		$(CURDIR)/$(BIN)/python -m pip install --quiet -e '$(CURDIR)[test]'; }
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
