@@ -582,11 +582,19 @@ def _best_pair(
         if ci <= 0.0:
             continue
         i = lca[k, ei]
+        cap = ci * oracle[i] / (1.0 + bonus[i]) if oracle[i] > 0.0 else 0.0
+        gain = (1.0 + bonus[i]) * mkt[i] / oracle[i] if oracle[i] > 0.0 else 0.0
         for ej in range(lnd[k]):
             dj = ldd[k, ej]
             if dj <= 0.0:
                 continue
             j = lda[k, ej]
+            if oracle[j] > 0.0:
+                # upper bound of this pair's profit (see _may_pay): skip it when it cannot
+                # beat the best so far (ties keep the earlier pair, as in the reference)
+                bound = min(dj * oracle[j], cap) * (gain - mkt[j] / oracle[j]) - gas_usd
+                if bound + abs(bound) * 1e-9 + 1e-9 * (1.0 + gas_usd) <= best:
+                    continue
             repay, seize, fee, flags = _plan(
                 ci, dj, v, hf, oracle[i], oracle[j], bonus[i], pfee[i],
                 cf_thr, cf_hf, cf, min_left,
