@@ -379,7 +379,8 @@ def _simulate(
     mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
     acct: Any, pos_of_row: Any, row_of_pos: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any,
-    g_dmask: Any, block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
+    g_dmask: Any, block_start: Any, out_start: Any, out_path: Any, out_row: Any,
+    out_val: Any, out_n: Any,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> None:  # fmt: skip
     n_blocks = block_start.shape[0] - 1
@@ -393,6 +394,8 @@ def _simulate(
         stamp = np.full(n_rows, -1, dtype=np.int64)
         lhf = np.zeros(n_rows)
         lepoch = np.zeros(n_rows, dtype=np.int64)
+        order = np.empty(n_rows, dtype=np.int64)
+        order_tmp = np.empty(n_rows, dtype=np.int64)
         lca = np.empty((n_rows, kc), dtype=np.int64)
         lcc = np.empty((n_rows, kc))
         lnc = np.empty(n_rows, dtype=np.int64)
@@ -414,7 +417,7 @@ def _simulate(
                 ca, cv, nc, da, dv, nd, cmask, dmask, acct, pos_of_row, row_of_pos,
                 g_ptr, g_hf0, g_cmask, g_dmask, cand, lacct, stamp,
                 lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf, lepoch,
-                list_a, list_b, out_path, out_row, out_val, pos, end,
+                order, order_tmp, list_a, list_b, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -661,15 +664,25 @@ def _may_pay(
 
 
 @numba.njit(cache=True, nogil=True)
-def _by_row(idx: Any, n: int, lacct: Any, ordered: bool) -> Any:
-    """``idx[:n]`` (candidate positions) in account order."""
-    out = idx[:n].copy()
-    if not ordered and n > 1:
-        keys = np.empty(n, dtype=np.int64)
-        for q in range(n):
-            keys[q] = lacct[out[q]]
-        out = out[np.argsort(keys)]
-    return out
+def _merge_order(order: Any, tmp: Any, n_old: int, n_new: int, lacct: Any) -> None:
+    """``order[:n_old]`` lists candidates in account order; add the candidates ``n_old ..
+    n_new - 1`` (appended by a widening) in their places."""
+    fresh = np.arange(n_old, n_new)
+    keys = np.empty(n_new - n_old, dtype=np.int64)
+    for q in range(n_new - n_old):
+        keys[q] = lacct[fresh[q]]
+    fresh = fresh[np.argsort(keys)]
+    a = 0
+    b = 0
+    for q in range(n_new):
+        if b >= n_new - n_old or (a < n_old and lacct[order[a]] < lacct[fresh[b]]):
+            tmp[q] = order[a]
+            a += 1
+        else:
+            tmp[q] = fresh[b]
+            b += 1
+    for q in range(n_new):
+        order[q] = tmp[q]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -677,9 +690,10 @@ def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
     acct: Any, pos_of_row: Any, row_of_pos: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any,
-    g_dmask: Any, cand: Any, lacct: Any, stamp: Any, lca: Any,
-    lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any, list_a: Any,
-    list_b: Any, out_path: Any, out_row: Any, out_val: Any, pos: int, end: int,
+    g_dmask: Any, cand: Any, lacct: Any, stamp: Any, lca: Any, lcc: Any, lnc: Any,
+    lda: Any, ldd: Any, lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any,
+    lepoch: Any, order: Any, order_tmp: Any, list_a: Any, list_b: Any, out_path: Any,
+    out_row: Any, out_val: Any, pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> tuple[int, bool]:  # fmt: skip
     p0 = asset[0]
@@ -726,7 +740,6 @@ def _run_path(
         cmask, dmask, g_ptr, g_hf0, g_cmask, g_dmask, stamp,
         cand, lacct, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
     )  # fmt: skip
-    ordered = True
     widened = 0
     # oracle snapshots at each full scan ("epochs"); a candidate found safe at epoch e with
     # health factor h stays safe while h x min_i(O_i / O_e,i) / max_j(O_j / O_e,j) > 1
@@ -748,6 +761,7 @@ def _run_path(
     for k in range(n_cand):
         lhf[k] = 0.0
         lepoch[k] = 0
+        order[k] = k  # candidates in account order (a widening merges newcomers in)
 
     oracle = p0.copy()
     updated = np.zeros(n_assets)
@@ -784,13 +798,14 @@ def _run_path(
                 floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
                 grow = True
         if grow:
+            n_old = n_cand
             n_cand = _widen(
                 p, floor, pm[last], ph[last], p0, lt, acct, ca, cv, nc, da, dv, nd, cmask,
-                dmask, pos_of_row, g_ptr, g_hf0, g_cmask, g_dmask, stamp, cand, lacct, lca, lcc, lnc,
-                lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
+                dmask, pos_of_row, g_ptr, g_hf0, g_cmask, g_dmask, stamp, cand, lacct, lca,
+                lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
             )  # fmt: skip
+            _merge_order(order, order_tmp, n_old, n_cand, lacct)
             widened = 1
-            ordered = False
             down = np.int64(-1)
         if t > 0:
             for j in range(n_assets):
@@ -818,7 +833,8 @@ def _run_path(
                 epoch += 1
                 for j in range(n_assets):
                     ep_oracle[epoch, j] = oracle[j]
-                for k in range(n_cand):
+                for idx in range(n_cand):
+                    k = order[idx]
                     if pend[k] == 2:
                         nxt[n_nxt] = k
                         n_nxt += 1
@@ -883,7 +899,7 @@ def _run_path(
                         break
                 break
             # -- round: one liquidation per listed account, in account order ----------------
-            listed = _by_row(cur, n_cur, lacct, ordered)
+            listed = cur[:n_cur]  # in account order, as the scan found them
             executed = 0
             edge = _gain_edge(bonus, mkt, oracle)
             for q in range(n_cur):
@@ -963,13 +979,14 @@ def _run_path(
                     floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
                     grow = True
             if grow:
+                n_old = n_cand
                 n_cand = _widen(
                     p, floor, pm[last], ph[last], p0, lt, acct, ca, cv, nc, da, dv, nd, cmask,
-                    dmask, pos_of_row, g_ptr, g_hf0, g_cmask, g_dmask, stamp, cand, lacct, lca, lcc, lnc,
-                    lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
+                    dmask, pos_of_row, g_ptr, g_hf0, g_cmask, g_dmask, stamp, cand, lacct,
+                    lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
                 )  # fmt: skip
+                _merge_order(order, order_tmp, n_old, n_cand, lacct)
                 widened = 1
-                ordered = False
                 down = np.int64(-1)
             if lag == 0:
                 for j in range(n_assets):
@@ -991,13 +1008,14 @@ def _run_path(
                 tr_m[p, t, j] = mkt[j] / p0[j]
             tr_l[p, t] = liquidated
             n_under = 0
-            for k in range(n_cand):
+            for idx in range(n_cand):
+                k = order[idx]
                 s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
                 if s > 0.0:
                     nxt[n_under] = k
                     n_under += 1
             mtm = 0.0
-            for k in _by_row(nxt, n_under, lacct, ordered):
+            for k in nxt[:n_under]:
                 s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
                 mtm += s
             tr_s[p, t] = mtm + deficit
@@ -1006,14 +1024,15 @@ def _run_path(
     for j in range(n_assets):
         by_asset[p, j] = def_asset[j]
     n_bad = 0
-    for k in range(n_cand):
+    for idx in range(n_cand):
+        k = order[idx]
         s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
         if s + defacc[k] > 0.0:
             nxt[n_bad] = k
             n_bad += 1
     total = 0.0
     overflow = False
-    for k in _by_row(nxt, n_bad, lacct, ordered):
+    for k in nxt[:n_bad]:
         s, d = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
         if s > 0.0:
             for e in range(lnd[k]):
