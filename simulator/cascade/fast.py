@@ -901,7 +901,8 @@ def _run_path(
             # -- round: one liquidation per listed account, in account order ----------------
             listed = cur[:n_cur]  # in account order, as the scan found them
             executed = 0
-            edge = _gain_edge(bonus, mkt, oracle)
+            edge = 0.0
+            edge_stale = True  # recomputed lazily: only parked accounts need it
             for q in range(n_cur):
                 k = listed[q]
                 if pend[k] == 2:
@@ -911,6 +912,9 @@ def _run_path(
                     if r_stamp[e] != epoch:
                         _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
                         r_stamp[e] = epoch
+                    if edge_stale:
+                        edge = _gain_edge(bonus, mkt, oracle)
+                        edge_stale = False
                     if lhf[k] * r_top[e] * edge * (1.0 + 1e-9) + 1e-9 < gas_usd:
                         continue
                     w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
@@ -951,7 +955,7 @@ def _run_path(
                 if imp < min_imp[i]:
                     min_imp[i] = imp
                 mkt[i] = pp[i] * imp
-                edge = _gain_edge(bonus, mkt, oracle)
+                edge_stale = True
                 liquidated += b_repay * oracle[j]
                 fee_usd += b_fee * oracle[i]
                 n_liq += 1
