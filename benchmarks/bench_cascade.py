@@ -26,7 +26,7 @@ import numpy as np
 _WORKLOAD = textwrap.dedent(
     """
     import json, resource, sys, time
-    from simulator.simulate import FixedPaths, simulate
+    from simulator.simulation import FixedPaths, simulate
     from simulator.synthetic import synthetic_paths, synthetic_snapshot
 
     n_accounts, n_paths, step_s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])

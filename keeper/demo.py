@@ -225,7 +225,7 @@ def _simulate_all(settings: DemoSettings, result: DemoResult, say: Say) -> None:
     from keeper.progress import progress
     from simulator.results import save_results
     from simulator.scenarios import DEFAULT_SCENARIO, load_scenario
-    from simulator.simulate import simulate
+    from simulator.simulation import simulate
     from simulator.snapshot import MarketSnapshot
 
     assert result.snapshot is not None

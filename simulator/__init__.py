@@ -18,20 +18,16 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
-    from simulator.simulate import SimulationResult, simulate
+    from simulator.simulation import SimulationResult, simulate
 
 __all__ = ["SimulationResult", "__version__", "simulate"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, because simulator.simulate imports modules that import __version__ from here.
-    # The submodule shares the function's name and Python binds the submodule as the
-    # package attribute, so ``simulate`` here *is* the module ``simulator.simulate``, made
-    # callable: ``simulator.simulate(snapshot, ...)`` runs the function and
-    # ``import simulator.simulate as m`` still gives the module.
+    # Lazy, because simulator.simulation imports modules that import __version__ from here.
     if name in ("simulate", "SimulationResult"):
         import importlib
 
-        module = importlib.import_module("simulator.simulate")
-        return module if name == "simulate" else module.SimulationResult
+        module = importlib.import_module("simulator.simulation")
+        return getattr(module, name)
     raise AttributeError(f"module 'simulator' has no attribute {name!r}")

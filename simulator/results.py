@@ -23,7 +23,7 @@ import pandas as pd
 
 from simulator.atomic import atomic_directory, atomic_write_json, write_parquet
 from simulator.errors import ResultsError
-from simulator.simulate import CI_LEVEL, N_BOOT, SimulationResult
+from simulator.simulation import CI_LEVEL, N_BOOT, SimulationResult
 
 __all__ = [
     "ASSET_CONTRIBUTION_COLUMNS",

@@ -665,7 +665,7 @@ def test_faulty_rpc_gives_the_same_flags(
 def test_stress_from_simulate_results(devnet_isolated, tmp_path: Path) -> None:
     from keeper.pull import pull, settings_from_deployment
     from simulator.results import save_results
-    from simulator.simulate import simulate
+    from simulator.simulation import simulate
     from simulator.stress import StressSet
 
     dev = devnet_isolated

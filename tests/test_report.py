@@ -34,7 +34,7 @@ from simulator.report import (
     shorten_address,
 )
 from simulator.results import save_results
-from simulator.simulate import simulate
+from simulator.simulation import simulate
 from simulator.synthetic import synthetic_snapshot, uniform_shock_paths
 
 CHROMIUM_FLAGS = (

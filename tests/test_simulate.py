@@ -15,7 +15,7 @@ from simulator import risk
 from simulator.cascade import EngineConfig
 from simulator.errors import InputError, NumericalWarning, ResultsError
 from simulator.results import load_results, save_results, summary_dict
-from simulator.simulate import FixedPaths, SimulationResult, simulate, simulate_chunk
+from simulator.simulation import FixedPaths, SimulationResult, simulate, simulate_chunk
 from simulator.snapshot import MarketSnapshot
 from simulator.synthetic import synthetic_paths, synthetic_snapshot
 

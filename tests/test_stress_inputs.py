@@ -39,7 +39,7 @@ def test_unknown_symbol_keeps_its_price() -> None:
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from simulator.results import save_results
-    from simulator.simulate import simulate
+    from simulator.simulation import simulate
     from simulator.synthetic import synthetic_snapshot
 
     snap = synthetic_snapshot(300, seed=3)

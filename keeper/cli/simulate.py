@@ -80,7 +80,7 @@ def _usd(x: float) -> str:
 
 
 def _print_table(result: Any, out_dir: Path) -> None:
-    from simulator.simulate import CI_LEVEL
+    from simulator.simulation import CI_LEVEL
 
     lines = [
         f"scenario {result.scenario}: {result.n_paths:,} paths, seed {result.seed}, "
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from keeper.progress import progress
     from simulator.errors import InputError
     from simulator.results import save_results, summary_dict
-    from simulator.simulate import simulate
+    from simulator.simulation import simulate
     from simulator.snapshot import MarketSnapshot
 
     if args.paths is not None and args.paths < 1:

@@ -22,9 +22,7 @@ mark-to-market shortfall, for the report's cascade plots.
 
 from __future__ import annotations
 
-import sys
 import time
-import types
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -542,13 +540,3 @@ def _timeline(
         cols["shortfall_usd"] = out.trace_shortfall_usd[0]
         frames.append(pd.DataFrame(cols))
     return pd.concat(frames, ignore_index=True)
-
-
-class _CallableModule(types.ModuleType):
-    """``simulator.simulate`` is both this module and the function: calling it runs it."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> SimulationResult:
-        return simulate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
