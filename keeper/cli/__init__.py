@@ -37,7 +37,16 @@ examples:
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps hand-written example blocks and shows defaults."""
+    """Keeps hand-written example blocks and shows defaults that say something.
+
+    A default of ``None`` or ``False`` is not shown, nor one the help text already states.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
