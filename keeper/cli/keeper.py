@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from keeper.cli.market import add_market_arguments, resolve_market
 from keeper.errors import ConfigError
 
 EXAMPLES = """\
@@ -40,20 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
         formatter_class=HelpFormatter,
     )
-    src = p.add_argument_group("market (one of)")
-    src.add_argument("--deployment", type=Path, help="devnet deployment.json (shortfall devnet)")
-    src.add_argument(
-        "--rpc",
-        default=None,
-        help="JSON-RPC URL (default: $ETH_RPC_URL; with --deployment: its rpc_url)",
-    )
-    src.add_argument("--protocol", default="aave-v3", help="protocol adapter")
-    src.add_argument("--provider", help="market root address (Aave V3: PoolAddressesProvider)")
-    src.add_argument("--chain-id", type=int, default=None, help="refuse any other chain")
-    src.add_argument("--multicall", default=None, help="Multicall3 address (default: canonical)")
-    src.add_argument(
-        "--from-block", type=int, default=None, help="first block to scan for accounts"
-    )
+    add_market_arguments(p)
     p.add_argument("--db", type=Path, required=True, help="SQLite database (created if missing)")
     risk = p.add_argument_group("risk")
     risk.add_argument("--alpha", type=float, default=0.975, help="ES confidence level")
@@ -121,46 +108,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
-def _market(args: argparse.Namespace) -> dict[str, Any]:
-    if args.deployment is not None:
-        from keeper.pull import settings_from_deployment
-
-        pulled = settings_from_deployment(args.deployment)
-        market: dict[str, Any] = {
-            "rpc_url": pulled.rpc_url,
-            "provider": pulled.provider,
-            "expected_chain_id": pulled.expected_chain_id,
-            "multicall3": pulled.multicall3,
-        }
-        if args.rpc:
-            market["rpc_url"] = args.rpc
-        if args.provider:
-            market["provider"] = args.provider
-        if args.chain_id is not None:
-            market["expected_chain_id"] = args.chain_id
-        if args.multicall:
-            market["multicall3"] = args.multicall
-        return market
-    rpc = args.rpc or os.environ.get("ETH_RPC_URL")
-    if not rpc:
-        raise ConfigError("no RPC: pass --rpc URL, set ETH_RPC_URL, or use --deployment FILE")
-    if not args.provider:
-        raise ConfigError(
-            "--provider is required with --rpc (Aave V3 Ethereum: "
-            "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e), or use --deployment FILE"
-        )
-    from eth_utils import is_address
-
-    if not is_address(args.provider):
-        raise ConfigError(f"--provider {args.provider!r} is not an address")
-    return {
-        "rpc_url": rpc,
-        "provider": args.provider,
-        "expected_chain_id": args.chain_id,
-        "multicall3": args.multicall,
-    }
-
-
 def settings_from_args(args: argparse.Namespace) -> Any:
     from keeper.adapters.base import get_adapter
     from keeper.daemon import KeeperSettings
@@ -175,7 +122,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     if args.timeout <= 0 or args.poll <= 0:
         raise ConfigError("--timeout and --poll must be > 0")
     return KeeperSettings(
-        **_market(args),
+        **resolve_market(args).chain_fields(),
         db_path=args.db,
         protocol=args.protocol,
         start_block=args.from_block,

@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from eth_utils import is_address
-
+from keeper.cli.market import add_market_arguments, resolve_market
 from keeper.errors import ConfigError
 
 EXAMPLES = """\
@@ -37,21 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = p.add_argument_group("market (--deployment, or --rpc with --provider)")
-    source.add_argument(
-        "--deployment", type=Path, metavar="FILE", help="devnet deployment.json (shortfall devnet)"
-    )
-    source.add_argument(
-        "--rpc",
-        metavar="URL",
-        help="JSON-RPC URL (default: $ETH_RPC_URL; with --deployment: its rpc_url)",
-    )
-    source.add_argument(
-        "--protocol", default="aave-v3", metavar="NAME", help="protocol adapter (default: aave-v3)"
-    )
-    source.add_argument(
-        "--provider", metavar="ADDR", help="market root address (Aave V3: PoolAddressesProvider)"
-    )
+    add_market_arguments(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="snapshot directory")
     p.add_argument("--block", type=int, metavar="N", help="block to read (default: the latest)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -76,8 +59,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="calls per Multicall3 batch (1000)",
     )
     more = p.add_argument_group("market details")
-    more.add_argument("--chain-id", type=int, metavar="ID", help="refuse any other chain")
-    more.add_argument("--multicall", metavar="ADDR", help="Multicall3 address (default: canonical)")
     more.add_argument(
         "--dex-map", type=Path, metavar="FILE", help="JSON/TOML map: asset or symbol -> DEX pool"
     )
@@ -87,9 +68,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="read every (account, reserve) pair, also supplies not used as collateral",
     )
     cache = p.add_argument_group("account discovery")
-    cache.add_argument(
-        "--from-block", type=int, metavar="N", help="first block to scan (default: deployment)"
-    )
     cache.add_argument(
         "--cache",
         type=Path,
@@ -101,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from keeper.pull import PullSettings, load_dex_map, settings_from_deployment
+    from keeper.pull import PullSettings, load_dex_map
 
     common: dict[str, Any] = {
         "protocol": args.protocol,
@@ -121,42 +99,11 @@ def _settings(args: argparse.Namespace) -> Any:
             raise ConfigError(f"{name} must be at least 1, got {value}")
     if args.retries < 0 or args.timeout <= 0:
         raise ConfigError("--retries must be >= 0 and --timeout > 0")
-    for name, value in (("--provider", args.provider), ("--multicall", args.multicall)):
-        if value is not None and not is_address(value):
-            raise ConfigError(f"{name} {value!r} is not an address (0x and 40 hex digits)")
-    if args.deployment is not None:
-        settings = settings_from_deployment(args.deployment, **common)
-        overrides: dict[str, Any] = {}
-        if args.rpc:
-            overrides["rpc_url"] = args.rpc
-        if args.provider:
-            overrides["provider"] = args.provider
-        if args.chain_id is not None:
-            overrides["expected_chain_id"] = args.chain_id
-        if args.multicall:
-            overrides["multicall3"] = args.multicall
-        if args.dex_map is not None:
-            overrides["dex_sources"] = {**settings.dex_sources, **load_dex_map(args.dex_map)}
-        return replace(settings, **overrides)
-    rpc = args.rpc or os.environ.get("ETH_RPC_URL")
-    if not rpc:
-        raise ConfigError("no RPC: pass --rpc URL, set ETH_RPC_URL, or use --deployment FILE")
-    if not args.provider:
-        raise ConfigError(
-            "--provider is required with --rpc (Aave V3 Ethereum: "
-            "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e), or use --deployment FILE"
-        )
-    extra: dict[str, Any] = {}
-    if args.multicall:
-        extra["multicall3"] = args.multicall
-    return PullSettings(
-        rpc_url=rpc,
-        provider=args.provider,
-        expected_chain_id=args.chain_id,
-        dex_sources=load_dex_map(args.dex_map) if args.dex_map else {},
-        **common,
-        **extra,
-    )
+    market = resolve_market(args)
+    dex_sources = dict(market.dex_sources)
+    if args.dex_map is not None:
+        dex_sources.update(load_dex_map(args.dex_map))
+    return PullSettings(**market.chain_fields(), dex_sources=dex_sources, **common)
 
 
 def run(args: argparse.Namespace) -> int:

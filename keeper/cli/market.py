@@ -1,0 +1,111 @@
+"""Choosing the market to read: shared by every command that talks to a chain.
+
+A market is named either by a devnet ``deployment.json`` (its RPC, provider, chain id,
+Multicall3 and DEX pairs) or by ``--rpc`` (default ``$ETH_RPC_URL``) plus ``--provider``;
+the explicit flags override what the deployment file says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils import is_address
+
+from keeper.errors import ConfigError
+
+__all__ = ["Market", "add_market_arguments", "resolve_market"]
+
+AAVE_V3_MAINNET_PROVIDER = "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """Where a market lives and how to recognise it."""
+
+    rpc_url: str
+    """JSON-RPC endpoint (secret-bearing: show it only through ``keeper.redact``)."""
+    provider: str
+    """The market's root address (Aave V3: PoolAddressesProvider)."""
+    expected_chain_id: int | None
+    """Refuse any other chain; ``None`` accepts whatever the node reports."""
+    multicall3: str | None
+    """Multicall3 address; ``None`` for the canonical one."""
+    dex_sources: dict[str, Any] = field(default_factory=dict)
+    """Asset address -> DEX pool, from the deployment file (empty for ``--rpc``)."""
+
+    def chain_fields(self) -> dict[str, Any]:
+        """The fields both ``PullSettings`` and ``KeeperSettings`` take by these names."""
+        out: dict[str, Any] = {
+            "rpc_url": self.rpc_url,
+            "provider": self.provider,
+            "expected_chain_id": self.expected_chain_id,
+        }
+        if self.multicall3 is not None:
+            out["multicall3"] = self.multicall3
+        return out
+
+
+def add_market_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--deployment``, ``--rpc``, ``--protocol``, ``--provider``, ``--chain-id``,
+    ``--multicall`` and ``--from-block`` in one group."""
+    group = parser.add_argument_group("market (--deployment, or --rpc with --provider)")
+    group.add_argument(
+        "--deployment", type=Path, metavar="FILE", help="devnet deployment.json (shortfall devnet)"
+    )
+    group.add_argument(
+        "--rpc",
+        metavar="URL",
+        help="JSON-RPC URL (default: $ETH_RPC_URL; with --deployment: its rpc_url)",
+    )
+    group.add_argument(
+        "--protocol", default="aave-v3", metavar="NAME", help="protocol adapter (default: aave-v3)"
+    )
+    group.add_argument(
+        "--provider", metavar="ADDR", help="market root address (Aave V3: PoolAddressesProvider)"
+    )
+    group.add_argument("--chain-id", type=int, metavar="ID", help="refuse any other chain")
+    group.add_argument(
+        "--multicall", metavar="ADDR", help="Multicall3 address (default: canonical)"
+    )
+    group.add_argument(
+        "--from-block",
+        type=int,
+        metavar="N",
+        help="first block to scan for accounts (default: the pool's deployment)",
+    )
+
+
+def resolve_market(args: argparse.Namespace) -> Market:
+    """The market the arguments name, or a ``ConfigError`` saying what is missing."""
+    from keeper.pull import settings_from_deployment
+
+    for name, value in (("--provider", args.provider), ("--multicall", args.multicall)):
+        if value is not None and not is_address(value):
+            raise ConfigError(f"{name} {value!r} is not an address (0x and 40 hex digits)")
+    if args.deployment is not None:
+        dep = settings_from_deployment(args.deployment)
+        return Market(
+            rpc_url=args.rpc or dep.rpc_url,
+            provider=args.provider or dep.provider,
+            expected_chain_id=dep.expected_chain_id if args.chain_id is None else args.chain_id,
+            multicall3=args.multicall or dep.multicall3,
+            dex_sources=dict(dep.dex_sources),
+        )
+    rpc = args.rpc or os.environ.get("ETH_RPC_URL")
+    if not rpc:
+        raise ConfigError("no RPC: pass --rpc URL, set ETH_RPC_URL, or use --deployment FILE")
+    if not args.provider:
+        raise ConfigError(
+            f"--provider is required with --rpc (Aave V3 Ethereum: {AAVE_V3_MAINNET_PROVIDER}), "
+            "or use --deployment FILE"
+        )
+    return Market(
+        rpc_url=rpc,
+        provider=args.provider,
+        expected_chain_id=args.chain_id,
+        multicall3=args.multicall,
+    )
