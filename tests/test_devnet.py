@@ -243,6 +243,69 @@ def test_seeded_book_is_realistic(devnet):
     assert min(on_chain) >= 10**18
 
 
+def test_dex_pairs_sized_from_the_book(devnet):
+    """Each pair holds, per side, at least 3x the borrowers' collateral it trades (USDC's
+    included in the stable pair USDC trades through), and never less than the listed depth."""
+    from keeper.devnet.seed import (
+        POOL_DEPTH_MULTIPLE,
+        collateral_at_risk_usd,
+        plan_pool_depths,
+    )
+
+    dep = devnet.deployment
+    at_risk = dict(
+        zip([s.symbol for s in MARKET], collateral_at_risk_usd(devnet.book), strict=True)
+    )
+    via = dep["reserves"]["USDC"]["dex_quote"]
+    usdc = dep["reserves"]["USDC"]["token"]
+    assert dep["dex_side_usd"] == pytest.approx(plan_pool_depths(devnet.book, quote_via=via))
+    for spec in MARKET:
+        if spec.symbol == "USDC":
+            continue
+        pair = devnet.contract("UniswapV2Pair", dep["reserves"][spec.symbol]["dex_pair"])
+        r0, r1, _ = pair.call("getReserves")
+        side = (r0 if to_checksum_address(pair.call("token0")) == usdc else r1) / 1e6
+        need = at_risk[spec.symbol] + (at_risk["USDC"] if spec.symbol == via else 0.0)
+        assert side >= spec.dex_side_usd * (1 - 1e-9), spec.symbol
+        assert side >= POOL_DEPTH_MULTIPLE * need * (1 - 1e-6), spec.symbol
+        assert side == pytest.approx(dep["dex_side_usd"][spec.symbol], rel=1e-6)
+
+
+def test_pool_depths_follow_a_large_book():
+    """On the demo's 2,000-account book the multiple, not the floor, sets the deep pairs."""
+    from keeper.devnet.seed import (
+        POOL_DEPTH_MULTIPLE,
+        collateral_at_risk_usd,
+        plan_book,
+        plan_pool_depths,
+    )
+
+    assert 2.0 <= POOL_DEPTH_MULTIPLE <= 4.0
+    book = plan_book(2000, seed=7)
+    symbols = [s.symbol for s in MARKET]
+    at_risk = dict(zip(symbols, collateral_at_risk_usd(book), strict=True))
+    depths = plan_pool_depths(book, quote_via="DAI")
+    assert "USDC" not in depths  # USDC is the quote; it trades through the DAI pair
+    for spec in MARKET:
+        if spec.symbol == "USDC":
+            continue
+        need = at_risk[spec.symbol] + (at_risk["USDC"] if spec.symbol == "DAI" else 0.0)
+        assert depths[spec.symbol] == pytest.approx(
+            max(spec.dex_side_usd, POOL_DEPTH_MULTIPLE * need)
+        )
+    # the book outgrew the listed depths of WETH, wstETH and LINK (the thin pairs)
+    for sym in ("WETH", "wstETH", "LINK"):
+        assert depths[sym] > MARKET[symbols.index(sym)].dex_side_usd
+    # lenders' supply is not at risk: the at-risk collateral is below everything supplied
+    total = [a * s.price_usd / 10**s.decimals for a, s in zip(book.supplied, MARKET, strict=True)]
+    assert all(r <= t * (1 + 1e-9) for r, t in zip(at_risk.values(), total, strict=True))
+    assert sum(at_risk.values()) < 0.95 * sum(total)
+    # no pair without a listed pair, and a multiple of 0 leaves the floors
+    assert plan_pool_depths(book, multiple=0.0) == {
+        s.symbol: s.dex_side_usd for s in MARKET if s.symbol != "USDC" and s.dex_side_usd > 0
+    }
+
+
 def test_dex_pair_swaps_constant_product_with_03pct_fee(devnet_isolated):
     dep = devnet_isolated.deployment
     rpc = devnet_isolated.rpc
@@ -265,5 +328,9 @@ def test_dex_pair_swaps_constant_product_with_03pct_fee(devnet_isolated):
     assert usdc.call("balanceOf", trader) == out
     n0, n1, _ = pair.call("getReserves")
     assert (n0, n1) == ((r0 + amount_in, r1 - out) if weth_is_0 else (r0 - out, r1 + amount_in))
-    # 100 WETH ($300k) into a $20M-a-side pool: about 1.5% price impact plus the 0.3% fee
-    assert 0.978 < out / 10**6 / (100 * 3000) < 0.985
+    # 100 WETH ($300k) into a pool of at least $20M a side (deeper when the book's WETH
+    # collateral calls for it): at most about 1.5% price impact, plus the 0.3% fee
+    side_usd = r_out / 10**6
+    assert side_usd >= 20e6
+    assert 0.978 < out / 10**6 / (100 * 3000) < 0.997
+    assert out / 10**6 / (100 * 3000) == pytest.approx(0.997 / (1 + 0.997 * 300e3 / side_usd))

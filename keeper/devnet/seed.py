@@ -9,7 +9,25 @@ give the same accounts, positions and amounts on any machine. Shape:
   and 1-2 debt assets (never the same asset on both sides);
 - health factors mostly between 1.02 and 3 (log-uniform), a tail of about 12% between
   1.001 and 1.02, a few above 3; none below 1, checked with the contract's exact integer math;
-- lenders' supply keeps every borrowed asset's utilisation at or below about 80%.
+- lenders' supply keeps every borrowed asset's utilisation at or below about 80%;
+- DEX pairs sized from the book (``plan_pool_depths``): each pair holds, per side, at least
+  ``POOL_DEPTH_MULTIPLE`` (3x) the borrowers' collateral in the asset(s) it trades, and never
+  less than the market's listed depth (``ReserveSpec.dex_side_usd``, the floor).
+
+**Why the pairs follow the book.** The cascade engine sells every seized token into the
+asset's pair, and a constant-product pair holding ``D`` USD a side loses about ``2 s / D`` of
+its price to a sale of ``s`` USD (before the market's recovery). With the listed depths alone
+($2.5M-$20M a side) a 2,000-account book holds about 2-5x the pool in collateral (e.g. $13M
+of LINK against a $2.5M pair, $9.7M of wstETH against $5M); the first hour's ordinary 1%
+move then liquidated a few accounts whose sales moved the pool more than the move itself,
+and the cascade fed itself until the engine's round limit stopped it (wstETH -57% within an
+hour on a ~3% daily-vol day, a round-limit hit on 3 paths in 4). Real markets sit the other
+way round: the liquidity a liquidator can sell into (DEX pools plus the CEX books arbitrage
+connects) is a multiple of what a lending market can seize at once. At 3x, liquidating *all*
+the borrowers' collateral in an asset at once would cost about 1 - (3/4)^2 = 44% of its
+price, and the few percent an ordinary day liquidates move it by well under 1%: the demo's
+cascades stay material in a crash but are no longer self-made on a calm day. The floor keeps
+small books (tests, a few hundred accounts) on the listed depths.
 
 ``seed_book`` writes the book with the Pool's admin ``seedPositions`` (hundreds of accounts per
 transaction, many transactions per block, automine paused), which emits the ``Supply``,
@@ -29,11 +47,21 @@ import numpy as np
 from eth_utils import keccak, to_checksum_address
 
 from keeper.devnet import DevnetError
-from keeper.devnet.chain import Rpc, selector
+from keeper.devnet.chain import Contract, Rpc, selector
 from keeper.devnet.chain import artifact as load_artifact
-from keeper.devnet.market import MARKET, ReserveSpec
+from keeper.devnet.market import MARKET, QUOTE_SYMBOL, ReserveSpec
 
-__all__ = ["KIND_BORROW", "KIND_COLLATERAL", "Account", "Book", "plan_book", "seed_book"]
+__all__ = [
+    "KIND_BORROW",
+    "KIND_COLLATERAL",
+    "POOL_DEPTH_MULTIPLE",
+    "Account",
+    "Book",
+    "deepen_pairs",
+    "plan_book",
+    "plan_pool_depths",
+    "seed_book",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +80,9 @@ _GAS_BASE = 200_000
 MIN_SEED_HF = WAD + WAD // 1000
 #: Highest utilisation (debt / supply) of any reserve after seeding.
 MAX_UTILISATION = 0.8
+#: Each DEX pair's depth per side, as a multiple of the borrowers' collateral (USD) in the
+#: asset(s) it trades; the market's listed ``dex_side_usd`` is the floor (module docstring).
+POOL_DEPTH_MULTIPLE = 3.0
 
 
 @dataclass(slots=True)
@@ -224,6 +255,82 @@ def plan_book(
     return Book(accounts, supplied, borrowed)
 
 
+def collateral_at_risk_usd(
+    book: Book, market: tuple[ReserveSpec, ...] = MARKET, prices: dict[str, int] | None = None
+) -> list[float]:
+    """Per reserve, the collateral of accounts that borrow (what liquidations can seize), USD.
+
+    Lenders' supply (accounts without debt) is left out: it is never liquidated.
+    """
+    price = [_price_int(s, prices) for s in market]
+    out = [0.0] * len(market)
+    for acct in book.accounts:
+        if not any(kind == KIND_BORROW for _, kind, _ in acct.positions):
+            continue
+        for rid, kind, amount in acct.positions:
+            if kind == KIND_COLLATERAL:
+                out[rid] += amount * price[rid] / 1e8 / 10 ** market[rid].decimals
+    return out
+
+
+def plan_pool_depths(
+    book: Book,
+    market: tuple[ReserveSpec, ...] = MARKET,
+    prices: dict[str, int] | None = None,
+    quote_via: str | None = None,
+    multiple: float = POOL_DEPTH_MULTIPLE,
+) -> dict[str, float]:
+    """USD depth per side of each DEX pair, keyed by the pair's (non-quote) asset symbol.
+
+    ``max(listed dex_side_usd, multiple x collateral at risk)``, where the collateral at risk
+    is the borrowers' collateral in the pair's asset, plus, for the pair the quote stablecoin
+    trades through (``quote_via``, deployment's ``reserves[USDC].dex_quote``), the borrowers'
+    collateral in the quote stablecoin. Assets without a listed pair get none.
+    """
+    if multiple < 0:
+        raise DevnetError(f"pool depth multiple must be >= 0, got {multiple}")
+    at_risk = collateral_at_risk_usd(book, market, prices)
+    by_symbol = {s.symbol: i for i, s in enumerate(market)}
+    depths: dict[str, float] = {}
+    for rid, spec in enumerate(market):
+        if spec.symbol == QUOTE_SYMBOL or spec.dex_side_usd <= 0:
+            continue
+        need = at_risk[rid]
+        if quote_via == spec.symbol and QUOTE_SYMBOL in by_symbol:
+            need += at_risk[by_symbol[QUOTE_SYMBOL]]
+        depths[spec.symbol] = max(float(spec.dex_side_usd), multiple * need)
+    return depths
+
+
+def deepen_pairs(rpc: Rpc, deployment: dict[str, Any], depths: dict[str, float]) -> None:
+    """Add liquidity to each pair, both sides in proportion (the price does not move), until
+    its quote side holds ``depths[symbol]`` USD; a pair already that deep is left alone."""
+    admin = deployment.get("deployer") or rpc.accounts()[0]
+    reserves = deployment["reserves"]
+    for symbol, target_usd in depths.items():
+        entry = reserves.get(symbol) or {}
+        if not entry.get("dex_pair"):
+            continue
+        pair = Contract(rpc, entry["dex_pair"], "UniswapV2Pair")
+        quote = reserves[entry.get("dex_quote") or QUOTE_SYMBOL]
+        token0 = to_checksum_address(pair.call("token0"))
+        token1 = to_checksum_address(pair.call("token1"))
+        r0, r1, _ = pair.call("getReserves")
+        r_quote = r0 if token0 == to_checksum_address(quote["token"]) else r1
+        have_usd = r_quote / 10 ** int(quote["decimals"])
+        if have_usd <= 0 or target_usd <= have_usd * (1 + 1e-9):
+            continue
+        # integer ratio (1e12 resolution) so both sides grow by exactly the same factor
+        scale = round(target_usd / have_usd * 10**12) - 10**12
+        for token, reserve in ((token0, r0), (token1, r1)):
+            add = reserve * scale // 10**12
+            if add > 0:
+                Contract(rpc, token, "DevnetERC20").transact(
+                    "mint", pair.address, add, sender=admin
+                )
+        pair.transact("sync", sender=admin)
+
+
 def _encode_seed_call(accounts: list[Account]) -> str:
     fn = next(e for e in load_artifact("Pool")["abi"] if e.get("name") == "seedPositions")
     words: list[int] = []
@@ -242,7 +349,8 @@ def seed_book(
     book: Book,
     accounts_per_tx: int = ACCOUNTS_PER_TX,
 ) -> dict[str, Any]:
-    """Write ``book`` into the deployed Pool; returns seeding facts for ``deployment.json``.
+    """Write ``book`` into the deployed Pool and size the DEX pairs from it
+    (``plan_pool_depths``, ``deepen_pairs``); returns seeding facts for ``deployment.json``.
 
     Transactions are sent with automine paused and mined together, then automine is restored.
     """
@@ -282,6 +390,9 @@ def seed_book(
         if int(receipt["status"], 16) != 1:
             raise DevnetError(f"seeding transaction {h} reverted")
         gas_used += int(receipt["gasUsed"], 16)
+    quote_via = (deployment["reserves"].get(QUOTE_SYMBOL) or {}).get("dex_quote")
+    depths = plan_pool_depths(book, quote_via=quote_via)
+    deepen_pairs(rpc, deployment, depths)
     elapsed = time.perf_counter() - started
     log.info(
         "seeded %d accounts (%d positions) in %d transactions, %.1f Mgas, %.1f s",
@@ -296,4 +407,5 @@ def seed_book(
         "positions": book.n_positions,
         "block_number_after_seed": rpc.block_number(),
         "seed_seconds": round(elapsed, 3),
+        "dex_side_usd": {k: round(v, 2) for k, v in depths.items()},
     }
