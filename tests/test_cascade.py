@@ -256,6 +256,20 @@ def test_round_limit_hits_are_counted() -> None:
     _assert_same(out, run_fast(book, paths, EngineConfig(round_limit=1)))
 
 
+def test_default_round_limit_is_a_guard_cascades_stay_below() -> None:
+    """Thin pools (depth 2% of the usual) make long cascades; they end by themselves under
+    the default limit: no hit, and the same numbers as with no practical limit."""
+    rng = np.random.default_rng(3)
+    book = _book(rng, 60, 3, hf_range=(0.98, 1.2), pool_scale=0.02)
+    paths = uniform_shock_paths(book.symbols, [[1.0, 0.8, 0.75], [0.97, 0.9, 0.85]], gas_gwei=1.0)
+    assert EngineConfig().round_limit >= 100
+    ref = run_reference(book, paths, EngineConfig(), record=True)
+    assert ref.rounds_limit_hits.sum() == 0
+    assert max(e.round for e in ref.events) >= 3  # a real multi-round cascade
+    _assert_same(ref, run_reference(book, paths, EngineConfig(round_limit=100_000)))
+    _assert_same(ref, run_fast(book, paths, EngineConfig()))
+
+
 # --------------------------------------------------------------------------- invariants
 
 

@@ -19,7 +19,9 @@ One path, step ``t = 0 .. n_steps`` (step 0 is the snapshot itself):
    with no oracle lag, the oracle applies its deviation rule to the moved market, and the
    next round starts. Rounds stop when no account is liquidatable, when a round executes
    nothing, or at ``round_limit`` (counted as a hit when a listed account would still be
-   liquidated profitably).
+   liquidated profitably). The rules end a cascade by themselves (gas and the dust rule
+   forbid endless small bites); the limit is a guard that legitimate cascades stay below
+   (``EngineConfig.round_limit``).
 
 At the horizon each account's shortfall is max(0, debt value - collateral value) at market
 prices plus the deficit burned from it.
