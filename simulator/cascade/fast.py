@@ -5,36 +5,43 @@ functions from ``simulator.cascade.rules``, compiled with numba. What differs is
 are looked at when, and every skip below is exact: the reference engine, which looks at every
 account in every round, gives the same liquidations in the same order (the tests compare them).
 
-1. **Sparse, grouped accounts.** Each account keeps its non-zero collateral and debt entries
+1. **Sparse accounts.** Each account with debt keeps its non-zero collateral and debt entries
    (asset index ascending, so sums add up in the reference's order) and bit masks of its
-   collateral and debt assets. Accounts are grouped by (collateral assets, debt assets) and
-   sorted by snapshot health factor HF0 within a group; groups are stored contiguously.
+   collateral and debt assets, in account order.
 2. **Candidates per path.** Liquidators only sell, so a market price is the scenario price
    times an impact factor in ``[floor, 1]``, and the oracle only ever holds past market prices:
-   every oracle multiplier lies in ``[floor x min(1, path min), max(1, path max)]``. Since
-   HF >= HF0 x min(low end over the group's collateral) / max(high end over its debt), the
-   accounts that can become liquidatable on the path are a prefix of each group (binary
-   search), filtered by the same bound per account. The rest are never liquidated and never
-   under water there. ``floor`` starts at ``max(impact_floor_hint, rigorous floor)`` (the
-   rigorous one: selling all the book's collateral at the top price). When a path's impact
-   goes below it, the floor is lowered and the candidate set widened in place *before* the
-   oracle can see the deeper price: the accounts added were never liquidatable so far and
-   still hold their snapshot balances, so nothing is re-run.
-3. **Scans.** An account's health factor changes only through its own liquidation or an
+   every oracle multiplier lies in ``[floor x min(1, path min), max(1, path max)]``. Accounts
+   are grouped by (collateral assets, debt assets) and sorted by snapshot health factor HF0
+   within a group. Since HF >= HF0 x min(low end over the group's collateral) / max(high end
+   over its debt), the accounts that can become liquidatable on the path are a prefix of each
+   group (binary search), filtered by the same bound per account (on a copy of the bound's
+   inputs stored in group order, so the prefixes are read sequentially). The rest are never
+   liquidated and never under water there. ``floor`` starts at ``max(impact_floor_hint,
+   rigorous floor)`` (the rigorous one: selling all the book's collateral at the top price).
+   When a path's impact goes below it, the floor is lowered and the candidate set widened in
+   place *before* the oracle can see the deeper price: the accounts added were never
+   liquidatable so far and still hold their snapshot balances, so nothing is re-run.
+3. **Layout.** A path's candidates live in per-block scratch arrays *in account order*
+   (a widening merges the newcomers in), so every pass over them is sequential and the
+   reference's account order comes for free. All helpers are inlined into the path kernel.
+4. **Scans.** An account's health factor changes only through its own liquidation or an
    oracle update. A scan skips an account when none of its collateral assets' oracle prices
    fell and none of its debt assets' rose since the last scan (bit masks), or when its HF at
    its last exact check times the worst relative oracle move since then (oracle snapshots per
    scan, "epochs") stays above 1. A round with no oracle change since the last scan re-checks
    only the accounts the last scan listed.
-4. **Parking.** A listed account for which no (collateral, debt) pair can pay for the gas (an
-   upper bound on the profit: repayment cap x best margin at the pool's marginal price) is
-   not evaluated pair by pair; it is parked and stays in every list, looked at again only
-   when its repayment cap grown by the oracle's moves times the current best margin could
-   pay for the gas.
-5. **Layout.** Paths run in parallel blocks (``numba.prange``) with per-block scratch; per-path
-   results go to fixed rows and non-zero per-account shortfalls to per-block buffers (grown
-   and run again in the rare case they overflow), so results do not depend on the number of
-   threads or on the chunking.
+5. **Parking.** A listed account for which no (collateral, debt) pair can pay for the gas is
+   not evaluated pair by pair. The bound: repaying ``r`` USD of debt j against collateral i
+   seizes ``r (1 + b_i) / P_i`` tokens, of which the treasury keeps ``b_i pf_i / P_i`` per
+   USD, the pool charges its fee and never pays more than its marginal price ``mkt_i``, so the
+   profit before gas is at most ``r (((1 + b_i) - b_i pf_i) (1 - fee_i) mkt_i / P_i - mkt_j /
+   P_j)`` (``_gain``), with ``r`` at most the pair's repayment cap. Such an account is parked
+   and stays in every list, looked at again only when its repayment cap grown by the oracle's
+   moves times the current best margin could pay for the gas.
+6. **Output.** Paths run in parallel blocks (``numba.prange``) with per-block scratch;
+   per-path results go to fixed rows and non-zero per-account shortfalls to per-block buffers
+   (grown and run again in the rare case they overflow), so results do not depend on the
+   number of threads or on the chunking.
 """
 
 from __future__ import annotations
@@ -58,14 +65,16 @@ __all__ = ["SparseAccounts", "run_fast"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: Relative slack on the skip bound, far above float64 rounding of the sums it bounds.
+#: Relative slack on the skip bounds, far above float64 rounding of the sums they bound.
 _BOUND_SLACK = 1e-9
 
-_jit = numba.njit(cache=True, nogil=True)
-_impact = _jit(rules.impact_factor)
-_proceeds = _jit(rules.sale_proceeds)
-_plan = _jit(rules.plan_liquidation)
-_deviates = _jit(rules.oracle_deviates)
+#: Helpers are inlined into the kernels at numba IR level: a call passing a dozen arrays
+#: costs more than the few flops most of them do.
+_inline = numba.njit(cache=True, nogil=True, inline="always")
+_impact = _inline(rules.impact_factor)
+_proceeds = _inline(rules.sale_proceeds)
+_plan = _inline(rules.plan_liquidation)
+_deviates = _inline(rules.oracle_deviates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,20 +154,30 @@ class _Groups:
 
     For oracle multipliers in ``[lo, hi]``, HF >= HF0 x min(lo over the group's collateral) /
     max(hi over its debt), so the accounts that can become liquidatable on a path are a
-    prefix of each group, found by binary search.
+    prefix of each group, found by binary search. Slot ``s`` (group order) is account row
+    ``member[s]``; ``bound_*`` hold what the per-account bound needs, in slot order:
+    collateral x LT x price and debt x price at the snapshot, USD, per entry.
     """
 
     ptr: IntArray
-    rows: IntArray
+    member: IntArray
     hf0: FloatArray
     cmask: IntArray
     dmask: IntArray
+    bound_ca: IntArray
+    bound_w: FloatArray
+    bound_nc: IntArray
+    bound_da: IntArray
+    bound_v: FloatArray
+    bound_nd: IntArray
 
     @classmethod
     def build(cls, rows: SparseAccounts, market: Market) -> _Groups:
         weight = market.lt * market.price0
-        w0 = (rows.coll_amount * weight[rows.coll_asset]).sum(axis=1)
-        v0 = (rows.debt_amount * market.price0[rows.debt_asset]).sum(axis=1)
+        w_entry = rows.coll_amount * weight[rows.coll_asset]
+        v_entry = rows.debt_amount * market.price0[rows.debt_asset]
+        w0 = w_entry.sum(axis=1)
+        v0 = v_entry.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             hf0 = np.where(v0 > 0.0, w0 / v0, np.inf)
         keys = np.stack([rows.coll_mask, rows.debt_mask], axis=1)
@@ -167,19 +186,29 @@ class _Groups:
         order = np.lexsort((hf0, inverse)).astype(np.int64)
         ptr = np.zeros(uniq.shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(inverse, minlength=uniq.shape[0]), out=ptr[1:])
+
+        def slots(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return np.ascontiguousarray(a[order])
+
         return cls(
             ptr=ptr,
-            rows=order,
-            hf0=np.ascontiguousarray(hf0[order]),
+            member=order,
+            hf0=slots(hf0),
             cmask=np.ascontiguousarray(uniq[:, 0]),
             dmask=np.ascontiguousarray(uniq[:, 1]),
+            bound_ca=slots(rows.coll_asset),
+            bound_w=slots(w_entry),
+            bound_nc=slots(rows.n_coll),
+            bound_da=slots(rows.debt_asset),
+            bound_v=slots(v_entry),
+            bound_nd=slots(rows.n_debt),
         )
 
 
-_PREPARED: dict[int, tuple[Book, tuple[SparseAccounts, _Groups, IntArray, IntArray]]] = {}
+_PREPARED: dict[int, tuple[Book, tuple[SparseAccounts, _Groups]]] = {}
 
 
-def _prepared(book: Book, market: Market) -> tuple[SparseAccounts, _Groups, IntArray, IntArray]:
+def _prepared(book: Book, market: Market) -> tuple[SparseAccounts, _Groups]:
     """Sparse, grouped accounts of ``book`` (depends on the book only; the last two books'
     are kept, so chunks of one run share the work)."""
     hit = _PREPARED.get(id(book))
@@ -187,12 +216,7 @@ def _prepared(book: Book, market: Market) -> tuple[SparseAccounts, _Groups, IntA
         return hit[1]
     debtors = np.flatnonzero((market.debt > 0.0).any(axis=1)).astype(np.int64)
     rows = SparseAccounts.from_dense(market.collateral, market.debt, debtors)
-    groups = _Groups.build(rows, market)
-    # group order: each group's prefix is contiguous; positions keep account order
-    pos_of_row = np.ascontiguousarray(groups.rows)
-    row_of_pos = np.empty_like(pos_of_row)
-    row_of_pos[pos_of_row] = np.arange(pos_of_row.shape[0], dtype=np.int64)
-    prepared = (rows.subset(pos_of_row), groups, pos_of_row, row_of_pos)
+    prepared = (rows, _Groups.build(rows, market))
     while len(_PREPARED) >= 2:
         _PREPARED.pop(next(iter(_PREPARED)))
     _PREPARED[id(book)] = (book, prepared)
@@ -214,7 +238,7 @@ def run_fast(
     mult = np.ascontiguousarray(paths.multipliers, dtype=np.float64)
     gas = np.ascontiguousarray(paths.gas_gwei, dtype=np.float64)
     n_paths, n_steps1, n_assets = mult.shape
-    rows, groups, pos_of_row, row_of_pos = _prepared(book, market)
+    rows, groups = _prepared(book, market)
     rigorous = _rigorous_floors(market, mult)
     floors = np.maximum(rigorous, config.impact_floor_hint)
     path_min = np.ascontiguousarray(np.minimum(1.0, mult.min(axis=1)))
@@ -283,8 +307,9 @@ def run_fast(
             mult, gas, asset, params, iparams,
             rows.coll_asset, rows.coll_amount, rows.n_coll, rows.debt_asset, rows.debt_amount,
             rows.n_debt, rows.coll_mask, rows.debt_mask,
-            rows.index, pos_of_row, row_of_pos, groups.ptr, groups.hf0, groups.cmask,
-            groups.dmask,
+            groups.ptr, groups.member, groups.hf0, groups.cmask, groups.dmask,
+            groups.bound_ca, groups.bound_w, groups.bound_nc, groups.bound_da, groups.bound_v,
+            groups.bound_nd,
             block_start, out_start, out_path, out_row, out_val, out_n,
             scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
         )  # fmt: skip
@@ -314,29 +339,14 @@ def run_fast(
     )
 
 
-@numba.njit(cache=True, nogil=True)
-def _is_candidate(
-    r: int, floor: Any, pmin: Any, hi: Any, p0: Any, lt: Any, ca: Any, cv: Any, nc: Any,
-    da: Any, dv: Any, nd: Any,
-) -> bool:  # fmt: skip
-    """Can account row ``r`` be liquidatable with oracle multipliers in
-    ``[floor x pmin, hi]``? (collateral x LT at the low end below debt at the high end)"""
-    w = 0.0
-    for e in range(nc[r]):
-        j = ca[r, e]
-        w += cv[r, e] * lt[j] * (p0[j] * (floor[j] * pmin[j]))
-    v = 0.0
-    for e in range(nd[r]):
-        j = da[r, e]
-        v += dv[r, e] * (p0[j] * hi[j])
-    return v > 0.0 and w < v * (1.0 + 1e-9)
+# -- candidate selection ----------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+@_inline
 def _group_prefix(
     g: int, lo: Any, hi: Any, ptr: Any, hf0: Any, cmask: Any, dmask: Any
 ) -> tuple[int, int]:
-    """Members ``[start, stop)`` of group ``g`` that may become liquidatable within [lo, hi]."""
+    """Slots ``[start, stop)`` of group ``g`` that may become liquidatable within [lo, hi]."""
     min_lo = np.inf
     max_hi = 0.0
     for j in range(lo.shape[0]):
@@ -374,140 +384,127 @@ def _count_candidates(lo: Any, hi: Any, ptr: Any, hf0: Any, cmask: Any, dmask: A
     return out
 
 
-@numba.njit(cache=True, parallel=True)
-def _simulate(
-    mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
-    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    acct: Any, pos_of_row: Any, row_of_pos: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any,
-    g_dmask: Any, block_start: Any, out_start: Any, out_path: Any, out_row: Any,
-    out_val: Any, out_n: Any,
-    scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
-) -> None:  # fmt: skip
-    n_blocks = block_start.shape[0] - 1
-    n_rows = nc.shape[0]
-    kc = cv.shape[1]
-    kd = dv.shape[1]
-    for b in numba.prange(n_blocks):
-        # per-block scratch, indexed by candidate position k (capacity: every account)
-        cand = np.empty(n_rows, dtype=np.int64)
-        lacct = np.empty(n_rows, dtype=np.int64)
-        stamp = np.full(n_rows, -1, dtype=np.int64)
-        lhf = np.zeros(n_rows)
-        lepoch = np.zeros(n_rows, dtype=np.int64)
-        order = np.empty(n_rows, dtype=np.int64)
-        order_tmp = np.empty(n_rows, dtype=np.int64)
-        lca = np.empty((n_rows, kc), dtype=np.int64)
-        lcc = np.empty((n_rows, kc))
-        lnc = np.empty(n_rows, dtype=np.int64)
-        lda = np.empty((n_rows, kd), dtype=np.int64)
-        ldd = np.empty((n_rows, kd))
-        lnd = np.empty(n_rows, dtype=np.int64)
-        lcm = np.empty(n_rows, dtype=np.int64)
-        ldm = np.empty(n_rows, dtype=np.int64)
-        pend = np.zeros(n_rows, dtype=np.uint8)
-        defacc = np.zeros(n_rows)
-        list_a = np.empty(n_rows, dtype=np.int64)
-        list_b = np.empty(n_rows, dtype=np.int64)
-        pos = out_start[b]
-        end = out_start[b + 1]
-        overflow = False
-        for p in range(block_start[b], block_start[b + 1]):
-            pos, over = _run_path(
-                p, mult[p], gas[p], asset, params, iparams,
-                ca, cv, nc, da, dv, nd, cmask, dmask, acct, pos_of_row, row_of_pos,
-                g_ptr, g_hf0, g_cmask, g_dmask, cand, lacct, stamp,
-                lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf, lepoch,
-                order, order_tmp, list_a, list_b, out_path, out_row, out_val, pos, end,
-                scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
-            )  # fmt: skip
-            overflow = overflow or over
-        out_n[b] = -1 if overflow else pos - out_start[b]
+@_inline
+def _may_trigger(
+    s: int, floor: Any, pmin: Any, hi: Any, bca: Any, bw: Any, bnc: Any, bda: Any, bv: Any,
+    bnd: Any,
+) -> bool:  # fmt: skip
+    """Can the account in slot ``s`` be liquidatable with oracle multipliers in
+    ``[floor x pmin, hi]``? (collateral x LT at the low end below debt at the high end)"""
+    w = 0.0
+    for e in range(bnc[s]):
+        j = bca[s, e]
+        w += bw[s, e] * (floor[j] * pmin[j])
+    v = 0.0
+    for e in range(bnd[s]):
+        v += bv[s, e] * hi[bda[s, e]]
+    return v > 0.0 and w < v * (1.0 + 1e-9)
 
 
-@numba.njit(cache=True, nogil=True)
+@_inline
 def _copy_in(
-    k: int, r: int, acct: Any, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any,
-    cmask: Any, dmask: Any, cand: Any, lacct: Any, lca: Any, lcc: Any, lnc: Any, lda: Any,
-    ldd: Any, lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, pending: int,
+    k: int, q: int, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any,
+    dmask: Any, cand: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
+    lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any, pending: int,
 ) -> None:  # fmt: skip
-    # (a late arrival has pend = 1: it is checked exactly before its epoch bound is used)
-    """Make account row ``r`` candidate ``k`` with its snapshot balances."""
-    cand[k] = r
-    lacct[k] = acct[r]
-    lnc[k] = nc[r]
-    for e in range(nc[r]):
-        lca[k, e] = ca[r, e]
-        lcc[k, e] = cv[r, e]
-    lnd[k] = nd[r]
-    for e in range(nd[r]):
-        lda[k, e] = da[r, e]
-        ldd[k, e] = dv[r, e]
-    lcm[k] = cmask[r]
-    ldm[k] = dmask[r]
+    """Make account row ``q`` candidate ``k`` with its snapshot balances."""
+    cand[k] = q
+    lnc[k] = nc[q]
+    for e in range(nc[q]):
+        lca[k, e] = ca[q, e]
+        lcc[k, e] = cv[q, e]
+    lnd[k] = nd[q]
+    for e in range(nd[q]):
+        lda[k, e] = da[q, e]
+        ldd[k, e] = dv[q, e]
+    lcm[k] = cmask[q]
+    ldm[k] = dmask[q]
     pend[k] = pending
     defacc[k] = 0.0
+    lhf[k] = 0.0
+    lepoch[k] = 0
 
 
-@numba.njit(cache=True, nogil=True)
-def _init_candidates(
-    stamp_id: int, floor: Any, pm: Any, ph: Any, p0: Any, lt: Any, acct: Any,
-    pos_of_row: Any, row_of_pos: Any,
-    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any, stamp: Any,
-    cand: Any, lacct: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any,
-    lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any,
-) -> int:  # fmt: skip
-    """The path's candidates, in account order.
-
-    ``pm[t]`` / ``ph[t]`` are the running min / max of the path multipliers up to step
-    ``t`` (with 1). Account rows are stored in group order, so each group's prefix is read
-    sequentially; ``stamp`` is indexed by account position.
-    """
-    last = pm.shape[0] - 1
-    lo = floor * pm[last]
-    for g in range(g_cmask.shape[0]):
-        a, z = _group_prefix(g, lo, ph[last], g_ptr, g_hf0, g_cmask, g_dmask)
-        for r in range(a, z):
-            if not _is_candidate(r, floor, pm[last], ph[last], p0, lt, ca, cv, nc, da, dv, nd):
-                continue
-            stamp[pos_of_row[r]] = stamp_id
-    n = 0
-    for q in range(row_of_pos.shape[0]):
-        if stamp[q] == stamp_id:
-            _copy_in(
-                n, row_of_pos[q], acct, ca, cv, nc, da, dv, nd, cmask, dmask,
-                cand, lacct, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, 0,
-            )  # fmt: skip
-            n += 1
-    return n
+@_inline
+def _move(
+    a: int, b: int, cand: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
+    lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any,
+) -> None:  # fmt: skip
+    """Move candidate ``a`` to index ``b``."""
+    cand[b] = cand[a]
+    lnc[b] = lnc[a]
+    for e in range(lnc[a]):
+        lca[b, e] = lca[a, e]
+        lcc[b, e] = lcc[a, e]
+    lnd[b] = lnd[a]
+    for e in range(lnd[a]):
+        lda[b, e] = lda[a, e]
+        ldd[b, e] = ldd[a, e]
+    lcm[b] = lcm[a]
+    ldm[b] = ldm[a]
+    pend[b] = pend[a]
+    defacc[b] = defacc[a]
+    lhf[b] = lhf[a]
+    lepoch[b] = lepoch[a]
 
 
 @numba.njit(cache=True, nogil=True)
 def _widen(
-    stamp_id: int, floor: Any, pmin: Any, hi: Any, p0: Any, lt: Any, acct: Any,
+    floor: Any, pmin: Any, hi: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    pos_of_row: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any, stamp: Any,
-    cand: Any, lacct: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any,
-    lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, n_cand: int,
+    g_ptr: Any, g_member: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
+    bca: Any, bw: Any, bnc: Any, bda: Any, bv: Any, bnd: Any, stamp: Any, newpos: Any,
+    cand: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, lcm: Any,
+    ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any, n_cand: int, pending: int,
 ) -> int:  # fmt: skip
-    """Append the accounts a lower impact floor makes possible; they are untouched so far."""
+    """Merge the accounts the bound ``[floor x pmin, hi]`` admits, and that are not
+    candidates yet, into the candidates (kept in account order); returns their new count.
+
+    A newcomer holds its snapshot balances: it was never liquidatable so far.
+    """
     lo = floor * pmin
+    n_new = 0
     for g in range(g_cmask.shape[0]):
         a, z = _group_prefix(g, lo, hi, g_ptr, g_hf0, g_cmask, g_dmask)
-        for r in range(a, z):
-            if stamp[pos_of_row[r]] != stamp_id and _is_candidate(
-                r, floor, pmin, hi, p0, lt, ca, cv, nc, da, dv, nd
-            ):
-                stamp[pos_of_row[r]] = stamp_id
-                _copy_in(
-                    n_cand, r, acct, ca, cv, nc, da, dv, nd, cmask, dmask,
-                    cand, lacct, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, 1,
-                )  # fmt: skip
-                n_cand += 1
-    return n_cand
+        for s in range(a, z):
+            q = g_member[s]
+            if stamp[q] == 0 and _may_trigger(s, floor, pmin, hi, bca, bw, bnc, bda, bv, bnd):
+                stamp[q] = 2
+                newpos[n_new] = q
+                n_new += 1
+    if n_new == 0:
+        return n_cand
+    if n_new * 32 > stamp.shape[0]:  # many: collect them in order from the stamps
+        c = 0
+        for q in range(stamp.shape[0]):
+            if stamp[q] == 2:
+                newpos[c] = q
+                c += 1
+    else:
+        newpos[:n_new].sort()
+    for c in range(n_new):
+        stamp[newpos[c]] = 1
+    # merge from the back: old candidates after a newcomer move up to make room
+    i = n_cand - 1
+    w = n_cand + n_new - 1
+    for c in range(n_new - 1, -1, -1):
+        q = newpos[c]
+        while i >= 0 and cand[i] > q:
+            _move(i, w, cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf, lepoch)
+            i -= 1
+            w -= 1
+        _copy_in(
+            w, q, ca, cv, nc, da, dv, nd, cmask, dmask, cand, lca, lcc, lnc, lda, ldd, lnd,
+            lcm, ldm, pend, defacc, lhf, lepoch, pending,
+        )  # fmt: skip
+        w -= 1
+    return n_cand + n_new
 
 
-@numba.njit(cache=True, nogil=True)
+# -- per-candidate quantities ---------------------------------------------------------------
+
+
+@_inline
 def _sums(
     k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, lt: Any, price: Any
 ) -> tuple[float, float]:
@@ -522,7 +519,7 @@ def _sums(
     return w, v
 
 
-@numba.njit(cache=True, nogil=True)
+@_inline
 def _underwater(
     k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, mkt: Any
 ) -> tuple[float, float]:
@@ -536,7 +533,7 @@ def _underwater(
     return (d - c if d > c else 0.0), d
 
 
-@numba.njit(cache=True, nogil=True)
+@_inline
 def _epoch_ratios(
     e: int, oracle: Any, ep_oracle: Any, stable_mask: Any, r_all: Any, r_sub: Any, r_top: Any
 ) -> None:
@@ -564,7 +561,16 @@ def _epoch_ratios(
     r_top[e] = top_all
 
 
-@numba.njit(cache=True, nogil=True)
+@_inline
+def _gain(i: int, bonus: Any, pfee: Any, dexfee: Any, mkt: Any, oracle: Any) -> float:
+    """Most a liquidator can get per USD of debt repaid against collateral ``i``, USD: the
+    seized collateral less the treasury's fee, sold at the pool's marginal price less its
+    fee (see the module docstring, point 5)."""
+    b = bonus[i]
+    return ((1.0 + b) - b * pfee[i]) * (1.0 - dexfee[i]) * mkt[i] / oracle[i]
+
+
+@_inline
 def _best_pair(
     k: int, w: float, v: float, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
     oracle: Any, mkt: Any, pp: Any, inv: Any, bonus: Any, pfee: Any, depth: Any, dexfee: Any,
@@ -586,15 +592,15 @@ def _best_pair(
             continue
         i = lca[k, ei]
         cap = ci * oracle[i] / (1.0 + bonus[i]) if oracle[i] > 0.0 else 0.0
-        gain = (1.0 + bonus[i]) * mkt[i] / oracle[i] if oracle[i] > 0.0 else 0.0
+        gain = _gain(i, bonus, pfee, dexfee, mkt, oracle) if oracle[i] > 0.0 else 0.0
         for ej in range(lnd[k]):
             dj = ldd[k, ej]
             if dj <= 0.0:
                 continue
             j = lda[k, ej]
             if oracle[j] > 0.0:
-                # upper bound of this pair's profit (see _may_pay): skip it when it cannot
-                # beat the best so far (ties keep the earlier pair, as in the reference)
+                # an upper bound of this pair's profit: skip it when it cannot beat the best
+                # so far (ties keep the earlier pair, as in the reference)
                 bound = min(dj * oracle[j], cap) * (gain - mkt[j] / oracle[j]) - gas_usd
                 if bound + abs(bound) * 1e-9 + 1e-9 * (1.0 + gas_usd) <= best:
                     continue
@@ -617,30 +623,30 @@ def _best_pair(
     return bi, bj, b_repay, b_seize, b_fee, b_flags
 
 
-@numba.njit(cache=True, nogil=True)
-def _gain_edge(bonus: Any, mkt: Any, oracle: Any) -> float:
-    """max_i (1 + b_i) mkt_i / P_i - min_j mkt_j / P_j over all assets (see ``_may_pay``)."""
+@_inline
+def _gain_edge(bonus: Any, pfee: Any, dexfee: Any, mkt: Any, oracle: Any) -> float:
+    """max_i gain_i - min_j mkt_j / P_j over all assets: the best margin any pair could
+    earn per USD repaid."""
     top = -np.inf
     low = np.inf
     for i in range(mkt.shape[0]):
         if oracle[i] > 0.0:
-            top = max(top, (1.0 + bonus[i]) * mkt[i] / oracle[i])
+            top = max(top, _gain(i, bonus, pfee, dexfee, mkt, oracle))
             low = min(low, mkt[i] / oracle[i])
     return top - low
 
 
-@numba.njit(cache=True, nogil=True)
+@_inline
 def _may_pay(
     k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, bonus: Any,
-    mkt: Any, oracle: Any, gas_usd: float,
+    pfee: Any, dexfee: Any, mkt: Any, oracle: Any, gas_usd: float,
 ) -> tuple[bool, float]:  # fmt: skip
     """Can some (collateral, debt) pair of candidate ``k`` pay for the gas? Also returns the
     largest repayment any pair allows, USD at oracle prices.
 
     Repaying ``r`` tokens of debt j against collateral i: ``r P_j <= min(debt_j P_j,
-    coll_i P_i / (1 + b_i))`` (oracle prices), the seized collateral is ``r P_j (1 + b_i) /
-    P_i`` and a sale never beats the pool's marginal price ``mkt_i``, so the profit before
-    gas is at most ``r P_j ((1 + b_i) mkt_i / P_i - mkt_j / P_j)``.
+    coll_i P_i / (1 + b_i))`` (oracle prices), and the profit before gas is at most
+    ``r P_j (gain_i - mkt_j / P_j)`` (``_gain``).
     """
     size = 0.0
     ok = False
@@ -650,7 +656,7 @@ def _may_pay(
         if ci <= 0.0 or oracle[i] <= 0.0:
             continue
         cap = ci * oracle[i] / (1.0 + bonus[i])
-        gain = (1.0 + bonus[i]) * mkt[i] / oracle[i]
+        gain = _gain(i, bonus, pfee, dexfee, mkt, oracle)
         for ej in range(lnd[k]):
             dj = ldd[k, ej]
             j = lda[k, ej]
@@ -663,37 +669,68 @@ def _may_pay(
     return ok, size
 
 
-@numba.njit(cache=True, nogil=True)
-def _merge_order(order: Any, tmp: Any, n_old: int, n_new: int, lacct: Any) -> None:
-    """``order[:n_old]`` lists candidates in account order; add the candidates ``n_old ..
-    n_new - 1`` (appended by a widening) in their places."""
-    fresh = np.arange(n_old, n_new)
-    keys = np.empty(n_new - n_old, dtype=np.int64)
-    for q in range(n_new - n_old):
-        keys[q] = lacct[fresh[q]]
-    fresh = fresh[np.argsort(keys)]
-    a = 0
-    b = 0
-    for q in range(n_new):
-        if b >= n_new - n_old or (a < n_old and lacct[order[a]] < lacct[fresh[b]]):
-            tmp[q] = order[a]
-            a += 1
-        else:
-            tmp[q] = fresh[b]
-            b += 1
-    for q in range(n_new):
-        order[q] = tmp[q]
+# -- the kernels ------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, parallel=True)
+def _simulate(
+    mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
+    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
+    g_ptr: Any, g_member: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
+    bca: Any, bw: Any, bnc: Any, bda: Any, bv: Any, bnd: Any,
+    block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
+    scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
+) -> None:  # fmt: skip
+    n_blocks = block_start.shape[0] - 1
+    n_rows = nc.shape[0]
+    kc = cv.shape[1]
+    kd = dv.shape[1]
+    for b in numba.prange(n_blocks):
+        # per-block scratch, indexed by candidate k (capacity: every account)
+        stamp = np.zeros(n_rows, dtype=np.uint8)  # by account row: 1 = a candidate
+        newpos = np.empty(n_rows, dtype=np.int64)
+        cand = np.empty(n_rows, dtype=np.int64)
+        lca = np.empty((n_rows, kc), dtype=np.int64)
+        lcc = np.empty((n_rows, kc))
+        lnc = np.empty(n_rows, dtype=np.int64)
+        lda = np.empty((n_rows, kd), dtype=np.int64)
+        ldd = np.empty((n_rows, kd))
+        lnd = np.empty(n_rows, dtype=np.int64)
+        lcm = np.empty(n_rows, dtype=np.int64)
+        ldm = np.empty(n_rows, dtype=np.int64)
+        pend = np.zeros(n_rows, dtype=np.uint8)
+        defacc = np.zeros(n_rows)
+        lhf = np.zeros(n_rows)
+        lepoch = np.zeros(n_rows, dtype=np.int64)
+        list_a = np.empty(n_rows, dtype=np.int64)
+        list_b = np.empty(n_rows, dtype=np.int64)
+        look = np.empty(n_rows, dtype=np.bool_)
+        pos = out_start[b]
+        end = out_start[b + 1]
+        overflow = False
+        for p in range(block_start[b], block_start[b + 1]):
+            pos, over = _run_path(
+                p, mult[p], gas[p], asset, params, iparams,
+                ca, cv, nc, da, dv, nd, cmask, dmask,
+                g_ptr, g_member, g_hf0, g_cmask, g_dmask, bca, bw, bnc, bda, bv, bnd,
+                stamp, newpos, cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
+                lhf, lepoch, list_a, list_b, look, out_path, out_row, out_val, pos, end,
+                scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
+            )  # fmt: skip
+            overflow = overflow or over
+        out_n[b] = -1 if overflow else pos - out_start[b]
 
 
 @numba.njit(cache=True, nogil=True)
 def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    acct: Any, pos_of_row: Any, row_of_pos: Any, g_ptr: Any, g_hf0: Any, g_cmask: Any,
-    g_dmask: Any, cand: Any, lacct: Any, stamp: Any, lca: Any, lcc: Any, lnc: Any,
-    lda: Any, ldd: Any, lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any,
-    lepoch: Any, order: Any, order_tmp: Any, list_a: Any, list_b: Any, out_path: Any,
-    out_row: Any, out_val: Any, pos: int, end: int,
+    g_ptr: Any, g_member: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
+    bca: Any, bw: Any, bnc: Any, bda: Any, bv: Any, bnd: Any,
+    stamp: Any, newpos: Any, cand: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any,
+    lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any,
+    list_a: Any, list_b: Any, look: Any, out_path: Any, out_row: Any, out_val: Any, pos: int,
+    end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> tuple[int, bool]:  # fmt: skip
     p0 = asset[0]
@@ -720,48 +757,41 @@ def _run_path(
     n_steps1 = mult.shape[0]
     n_assets = mult.shape[1]
 
-    # running min / max of the path (with the snapshot's 1): the oracle at step t holds
-    # one of these market prices (times the impact, in [floor, 1])
-    pm = np.empty((n_steps1, n_assets))
-    ph = np.empty((n_steps1, n_assets))
-    for j in range(n_assets):
-        a_min = 1.0
-        a_max = 1.0
-        for t in range(n_steps1):
-            a_min = min(a_min, mult[t, j])
-            a_max = max(a_max, mult[t, j])
-            pm[t, j] = a_min
-            ph[t, j] = a_max
-    last = n_steps1 - 1
+    # the path's min / max (with the snapshot's 1): the oracle always holds one of these
+    # market prices times an impact in [floor, 1]
+    pmin = np.ones(n_assets)
+    pmax = np.ones(n_assets)
+    for t in range(n_steps1):
+        for j in range(n_assets):
+            pmin[j] = min(pmin[j], mult[t, j])
+            pmax[j] = max(pmax[j], mult[t, j])
     floor = asset[7].copy()
     min_imp = np.ones(n_assets)
-    n_cand = _init_candidates(
-        p, floor, pm, ph, p0, lt, acct, pos_of_row, row_of_pos, ca, cv, nc, da, dv, nd,
-        cmask, dmask, g_ptr, g_hf0, g_cmask, g_dmask, stamp,
-        cand, lacct, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
+    n_cand = _widen(
+        floor, pmin, pmax, ca, cv, nc, da, dv, nd, cmask, dmask,
+        g_ptr, g_member, g_hf0, g_cmask, g_dmask, bca, bw, bnc, bda, bv, bnd, stamp, newpos,
+        cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf, lepoch, 0, 0,
     )  # fmt: skip
     widened = 0
     # oracle snapshots at each full scan ("epochs"); a candidate found safe at epoch e with
     # health factor h stays safe while h x min_i(O_i / O_e,i) / max_j(O_j / O_e,j) > 1
-    max_epochs = n_steps1 * (iparams[2] + 2) + 2
-    ep_oracle = np.ones((max_epochs, n_assets))
+    max_epochs = n_steps1 * (round_limit + 2) + 2
+    ep_oracle = np.empty((max_epochs, n_assets))
     r_stamp = np.full(max_epochs, -1, dtype=np.int64)
     r_all = np.zeros(max_epochs)
     r_sub = np.zeros(max_epochs)
     r_top = np.zeros(max_epochs)
     epoch = 0
+    e_lo = 0  # no candidate's last check is older than this epoch
     for j in range(n_assets):
         ep_oracle[0, j] = p0[j]
     stable_mask = np.int64(0)  # assets whose path stays within 1% of the snapshot
     for j in range(n_assets):
-        if ph[last, j] <= 1.01 and pm[last, j] >= 0.99:
+        if pmax[j] <= 1.01 and pmin[j] >= 0.99:
             stable_mask |= np.int64(1) << np.int64(min(j, 62))
     if n_assets > 62:
         stable_mask = np.int64(0)
-    for k in range(n_cand):
-        lhf[k] = 0.0
-        lepoch[k] = 0
-        order[k] = k  # candidates in account order (a widening merges newcomers in)
+    nonstable = ~stable_mask
 
     oracle = p0.copy()
     updated = np.zeros(n_assets)
@@ -798,15 +828,16 @@ def _run_path(
                 floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
                 grow = True
         if grow:
-            n_old = n_cand
             n_cand = _widen(
-                p, floor, pm[last], ph[last], p0, lt, acct, ca, cv, nc, da, dv, nd, cmask,
-                dmask, pos_of_row, g_ptr, g_hf0, g_cmask, g_dmask, stamp, cand, lacct, lca,
-                lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
+                floor, pmin, pmax, ca, cv, nc, da, dv, nd, cmask, dmask,
+                g_ptr, g_member, g_hf0, g_cmask, g_dmask, bca, bw, bnc, bda, bv, bnd, stamp,
+                newpos, cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf,
+                lepoch, n_cand, 1,
             )  # fmt: skip
-            _merge_order(order, order_tmp, n_old, n_cand, lacct)
             widened = 1
-            down = np.int64(-1)
+            down = np.int64(-1)  # the full scan rebuilds the list (indices have moved)
+            n_cur = 0
+            e_lo = 0  # newcomers' last check is epoch 0
         if t > 0:
             for j in range(n_assets):
                 if lag == 0:
@@ -833,23 +864,28 @@ def _run_path(
                 epoch += 1
                 for j in range(n_assets):
                     ep_oracle[epoch, j] = oracle[j]
-                for idx in range(n_cand):
-                    k = order[idx]
+                for e in range(e_lo, epoch + 1):
+                    _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
+                    r_stamp[e] = epoch
+                # pass 1, branch-free: which candidates need a look. Listed and parked ones
+                # always; the others when the oracle moved against them (masks) by enough
+                # to bring HF at their last check x the worst relative move since to 1
+                e_min = epoch
+                for k in range(n_cand):
+                    e = lepoch[k]
+                    e_min = min(e_min, e)
+                    ratio = r_sub[e] if (ldm[k] & nonstable) == 0 else r_all[e]
+                    moved = ((lcm[k] & down) | (ldm[k] & up)) != 0
+                    look[k] = (pend[k] != 0) | (moved & (lhf[k] * ratio <= 1.0 + 1e-9))
+                e_lo = e_min  # epochs only grow: older ones are never read again
+                # pass 2: exact checks
+                for k in range(n_cand):
+                    if not look[k]:
+                        continue
                     if pend[k] == 2:
                         nxt[n_nxt] = k
                         n_nxt += 1
                         continue
-                    if pend[k] == 0:
-                        if (lcm[k] & down) == 0 and (ldm[k] & up) == 0:
-                            continue  # nothing moved against it since its last check
-                        # HF now >= HF at its last check x the worst relative oracle move
-                        e = lepoch[k]
-                        if r_stamp[e] != epoch:
-                            _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
-                            r_stamp[e] = epoch
-                        ratio = r_sub[e] if (ldm[k] & ~stable_mask) == 0 else r_all[e]
-                        if lhf[k] * ratio > 1.0 + 1e-9:
-                            continue
                     w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
                     if v > 0.0 and w < v:
                         pend[k] = 1
@@ -899,12 +935,11 @@ def _run_path(
                         break
                 break
             # -- round: one liquidation per listed account, in account order ----------------
-            listed = cur[:n_cur]  # in account order, as the scan found them
             executed = 0
             edge = 0.0
             edge_stale = True  # recomputed lazily: only parked accounts need it
             for q in range(n_cur):
-                k = listed[q]
+                k = cur[q]
                 if pend[k] == 2:
                     # parked: its largest repayment then (lhf), grown by the oracle since its
                     # epoch, times the best margin any pair could earn now, stays below gas
@@ -913,7 +948,7 @@ def _run_path(
                         _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
                         r_stamp[e] = epoch
                     if edge_stale:
-                        edge = _gain_edge(bonus, mkt, oracle)
+                        edge = _gain_edge(bonus, pfee, dexfee, mkt, oracle)
                         edge_stale = False
                     if lhf[k] * r_top[e] * edge * (1.0 + 1e-9) + 1e-9 < gas_usd:
                         continue
@@ -924,7 +959,9 @@ def _run_path(
                         lepoch[k] = epoch
                         continue
                     pend[k] = 1
-                ok, size = _may_pay(k, lca, lcc, lnc, lda, ldd, lnd, bonus, mkt, oracle, gas_usd)
+                ok, size = _may_pay(
+                    k, lca, lcc, lnc, lda, ldd, lnd, bonus, pfee, dexfee, mkt, oracle, gas_usd
+                )
                 if not ok:
                     # no pair can pay for the gas (the reference finds no profit): park it;
                     # it rejoins every list but is only looked at when it might pay
@@ -983,15 +1020,16 @@ def _run_path(
                     floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
                     grow = True
             if grow:
-                n_old = n_cand
                 n_cand = _widen(
-                    p, floor, pm[last], ph[last], p0, lt, acct, ca, cv, nc, da, dv, nd, cmask,
-                    dmask, pos_of_row, g_ptr, g_hf0, g_cmask, g_dmask, stamp, cand, lacct,
-                    lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, n_cand,
+                    floor, pmin, pmax, ca, cv, nc, da, dv, nd, cmask, dmask,
+                    g_ptr, g_member, g_hf0, g_cmask, g_dmask, bca, bw, bnc, bda, bv, bnd,
+                    stamp, newpos, cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
+                    lhf, lepoch, n_cand, 1,
                 )  # fmt: skip
-                _merge_order(order, order_tmp, n_old, n_cand, lacct)
                 widened = 1
-                down = np.int64(-1)
+                down = np.int64(-1)  # the full scan rebuilds the list (indices have moved)
+                n_cur = 0
+                e_lo = 0
             if lag == 0:
                 for j in range(n_assets):
                     if _deviates(mkt[j], oracle[j], deviation):
@@ -1011,15 +1049,8 @@ def _run_path(
             for j in range(n_assets):
                 tr_m[p, t, j] = mkt[j] / p0[j]
             tr_l[p, t] = liquidated
-            n_under = 0
-            for idx in range(n_cand):
-                k = order[idx]
-                s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
-                if s > 0.0:
-                    nxt[n_under] = k
-                    n_under += 1
             mtm = 0.0
-            for k in nxt[:n_under]:
+            for k in range(n_cand):
                 s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
                 mtm += s
             tr_s[p, t] = mtm + deficit
@@ -1027,23 +1058,18 @@ def _run_path(
     # -- horizon: shortfall per account, summed in account order --------------------------
     for j in range(n_assets):
         by_asset[p, j] = def_asset[j]
-    n_bad = 0
-    for idx in range(n_cand):
-        k = order[idx]
-        s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
-        if s + defacc[k] > 0.0:
-            nxt[n_bad] = k
-            n_bad += 1
     total = 0.0
     overflow = False
-    for k in nxt[:n_bad]:
+    for k in range(n_cand):
         s, d = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
+        val = s + defacc[k]
+        if not val > 0.0:
+            continue
         if s > 0.0:
             for e in range(lnd[k]):
                 if ldd[k, e] > 0.0:
                     j = lda[k, e]
                     by_asset[p, j] += s * (ldd[k, e] * mkt[j]) / d
-        val = s + defacc[k]
         total += val
         if pos < end:
             out_path[pos] = p
@@ -1052,6 +1078,8 @@ def _run_path(
             pos += 1
         else:
             overflow = True
+    for k in range(n_cand):
+        stamp[cand[k]] = 0  # the block's next path starts with no candidates
     scalars[p, 0] = total
     scalars[p, 1] = liquidated
     scalars[p, 2] = fee_usd
