@@ -26,14 +26,16 @@ from prometheus_client import (
     generate_latest,
 )
 
+from keeper.chain import ErrorKind
 from simulator.stress import SEVERITIES
 
-__all__ = ["Health", "KeeperMetrics", "MetricsServer"]
+__all__ = ["RPC_ERROR_KINDS", "Health", "KeeperMetrics", "MetricsServer"]
 
 log = logging.getLogger(__name__)
 
-#: RPC error kinds counted in ``shortfall_keeper_rpc_errors_total``.
-RPC_ERROR_KINDS = ("timeout", "rate_limit", "server", "connection", "other")
+#: RPC error kinds counted in ``shortfall_keeper_rpc_errors_total``: the ``keeper.chain``
+#: classification, so every kind the chain counts has a series from the start (at 0).
+RPC_ERROR_KINDS: tuple[str, ...] = tuple(k.value for k in ErrorKind)
 
 
 @dataclass
@@ -59,11 +61,13 @@ class Health:
     last_error: str = ""
 
     def saw_head(self, number: int) -> None:
+        """The node answered with head ``number`` (the latest answer wins: after a reorg
+        to a shorter chain the head goes down)."""
         now = time.monotonic()
         self.last_node_ok_at = now
-        if self.head is None or number > self.head:
+        if self.head is None or number != self.head:
             self.last_new_head_at = now
-        self.head = number if self.head is None else max(self.head, number)
+        self.head = number
 
     def check(self) -> tuple[bool, str]:
         """``(healthy, reason)``."""

@@ -55,11 +55,34 @@ _EMOJI = {
 
 
 class DeliveryError(Exception):
-    """A delivery failed; ``retry`` is False when trying again cannot help (e.g. HTTP 400)."""
+    """A delivery failed; ``retry`` is False when trying again cannot help (e.g. HTTP 400).
 
-    def __init__(self, message: str, *, retry: bool = True) -> None:
+    ``retry_after_s`` is how long the receiver asked us to wait (HTTP ``Retry-After``), if
+    it said.
+    """
+
+    def __init__(
+        self, message: str, *, retry: bool = True, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retry = retry
+        self.retry_after_s = retry_after_s
+
+
+#: Longest pause inside one ``deliver`` call; a receiver asking for more is left to a later
+#: flush (the publisher schedules the message's next attempt no earlier than asked).
+MAX_INLINE_WAIT_S = 30.0
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of an HTTP ``Retry-After`` header in its delay-seconds form (Slack's)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # the HTTP-date form: fall back to our own backoff
+    return seconds if seconds >= 0 and seconds == seconds else None
 
 
 class Sink(Protocol):
@@ -134,7 +157,8 @@ class JsonLinesSink:
 
 
 class WebhookSink:
-    """POSTs each event to a webhook; retries 429, 5xx, timeouts and connection errors.
+    """POSTs each event to a webhook; retries 429, 5xx, timeouts and connection errors,
+    waiting at least what a ``Retry-After`` header asks.
 
     Attributes:
         url: the webhook URL (secret; only ``redact_url(url)`` is ever shown).
@@ -177,7 +201,11 @@ class WebhookSink:
                 if 200 <= resp.status < 300:
                     return
                 retry = resp.status == 429 or resp.status >= 500 or resp.status == 408
-                raise DeliveryError(f"webhook {where} answered HTTP {resp.status}", retry=retry)
+                raise DeliveryError(
+                    f"webhook {where} answered HTTP {resp.status}",
+                    retry=retry,
+                    retry_after_s=_retry_after(resp.headers.get("Retry-After")),
+                )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             # aiohttp's messages can quote the URL; keep only scheme and host.
             detail = redact_text(str(exc)) or type(exc).__name__
@@ -191,9 +219,18 @@ class WebhookSink:
                 return
             except DeliveryError as exc:
                 self.failures += 1
-                if not exc.retry or attempt == self.attempts - 1:
+                asked = exc.retry_after_s
+                if (
+                    not exc.retry
+                    or attempt == self.attempts - 1
+                    or (asked is not None and asked > MAX_INLINE_WAIT_S)
+                ):
                     raise
-                delay = min(30.0, self.backoff_s * 2**attempt) * (0.5 + random.random())
+                delay = min(MAX_INLINE_WAIT_S, self.backoff_s * 2**attempt) * (
+                    0.5 + random.random()
+                )
+                if asked is not None:
+                    delay = max(delay, asked)  # the receiver's Retry-After wins
                 log.warning("%s; retry %d in %.1f s", exc, attempt + 1, delay)
                 await asyncio.sleep(delay)
 
@@ -249,6 +286,7 @@ class Publisher:
                     if self._on_failure:
                         self._on_failure(sink.name)
                     wait = min(600.0, self.retry_after_s * 2**item.attempts)
+                    wait = max(wait, exc.retry_after_s or 0.0)
                     log.error("%s: event %s not delivered: %s", sink.name, item.event_id, exc)
                     await self._call(
                         "mark_attempt",

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from keeper.flags import Flag, FlagEvent
+from simulator.errors import ShortfallError
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "Progress", "Store", "StoreError"]
 
@@ -98,8 +99,9 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sink, delivered_at, failed_
 """
 
 
-class StoreError(RuntimeError):
-    """The database belongs to another chain or market, or has an unknown schema."""
+class StoreError(ShortfallError, RuntimeError):
+    """The database belongs to another chain or market, or has an unknown schema (the CLI
+    shows the message as one line, exit code 1)."""
 
 
 @dataclass(frozen=True, slots=True)

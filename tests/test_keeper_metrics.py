@@ -8,6 +8,7 @@ import time
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from keeper.chain import ErrorKind
 from keeper.metrics import Health, KeeperMetrics, MetricsServer
 
 
@@ -66,7 +67,8 @@ def test_metrics_and_healthz_over_http() -> None:
             for s in families["shortfall_keeper_rpc_errors"].samples
             if s.name.endswith("_total")
         }
-        assert errs["timeout"] == 1 and errs["rate_limit"] == 0
+        assert errs["timeout"] == 1 and errs["rate_limited"] == 0 and errs["server_error"] == 0
+        assert set(errs) == {k.value for k in ErrorKind}
         assert "shortfall_keeper_refresh_duration_seconds" in families
         assert families["shortfall_keeper_healthy"].samples[0].value == 0
 
@@ -77,3 +79,13 @@ def test_two_keepers_do_not_share_a_registry() -> None:
     a, b = KeeperMetrics(), KeeperMetrics()
     a.accounts_watched.set(3)
     assert b"shortfall_keeper_accounts_watched 0.0" in b.render()
+
+
+def test_health_follows_the_latest_head_after_a_reorg_to_a_shorter_chain() -> None:
+    health = Health(stall_s=60, max_lag_blocks=2)
+    health.saw_head(120)
+    health.processed = 120
+    health.saw_head(100)  # the node now serves a shorter chain
+    health.processed = 100
+    assert health.head == 100
+    assert health.check() == (True, "ok")

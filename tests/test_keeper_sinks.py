@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 import logging
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +184,68 @@ def test_webhook_body_clear_text() -> None:
     assert repr(WebhookSink(f"https://hooks.slack.com/services/{SECRET}")) == (
         "WebhookSink(https://hooks.slack.com)"
     )
+
+
+class _RetryAfter:
+    """A receiver that answers 429 with ``Retry-After: <seconds>`` to the first POST."""
+
+    def __init__(self, seconds: str) -> None:
+        self.seconds = seconds
+        self.times: list[float] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.times.append(time.monotonic())
+        if len(self.times) == 1:
+            return web.Response(status=429, headers={"Retry-After": self.seconds})
+        return web.Response(text="ok")
+
+    async def __aenter__(self) -> _RetryAfter:
+        app = web.Application()
+        app.router.add_post("/services/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/services/{SECRET}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+def test_webhook_waits_as_long_as_retry_after_asks(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = Store(tmp_path / "k.sqlite")
+        store.commit_block(1, "0x1", events=_events(1), sinks=["webhook"])
+        async with _RetryAfter("0.4") as rx:
+            pub = Publisher([WebhookSink(rx.url, backoff_s=0.001)], _call(store))
+            assert await pub.flush() == 1
+            await pub.close()
+        assert len(rx.times) == 2
+        # our own backoff would have retried after ~1 ms; the receiver asked for 0.4 s
+        assert rx.times[1] - rx.times[0] >= 0.4
+
+    asyncio.run(main())
+
+
+def test_webhook_long_retry_after_is_left_to_a_later_flush(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = Store(tmp_path / "k.sqlite")
+        store.commit_block(1, "0x1", events=_events(1), sinks=["webhook"])
+        async with _RetryAfter("120") as rx:
+            pub = Publisher([WebhookSink(rx.url, backoff_s=0.001)], _call(store), retry_after_s=0)
+            t0 = time.time()
+            assert await pub.flush() == 0  # returns at once instead of sleeping 2 minutes
+            assert time.time() - t0 < 10
+            assert await pub.flush() == 0  # not due yet: nothing sent
+            await pub.close()
+        assert len(rx.times) == 1
+        with sqlite3.connect(tmp_path / "k.sqlite") as con:
+            (due,) = con.execute("SELECT next_attempt_at FROM outbox").fetchone()
+        assert due >= t0 + 120
+
+    asyncio.run(main())

@@ -15,6 +15,7 @@ import pytest
 
 from keeper.flags import Flag, FlagEvent
 from keeper.store import Store, StoreError
+from simulator.errors import ShortfallError
 
 A = "0x00000000000000000000000000000000000000aA"
 
@@ -74,8 +75,10 @@ def test_bind_refuses_other_chain(tmp_path: Path) -> None:
     store = Store(tmp_path / "k.sqlite")
     store.bind(31337, "0xPool")
     store.bind(31337, "0xpool")
-    with pytest.raises(StoreError, match="chain_id 31337"):
+    with pytest.raises(StoreError, match="chain_id 31337") as exc:
         store.bind(1, "0xpool")
+    # A ShortfallError: the CLI shows one line and exits 1, not a traceback.
+    assert isinstance(exc.value, ShortfallError)
 
 
 _WRITER = textwrap.dedent(
