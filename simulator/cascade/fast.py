@@ -562,19 +562,32 @@ def _epoch_ratios(
 
 
 @_inline
-def _gain(i: int, bonus: Any, pfee: Any, dexfee: Any, mkt: Any, oracle: Any) -> float:
-    """Most a liquidator can get per USD of debt repaid against collateral ``i``, USD: the
-    seized collateral less the treasury's fee, sold at the pool's marginal price less its
-    fee (see the module docstring, point 5)."""
-    b = bonus[i]
-    return ((1.0 + b) - b * pfee[i]) * (1.0 - dexfee[i]) * mkt[i] / oracle[i]
+def _reprice(
+    j: int, oracle: Any, mkt: Any, bonus: Any, pfee: Any, dexfee: Any, gain: Any, mrel: Any,
+    capf: Any,
+) -> None:  # fmt: skip
+    """Refresh asset ``j``'s entries of the per-asset tables the profit bound reads (after its
+    market or oracle price moved): ``gain`` is the most a liquidator can get per USD of debt
+    repaid against collateral ``j`` (the seized collateral less the treasury's fee, sold at the
+    pool's marginal price less its fee; module docstring, point 5), ``mrel`` what a USD of
+    debt ``j`` costs at the market, ``capf`` USD of repayment per token of collateral ``j``."""
+    if oracle[j] > 0.0:
+        b = bonus[j]
+        gain[j] = ((1.0 + b) - b * pfee[j]) * (1.0 - dexfee[j]) * mkt[j] / oracle[j]
+        mrel[j] = mkt[j] / oracle[j]
+        capf[j] = oracle[j] / (1.0 + b)
+    else:
+        gain[j] = 0.0
+        mrel[j] = 0.0
+        capf[j] = 0.0
 
 
 @_inline
 def _best_pair(
     k: int, w: float, v: float, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
     oracle: Any, mkt: Any, pp: Any, inv: Any, bonus: Any, pfee: Any, depth: Any, dexfee: Any,
-    gas_usd: float, cf_thr: float, cf_hf: float, cf: float, min_left: float,
+    gain: Any, mrel: Any, capf: Any, gas_usd: float, cf_thr: float, cf_hf: float, cf: float,
+    min_left: float,
 ) -> tuple[int, int, float, float, float, int]:  # fmt: skip
     """The liquidator's most profitable pair of candidate ``k`` (entry indices), ``-1`` if
     none pays: ``(ei, ej, repay, seize, fee, flags)``."""
@@ -591,8 +604,8 @@ def _best_pair(
         if ci <= 0.0:
             continue
         i = lca[k, ei]
-        cap = ci * oracle[i] / (1.0 + bonus[i]) if oracle[i] > 0.0 else 0.0
-        gain = _gain(i, bonus, pfee, dexfee, mkt, oracle) if oracle[i] > 0.0 else 0.0
+        cap = ci * capf[i]
+        gi = gain[i]
         for ej in range(lnd[k]):
             dj = ldd[k, ej]
             if dj <= 0.0:
@@ -601,7 +614,7 @@ def _best_pair(
             if oracle[j] > 0.0:
                 # an upper bound of this pair's profit: skip it when it cannot beat the best
                 # so far (ties keep the earlier pair, as in the reference)
-                bound = min(dj * oracle[j], cap) * (gain - mkt[j] / oracle[j]) - gas_usd
+                bound = min(dj * oracle[j], cap) * (gi - mrel[j]) - gas_usd
                 if bound + abs(bound) * 1e-9 + 1e-9 * (1.0 + gas_usd) <= best:
                     continue
             repay, seize, fee, flags = _plan(
@@ -624,29 +637,16 @@ def _best_pair(
 
 
 @_inline
-def _gain_edge(bonus: Any, pfee: Any, dexfee: Any, mkt: Any, oracle: Any) -> float:
-    """max_i gain_i - min_j mkt_j / P_j over all assets: the best margin any pair could
-    earn per USD repaid."""
-    top = -np.inf
-    low = np.inf
-    for i in range(mkt.shape[0]):
-        if oracle[i] > 0.0:
-            top = max(top, _gain(i, bonus, pfee, dexfee, mkt, oracle))
-            low = min(low, mkt[i] / oracle[i])
-    return top - low
-
-
-@_inline
 def _may_pay(
-    k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, bonus: Any,
-    pfee: Any, dexfee: Any, mkt: Any, oracle: Any, gas_usd: float,
+    k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, oracle: Any,
+    gain: Any, mrel: Any, capf: Any, gas_usd: float,
 ) -> tuple[bool, float]:  # fmt: skip
     """Can some (collateral, debt) pair of candidate ``k`` pay for the gas? Also returns the
     largest repayment any pair allows, USD at oracle prices.
 
     Repaying ``r`` tokens of debt j against collateral i: ``r P_j <= min(debt_j P_j,
     coll_i P_i / (1 + b_i))`` (oracle prices), and the profit before gas is at most
-    ``r P_j (gain_i - mkt_j / P_j)`` (``_gain``).
+    ``r P_j (gain_i - mkt_j / P_j)`` (``_reprice``).
     """
     size = 0.0
     ok = False
@@ -655,8 +655,8 @@ def _may_pay(
         i = lca[k, ei]
         if ci <= 0.0 or oracle[i] <= 0.0:
             continue
-        cap = ci * oracle[i] / (1.0 + bonus[i])
-        gain = _gain(i, bonus, pfee, dexfee, mkt, oracle)
+        cap = ci * capf[i]
+        gi = gain[i]
         for ej in range(lnd[k]):
             dj = ldd[k, ej]
             j = lda[k, ej]
@@ -664,9 +664,22 @@ def _may_pay(
                 continue
             pair = min(dj * oracle[j], cap)
             size = max(size, pair)
-            if pair * (gain - mkt[j] / oracle[j]) * (1.0 + 1e-9) + 1e-9 >= gas_usd:
+            if pair * (gi - mrel[j]) * (1.0 + 1e-9) + 1e-9 >= gas_usd:
                 ok = True
     return ok, size
+
+
+@_inline
+def _edge(oracle: Any, gain: Any, mrel: Any) -> float:
+    """max_i gain_i - min_j mkt_j / P_j over all assets: the best margin any pair could earn
+    per USD repaid."""
+    top = -np.inf
+    low = np.inf
+    for i in range(oracle.shape[0]):
+        if oracle[i] > 0.0:
+            top = max(top, gain[i])
+            low = min(low, mrel[i])
+    return top - low
 
 
 # -- the kernels ------------------------------------------------------------------------------
@@ -798,6 +811,9 @@ def _run_path(
     inv = np.zeros(n_assets)
     pp = p0.copy()
     mkt = p0.copy()
+    gain = np.zeros(n_assets)  # per-asset tables of the profit bound (_reprice)
+    mrel = np.zeros(n_assets)
+    capf = np.zeros(n_assets)
     hist = np.empty((n_steps1, n_assets))
     def_asset = np.zeros(n_assets)
     deficit = 0.0
@@ -854,6 +870,8 @@ def _run_path(
                         up |= bit
                     oracle[j] = obs
                     updated[j] = now
+        for j in range(n_assets):
+            _reprice(j, oracle, mkt, bonus, pfee, dexfee, gain, mrel, capf)
         eth_usd = mkt[eth] if eth >= 0 else eth_price
         gas_usd = gas_units * gas[t] * 1e-9 * eth_usd
         rounds = 0
@@ -928,7 +946,8 @@ def _run_path(
                         continue
                     bi, _, _, _, _, _ = _best_pair(
                         k, w, v, lca, lcc, lnc, lda, ldd, lnd, oracle, mkt, pp, inv, bonus,
-                        pfee, depth, dexfee, gas_usd, cf_thr, cf_hf, cf, min_left,
+                        pfee, depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf,
+                        min_left,
                     )  # fmt: skip
                     if bi >= 0:
                         hits += 1
@@ -948,19 +967,12 @@ def _run_path(
                         _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
                         r_stamp[e] = epoch
                     if edge_stale:
-                        edge = _gain_edge(bonus, pfee, dexfee, mkt, oracle)
+                        edge = _edge(oracle, gain, mrel)
                         edge_stale = False
                     if lhf[k] * r_top[e] * edge * (1.0 + 1e-9) + 1e-9 < gas_usd:
                         continue
-                    w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
-                    if not (v > 0.0 and w < v):
-                        pend[k] = 0
-                        lhf[k] = w / v if v > 0.0 else np.inf
-                        lepoch[k] = epoch
-                        continue
-                    pend[k] = 1
                 ok, size = _may_pay(
-                    k, lca, lcc, lnc, lda, ldd, lnd, bonus, pfee, dexfee, mkt, oracle, gas_usd
+                    k, lca, lcc, lnc, lda, ldd, lnd, oracle, gain, mrel, capf, gas_usd
                 )
                 if not ok:
                     # no pair can pay for the gas (the reference finds no profit): park it;
@@ -970,9 +982,16 @@ def _run_path(
                     lepoch[k] = epoch
                     continue
                 w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
+                if pend[k] == 2:  # parked, and now it might pay: is it still under water?
+                    if not (v > 0.0 and w < v):
+                        pend[k] = 0
+                        lhf[k] = w / v if v > 0.0 else np.inf
+                        lepoch[k] = epoch
+                        continue
+                    pend[k] = 1
                 bi, bj, b_repay, b_seize, b_fee, b_flags = _best_pair(
                     k, w, v, lca, lcc, lnc, lda, ldd, lnd, oracle, mkt, pp, inv, bonus, pfee,
-                    depth, dexfee, gas_usd, cf_thr, cf_hf, cf, min_left,
+                    depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
                 )  # fmt: skip
                 if bi < 0:
                     continue
@@ -992,6 +1011,7 @@ def _run_path(
                 if imp < min_imp[i]:
                     min_imp[i] = imp
                 mkt[i] = pp[i] * imp
+                _reprice(i, oracle, mkt, bonus, pfee, dexfee, gain, mrel, capf)
                 edge_stale = True
                 liquidated += b_repay * oracle[j]
                 fee_usd += b_fee * oracle[i]
@@ -1040,6 +1060,7 @@ def _run_path(
                             up |= bit
                         oracle[j] = mkt[j]
                         updated[j] = now
+                        _reprice(j, oracle, mkt, bonus, pfee, dexfee, gain, mrel, capf)
         for j in range(n_assets):
             hist[t, j] = mkt[j]
             now_m = mkt[j] / p0[j]
