@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from price_data import price_file
 
 from simulator.errors import ScenarioError
 from simulator.scenarios import calibrate as cal
@@ -24,12 +25,11 @@ from simulator.scenarios import load_scenario
 from simulator.scenarios.model import HistoricalSpec
 
 REPO = Path(__file__).resolve().parents[1]
-PRICES = Path(__file__).resolve().parents[2] / "shared" / "data" / "prices"
 AS_OF = dt.date(2023, 1, 1)
 
 
 def _close(symbol: str) -> pd.Series:
-    df = pd.read_csv(PRICES / f"{symbol}.csv", usecols=["date", "close"], parse_dates=["date"])
+    df = pd.read_csv(price_file(f"{symbol}.csv"), usecols=["date", "close"], parse_dates=["date"])
     return df.set_index("date")["close"]
 
 
@@ -194,7 +194,7 @@ def test_default_parameters_are_reproduced_from_the_data() -> None:
         "ETH": "ETH-USD", "BTC": "BTC-USD", "LINK": "LINK-USD", "CRV": "CRV-USD",
         "AAVE": "AAVE-USD", "LST": "STETH-ETH", "STABLE": "USDC-USD",
     }  # fmt: skip
-    table = cal.read_close_files({f: PRICES / f"{files[f]}.csv" for f in factors})
+    table = cal.read_close_files({f: price_file(f"{files[f]}.csv") for f in factors})
     for name, (as_of, start, min_obs) in {
         "normal": (dt.date(2024, 6, 17), dt.date(2022, 6, 17), 250),
         "stressed": (dt.date(2022, 12, 1), dt.date(2022, 5, 1), 60),
@@ -236,7 +236,7 @@ def test_usdc_depeg_matches_2023_03_11() -> None:
     """Knots are the daily low and closes of the Yahoo file, so the match is exact to the
     4 digits written in the TOML."""
     usdc = _path("usdc-depeg-2023", "USDC")
-    low = pd.read_csv(PRICES / "USDC-USD.csv", index_col="date").loc["2023-03-11", "low"]
+    low = pd.read_csv(price_file("USDC-USD.csv"), index_col="date").loc["2023-03-11", "low"]
     assert usdc.min() == pytest.approx(low, abs=1e-4)
     assert usdc[48] == pytest.approx(_at("USDC-USD", "2023-03-11"), abs=1e-4)
     assert usdc[-1] > 0.998  # back near $1 within about 48 h of the low
@@ -265,7 +265,7 @@ def test_ftx_week_matches_the_data() -> None:
     eth = _path("ftx-2022", "WETH")
     two_day = _at("ETH-USD", "2022-11-09") / _at("ETH-USD", "2022-11-07")
     assert eth[48] == pytest.approx(two_day, abs=1e-3)
-    low = pd.read_csv(PRICES / "ETH-USD.csv", index_col="date").loc["2022-11-09", "low"]
+    low = pd.read_csv(price_file("ETH-USD.csv"), index_col="date").loc["2022-11-09", "low"]
     assert eth.min() == pytest.approx(low / _at("ETH-USD", "2022-11-07"), abs=1e-3)
     assert abs(low / _at("ETH-USD", "2022-11-05") - (1 - 0.33)) < 0.02
     sol = _path("ftx-2022", "SOL")
@@ -339,7 +339,7 @@ def test_recalibration_cli_writes_a_loadable_scenario(
 def test_black_thursday_knots_are_the_binance_hourly_closes() -> None:
     """Each ETH knot at hour h is the close of the hourly bar ending at 2020-03-12 00:00Z + h,
     over the close at hour 0 (194.61); 4-digit rounding in the TOML."""
-    bars = pd.read_csv(PRICES / "ETH-USDT-1h_2020-03-09_2020-03-16.csv", parse_dates=["date"])
+    bars = pd.read_csv(price_file("ETH-USDT-1h_2020-03-09_2020-03-16.csv"), parse_dates=["date"])
     close_at = {  # close of the bar that ends at this time
         (ts + pd.Timedelta(hours=1)): c for ts, c in zip(bars["date"], bars["close"], strict=True)
     }
@@ -353,7 +353,7 @@ def test_black_thursday_knots_are_the_binance_hourly_closes() -> None:
 
 
 def _ohlc(symbol: str) -> pd.DataFrame:
-    return pd.read_csv(PRICES / f"{symbol}.csv", index_col="date")
+    return pd.read_csv(price_file(f"{symbol}.csv"), index_col="date")
 
 
 # (scenario, table, name, data file, base day, {hour: (day, column)}); absolute=True means

@@ -92,13 +92,89 @@ def test_student_t_correlation_matches() -> None:
             assert abs(c[i, j] - CORR[i][j]) < 8 * (1 - CORR[i][j] ** 2) / math.sqrt(N)
 
 
-def test_hourly_steps_aggregate_to_the_daily_volatility() -> None:
-    """24 hourly Student-t steps: the day's log-return has the daily variance (independent
-    steps), and is closer to normal than one step (the CLT)."""
-    r = _log_returns(_mc("student-t", dof=4.0, n_steps=24, step=3600.0), 20_000, seed=4)
-    sd = r.std(axis=0, ddof=1)
-    # kurtosis of a sum of 24 t4 steps is finite in practice; allow 4%
-    assert np.all(np.abs(sd / np.array(VOL) - 1.0) < 0.04), sd
+def _tail_prob(z: np.ndarray, dof: float, k: float = 3.0) -> tuple[np.ndarray, float, float]:
+    """Observed P(|z| > k) per column, the unit-variance t(dof) value and its standard error."""
+    scale = math.sqrt((dof - 2.0) / dof)
+    p = 2 * stats.t.sf(k / scale, dof)
+    return (np.abs(z) > k).mean(axis=0), p, math.sqrt(p * (1 - p) / z.shape[0])
+
+
+def test_hourly_steps_with_daily_mixing_give_the_calibrated_daily_t() -> None:
+    """mixing = "day" (the default): 24 hourly steps share one mixing variable, so the day's
+    log-return is exactly the unit-variance t(dof) x vol the regime was calibrated to: same
+    variance and the same tail frequency as one daily step."""
+    dof = 4.0
+    r = _log_returns(_mc("student-t", dof=dof, n_steps=24, step=3600.0), N, seed=4)
+    z = r / np.array(VOL)
+    # kurtosis of t4 is infinite: the sample variance converges slowly; 6% (the variance
+    # itself is checked exactly by the one-step test and the integral below)
+    assert np.all(np.abs(z.std(axis=0, ddof=1) - 1.0) < 0.06), z.std(axis=0)
+    got, p, se = _tail_prob(z, dof)
+    assert np.all(np.abs(got - p) < 5 * se), (got, p)
+    # two days of 24 steps: one mixing variable per day, so each day is t(dof) again
+    r2 = _log_returns(_mc("student-t", dof=dof, n_steps=48, step=3600.0), N, seed=5)
+    sc = parse_scenario(_mc("student-t", dof=dof, n_steps=48, step=3600.0), "t", "t.toml")
+    levels = np.log(sc.paths(["ETH", "BTC", "USDC"], N, seed=5).multipliers)
+    day2 = (levels[:, 48, :] - levels[:, 24, :]) / np.array(VOL)
+    got2, _, _ = _tail_prob(day2, dof)
+    assert np.all(np.abs(got2 - p) < 5 * se), (got2, p)
+    # the two days are independent draws: their sum has sd sqrt(2) x vol
+    assert np.all(np.abs(r2.std(axis=0) / np.array(VOL) / math.sqrt(2.0) - 1.0) < 0.06)
+
+
+def test_hourly_steps_with_step_mixing_thin_the_daily_tails() -> None:
+    """mixing = "step": each hourly step is t(dof); the day (a sum of 24 independent steps)
+    keeps the daily variance but is much closer to normal (the CLT), which is why "day" is
+    the default for regimes calibrated on daily returns."""
+    dof = 4.0
+    doc = _mc("student-t", dof=dof, n_steps=24, step=3600.0, mixing="step")
+    z = _log_returns(doc, N, seed=4) / np.array(VOL)
+    assert np.all(np.abs(z.std(axis=0, ddof=1) - 1.0) < 0.04), z.std(axis=0)
+    got, p, se = _tail_prob(z, dof)
+    normal = 2 * stats.norm.sf(3.0)
+    assert np.all(got < p - 5 * se), (got, p)
+    assert np.all(got < 2.0 * normal), (got, normal)
+
+
+def test_mixing_groups_are_days_of_the_scenario() -> None:
+    from simulator.scenarios.generate import mixing_groups
+
+    assert mixing_groups(48, 1 / 24, "day").tolist() == [0] * 24 + [1] * 24
+    assert mixing_groups(5, 1 / 24, "step").tolist() == [0, 1, 2, 3, 4]
+    assert mixing_groups(4, 2.0, "day").tolist() == [0, 1, 2, 3]  # steps longer than a day
+    assert mixing_groups(288, 300 / 86400, "day").tolist() == [0] * 288  # 5-minute steps
+    # 7-hour steps: a step belongs to the day it starts in
+    assert mixing_groups(5, 7 / 24, "day").tolist() == [0, 0, 0, 0, 1]
+
+
+def test_default_one_day_es_is_the_calibrated_t_and_the_market_s(tmp_path: Any) -> None:
+    """The default scenario's one-day 97.5% ES of each volatile factor equals the closed-form
+    ES of its calibrated daily t (scale = vol x sqrt((dof - 2) / dof)), and lies within the
+    sampling error of the ES of the market's own daily returns over the calibration window
+    (shared/data/prices; 730 days, about 18 in the tail)."""
+    import pandas as pd
+    from price_data import price_file
+
+    from simulator import risk
+
+    sc = load_scenario("default")
+    spec = sc.spec
+    assert isinstance(spec, MonteCarloSpec) and spec.mixing == "day"
+    reg = spec.active
+    names = ["ETH", "BTC", "LINK"]
+    pp = sc.paths(names, 200_000, seed=11)
+    loss = -np.log(pp.multipliers[:, -1, :])
+    for j, name in enumerate(names):
+        vol = reg.vol_daily[spec.factors.index(name)]
+        closed = risk.es_student_t(0.0, vol * math.sqrt((reg.dof - 2) / reg.dof), reg.dof)
+        model = risk.es(loss[:, j])
+        # 200,000 paths: the sampling SE of ES is about 0.5%; 3%
+        assert model == pytest.approx(closed, rel=0.03), name
+        close = pd.read_csv(price_file(f"{name}-USD.csv"), parse_dates=["date"]).set_index("date")
+        window = close["close"].loc["2022-06-17":"2024-06-16"].to_numpy()
+        market = -np.diff(np.log(window))
+        ci = risk.es_ci(market, 0.975, n_boot=200, rng=1)
+        assert abs(model - ci.es) < 2 * ci.se, (name, model, ci.es, ci.se)
 
 
 def test_the_default_scenario_reproduces_its_calibration() -> None:
@@ -108,10 +184,23 @@ def test_the_default_scenario_reproduces_its_calibration() -> None:
     reg = spec.active
     pp = sc.paths(list(spec.factors), 20_000, seed=9)
     r = np.log(pp.multipliers[:, -1, :])
+    # The one-day return is a multivariate t with dof 3.36 (infinite fourth moment), so
+    # sample sds and Pearson correlations converge slowly; use statistics that do not
+    # need a fourth moment. Scale: the interquartile range of vol x t(dof) at unit variance.
+    vol = np.array(reg.vol_daily)
+    iqr = np.subtract(*np.percentile(r, [75, 25], axis=0))
+    want = 2 * stats.t.ppf(0.75, reg.dof) * math.sqrt((reg.dof - 2) / reg.dof) * vol
+    assert np.all(np.abs(iqr / want - 1.0) < 0.04), iqr / want
+    # Correlation: for any elliptical law Kendall's tau = (2 / pi) arcsin(rho).
+    f = len(spec.factors)
+    for i in range(f):
+        for j in range(i + 1, f):
+            tau = stats.kendalltau(r[:, i], r[:, j]).statistic
+            rho = math.sin(math.pi * tau / 2)
+            assert abs(rho - reg.corr[i][j]) < 0.03, (spec.factors[i], spec.factors[j], rho)
+    # the variance is right too (checked exactly elsewhere); loose bound on the sample sd
     sd = r.std(axis=0, ddof=1)
-    assert np.all(np.abs(sd / np.array(reg.vol_daily) - 1.0) < 0.05), sd
-    c = np.corrcoef(r, rowvar=False)
-    assert np.abs(c - np.array(reg.corr)).max() < 0.04
+    assert np.all(np.abs(sd / vol - 1.0) < 0.1), sd / vol
 
 
 def test_jumps_add_the_compound_poisson_moments() -> None:

@@ -134,6 +134,7 @@ def scenario_dict(name: str) -> dict[str, Any]:
     elif isinstance(spec, MonteCarloSpec):
         out["factors"] = list(spec.factors)
         out["innovations"] = spec.innovations
+        out["mixing"] = spec.mixing
         out["regime"] = spec.regime
         out["calibration"] = spec.calibration
         out["regimes"] = {
@@ -204,7 +205,10 @@ def run_show(args: argparse.Namespace) -> int:
                 f"high {m['max']:.4f} ({m['max'] - 1:+.1%})"
             )
     if "regimes" in d:
-        print(f"innovations {d['innovations']}, active regime {d['regime']!r}")
+        print(
+            f"innovations {d['innovations']} (mixing per {d['mixing']}), "
+            f"active regime {d['regime']!r}"
+        )
         for name, r in d["regimes"].items():
             print(
                 f"regime {name}: as of {r['as_of']}, window {' .. '.join(r['window'])}, "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -26,11 +27,13 @@ __all__ = [
     "fhs_block",
     "gas_from_drawdown",
     "knot_path",
+    "mixing_groups",
     "montecarlo_block",
     "spread_substeps",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 
 #: Paths per random block. Fixed: changing it changes every Monte Carlo number.
 BLOCK_PATHS = 1024
@@ -98,28 +101,40 @@ def montecarlo_block(
     jump_mean: float = 0.0,
     jump_std: float = 0.0,
     jump_beta: Sequence[float] = (),
+    mixing: Literal["day", "step"] = "day",
 ) -> FloatArray:
     """Correlated log-price paths of the factors, shape ``(n, n_steps + 1, n_factors)``.
 
     Step log-returns are ``drift * dt + vol * sqrt(dt) * z (+ jumps)`` with ``z`` standard
-    normal with correlation ``chol @ chol.T`` or, if ``dof`` is given, multivariate
-    Student-t with ``dof`` degrees of freedom scaled by ``sqrt((dof - 2) / dof)`` to unit
-    variance (one chi-square mixing variable per path and step, shared by the factors,
-    which gives tail dependence). Jumps: a Poisson number ``N`` of jumps per step with
-    intensity ``jump_intensity_per_day * dt``; their total log size is
+    normal with correlation ``chol @ chol.T`` or, if ``dof`` is given, a normal variance
+    mixture: ``z = sqrt((dof - 2) / W) * normal`` with ``W ~ chi2(dof)`` shared by the
+    factors (tail dependence), which has unit variance.
+
+    ``mixing`` says which steps share one ``W`` (see :func:`mixing_groups`): ``"day"``
+    (steps starting in the same 24 hours of the scenario) makes the log-return over each
+    whole day exactly multivariate Student-t with ``dof`` degrees of freedom, daily
+    volatility ``vol`` and correlation ``chol @ chol.T``, which is the distribution the
+    regimes are calibrated to (daily returns); within the day the path is a Gaussian
+    random walk with that day's random variance. ``"step"`` draws one ``W`` per step:
+    each step is Student-t, and a day of many steps is close to normal (the CLT thins
+    the daily tails). With steps of a day or more the two coincide.
+
+    Jumps: a Poisson number ``N`` of jumps per step with intensity
+    ``jump_intensity_per_day * dt``; their total log size is
     ``N * jump_mean + sqrt(N) * jump_std * u`` (a sum of ``N`` normal jumps), applied to
     factor ``i`` with loading ``jump_beta[i]``.
 
-    Draw order (fixed): normals ``(n, n_steps, n_factors)``, chi-square ``(n, n_steps)``,
-    Poisson counts ``(n, n_steps)``, jump normals ``(n, n_steps)``.
+    Draw order (fixed): normals ``(n, n_steps, n_factors)``, chi-square
+    ``(n, n_groups)``, Poisson counts ``(n, n_steps)``, jump normals ``(n, n_steps)``.
     """
     f = len(vol_daily)
     eps = rng.standard_normal((n, n_steps, f))
     z = _correlate(eps, chol)
     del eps
     if dof is not None:
-        w = rng.chisquare(dof, size=(n, n_steps))
-        z *= np.sqrt((dof - 2.0) / w)[:, :, None]
+        group = mixing_groups(n_steps, dt_days, mixing)
+        w = rng.chisquare(dof, size=(n, int(group[-1]) + 1))
+        z *= np.sqrt((dof - 2.0) / w)[:, group, None]
     scale = np.asarray(vol_daily, dtype=np.float64) * math.sqrt(dt_days)
     z *= scale
     z += np.asarray(drift_daily, dtype=np.float64) * dt_days
@@ -129,6 +144,21 @@ def montecarlo_block(
         size = counts * jump_mean + np.sqrt(counts) * jump_std * u
         z += size[:, :, None] * np.asarray(jump_beta, dtype=np.float64)
     return _levels(z)
+
+
+def mixing_groups(n_steps: int, dt_days: float, mixing: Literal["day", "step"]) -> IntArray:
+    """Index of the Student-t mixing variable of each step, shape ``(n_steps,)``.
+
+    ``"step"``: ``0, 1, ..., n_steps - 1``. ``"day"``: the scenario day in which the step
+    starts, ``floor(t * dt_days)`` (to a relative 1e-9, so 24 steps of 1/24 day make
+    exactly one day); consecutive groups, starting at 0 (steps of a day or more get one
+    group each).
+    """
+    t = np.arange(n_steps)
+    if mixing == "step" or dt_days >= 1.0:
+        return t
+    day = np.floor(t * dt_days * (1.0 + 1e-9)).astype(np.intp)
+    return np.asarray(day, dtype=np.intp)
 
 
 def bootstrap_block(
@@ -172,7 +202,8 @@ def fhs_block(
         sigma2_{t+1} = omega + (alpha + gamma [r_t < mu]) (r_t - mu)^2 + beta sigma2_t
 
     All parameters are per factor, shape ``(f,)``, in the units of the fitted returns
-    (``calibrate`` fits percent log-returns). Returns shape ``(n, n_obs, f)``, same units.
+    (``calibrate.fit_garch`` fits log-returns times a per-series ``scale`` that gives them
+    a standard deviation of 10). Returns shape ``(n, n_obs, f)``, same units.
     """
     z = bootstrap_block(rng, std_resid, n, n_obs, block_len)
     out = np.empty_like(z)

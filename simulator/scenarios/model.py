@@ -74,7 +74,15 @@ _COMMON_KEYS = (
 )
 _KIND_KEYS: dict[str, tuple[str, ...]] = {
     "stress": ("factors", "assets", "unlisted"),
-    "montecarlo": ("factors", "innovations", "regime", "regimes", "jumps", "calibration"),
+    "montecarlo": (
+        "factors",
+        "innovations",
+        "mixing",
+        "regime",
+        "regimes",
+        "jumps",
+        "calibration",
+    ),
     "historical": (
         "method",
         "csv",
@@ -191,7 +199,20 @@ class JumpSpec:
 
 @dataclass(frozen=True, slots=True)
 class MonteCarloSpec:
-    """Parametric Monte Carlo over ``factors``."""
+    """Parametric Monte Carlo over ``factors``.
+
+    Attributes:
+        factors: the factors generated, in the order of the regimes' vectors.
+        innovations: ``student-t`` (multivariate, the regime's ``dof``) or ``normal``.
+        regime: the active calibration (a name in ``regimes``).
+        regimes: the calibrations (``normal``, ``stressed``, ...).
+        jumps: optional Poisson jumps.
+        calibration: how the regimes were derived, free text.
+        mixing: which steps share the Student-t mixing variable: ``day`` (default: each
+            day's log-return is Student-t with the regime's dof, as calibrated on daily
+            returns) or ``step`` (each step is Student-t; a day of many steps is close to
+            normal). See :func:`simulator.scenarios.generate.montecarlo_block`.
+    """
 
     factors: tuple[str, ...]
     innovations: Literal["student-t", "normal"]
@@ -199,6 +220,7 @@ class MonteCarloSpec:
     regimes: tuple[Regime, ...]
     jumps: JumpSpec | None = None
     calibration: str = ""
+    mixing: Literal["day", "step"] = "day"
 
     @property
     def active(self) -> Regime:
@@ -375,6 +397,7 @@ class Scenario:
                 jump_mean=jumps.mean if jumps else 0.0,
                 jump_std=jumps.std if jumps else 0.0,
                 jump_beta=jumps.beta if jumps else (),
+                mixing=spec.mixing,
             )
         assert isinstance(spec, HistoricalSpec)
         per_obs = round(spec.obs_seconds / self.step_seconds)
@@ -841,6 +864,7 @@ def _parse_montecarlo(top: Table) -> MonteCarloSpec:
             raise top.error(f"factors[{i}]", f"{f!r}: names are letters, digits, '-' and '_'")
     n = len(factors)
     innovations = top.get_str("innovations", default="student-t", choices=("student-t", "normal"))
+    mixing = top.get_str("mixing", default="day", choices=("day", "step"))
     rt = top.table("regimes")
     assert rt is not None
     if not rt.names():
@@ -894,6 +918,7 @@ def _parse_montecarlo(top: Table) -> MonteCarloSpec:
         regimes=tuple(regimes),
         jumps=jumps,
         calibration=calibration,
+        mixing=mixing,
     )
 
 
