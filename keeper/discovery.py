@@ -3,7 +3,9 @@
 A lending market has no "list all accounts" call; its accounts are the addresses named in
 its events. ``scan_accounts`` walks ``[from_block, to_block]`` in block ranges that adapt
 to the node: a range the node refuses ("too many results", "range too large", -32005) is
-halved and retried, and ranges grow again after successes. Several ranges are in flight at
+halved and retried, and ranges grow again after successes, towards (not back to) the
+smallest range refused; one range at a time tries a size larger than any served yet
+(``AdaptiveRange``). Several ranges are in flight at
 once. ``DiscoveryCache`` remembers, per (chain id, pool), every account found with the
 first block it appeared in and how far the scan got, so the next pull scans only new blocks.
 """
@@ -46,34 +48,74 @@ def default_cache_path() -> Path:
 
 
 class AdaptiveRange:
-    """Block-range size for ``eth_getLogs`` that halves on refusal and grows on success."""
+    """Block-range size for ``eth_getLogs`` that learns what the node accepts.
+
+    A refused range halves the size (or falls back to the largest range served since, if that
+    is bigger), and the refused span becomes the *ceiling*. Full-size successes then grow the
+    size: doubling while there is no ceiling, closing half the gap to it while far below it,
+    and holding once within 1/8 of it, so the size settles just under the node's limit
+    instead of climbing back to the refused size and being refused again. Log density varies
+    along a chain, so after ``probe_after`` full-size successes in a row at the hold, the
+    ceiling is dropped and one range 1/4 larger is tried: if it passes, growth resumes.
+    """
 
     def __init__(
-        self, initial: int = 5_000, minimum: int = 1, maximum: int = 1_000_000, grow: float = 2.0
+        self,
+        initial: int = 5_000,
+        minimum: int = 1,
+        maximum: int = 1_000_000,
+        grow: float = 2.0,
+        probe_after: int = 16,
     ) -> None:
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError("need 1 <= minimum <= initial <= maximum")
+        if grow <= 1.0 or probe_after < 1:
+            raise ValueError("need grow > 1 and probe_after >= 1")
         self.size = initial
         """Blocks per request now."""
         self.minimum = minimum
         self.maximum = maximum
         self.grow_factor = grow
+        self.probe_after = probe_after
+        self.ceiling: int | None = None
+        """Smallest span refused since the last probe (``None``: nothing refused, or probing)."""
+        self.accepted = 0
+        """Largest span served since a span at most that large was last refused (0: none)."""
         self.failures = 0
+        """Refusals seen."""
+        self._streak = 0
 
     def refused(self, span: int) -> int:
-        """The node refused ``span`` blocks: the new (halved) size. Raises at the minimum."""
+        """The node refused ``span`` blocks: the new size, below ``span``. Raises at the minimum."""
         self.failures += 1
+        self._streak = 0
         if span <= self.minimum:
             raise RequestTooLarge(
                 f"the node refuses eth_getLogs even for {span} block(s); use another RPC"
             )
-        self.size = max(self.minimum, min(self.size, span // 2))
+        self.ceiling = span if self.ceiling is None else min(self.ceiling, span)
+        if self.accepted >= span:  # a denser stretch: what passed elsewhere fails here
+            self.accepted = 0
+        self.size = max(self.minimum, min(self.size, max(span // 2, self.accepted), span - 1))
         return self.size
 
     def succeeded(self, span: int) -> None:
         """``span`` blocks came back fine: grow if that was a full-size range."""
-        if span >= self.size:
-            self.size = min(self.maximum, max(self.size + 1, int(self.size * self.grow_factor)))
+        self.accepted = max(self.accepted, span)
+        if span < self.size:
+            return  # a partial range says nothing about the limit
+        if self.ceiling is None:
+            target = max(self.size + 1, int(self.size * self.grow_factor))
+        elif 8 * (self.ceiling - self.size) > self.size:
+            target = (self.size + self.ceiling) // 2
+        else:
+            self._streak += 1
+            if self._streak < self.probe_after:
+                return  # within 1/8 of the refused span: close enough
+            self._streak = 0
+            self.ceiling = None
+            target = self.size + max(1, self.size // 4)
+        self.size = min(self.maximum, max(self.size, target))
 
 
 async def scan_accounts(
@@ -109,11 +151,14 @@ async def scan_accounts(
             logs = await chain.get_logs(address, topics, lo, hi)
         except RequestTooLarge:
             span = hi - lo + 1
-            ranges.refused(span)
-            mid = lo + span // 2 - 1
-            log.debug("eth_getLogs refused %d blocks; split at %d", span, mid)
-            await fetch(lo, mid)
-            await fetch(mid + 1, hi)
+            size = ranges.refused(span)
+            log.debug("eth_getLogs refused %d blocks from %d; %d at a time", span, lo, size)
+            cursor = lo
+            while cursor <= hi:  # pieces of a size already served, else of the new size
+                step = ranges.accepted if 0 < ranges.accepted < ranges.size else ranges.size
+                piece = min(hi, cursor + max(1, min(step, span - 1)) - 1)
+                await fetch(cursor, piece)
+                cursor = piece + 1
             return
         ranges.succeeded(hi - lo + 1)
         for entry in logs:
@@ -132,11 +177,16 @@ async def scan_accounts(
     watermark = from_block - 1  # every block up to here is scanned
     saved_at = time.monotonic()
 
-    async def run(lo: int, hi: int) -> None:
+    trial_running = False  # a range larger than any served yet is in flight
+
+    async def run(lo: int, hi: int, trial: bool) -> None:
+        nonlocal trial_running
         try:
             await fetch(lo, hi)
             finished[lo] = hi
         finally:
+            if trial:
+                trial_running = False
             window.release()
 
     try:
@@ -153,8 +203,16 @@ async def scan_accounts(
                 ):
                     await checkpoint(dict(found), watermark)
                     saved_at = time.monotonic()
-                hi = min(to_block, cursor + ranges.size - 1)
-                group.create_task(run(cursor, hi))
+                # One range at a time tries a size larger than any served yet; the others
+                # keep to the proven size, so a refusal costs one request, not a window full.
+                span, trial = ranges.size, False
+                if 0 < ranges.accepted < span:
+                    if trial_running:
+                        span = ranges.accepted
+                    else:
+                        trial = trial_running = True
+                hi = min(to_block, cursor + span - 1)
+                group.create_task(run(cursor, hi, trial))
                 cursor = hi + 1
     except BaseExceptionGroup as eg:
         raise first_error(eg) from None
