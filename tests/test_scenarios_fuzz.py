@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime as dt
 import os
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from simulator.errors import ScenarioError
+from simulator.errors import NumericalWarning, ScenarioError
 from simulator.scenarios import load_scenario, parse_scenario
 from simulator.scenarios.model import read_toml
 
@@ -143,12 +145,14 @@ def test_arbitrary_text_files_raise_only_scenario_error(text: str, tmp_path_fact
     step=st.floats(1.0, 86400.0 * 30),
     jump=st.floats(0.0, 50.0),
     f32=st.booleans(),
+    mixing=st.sampled_from(["day", "step"]),
 )
 def test_extreme_valid_parameters_give_finite_paths(
-    vol: float, dof: float, n_steps: int, step: float, jump: float, f32: bool
+    vol: float, dof: float, n_steps: int, step: float, jump: float, f32: bool, mixing: str
 ) -> None:
     doc = copy.deepcopy(DOCS["default"])
     doc["n_steps"], doc["step_seconds"] = n_steps, step
+    doc["mixing"] = mixing
     reg = doc["regimes"]["normal"]
     reg["vol_daily"] = [vol] * 7
     reg["dof"] = dof
@@ -157,3 +161,71 @@ def test_extreme_valid_parameters_give_finite_paths(
     pp = sc.paths(["WETH", "wstETH", "USDC"], 3, seed=1, dtype=np.float32 if f32 else np.float64)
     assert np.all(np.isfinite(pp.multipliers)) and np.all(pp.multipliers >= 0)
     assert np.all(np.isfinite(pp.gas_gwei))
+
+
+# -- historical kinds: the user's price CSV is input too -------------------------------------
+
+cells = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(1e-6, 1e6),
+    st.sampled_from(["", "abc", "1e400", "-3", "0", "1,5", "NaN"]),
+)
+
+
+@settings(
+    max_examples=min(EXAMPLES, 60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    method=st.sampled_from(["bootstrap", "filtered"]),
+    n_rows=st.integers(0, 80),
+    start=st.dates(dt.date(2022, 6, 1), dt.date(2022, 12, 15)),
+    step_days=st.sampled_from([1, 1, 1, 2, 7]),
+    walk=st.lists(st.floats(-0.3, 0.3), min_size=80, max_size=80),
+    edits=st.lists(st.tuples(st.integers(0, 79), st.integers(0, 1), cells), max_size=4),
+    constant=st.booleans(),
+    date_junk=st.booleans(),
+)
+def test_price_csv_contents_raise_only_scenario_error(
+    tmp_path: Path,
+    method: str,
+    n_rows: int,
+    start: dt.date,
+    step_days: int,
+    walk: list[float],
+    edits: list[tuple[int, int, Any]],
+    constant: bool,
+    date_junk: bool,
+) -> None:
+    """Random (often broken) price CSVs behind a historical scenario: it loads and gives
+    finite paths, or raises ScenarioError; optimiser trouble may add a NumericalWarning."""
+    eth = 1000.0 * np.exp(np.cumsum(walk[:n_rows]))
+    btc = np.full(n_rows, 2.0) if constant else 30_000.0 * np.exp(np.cumsum(walk[::-1][:n_rows]))
+    rows: list[list[Any]] = [
+        [(start + dt.timedelta(days=step_days * i)).isoformat(), eth[i], btc[i]]
+        for i in range(n_rows)
+    ]
+    for i, j, value in edits:
+        if i < n_rows:
+            rows[i][1 + j] = value
+    if date_junk and rows:
+        rows[len(rows) // 2][0] = "not a date"
+    text = "date,ETH,BTC\n" + "".join(",".join(str(c) for c in r) + "\n" for r in rows)
+    (tmp_path / "p.csv").write_text(text)
+    toml = tmp_path / "h.toml"
+    toml.write_text(
+        f'kind = "historical"\nmethod = "{method}"\ncsv = "p.csv"\nas_of = 2023-03-01\n'
+        "n_steps = 24\nstep_seconds = 3600\nblock_days = 2\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumericalWarning)  # documented, not an error
+        try:
+            sc = load_scenario(toml)
+        except ScenarioError as exc:
+            assert str(exc).startswith(str(toml)), exc  # names the file
+            event(f"rejected: field {str(exc).split('field ')[1][:8]}")
+            return
+        pp = sc.paths(["WETH", "WBTC"], 4, seed=0)
+    event("loaded")
+    assert np.isfinite(pp.multipliers).all() and (pp.multipliers > 0).all()

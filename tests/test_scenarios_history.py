@@ -183,6 +183,36 @@ def test_price_csv_errors_name_file_and_column(tmp_path: Path) -> None:
         load_scenario(toml)
 
 
+def test_unusable_price_data_is_a_scenario_error_naming_file_and_field(tmp_path: Path) -> None:
+    days = pd.date_range("2022-01-01", periods=200, freq="D")
+    walk = 1000.0 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0, 0.03, 200)))
+    # a text cell is reported, not silently dropped
+    text = tmp_path / "text.csv"
+    pd.DataFrame({"date": days, "ETH": walk.astype(object)}).assign(
+        ETH=lambda f: f["ETH"].where(f.index != 5, "12O.5")
+    ).to_csv(text, index=False)
+    with pytest.raises(
+        ScenarioError, match=r"field 'csv'.*text\.csv: column 'ETH', row 7: '12O.5'"
+    ):
+        load_scenario(_historical_toml(tmp_path, text, "bootstrap"))
+    # a constant series has no volatility for GARCH: an error, not NaN paths
+    const = tmp_path / "const.csv"
+    pd.DataFrame({"date": days, "ETH": walk, "USDC": 1.0}).to_csv(const, index=False)
+    with pytest.raises(ScenarioError, match=r"field 'method'.*const\.csv: 'USDC': all 199 returns"):
+        load_scenario(_historical_toml(tmp_path, const, "filtered"))
+    ok = load_scenario(_historical_toml(tmp_path, const, "bootstrap"))  # fine for a bootstrap
+    assert np.all(ok.paths(["WETH", "USDC"], 5, seed=1).multipliers[:, :, 1] == 1.0)
+    # no data before the as-of date: the message names the file and the as_of field
+    late = tmp_path / "late.csv"
+    pd.DataFrame({"date": days + pd.Timedelta(days=400), "ETH": walk}).to_csv(late, index=False)
+    with pytest.raises(ScenarioError, match=r"field 'as_of'.*late\.csv: fewer than 3 dates"):
+        load_scenario(_historical_toml(tmp_path, late, "bootstrap"))
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"date": days[:20], "ETH": walk[:20]}).to_csv(short, index=False)
+    with pytest.raises(ScenarioError, match=r"field 'as_of'.*short\.csv: only 19 returns"):
+        load_scenario(_historical_toml(tmp_path, short, "bootstrap"))
+
+
 # -- the default scenario's numbers come from the data ------------------------------------------
 
 

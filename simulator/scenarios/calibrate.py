@@ -117,6 +117,13 @@ def read_price_csv(
     values = np.empty((len(df), len(names)))
     for j, name in enumerate(names):
         col = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64)
+        unreadable = np.isnan(col) & df[name].notna().to_numpy()
+        if unreadable.any():
+            i = int(np.flatnonzero(unreadable)[0])
+            raise ScenarioError(
+                f"{path}: column {name!r}, row {i + 2}: {df[name].iloc[i]!r} is not a number; "
+                "prices must be numbers > 0 (leave the cell empty where there is no price)"
+            )
         bad = ~np.isnan(col) & ~(col > 0.0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -168,8 +175,10 @@ def history_returns(
     d = prices.dates[keep]
     v = prices.values[keep]
     if len(d) < 3:
+        window = f" within the {window_days} days" if window_days is not None else ""
         raise ScenarioError(
-            f"fewer than 3 complete price rows before {as_of} for {', '.join(prices.names)}"
+            f"fewer than 3 dates{window} before {as_of} with a price for every one of "
+            f"{', '.join(prices.names)} (got {len(d)})"
         )
     spacing = np.diff(d).astype(np.float64)
     obs = float(np.median(spacing))
@@ -199,31 +208,51 @@ class GarchFit:
     std_resid: FloatArray
 
 
-def fit_garch(returns: FloatArray, *, dist: Literal["normal", "t"] = "normal") -> GarchFit:
+def fit_garch(
+    returns: FloatArray,
+    *,
+    dist: Literal["normal", "t"] = "normal",
+    names: Sequence[str] | None = None,
+) -> GarchFit:
     """Fit a constant-mean GJR-GARCH(1,1) to each column of ``returns`` with ``arch``.
 
     Optimiser trouble is reported as :class:`~simulator.errors.NumericalWarning` naming
     the column, never silenced.
+
+    Args:
+        returns: log-returns, shape ``(T, n_factors)``.
+        dist: innovation distribution of the quasi-likelihood.
+        names: column names for messages (default ``column 0``, ``column 1``, ...).
+
+    Raises:
+        ScenarioError: a column is constant (no volatility to model) or the fit gives
+            non-finite parameters or residuals.
     """
     from arch import arch_model
 
     t, f = returns.shape
+    label = [f"column {j}" for j in range(f)] if names is None else [repr(n) for n in names]
     params = np.empty((7, f))
     resid = np.empty((t, f))
     for j in range(f):
         col = returns[:, j]
         sd = float(col.std())
-        scale = 10.0 / sd if sd > 0 else 1.0
+        if not sd > 0.0:
+            raise ScenarioError(
+                f"{label[j]}: all {t} returns are equal (a constant price?); a GARCH "
+                'volatility cannot be fitted (use method = "bootstrap" or drop the column)'
+            )
+        scale = 10.0 / sd
         y = col * scale
         model = arch_model(y, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist=dist, rescale=False)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = model.fit(disp="off", show_warning=False)
         for w in caught:
-            warnings.warn(f"GARCH fit of column {j}: {w.message}", NumericalWarning, stacklevel=2)
+            warnings.warn(f"GARCH fit of {label[j]}: {w.message}", NumericalWarning, stacklevel=2)
         if res.convergence_flag != 0:
             warnings.warn(
-                f"GARCH fit of column {j} did not converge (flag {res.convergence_flag})",
+                f"GARCH fit of {label[j]} did not converge (flag {res.convergence_flag})",
                 NumericalWarning,
                 stacklevel=2,
             )
@@ -235,6 +264,12 @@ def fit_garch(returns: FloatArray, *, dist: Literal["normal", "t"] = "normal") -
         resid[:, j] = e / cv
         s2 = omega + (alpha + gamma * (e[-1] < 0)) * e[-1] ** 2 + beta * cv[-1] ** 2
         params[:, j] = (mu, omega, alpha, gamma, beta, s2, scale)
+        if not (np.isfinite(params[:, j]).all() and np.isfinite(resid[:, j]).all() and s2 > 0):
+            raise ScenarioError(
+                f"{label[j]}: the GARCH fit failed (mu={mu!r}, omega={omega!r}, "
+                f"alpha={alpha!r}, gamma={gamma!r}, beta={beta!r}); check the prices, or use "
+                'method = "bootstrap"'
+            )
     return GarchFit(params, resid)
 
 

@@ -940,7 +940,10 @@ def _parse_historical(top: Table, step_seconds: float, base_dir: Path | None) ->
         prices = calibrate.read_price_csv(csv, date_column=date_column, columns=columns)
     except ScenarioError as exc:
         raise top.error("csv", str(exc)) from None
-    hist = calibrate.history_returns(prices, as_of=as_of, window_days=window_days)
+    try:
+        hist = calibrate.history_returns(prices, as_of=as_of, window_days=window_days)
+    except ScenarioError as exc:
+        raise top.error("as_of", f"{csv}: {exc}") from None
     if hist.obs_seconds % step_seconds > 1e-9 * hist.obs_seconds:
         raise top.error(
             "step_seconds",
@@ -948,12 +951,17 @@ def _parse_historical(top: Table, step_seconds: float, base_dir: Path | None) ->
         )
     if hist.returns.shape[0] < max(30, block_days + 1):
         raise top.error(
-            "as_of", f"only {hist.returns.shape[0]} returns before {as_of}; need at least 30"
+            "as_of",
+            f"{csv}: only {hist.returns.shape[0]} returns before {as_of}; need at least "
+            f"{max(30, block_days + 1)}",
         )
     garch = None
     returns = hist.returns
     if method == "filtered":
-        fit = calibrate.fit_garch(hist.returns, dist=dist)
+        try:
+            fit = calibrate.fit_garch(hist.returns, dist=dist, names=hist.factors)
+        except ScenarioError as exc:
+            raise top.error("method", f"{csv}: {exc}") from None
         returns = fit.std_resid
         garch = fit.params
     return HistoricalSpec(
