@@ -6,14 +6,17 @@ clean shutdown on SIGTERM/SIGINT.
 
 One iteration of the loop:
 
-1. poll the head block (HTTP polling; ``poll_interval_s``); nothing new, nothing to do. Only
-   the **latest** block is worked on: blocks that arrived while the previous iteration ran
-   are covered by the log scan, never queued.
+1. poll the head block (HTTP polling every ``poll_interval_s``, or at once when a
+   ``newHeads`` notification rang); nothing new, nothing to do. Only the **latest** block is
+   worked on: blocks that arrived while the previous iteration ran are covered by the log
+   scan, never queued. While an iteration runs, a watcher keeps polling the head so that
+   the lag (``blocks_behind_head``, ``seconds_behind_head``, ``/healthz``) is measured
+   against the chain, not against the block being processed.
 2. **reorg check**: the stored hash of the last processed block must still be the chain's;
    if not, walk back through the stored recent hashes to the fork point, roll progress back
    there and re-read every account (a full refresh) at the new head.
-3. logs of ``(last processed, head]``: accounts that opened a position (new accounts) and
-   accounts whose position changed (Supply, Withdraw, Borrow, Repay, LiquidationCall, ...).
+3. logs of ``(last processed, head]`` (one scan): accounts whose position changed (Supply,
+   Withdraw, Borrow, Repay, LiquidationCall, ...); those not yet known are new accounts.
 4. read all prices; read the positions of new and touched accounts, or of **every** account
    on the first iteration and every ``full_refresh_blocks`` blocks (interest accrues without
    events).
@@ -22,6 +25,12 @@ One iteration of the loop:
    flags; then the flag state machine (``keeper.flags``).
 6. commit the block's accounts, flags, events, outbox rows and progress in **one** SQLite
    transaction; the publisher task then delivers the outbox to the sinks.
+
+Shutdown (SIGTERM/SIGINT, also during start-up and ``--once``): the loop stops where it is
+(a block not yet committed is simply processed again by the next start), committed events
+still owed to the sinks get ``SHUTDOWN_FLUSH_S`` to go out, and the database is closed after
+its last write; well within 5 s. One keeper per database: a second one on the same ``--db``
+refuses to start (an ``flock`` the kernel releases when the holder dies).
 
 Failures: timeouts, 429 and 5xx are retried inside ``keeper.chain``; when a whole iteration
 still fails (the node is down, a reorg raced the reads), the loop logs it, backs off
@@ -38,13 +47,14 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import numpy as np
 from eth_utils import to_checksum_address
@@ -54,6 +64,7 @@ from keeper.chain import BlockRef, Chain, ChainSettings
 from keeper.errors import ChainError, ConfigError, ContractMissing, WrongChain
 from keeper.flags import DEFAULT_CLEAR_BLOCKS, Flag, FlagEvent, step
 from keeper.metrics import Health, KeeperMetrics, MetricsServer
+from keeper.progress import progress as progress_bar
 from keeper.redact import redact_text, redact_url
 from keeper.sinks import JsonLinesSink, Publisher, Sink, WebhookSink
 from keeper.store import Store
@@ -71,9 +82,15 @@ from simulator.stress import (
     evaluate,
 )
 
-__all__ = ["Keeper", "KeeperSettings", "run_keeper"]
+__all__ = ["INTERRUPTED", "Keeper", "KeeperSettings", "run_keeper"]
 
 log = logging.getLogger(__name__)
+
+#: Exit code of ``once`` when SIGTERM/SIGINT arrived before the head was processed.
+INTERRUPTED = 130
+#: Seconds a shutdown spends delivering committed events still owed to the sinks (the whole
+#: shutdown stays within 5 s).
+SHUTDOWN_FLUSH_S = 1.5
 
 T = TypeVar("T")
 
@@ -288,10 +305,17 @@ class Keeper:
         self.flags: dict[str, Flag] = {}
         self.prices: np.ndarray | None = None
         self.last: BlockRef | None = None
+        self.head: BlockRef | None = None  # the newest head seen at the node
+        self._head_polled_at = -math.inf  # monotonic time of the last head poll
+        self._iterating = False
+        self._working_on = -1  # the head the current (or last) iteration works on
+        self._lock: IO[bytes] | None = None  # held while this keeper owns the database
         self._last_full: int | None = None
         self._force_full = True
         self._errors_seen: dict[str, int] = {}
         self._known_accounts: list[str] = []
+        self._unsaved_accounts: set[str] = set()  # discovered, not yet in the database
+        self._warned_emode = False
         self._outbox_dirty = asyncio.Event()
         self._stop = asyncio.Event()
         self._new_head = asyncio.Event()
@@ -342,15 +366,22 @@ class Keeper:
         """Open the database, serve metrics, and check the chain and the market."""
         s = self.settings
         path = s.db_path
+        self._lock = _lock_database(path)
         self.store = await self._in_db_thread(lambda: Store(path))
         if s.metrics_port is not None:
             self.server = MetricsServer(self.metrics, self.health, s.metrics_host, s.metrics_port)
-            await self.server.start()
+            try:
+                await self.server.start()
+            except OSError as exc:
+                self.server = None
+                raise ConfigError(
+                    f"--metrics-port {s.metrics_port}: cannot listen on {s.metrics_host} "
+                    f"({exc.strerror or exc}); pass another port, 0 for any, or -1 for none"
+                ) from None
         delay = 1.0
         while True:
             try:
-                head = await self.chain.block()
-                self.health.saw_head(head.number)
+                head = await self._poll_head()
                 await self.adapter.resolve(head)
                 self.chain_id = await self.chain.chain_id()
                 break
@@ -405,18 +436,35 @@ class Keeper:
 
     async def iterate(self) -> bool:
         """Poll the head and process it if it is new; True if a block was processed."""
+        self._iterating = True
+        try:
+            head = await self._poll_head()
+            self._working_on = head.number
+            progress = await self.db("progress")
+            if progress is not None:
+                progress = await self._check_reorg(progress, head)
+            if (
+                progress is not None
+                and progress.block_number >= head.number
+                and not self._force_full
+            ):
+                return False
+            # After a restart or a reorg the head itself is re-processed (a full refresh):
+            # flag transitions are idempotent per block and event ids repeat, so nothing
+            # doubles.
+            return await self._process(head, progress)
+        finally:
+            self._iterating = False
+
+    async def _poll_head(self) -> BlockRef:
+        """The node's latest block; records it for ``/healthz`` and the lag metrics."""
         head = await self.chain.block()
+        self._head_polled_at = time.monotonic()
         self.health.saw_head(head.number)
         self.metrics.head_block.set(head.number)
-        progress = await self.db("progress")
-        if progress is not None:
-            progress = await self._check_reorg(progress, head)
-        if progress is not None and progress.block_number >= head.number and not self._force_full:
-            self._observe_lag(head)
-            return False
-        # After a restart or a reorg the head itself is re-processed (a full refresh):
-        # flag transitions are idempotent per block and event ids repeat, so nothing doubles.
-        return await self._process(head, progress)
+        self.head = head
+        self._observe_lag()
+        return head
 
     async def _check_reorg(self, progress: Any, head: BlockRef) -> Any:
         if head.number == progress.block_number and head.hash == progress.block_hash:
@@ -456,10 +504,12 @@ class Keeper:
         await self.db("rewind", fork[0], fork[1])
         return await self.db("progress")
 
-    def _observe_lag(self, head: BlockRef) -> None:
-        if self.last is not None:
-            self.metrics.blocks_behind.set(max(0, head.number - self.last.number))
-            self.metrics.seconds_behind.set(max(0, head.timestamp - self.last.timestamp))
+    def _observe_lag(self) -> None:
+        """Lag of the last processed block behind the newest head seen."""
+        head, last = self.head, self.last
+        if head is not None and last is not None:
+            self.metrics.blocks_behind.set(max(0, head.number - last.number))
+            self.metrics.seconds_behind.set(max(0, head.timestamp - last.timestamp))
 
     async def _process(self, head: BlockRef, progress: Any) -> bool:
         s = self.settings
@@ -480,32 +530,45 @@ class Keeper:
                 self.book.reserves = reserves
         book = self.book
         assert book is not None and self.stress is not None
-        # Accounts: discovery on the first run, logs since the last block afterwards.
-        new_accounts: list[str]
-        touched: set[str] = set()
-        if progress is None:
-            found = await self.adapter.discover_accounts(head)
-            new_accounts = [to_checksum_address(a) for a in found]
-        else:
-            lo = progress.block_number + 1
-            if lo <= n:
-                created, changed = await asyncio.gather(
-                    self.adapter.scan_new_accounts(lo, n), self.adapter.touched_accounts(lo, n)
-                )
-                new_accounts = [to_checksum_address(a) for a in sorted(created)]
-                touched = {to_checksum_address(a) for a in changed}
-            else:
-                new_accounts = []
         if self._known_accounts:
             book.add(self._known_accounts)
             self._known_accounts = []
-        added = book.add(new_accounts)
+        # Accounts: discovery on the first run, one log scan since the last block afterwards
+        # (an account named by a change event that we do not know yet is a new account).
+        touched: set[str] = set()
+        new_accounts: list[str]
+        if progress is None:
+            with progress_bar("scanning logs") as bar:
+                found = await self.adapter.discover_accounts(head, on_progress=bar.advance)
+            new_accounts = [to_checksum_address(a) for a in found]
+        else:
+            lo = progress.block_number + 1
+            changed = await self.adapter.touched_accounts(lo, n) if lo <= n else set()
+            touched = {to_checksum_address(a) for a in changed}
+            new_accounts = sorted(touched)
+        # Accounts enter the database with the block that commits; until then (a failed
+        # iteration retried) they stay pending, so none is lost to a restart.
+        self._unsaved_accounts.update(book.add(new_accounts))
+        added = sorted(self._unsaved_accounts)
         to_read = list(book.accounts) if full else sorted(set(added) | touched)
         prices_raw = await self.adapter.read_prices(book.assets, n)
         prices = np.array([prices_raw.usd(a) for a in book.assets], dtype=np.float64)
         if to_read:
-            read = await self.adapter.read_positions(to_read, book.reserves, n)
+            if full and self._last_full is None:  # this process's first full read: long
+                with progress_bar("reading accounts", total=len(to_read)) as bar:
+                    read = await self.adapter.read_positions(
+                        to_read, book.reserves, n, on_progress=bar.advance
+                    )
+            else:
+                read = await self.adapter.read_positions(to_read, book.reserves, n)
             book.update(to_read, read.positions)
+            if full and read.emode and not self._warned_emode:
+                self._warned_emode = True
+                log.warning(
+                    "%d account(s) use e-mode; their liquidation buffers use the reserves' own "
+                    "LTs (lower than the e-mode LTs), so their margins read low",
+                    len(read.emode),
+                )
         # Which accounts to re-evaluate.
         prices_moved = self.prices is None or not np.array_equal(prices, self.prices)
         if full or prices_moved:
@@ -557,6 +620,7 @@ class Keeper:
             sinks=self.publisher.names,
         )
         # Committed: now the in-memory state may move on.
+        self._unsaved_accounts.difference_update(added)
         self.flags.update({f.account: f for f in changed_flags})
         self.prices = prices
         self.last = head
@@ -572,7 +636,7 @@ class Keeper:
         for ev in events:
             m.events.labels(kind=ev.kind).inc()
         self._publish_flag_gauges()
-        self._observe_lag(head)
+        self._observe_lag()
         self._sync_rpc_errors()
         if events:
             self._outbox_dirty.set()
@@ -625,6 +689,9 @@ class Keeper:
         s = self.settings
         delay = s.poll_interval_s
         while not self._stop.is_set():
+            # A doorbell (newHeads, or the watcher seeing a newer head) that rings while this
+            # iteration runs starts the next one at once instead of after a poll interval.
+            self._new_head.clear()
             try:
                 await self.iterate()
                 self.health.last_error = ""
@@ -643,8 +710,7 @@ class Keeper:
                 return
 
     async def _wait_for_head(self, seconds: float) -> bool:
-        """Wait for the next poll, or earlier for a ``newHeads`` notification; True on stop."""
-        self._new_head.clear()
+        """Wait for the next poll, or earlier for a doorbell; True on stop."""
         stop = asyncio.ensure_future(self._stop.wait())
         head = asyncio.ensure_future(self._new_head.wait())
         try:
@@ -653,6 +719,27 @@ class Keeper:
             stop.cancel()
             head.cancel()
         return self._stop.is_set()
+
+    async def _lag_watch(self) -> None:
+        """Keep polling the head while an iteration runs longer than a poll interval.
+
+        The main loop polls the head only between iterations, so without this a slow
+        iteration would hide how far the chain has moved on: the lag metrics and
+        ``/healthz`` would judge the keeper against the block it is still working on. A new
+        head seen here rings the doorbell, so the next iteration starts as soon as this one
+        ends (on the newest head, never on the blocks in between). Idle, it sends nothing.
+        """
+        s = self.settings
+        while not await self._sleep(s.poll_interval_s):
+            if not self._iterating or time.monotonic() - self._head_polled_at < s.poll_interval_s:
+                continue
+            try:
+                head = await self._poll_head()
+            except ChainError as exc:
+                self._note_error(exc)
+                continue
+            if head.number > self._working_on:
+                self._new_head.set()
 
     async def _head_subscription(self, url: str) -> None:
         """Wake the loop on every ``newHeads`` notification of a WebSocket endpoint.
@@ -699,6 +786,10 @@ class Keeper:
                 return
             delay = min(self.settings.max_backoff_s, delay * 2)
 
+    async def _once(self) -> None:
+        await self.iterate()
+        await self.publisher.flush()
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -721,25 +812,42 @@ class Keeper:
                 return 0
             starting.result()  # raises start-up errors
             if self.settings.once:
-                await self.iterate()
-                await self.publisher.flush()
+                work = asyncio.create_task(self._once())
+                await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if not work.done():
+                    work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                        await asyncio.wait_for(work, timeout=3.0)
+                    log.warning("stopped before the head was processed")
+                    return INTERRUPTED
+                work.result()
                 return 0
             publisher = asyncio.create_task(self._publisher_loop())
-            background = [publisher]
+            background = [publisher, asyncio.create_task(self._lag_watch())]
             if self.settings.ws_url:
                 background.append(
                     asyncio.create_task(self._head_subscription(self.settings.ws_url))
                 )
             main = asyncio.create_task(self._main_loop())
-            await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            # The publisher is watched too: if it died, nothing would reach the sinks.
+            await asyncio.wait({main, publisher, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            failed = [
+                t for t in (main, publisher) if t.done() and not t.cancelled() and t.exception()
+            ]
             for task in (main, *background):
                 task.cancel()
             for task in (main, *background):
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(task, timeout=3.0)
+                    await asyncio.wait_for(task, timeout=2.0)
             stopper.cancel()
-            if main.done() and not main.cancelled() and main.exception() is not None:
-                raise main.exception()  # type: ignore[misc]
+            if not failed:
+                # What is committed but not yet delivered goes out now if it can, briefly
+                # (the next start delivers whatever is left).
+                with contextlib.suppress(Exception, TimeoutError):
+                    await asyncio.wait_for(self.publisher.flush(), timeout=SHUTDOWN_FLUSH_S)
+            if failed:
+                raise failed[0].exception()  # type: ignore[misc]
             return 0
         finally:
             for sig in installed:
@@ -761,6 +869,32 @@ class Keeper:
             self.store = None
         self._db_thread.shutdown(wait=True)
         self._numpy_thread.shutdown(wait=True)
+        if self._lock is not None:
+            self._lock.close()  # releases the database for the next keeper
+            self._lock = None
+
+
+def _lock_database(db_path: Path) -> IO[bytes]:
+    """Hold an exclusive lock on ``<db>.lock`` for as long as the keeper runs.
+
+    Two keepers on one database would both publish every change. The lock is an ``flock``:
+    the kernel drops it when the process dies, SIGKILL included, so a restart never finds a
+    stale lock.
+    """
+    import fcntl
+
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock_path, "a+b")  # noqa: SIM115 - held open for the keeper's lifetime
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise ConfigError(
+            f"--db {db_path}: another keeper is running on this database; stop it or pass "
+            "another --db"
+        ) from None
+    return fh
 
 
 def run_keeper(settings: KeeperSettings) -> int:

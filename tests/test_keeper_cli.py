@@ -69,3 +69,46 @@ def test_unreachable_rpc_is_redacted(tmp_path: Path) -> None:
     text = proc.stdout + proc.stderr
     assert "SUPERSECRETKEY" not in text and "HOOKSECRET" not in text
     assert "http://127.0.0.1:9" in text
+
+
+def test_metrics_port_in_use_is_a_user_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(
+            [
+                "keeper", "--rpc", "http://127.0.0.1:9", "--provider", PROVIDER,
+                "--db", str(tmp_path / "k.sqlite"), "--once", "--metrics-port", str(port),
+            ]
+        )  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"--metrics-port {port}" in err and "Traceback" not in err
+
+
+def test_a_second_keeper_on_the_same_database_refuses_to_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from keeper.daemon import _lock_database
+
+    db = tmp_path / "k.sqlite"
+    argv = [
+        "keeper", "--rpc", "http://127.0.0.1:9", "--provider", PROVIDER, "--db", str(db),
+        "--once", "--metrics-port", "-1", "--retries", "0", "--timeout", "2",
+    ]  # fmt: skip
+    held = _lock_database(db)  # the first keeper
+    try:
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "another keeper is running" in err and str(db) in err
+    finally:
+        held.close()
+    # Released: the next keeper gets past the lock (and fails on the dead RPC instead).
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "another keeper" not in err and "127.0.0.1:9" in err

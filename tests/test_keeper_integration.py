@@ -151,6 +151,37 @@ def _flags_table(db: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
+def _webhook_settled(db: Path) -> bool:
+    """Every outbox row of the webhook is delivered (or given up): no POST is still owed."""
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            (pending,) = con.execute(
+                "SELECT COUNT(*) FROM outbox WHERE sink = 'webhook' "
+                "AND delivered_at IS NULL AND failed_at IS NULL"
+            ).fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return int(pending) == 0
+
+
+def _integrity_ok(db: Path) -> bool:
+    with sqlite3.connect(db) as con:
+        return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+#: Every JSON-RPC method the keeper may send: reads only (it holds no key, signs nothing).
+READ_METHODS = {
+    "eth_chainId",
+    "eth_blockNumber",
+    "eth_getBlockByNumber",
+    "eth_getCode",
+    "eth_call",
+    "eth_getLogs",
+}
+
+
 def _progress(db: Path) -> int | None:
     if not db.exists():
         return None
@@ -281,9 +312,11 @@ def test_price_drop_flags_and_restore_clears(
             assert fam["shortfall_keeper_last_block"].samples[0].value == keeper.health.processed
             assert "SECRET-TOKEN" not in text
 
-            # One webhook message per change, no more.
-            await _until(lambda: len(rx.bodies) >= len(keeper.store.events()), 10, "webhook")  # type: ignore[union-attr]
-            await asyncio.sleep(0.3)
+            # One webhook message per change, no more: once the outbox owes nothing, every
+            # POST the keeper will ever send for these events has been sent.
+            await _until(lambda: _webhook_settled(db), 10, "webhook deliveries")
+            # Read-only: every request it sent was a read.
+            assert set(keeper.chain.stats.requests) <= READ_METHODS, keeper.chain.stats.requests
         finally:
             keeper.request_stop()
             t0 = time.monotonic()
@@ -328,6 +361,10 @@ def test_keeper_survives_anvil_restart(tmp_path: Path, monkeypatch: pytest.Monke
             try:
                 head = rpc.block_number()
                 await _until(lambda: keeper.health.processed == head, 60, "the first block")
+                accounts = sorted(keeper.book.accounts)  # type: ignore[union-attr]
+                book0 = await asyncio.to_thread(_chain_book, rpc, dep, accounts)
+                over0, _ = _expected(book0, accounts)
+                assert _open_flags(db) == over0
                 port = keeper.server.port  # type: ignore[union-attr]
                 state = await asyncio.to_thread(rpc.call, "anvil_dumpState")
                 await asyncio.to_thread(node.stop)
@@ -355,6 +392,12 @@ def test_keeper_survives_anvil_restart(tmp_path: Path, monkeypatch: pytest.Monke
                 await asyncio.to_thread(rpc2.mine, 1)
                 b = await asyncio.to_thread(devnet_set_price, dep, "WETH", 1000.0, rpc2)
                 await _until(lambda: (keeper.health.processed or 0) >= b, 60, "recovery")
+                # Recovered with the right answer: the price move on the restarted node is
+                # in the flags, as an independent computation on that node says.
+                book1 = await asyncio.to_thread(_chain_book, rpc2, dep, accounts)
+                over1, _ = _expected(book1, accounts)
+                assert over1 - over0, "WETH at $1,000 should put more accounts over"
+                assert _open_flags(db) == over0 | over1
                 deadline = time.monotonic() + 10
                 while await healthz() != 200:
                     assert time.monotonic() < deadline, "/healthz did not recover"
@@ -419,10 +462,17 @@ def _spawn(dep_path: Path, db: Path, hook: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait_progress(db: Path, block: int, timeout: float = 60) -> None:
+def _wait_progress(db: Path, block: int, timeout: float = 60, poll: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while (_progress(db) or -1) < block:
         assert time.monotonic() < deadline, f"keeper did not reach block {block}"
+        time.sleep(poll)
+
+
+def _wait_until(pred: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(0.05)
 
 
@@ -455,6 +505,7 @@ def test_sigkill_restart_equals_uninterrupted_run(devnet_isolated, tmp_path: Pat
             _wait_progress(db1, dev.rpc.block_number())
             for act in _actions(dep, dev.rpc, prices):
                 _wait_progress(db1, act())
+            _wait_until(lambda: _webhook_settled(db1), "run 1's webhook deliveries")
         finally:
             t0 = time.monotonic()
             proc.terminate()
@@ -463,26 +514,40 @@ def test_sigkill_restart_equals_uninterrupted_run(devnet_isolated, tmp_path: Pat
         table1 = _flags_table(db1)
         assert any(r[1] == "open" for r in table1) and any(r[1] == "cleared" for r in table1)
 
-        # Run 2: the same chain history, the keeper SIGKILLed three times mid-run.
+        assert _integrity_ok(db1)
+        run1_bodies = [b["event_id"] for b in rx.bodies]
+        assert len(run1_bodies) == len(set(run1_bodies)), "uninterrupted: one POST per change"
+
+        # Run 2: the same chain history, the keeper SIGKILLed five times mid-run: at random
+        # points after a new block (inside or before its iteration), and right after a
+        # block's commit (its events in the outbox, their webhook POSTs just starting).
         assert dev.rpc.revert(snap)
         db2 = tmp_path / "run2.sqlite"
         before = len(rx.bodies)
         proc = _spawn(dev.deployment_path, db2, rx.url)
-        kills = {0, 3, 7}
+        kill_inside = {0, 3, 7}
+        kill_after_commit = {1, 11}
         try:
             _wait_progress(db2, dev.rpc.block_number())
             for k, act in enumerate(_actions(dep, dev.rpc, prices)):
                 block = act()
-                if k in kills:
-                    time.sleep(0.02 * k)  # somewhere inside the iteration
+                if k in kill_inside:
+                    time.sleep(0.02 * k)
+                if k in kill_after_commit:
+                    _wait_progress(db2, block, poll=0.002)
+                if k in kill_inside | kill_after_commit:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait(10)
                     proc = _spawn(dev.deployment_path, db2, rx.url)
                 _wait_progress(db2, block)
-            time.sleep(1.0)  # let the last outbox rows go out
+            _wait_until(lambda: _webhook_settled(db2), "run 2's webhook deliveries")
         finally:
-            proc.terminate()
-            proc.wait(10)
+            # SIGINT (Ctrl-C) stops it as cleanly as SIGTERM.
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(10) == 0, "SIGINT: clean exit with code 0"
+            assert time.monotonic() - t0 < 5.0, "SIGINT: shut down within 5 s"
+        assert _integrity_ok(db2)
         table2 = _flags_table(db2)
         assert [r[:4] + r[6:] for r in table2] == [r[:4] + r[6:] for r in table1]
         np.testing.assert_allclose([r[4:6] for r in table2], [r[4:6] for r in table1], rtol=1e-9)
@@ -490,10 +555,13 @@ def test_sigkill_restart_equals_uninterrupted_run(devnet_isolated, tmp_path: Pat
             q = "SELECT event_id, kind, account, block_number, severity FROM flag_events ORDER BY seq"
             ev1, ev2 = c1.execute(q).fetchall(), c2.execute(q).fetchall()
         assert ev2 == ev1, "no flag event lost or duplicated"
-        # Every change reached the webhook; a redelivery (kill between POST and mark) carries
-        # the same event id, so a receiver de-duplicating on it sees each change once.
+        assert sorted(run1_bodies) == sorted(e[0] for e in ev1)
+        # Every change reached the webhook. A redelivery is possible only for a POST in
+        # flight when a kill struck (sent, not yet marked): at most one per kill, and it
+        # carries the same event id, so a receiver de-duplicating on it sees each change once.
         got = [b["event_id"] for b in rx.bodies[before:]]
         assert set(got) == {e[0] for e in ev2}
+        assert len(got) - len(set(got)) <= len(kill_inside | kill_after_commit)
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
@@ -714,5 +782,225 @@ def test_new_heads_subscription_wakes_the_loop(devnet_isolated, mine, tmp_path: 
         finally:
             keeper.request_stop()
             await asyncio.wait_for(task, timeout=10)
+
+    asyncio.run(main())
+
+
+# -- a slow iteration: never queued behind itself, and its lag shows ------------------------
+
+
+def test_slow_iteration_skips_to_the_latest_block_and_reports_its_lag(
+    devnet_isolated, set_price, mine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keeper.daemon as daemon
+
+    dev = devnet_isolated
+    dep = dev.deployment
+    oracle = Contract(dev.rpc, dep["oracle"], "AaveOracle")
+    weth_price = oracle.call("getAssetPrice", dep["reserves"]["WETH"]["token"]) / 1e8
+    db = tmp_path / "keeper.sqlite"
+    gate, inside = threading.Event(), threading.Event()
+    hold = {"on": False}
+    real_evaluate = daemon.evaluate
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        if hold["on"]:
+            hold["on"] = False
+            inside.set()
+            assert gate.wait(60), "the test never released the slow iteration"
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(daemon, "evaluate", evaluate)
+
+    async def main() -> None:
+        keeper = Keeper(_settings(dep, db, max_lag_blocks=3), sinks=[])
+        task = asyncio.create_task(keeper.run())
+        try:
+            h0 = dev.rpc.block_number()
+            await _until(lambda: keeper.health.processed == h0, 60, "the first block")
+            port = keeper.server.port  # type: ignore[union-attr]
+
+            async def healthz() -> tuple[int, str]:
+                async with (
+                    aiohttp.ClientSession() as s,
+                    s.get(f"http://127.0.0.1:{port}/healthz") as r,
+                ):
+                    return r.status, await r.text()
+
+            assert (await healthz())[0] == 200
+            hold["on"] = True
+            b1 = await asyncio.to_thread(set_price, "WETH", weth_price * 0.7)
+            await _until(inside.is_set, 30, f"the iteration of block {b1} to get stuck")
+            top = await asyncio.to_thread(mine, 6)
+            # While the iteration is stuck, the lag is measured against the chain.
+            await _until(
+                lambda: keeper.metrics.blocks_behind._value.get() == top - h0,  # type: ignore[attr-defined]
+                30,
+                "blocks_behind_head to show the stuck iteration's lag",
+            )
+            assert keeper.metrics.seconds_behind._value.get() > 0  # type: ignore[attr-defined]
+            status, why = await healthz()
+            assert status == 503 and "blocks behind" in why, why
+            gate.set()
+            await _until(lambda: keeper.health.processed == top, 30, f"block {top}")
+            assert (await healthz())[0] == 200
+            assert keeper.metrics.blocks_behind._value.get() == 0  # type: ignore[attr-defined]
+            # The blocks mined during the slow iteration were never worked on one by one.
+            with sqlite3.connect(db) as con:
+                done = [r[0] for r in con.execute("SELECT block_number FROM block_hashes")]
+            assert sorted(b for b in done if b >= h0) == [h0, b1, top]
+            # ... and what happened in them is in the flags anyway.
+            book = await asyncio.to_thread(_chain_book, dev.rpc, dep, sorted(keeper.book.accounts))  # type: ignore[union-attr]
+            over, _ = _expected(book, sorted(keeper.book.accounts))  # type: ignore[union-attr]
+            assert over and over <= _open_flags(db)
+        finally:
+            gate.set()
+            keeper.request_stop()
+            await asyncio.wait_for(task, timeout=10)
+
+    asyncio.run(main())
+
+
+# -- --once stops on SIGTERM even in the middle of its (long) first refresh ---------------------
+
+
+class _StallingProxy:
+    """Loopback JSON-RPC proxy, in its own thread, that holds every ``eth_getLogs`` for a
+    minute (a slow archive node) and forwards everything else to anvil."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.url = ""
+        self.stalled = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if b"eth_getLogs" in body:
+            self.stalled.set()
+            await asyncio.sleep(60)
+        assert self._session is not None
+        async with self._session.post(
+            self.upstream, data=body, headers={"Content-Type": "application/json"}
+        ) as upstream:
+            return web.Response(body=await upstream.read(), content_type="application/json")
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/"
+        self._session = aiohttp.ClientSession()
+
+    async def _stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def __enter__(self) -> _StallingProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_once_stops_within_five_seconds_mid_refresh(devnet, tmp_path: Path, sig: int) -> None:
+    db = tmp_path / "keeper.sqlite"
+    with _StallingProxy(devnet.rpc_url) as proxy:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        cmd = [
+            sys.executable, "-m", "keeper.cli", "keeper", "--deployment",
+            str(devnet.deployment_path), "--rpc", proxy.url, "--db", str(db), "--once",
+            "--json", "--metrics-port", "-1", "--timeout", "120",
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proxy.stalled.wait(60), "the keeper never reached its log scan"
+            t0 = time.monotonic()
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=10)
+            elapsed = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert elapsed < 5.0, f"{signal.Signals(sig).name}: took {elapsed:.1f} s"
+    # Interrupted before the head was processed: not a success, no summary, no traceback.
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err and out == b""
+    assert _progress(db) is None and _integrity_ok(db)
+
+
+# -- accounts discovered from logs are watched, and kept through a failed iteration ------------
+
+
+def test_new_accounts_from_logs_survive_a_failed_iteration_and_a_restart(
+    devnet_isolated, tmp_path: Path
+) -> None:
+    from keeper.devnet.seed import plan_book, seed_book
+    from keeper.errors import RpcUnavailable
+
+    dev = devnet_isolated
+    dep = dev.deployment
+    db = tmp_path / "keeper.sqlite"
+    newcomers = [a.address for a in plan_book(5, seed=4242).accounts]
+
+    async def main() -> None:
+        keeper = Keeper(_settings(dep, db, metrics_port=None), sinks=[])
+        await keeper.start()
+        try:
+            assert await keeper.iterate()
+            accounts0 = sorted(keeper.book.accounts)  # type: ignore[union-attr]
+            over0, _ = _expected(
+                await asyncio.to_thread(_chain_book, dev.rpc, dep, accounts0), accounts0
+            )
+            assert not {a.lower() for a in newcomers} & {a.lower() for a in accounts0}
+            await asyncio.to_thread(seed_book, dev.rpc, dep, plan_book(5, seed=4242))
+
+            # The block that brings the newcomers fails half-way (the node drops out after
+            # the log scan): they must not be forgotten by the retry.
+            real = keeper.adapter.read_prices
+            calls = {"n": 0}
+
+            async def flaky(*args: Any, **kwargs: Any) -> Any:
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    raise RpcUnavailable("node went away (test)")
+                return await real(*args, **kwargs)
+
+            keeper.adapter.read_prices = flaky  # type: ignore[method-assign]
+            with pytest.raises(RpcUnavailable):
+                await keeper.iterate()
+            assert await keeper.iterate()
+        finally:
+            await keeper.close()
+
+        # A restart knows them from the database alone (no rescan of old logs).
+        again = Keeper(_settings(dep, db, metrics_port=None), sinks=[])
+        await again.start()
+        try:
+            known = {a.lower() for a in again._known_accounts}
+            assert {a.lower() for a in newcomers} <= known
+            await asyncio.to_thread(dev.rpc.mine, 1)
+            assert await again.iterate()
+            accounts = sorted(again.book.accounts)  # type: ignore[union-attr]
+            book = await asyncio.to_thread(_chain_book, dev.rpc, dep, accounts)
+            over, _ = _expected(book, accounts)
+            assert _open_flags(db) == over0 | over
+        finally:
+            await again.close()
 
     asyncio.run(main())

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     code = run_keeper(settings)
-    if args.once and args.json:
+    if args.once and args.json and code == 0:
         from keeper.store import Store
 
         store = Store(settings.db_path)
