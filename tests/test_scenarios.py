@@ -401,6 +401,9 @@ def test_cli_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["scenarios", "show", "default"]) == 0
     out = capsys.readouterr().out
     assert "regime normal" in out and "dof 3.36" in out
+    assert cli_main(["scenarios", "show", "default:stressed", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["name"] == "default:stressed" and d["regime"] == "stressed" and d["mixing"] == "day"
     assert cli_main(["scenarios", "show", "ftx"]) == 1
     assert "did you mean 'ftx-2022'?" in capsys.readouterr().err
 
@@ -422,6 +425,32 @@ def test_scenarios_pickle_for_distributed_workers() -> None:
         assert np.array_equal(
             back.paths(DEVNET, 5, seed=2).multipliers, sc.paths(DEVNET, 5, seed=2).multipliers
         )
+
+
+def test_regime_suffix_selects_the_calibration_from_a_name(tmp_path: Path) -> None:
+    """``NAME:REGIME`` works wherever a scenario name does (``simulate --scenario``), and the
+    result's name records the regime so a results directory says how it was made."""
+    stressed = load_scenario("default:stressed")
+    assert stressed.spec.regime == "stressed"  # type: ignore[union-attr]
+    assert stressed.name == "default:stressed"
+    pp = stressed.paths(["WETH"], 3, seed=1)
+    assert pp.scenario == "default:stressed"
+    same = load_scenario("default", regime="stressed").paths(["WETH"], 3, seed=1)
+    assert np.array_equal(pp.multipliers, same.multipliers)
+    assert load_scenario(stressed.name).name == "default:stressed"  # round trip
+    # the file's own regime keeps the plain name; switching back restores it
+    assert load_scenario("default:normal").name == "default"
+    assert stressed.with_regime("normal").name == "default:normal"
+    assert load_scenario("default").with_regime("normal").name == "default"
+    path = tmp_path / "mine.toml"
+    path.write_bytes((REPO / "scenarios" / "default.toml").read_bytes())
+    assert load_scenario(f"{path}:stressed").name == "mine:stressed"
+    with pytest.raises(ScenarioError, match="no regime 'calm'; it has normal, stressed"):
+        load_scenario("default:calm")
+    with pytest.raises(ScenarioError, match="only montecarlo has regimes"):
+        load_scenario("ftx-2022:stressed")
+    with pytest.raises(ScenarioError, match="unknown scenario 'nope:stressed'"):
+        load_scenario("nope:stressed")
 
 
 def test_regimes_are_for_monte_carlo_only() -> None:

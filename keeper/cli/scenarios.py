@@ -16,6 +16,8 @@ examples:
   shortfall scenarios list --json                the same for scripts
   shortfall scenarios show black-thursday-2020   parameters, sources and worst move per factor
   shortfall scenarios show my-stress.toml        validate and describe your own file
+  shortfall scenarios show default:stressed      NAME:REGIME picks a Monte Carlo calibration
+                                                 (works for simulate --scenario too)
 """
 
 
@@ -46,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="parameters, sources and worst moves of one scenario",
         description="Describe one scenario: parameters, oracle and gas rules, sources, and "
         "for deterministic stresses the lowest and highest multiplier of every factor or "
-        "asset they move. NAME is a built-in name or a path to a .toml file.",
+        "asset they move. NAME is a built-in name or a path to a .toml file, optionally "
+        "with :REGIME (default:stressed) to pick a Monte Carlo calibration regime.",
         epilog="example:\n  shortfall scenarios show usdc-depeg-2023",
         formatter_class=HelpFormatter,
     )

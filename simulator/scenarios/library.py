@@ -63,16 +63,33 @@ def load_scenario(name_or_path: str | Path, *, regime: str | None = None) -> Sce
 
     Args:
         name_or_path: a built-in name, or a path to a ``.toml`` file (anything containing
-            a path separator or ending in ``.toml`` is taken as a path).
+            a path separator or ending in ``.toml`` is taken as a path). A suffix
+            ``:REGIME`` selects a Monte Carlo calibration regime, so the switch also works
+            from the command line: ``"default:stressed"``, ``"my.toml:stressed"``.
         regime: Monte Carlo only: the calibration regime to use instead of the file's
-            ``regime`` (e.g. ``"stressed"``).
+            ``regime`` (e.g. ``"stressed"``); overrides a ``:REGIME`` suffix.
+
+    Returns:
+        The scenario; with a regime other than the file's, its ``name`` is
+        ``"NAME:REGIME"`` (what results record and what loads it again).
 
     Raises:
-        ScenarioError: unknown name (with suggestions), missing file, or a file that fails
-            validation (naming the file and the field).
+        ScenarioError: unknown name (with suggestions), missing file, a file that fails
+            validation (naming the file and the field), or an unknown regime.
     """
     text = str(name_or_path)
     files = _builtin_files()
+    if not isinstance(name_or_path, Path):
+        head, sep, tail = text.rpartition(":")
+        if (
+            sep
+            and head
+            and tail
+            and not any(c in tail for c in "/\\.")
+            and (head in files or head.endswith(".toml"))
+        ):
+            text = head
+            regime = tail if regime is None else regime
     is_path = isinstance(name_or_path, Path) or "/" in text or "\\" in text
     if text.endswith(".toml") and not is_path and not Path(text).exists() and text[:-5] in files:
         text = text[:-5]  # "default.toml" with no such local file: the built-in one

@@ -321,7 +321,12 @@ class Scenario:
         return self.spec.factors
 
     def with_regime(self, regime: str) -> Scenario:
-        """The same Monte Carlo scenario with another calibration regime (e.g. ``stressed``)."""
+        """The same Monte Carlo scenario with another calibration regime (e.g. ``stressed``).
+
+        The result is named ``"NAME:REGIME"`` (``"default:stressed"``), which
+        :func:`~simulator.scenarios.load_scenario` accepts, so results that record the
+        name say which calibration produced them. The active regime returns ``self``.
+        """
         if not isinstance(self.spec, MonteCarloSpec):
             raise ScenarioError(
                 f"scenario {self.name!r} is {self.kind}; only montecarlo has regimes"
@@ -331,7 +336,10 @@ class Scenario:
             raise ScenarioError(
                 f"scenario {self.name!r} has no regime {regime!r}; it has {', '.join(names)}"
             )
-        return replace(self, spec=replace(self.spec, regime=regime))
+        if regime == self.spec.regime:
+            return self
+        base = self.name.rpartition(":")[0] if ":" in self.name else self.name
+        return replace(self, name=f"{base}:{regime}", spec=replace(self.spec, regime=regime))
 
     # ------------------------------------------------------------------------------------
     def resolve(self, symbols: Sequence[str]) -> list[tuple[Term, ...]]:
