@@ -126,10 +126,9 @@ def build_stress_set(
     names = default_named_scenarios() if scenarios is None else list(scenarios)
     parts: list[StressSet] = [_scenario_set(n, symbols, mc_paths, mc_seed) for n in names]
     if stress_from is not None:
-        cascade = results_stress_set(stress_from, symbols)
-        if cascade.weights is not None and not parts:
-            return cascade
-        parts.append(StressSet(cascade.symbols, cascade.points, cascade.starts, cascade.labels))
+        # Weighted (importance-sampled) paths keep their weights within their share of the
+        # union (``StressSet.concat``).
+        parts.append(results_stress_set(stress_from, symbols))
     elif mc_paths > 0:
         parts.append(_scenario_set(DEFAULT_SCENARIO, symbols, mc_paths, mc_seed))
     if not parts:

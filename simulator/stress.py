@@ -217,16 +217,28 @@ class StressSet:
         return StressSet(tuple(symbols), out, self.starts, self.labels, self.weights)
 
     def concat(self, other: StressSet) -> StressSet:
-        """Both sets' scenarios together (same symbols), equally weighted."""
+        """Both sets' scenarios together, over ``self.symbols``.
+
+        Every scenario counts as one scenario of the union: two unweighted sets give an
+        unweighted union; a weighted set (importance-sampled ``simulate`` paths) keeps the
+        share of the union its scenario count gives it, ``n_set / n_union``, and spreads that
+        share by its own weights, so its tail is neither dropped nor inflated.
+        """
         if other.symbols != self.symbols:
             other = other.aligned(self.symbols)
+        weights = None
         if self.weights is not None or other.weights is not None:
-            raise InputError("concatenating weighted stress sets is ambiguous; weigh the union")
+            n1, n2 = self.n_scenarios, other.n_scenarios
+            w1 = np.full(n1, 1.0 / n1) if self.weights is None else self.weights
+            w2 = np.full(n2, 1.0 / n2) if other.weights is None else other.weights
+            weights = np.concatenate([w1 * n1, w2 * n2]) / (n1 + n2)
+            weights = weights / weights.sum()  # exact to rounding: within the 1e-9 check
         return StressSet(
             self.symbols,
             np.concatenate([self.points, other.points]),
             np.concatenate([self.starts, other.starts + self.n_points]),
             self.labels + other.labels,
+            weights,
         )
 
 

@@ -208,3 +208,36 @@ def test_twenty_thousand_accounts_by_two_thousand_scenarios_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert es.shape == (20_000,)
     assert elapsed < 10.0, f"stressed ES of 20k accounts took {elapsed:.1f} s"
+
+
+def test_concat_keeps_a_weighted_sets_weights_within_its_share() -> None:
+    from simulator.risk import es as risk_es
+
+    symbols = ("A", "B")
+    rng = np.random.default_rng(11)
+    named = StressSet.from_scenarios(
+        symbols, [(f"n{i}", rng.uniform(0.5, 1.2, 2)) for i in range(3)]
+    )
+    w = rng.uniform(0.1, 1.0, 40)
+    w /= w.sum()
+    cascade = StressSet.from_scenarios(
+        symbols, [(f"c{i}", rng.uniform(0.3, 1.1, 2)) for i in range(40)], w
+    )
+    union = named.concat(cascade)
+    assert union.weights is not None and union.n_scenarios == 43
+    np.testing.assert_allclose(union.weights[:3], 1 / 43)
+    np.testing.assert_allclose(union.weights[3:], w * 40 / 43)
+    # ES of the union is simulator.risk.es of the losses under those weights
+    x = np.array([[100.0, -40.0], [-10.0, 50.0], [30.0, 30.0]])
+    got = stressed_es(x, union, 0.9)
+    for i in range(3):
+        losses = scenario_losses(x[i : i + 1], union)[0]
+        assert got[i] == pytest.approx(risk_es(losses, 0.9, union.weights), rel=1e-12)
+    # equal weights inside the weighted set give the unweighted union's numbers
+    flat = StressSet(cascade.symbols, cascade.points, cascade.starts, cascade.labels)
+    even = StressSet(
+        cascade.symbols, cascade.points, cascade.starts, cascade.labels, np.full(40, 1 / 40)
+    )
+    np.testing.assert_allclose(
+        stressed_es(x, named.concat(even), 0.9), stressed_es(x, named.concat(flat), 0.9)
+    )

@@ -67,3 +67,22 @@ def test_stress_from_bad_results(tmp_path: Path) -> None:
     tmp_path.joinpath("summary.json").write_text("{}")
     with pytest.raises(ResultsError, match="missing key"):
         results_stress_set(tmp_path, SYMBOLS)
+
+
+def test_stress_from_weighted_results_keeps_the_weights(results_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    weighted = tmp_path / "weighted"
+    shutil.copytree(results_dir, weighted)
+    frame = pd.read_parquet(weighted / "paths.parquet")
+    w = np.linspace(1.0, 3.0, len(frame))
+    frame["weight"] = w / w.sum()
+    frame.to_parquet(weighted / "paths.parquet")
+    symbols = json.loads((weighted / "summary.json").read_text())["symbols"]
+    alone = build_stress_set(symbols, [], stress_from=weighted)
+    assert alone.weights is not None
+    np.testing.assert_allclose(alone.weights, w / w.sum())
+    both = build_stress_set(symbols, ["black-thursday-2020"], stress_from=weighted)
+    assert both.weights is not None  # not silently dropped when named scenarios join
+    np.testing.assert_allclose(both.weights[0], 1 / 65)
+    np.testing.assert_allclose(both.weights[1:], (w / w.sum()) * 64 / 65)
