@@ -41,7 +41,7 @@ from keeper.errors import ChainError, ConfigError
 from keeper.progress import progress
 from keeper.redact import redact_url
 from simulator import __version__
-from simulator.snapshot import MarketSnapshot
+from simulator.snapshot import MarketSnapshot, check_save_target
 
 __all__ = [
     "PullSettings",
@@ -287,6 +287,8 @@ async def pull(
     numbers match, and what the pull cost (``pull``: requests, retries, seconds).
     """
     started = time.perf_counter()
+    if out is not None:
+        check_save_target(out)  # before any network work: a bad --out fails at once
     own_chain = chain is None
     chain = chain or Chain(settings.chain_settings())
     try:

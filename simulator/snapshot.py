@@ -31,8 +31,10 @@ __all__ = [
     "META_REQUIRED",
     "POSITION_COLUMNS",
     "RESERVE_COLUMNS",
+    "SNAPSHOT_FILES",
     "Book",
     "MarketSnapshot",
+    "check_save_target",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -41,6 +43,8 @@ BoolArray = npt.NDArray[np.bool_]
 META_FILE = "meta.json"
 RESERVES_FILE = "reserves.parquet"
 POSITIONS_FILE = "positions.parquet"
+#: The files of a snapshot directory, and the only ones it holds.
+SNAPSHOT_FILES: tuple[str, ...] = (META_FILE, RESERVES_FILE, POSITIONS_FILE)
 
 #: Keys every ``meta.json`` must have.
 META_REQUIRED: tuple[str, ...] = (
@@ -204,6 +208,37 @@ def _check_range(
         )
 
 
+def check_save_target(path: str | Path) -> Path:
+    """``path`` if a snapshot may be saved there, else ``SnapshotError`` saying why not.
+
+    Saving replaces the directory whole (atomically), so the target must be absent, an empty
+    directory, or a snapshot directory (only ``SNAPSHOT_FILES`` in it); never a file, a
+    directory holding anything else, or the current directory or one of its parents.
+    """
+    target = Path(path)
+    if not target.exists() and not target.is_symlink():
+        return target
+    if not target.is_dir():
+        raise SnapshotError(
+            f"{target}: exists and is not a directory; choose another --out or remove it"
+        )
+    resolved = target.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise SnapshotError(
+            f"{target}: is the current directory or one of its parents; a snapshot replaces "
+            "its directory whole, so choose a new directory for --out (e.g. snap/)"
+        )
+    others = sorted(p.name for p in target.iterdir() if p.name not in SNAPSHOT_FILES)
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise SnapshotError(
+            f"{target}: exists and is not a snapshot directory (it holds {shown}); a snapshot "
+            "replaces its directory whole, so choose another --out or remove it"
+        )
+    return target
+
+
 def _normalise_reserves(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame[list(RESERVE_COLUMNS)].copy()
     for name, (kind, _) in RESERVE_COLUMNS.items():
@@ -324,7 +359,12 @@ class MarketSnapshot:
             raise SnapshotError(f"{root}/{exc}") from None
 
     def save(self, path: str | Path) -> Path:
-        """Write the snapshot directory atomically; returns its path."""
+        """Write the snapshot directory atomically; returns its path.
+
+        An existing snapshot at ``path`` is replaced; anything else there is refused
+        (``check_save_target``), never deleted.
+        """
+        check_save_target(path)
         with atomic_directory(path) as tmp:
             write_parquet(self.reserves, tmp / RESERVES_FILE)
             write_parquet(self.positions, tmp / POSITIONS_FILE)

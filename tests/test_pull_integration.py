@@ -392,6 +392,47 @@ def test_cli_errors_are_one_line_and_leave_no_snapshot(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".snap")] == []
 
 
+def test_cli_never_replaces_a_directory_that_is_not_a_snapshot(
+    devnet: Any, tmp_path: Path, cli: Any
+) -> None:
+    """``--out`` naming a directory with other files in it, or a file, is refused before any
+    RPC request, and left as it was (saving replaces the directory whole)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "precious.csv").write_text("keep me")
+    note = tmp_path / "note.txt"
+    note.write_text("a file")
+    for out, expected in (
+        (data, r"data: exists and is not a snapshot directory \(it holds precious\.csv\)"),
+        (note, r"note\.txt: exists and is not a directory"),
+    ):
+        # an RPC nobody listens on: the --out error must come first
+        dead = f"http://127.0.0.1:{_free_port()}"
+        code, stdout, stderr = cli(
+            "pull", "--rpc", dead, "--provider", devnet.deployment["pool_addresses_provider"],
+            "--no-cache", "--retries", "0", "--out", str(out),
+        )  # fmt: skip
+        assert code == 1 and stdout == ""
+        assert re.search(expected, _error_line(stderr))
+    assert (data / "precious.csv").read_text() == "keep me" and note.read_text() == "a file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "note.txt"]
+    # a snapshot directory is replaced by the next pull
+    snap = tmp_path / "snap"
+    for _ in range(2):
+        code, _, stderr = cli(
+            "pull",
+            "--deployment",
+            str(devnet.deployment_path),
+            "--no-cache",
+            "--rps",
+            "0",
+            "--out",
+            str(snap),
+        )
+        assert code == 0, stderr
+    assert MarketSnapshot.load(snap).n_accounts > 0
+
+
 def test_cli_requires_an_rpc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cli: Any) -> None:
     monkeypatch.delenv("ETH_RPC_URL", raising=False)
     code, _, stderr = cli("pull", "--provider", "0x" + "12" * 20, "--out", str(tmp_path / "s"))

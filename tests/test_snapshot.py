@@ -17,7 +17,9 @@ from simulator.snapshot import (
     META_REQUIRED,
     POSITION_COLUMNS,
     RESERVE_COLUMNS,
+    SNAPSHOT_FILES,
     MarketSnapshot,
+    check_save_target,
 )
 
 WETH = "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853"
@@ -298,3 +300,42 @@ def test_an_empty_book_is_valid(tmp_path: Path) -> None:
     snap = MarketSnapshot.from_frames(_meta(), _reserves(), empty)
     loaded = MarketSnapshot.load(snap.save(tmp_path / "empty"))
     assert loaded.n_accounts == 0 and loaded.book().health_factor().shape == (0,)
+
+
+def test_save_refuses_to_replace_what_is_not_a_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saving replaces the directory whole: a directory holding other files, a file, or the
+    current directory must be refused, untouched (it used to be moved aside and deleted)."""
+    snap = _snapshot()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "precious.csv").write_text("keep me")
+    with pytest.raises(
+        SnapshotError,
+        match=r"data: exists and is not a snapshot directory \(it holds precious\.csv\)",
+    ):
+        snap.save(data)
+    assert (data / "precious.csv").read_text() == "keep me"
+
+    note = tmp_path / "note.txt"
+    note.write_text("a file")
+    with pytest.raises(SnapshotError, match="exists and is not a directory"):
+        snap.save(note)
+    assert note.read_text() == "a file"
+
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for target in (Path("."), here, tmp_path):
+        with pytest.raises(SnapshotError, match="current directory or one of its parents"):
+            snap.save(target)
+    assert here.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "here", "note.txt"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    snap.save(empty)  # an empty directory, and a snapshot directory, may be replaced
+    snap.save(empty)
+    assert sorted(p.name for p in empty.iterdir()) == sorted(SNAPSHOT_FILES)
+    assert check_save_target(empty) == empty
