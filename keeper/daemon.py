@@ -174,6 +174,11 @@ class KeeperSettings:
         if self.poll_interval_s <= 0:
             raise ConfigError("poll_interval_s must be > 0")
 
+    def __repr__(self) -> str:
+        # The dataclass repr would print the secret-bearing URLs whole.
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
+        return f"KeeperSettings({shown})"
+
     def describe(self) -> dict[str, Any]:
         """The settings with secrets redacted (for logs and ``--json``)."""
         return {

@@ -112,3 +112,18 @@ def test_a_second_keeper_on_the_same_database_refuses_to_start(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "another keeper" not in err and "127.0.0.1:9" in err
+
+
+def test_settings_repr_redacts_the_urls(tmp_path: Path) -> None:
+    from keeper.daemon import KeeperSettings
+
+    settings = KeeperSettings(
+        rpc_url="https://eth.example/v2/RPCSECRET",
+        provider=PROVIDER,
+        db_path=tmp_path / "k.sqlite",
+        ws_url="wss://eth.example/ws/WSSECRET",
+        webhook_url="https://hooks.example/services/HOOKSECRET",
+    )
+    for text in (repr(settings), str(settings), f"{settings!r}"):
+        assert "SECRET" not in text
+        assert "https://eth.example" in text and "wss://eth.example" in text

@@ -285,6 +285,10 @@ def test_price_drop_flags_and_restore_clears(
             newly = over1 - over0
             assert newly, "a 30% WETH drop should put some accounts over their margin"
             assert _open_flags(db) == over0 | over1
+            with sqlite3.connect(db) as con:
+                opened_at = dict(con.execute("SELECT account, first_block FROM flags"))
+            # within 2 blocks of the drop: in fact at the very block that carried it
+            assert {opened_at[a] for a in newly} == {b1}
 
             # Restore: the flags that are safe again clear after CLEAR_BLOCKS blocks, not before.
             b2 = await asyncio.to_thread(set_price, "WETH", weth_price)
