@@ -48,6 +48,9 @@ def test_bad_options_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--alpha" in capsys.readouterr().err
     assert main([*base, "--protocol", "aave-v2"]) == 1
     assert "did you mean" in capsys.readouterr().err
+    assert main([*base, "--ws", "https://node.example/v2/WSKEY"]) == 1
+    err = capsys.readouterr().err
+    assert "--ws https://node.example is not a ws://" in err and "WSKEY" not in err
     with pytest.raises(SystemExit) as exc:
         main([*base, "--margin", "cash"])
     assert exc.value.code == 2

@@ -121,6 +121,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         )
     if args.timeout <= 0 or args.poll <= 0:
         raise ConfigError("--timeout and --poll must be > 0")
+    if args.ws is not None:
+        _check_ws_url(args.ws)
     return KeeperSettings(
         **resolve_market(args).chain_fields(),
         db_path=args.db,
@@ -148,6 +150,24 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         events_file=args.events_file,
         once=args.once,
     )
+
+
+def _check_ws_url(url: str) -> None:
+    """``--ws`` must be a ws:// or wss:// URL with a host (shown redacted if it is not)."""
+    from urllib.parse import urlsplit
+
+    from keeper.redact import redact_url
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme.lower() in ("ws", "wss") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"--ws {redact_url(url)} is not a ws:// or wss:// URL; pass the node's WebSocket "
+            "endpoint (reads go over --rpc; --ws only wakes the keeper on new blocks)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
