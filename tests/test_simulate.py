@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from simulator.results import load_results, save_results, summary_dict
 from simulator.simulation import FixedPaths, SimulationResult, simulate, simulate_chunk
 from simulator.snapshot import MarketSnapshot
 from simulator.synthetic import synthetic_paths, synthetic_snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +194,148 @@ def test_round_limit_hits_warn(snap: MarketSnapshot, paths) -> None:  # type: ig
     with pytest.warns(NumericalWarning, match="round limit"):
         r = simulate(snap, few, config=EngineConfig(round_limit=1))
     assert r.rounds_limit_hits_total > 0
+
+
+# ---------------------------------------------------------------- Dask scale-out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+#: summary.json keys that say how a run was executed, not what it computed.
+_HOW_IT_RAN = ("runtime_s", "command", "executor", "chunk_paths")
+
+
+def _summary_numbers(results_dir: Path) -> dict[str, object]:
+    summary = json.loads((results_dir / "summary.json").read_text())
+    for key in _HOW_IT_RAN:
+        summary.pop(key, None)
+    return summary
+
+
+def test_monte_carlo_streams_do_not_depend_on_workers_or_chunks() -> None:
+    """Monte Carlo paths drawn chunk by chunk on Dask workers (chunks straddling the random
+    blocks) give bit-identical numbers to one local run, for 1 and 3 workers."""
+    from distributed import Client, LocalCluster
+
+    from simulator.scenarios import load_scenario
+
+    book = synthetic_snapshot(400, seed=5, near_one_share=0.5)
+    scenario = load_scenario("default", regime="stressed")
+    local = simulate(book, scenario, 2100, seed=3, chunk_paths=2100)
+    assert local.es_usd > 0 and (local.account_contributions > 0).sum() > 10  # not all zeros
+    for workers, chunk in ((1, 1000), (3, 257)):
+        with (
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=":0"
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            run = simulate(book, scenario, 2100, seed=3, chunk_paths=chunk, executor=client)
+        assert _numbers(run) == _numbers(local), (workers, chunk)
+        np.testing.assert_array_equal(run.shortfall_usd, local.shortfall_usd)
+        np.testing.assert_array_equal(run.account_contributions, local.account_contributions)
+        np.testing.assert_array_equal(run.worst_move, local.worst_move)
+    other_seed = simulate(book, scenario, 2100, seed=4, chunk_paths=2100)
+    assert not np.array_equal(other_seed.shortfall_usd, local.shortfall_usd)
+
+
+@pytest.mark.slow
+def test_cli_executor_dask_matches_local_bit_for_bit(tmp_path: Path) -> None:
+    """`shortfall simulate --executor dask` (its own two-process LocalCluster) writes the same
+    summary.json numbers and the same parquet tables as `--executor local`."""
+    import pandas as pd
+
+    synthetic_snapshot(400, seed=5, near_one_share=0.5).save(tmp_path / "snap")
+    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", "default"]
+    argv += ["--paths", "2100", "--seed", "3"]
+    assert main([*argv, "--out", str(tmp_path / "local")]) == 0
+    dask_argv = [*argv, "--executor", "dask", "--chunk-paths", "300", "--out"]
+    assert main([*dask_argv, str(tmp_path / "dask")]) == 0
+    local = json.loads((tmp_path / "local" / "summary.json").read_text())
+    dask = json.loads((tmp_path / "dask" / "summary.json").read_text())
+    assert (local["executor"], dask["executor"]) == ("local", "dask")
+    assert dask["chunk_paths"] == 300
+    assert _summary_numbers(tmp_path / "dask") == _summary_numbers(tmp_path / "local")
+    assert local["es_usd"] > 0
+    for table in ("paths", "contributions", "asset_contributions", "timeline"):
+        a = pd.read_parquet(tmp_path / "local" / f"{table}.parquet")
+        b = pd.read_parquet(tmp_path / "dask" / f"{table}.parquet")
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_cli_unreachable_scheduler_is_a_one_line_error(
+    snap: MarketSnapshot,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import keeper.cli.simulate as cli_simulate
+
+    monkeypatch.setattr(cli_simulate, "SCHEDULER_TIMEOUT_S", 1)
+    snap.save(tmp_path / "snap")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", "default"]
+    argv += ["--executor", "dask", "--scheduler", address, "--out", str(tmp_path / "r")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert f"--scheduler {address}: cannot connect" in err
+    assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def test_cli_records_hashes_and_versions(snap: MarketSnapshot, tmp_path: Path) -> None:
+    """summary.json pins what the command line does not: the snapshot's and the scenario
+    file's SHA-256 and the versions of the numerical stack."""
+    import hashlib
+    import importlib.metadata
+    import platform
+
+    snap.save(tmp_path / "snap")
+    mine = tmp_path / "mine.toml"
+    shutil.copy(ROOT / "scenarios" / "black-thursday-2020.toml", mine)
+    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", str(mine)]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+
+    snap_digest = hashlib.sha256()
+    for f in sorted((tmp_path / "snap").iterdir()):
+        snap_digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    assert summary["snapshot_sha256"] == snap_digest.hexdigest()
+    assert summary["scenario_file"] == str(mine.resolve())
+    expected = hashlib.sha256(b"mine.toml\0" + mine.read_bytes()).hexdigest()
+    assert summary["scenario_sha256"] == expected
+    versions = summary["versions"]
+    assert versions["python"] == platform.python_version()
+    for name in ("numpy", "numba", "scipy", "pandas", "pyarrow"):
+        assert versions[name] == importlib.metadata.version(name)
+
+    mine.write_text(mine.read_text() + "\n# edited\n")  # the same name, other content
+    assert main([*argv, "--out", str(tmp_path / "r2")]) == 0
+    edited = json.loads((tmp_path / "r2" / "summary.json").read_text())
+    assert edited["scenario_sha256"] != summary["scenario_sha256"]
+    assert edited["es_usd"] == summary["es_usd"]  # a comment changes the file, not the numbers
+
+
+def test_builtin_scenario_file_is_the_installed_one(snap: MarketSnapshot, tmp_path: Path) -> None:
+    import hashlib
+    import importlib.resources
+
+    from keeper.cli.simulate import provenance
+    from simulator.scenarios import load_scenario
+
+    snap.save(tmp_path / "snap")
+    info = provenance(tmp_path / "snap", load_scenario("default"))
+    toml = Path(str(importlib.resources.files("scenarios").joinpath("default.toml")))
+    assert info["scenario_file"] == str(toml)
+    assert (
+        info["scenario_sha256"] == hashlib.sha256(b"default.toml\0" + toml.read_bytes()).hexdigest()
+    )

@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run"]
+__all__ = ["provenance", "register", "run"]
+
+#: Packages whose version can change the numbers (random streams, float kernels, file I/O).
+NUMERIC_PACKAGES: tuple[str, ...] = ("numpy", "numba", "scipy", "pandas", "pyarrow")
 
 EXAMPLES = """\
 examples:
@@ -75,6 +78,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
+#: Seconds to wait for a Dask scheduler given by --scheduler before giving up.
+SCHEDULER_TIMEOUT_S = 10
+
+
 def _usd(x: float) -> str:
     return f"${x:,.0f}"
 
@@ -123,6 +130,64 @@ def _print_table(result: Any, out_dir: Path) -> None:
     print("\n".join(lines))
 
 
+def _sha256_files(files: list[Path], root: Path) -> str:
+    """SHA-256 over the files' paths (relative to ``root``) and bytes, in sorted order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for f in sorted(files):
+        digest.update(f.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def _scenario_file(scenario: Any) -> Path | None:
+    """The TOML file a loaded scenario came from (built-ins are recorded as
+    ``scenarios/NAME.toml``, relative to the installed ``scenarios`` package)."""
+    import importlib.resources
+
+    recorded = str(getattr(scenario, "file", "") or "")
+    if not recorded:
+        return None
+    path = Path(recorded)
+    if recorded.startswith("scenarios/") and not path.is_absolute():
+        builtin = Path(str(importlib.resources.files("scenarios").joinpath(path.name)))
+        if builtin.is_file():
+            return builtin
+    return path.resolve() if path.is_file() else None
+
+
+def provenance(snapshot_dir: str | Path, scenario: Any) -> dict[str, Any]:
+    """What pins a run's numbers besides its command line, for ``summary.json``.
+
+    ``snapshot_sha256`` hashes the snapshot directory's files; ``scenario_file`` and
+    ``scenario_sha256`` the scenario's TOML (and ``scenario_data_sha256`` a historical
+    scenario's price CSV); ``versions`` are Python's and the numerical packages' versions.
+    """
+    import importlib.metadata
+    import platform
+
+    root = Path(snapshot_dir)
+    out: dict[str, Any] = {
+        "snapshot_sha256": _sha256_files([f for f in root.iterdir() if f.is_file()], root)
+    }
+    toml = _scenario_file(scenario)
+    if toml is not None:
+        out["scenario_file"] = str(toml)
+        out["scenario_sha256"] = _sha256_files([toml], toml.parent)
+    csv = getattr(getattr(scenario, "spec", None), "csv", None)
+    if isinstance(csv, str) and Path(csv).is_file():
+        out["scenario_data_sha256"] = _sha256_files([Path(csv)], Path(csv).parent)
+    versions = {"python": platform.python_version()}
+    for name in NUMERIC_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    out["versions"] = versions
+    return out
+
+
 def _dask_client(scheduler: str | None) -> Any:
     import logging
 
@@ -139,7 +204,16 @@ def _dask_client(scheduler: str | None) -> Any:
             "--executor dask needs dask[distributed]; pip install 'dask[distributed]'"
         ) from None
     if scheduler:
-        return Client(scheduler)
+        try:
+            return Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            from simulator.errors import InputError
+
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(
+                f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({reason}); "
+                "check the address (tcp://HOST:PORT) and that the scheduler runs"
+            ) from None
     cluster = LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
@@ -194,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
             "snapshot_dir": str(Path(args.snapshot).resolve()),
             "command": shlex.join(argv),
             "executor": args.executor,
+            "chunk_paths": args.chunk_paths,
+            **provenance(args.snapshot, scenario),
         },
     )
     out_dir = save_results(result, args.out)
