@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from asyncio_throttle import Throttler
@@ -242,12 +243,31 @@ class BlockRef:
     """Unix seconds."""
 
 
+#: Endpoint URLs of the ``Chain`` objects built in this process: scrubbed from web3's log
+#: records and from error messages even when they do not parse as URLs (a typo such as
+#: ``https//host/KEY`` still carries the key).
+_ENDPOINTS: set[str] = set()
+
+
+def _scrub(text: str) -> str:
+    """``text`` without any known endpoint URL (raw or percent-quoted) and with every URL in
+    it reduced to scheme and host."""
+    for url in _ENDPOINTS:
+        shown = redact_url(url)
+        for variant in {url, quote(url, safe=":/?&=@%#+,;"), quote(url, safe="")}:
+            if variant and variant in text:
+                text = text.replace(variant, shown)
+    return redact_text(text)
+
+
 class _RedactUrls(logging.Filter):
     """Rewrites a log record so no URL in it shows more than scheme and host."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args or "://" in str(record.msg):
-            record.msg = redact_text(record.getMessage())
+        message = record.getMessage()
+        cleaned = _scrub(message)
+        if cleaned != message or record.args:
+            record.msg = cleaned
             record.args = ()
         return True
 
@@ -273,7 +293,7 @@ def _hex(n: int) -> str:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    text = redact_text(" ".join(str(text).split()))
+    text = _scrub(" ".join(str(text).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -294,6 +314,8 @@ class Chain:
         if settings.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.settings = settings
+        if settings.rpc_url:
+            _ENDPOINTS.add(settings.rpc_url)
         self.stats = RpcStats()
         self._rng = rng or random.Random()
         self._sem = asyncio.Semaphore(settings.max_concurrency)
@@ -422,6 +444,10 @@ class Chain:
         if isinstance(detail, dict):
             text = _short(str(detail.get("message", detail)))
             code = detail.get("code")
+        elif self.endpoint == "<redacted url>":
+            # The endpoint does not parse as a URL, so its secret part cannot be told from
+            # the rest: an exception's text may quote it in any form. Name the type only.
+            text, code = type(detail).__name__, None
         else:
             text = _short(f"{type(detail).__name__}: {detail}" if detail else repr(detail))
             code = None
@@ -454,6 +480,11 @@ class Chain:
             return RpcUnavailable(
                 f"RPC {rpc} timed out on {method} {where}({tries}, {self.settings.timeout:g}s "
                 "each): check the node, or lower --rps"
+            )
+        if kind is ErrorKind.CONNECTION and isinstance(detail, aiohttp.InvalidURL):
+            return RpcUnavailable(
+                f"the RPC URL {rpc} is not a valid URL: check --rpc / ETH_RPC_URL "
+                "(an http:// or https:// endpoint)"
             )
         if kind is ErrorKind.CONNECTION:
             return RpcUnavailable(

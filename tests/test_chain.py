@@ -344,3 +344,37 @@ def test_web3_provider_logs_are_redacted(caplog: pytest.LogCaptureFixture) -> No
     assert "SECRETKEY123" not in text
     assert "https://eth-mainnet.example.org" in text
     assert "SECRETKEY123" not in chain.endpoint
+
+
+TYPO_URL = "https//eth-mainnet.example.org/v2/TYPOKEY789"  # no colon: not a URL to a regex
+
+
+def test_an_endpoint_that_is_not_a_url_never_shows_its_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A mistyped endpoint still carries its key: error messages (raw or percent-quoted, as
+    aiohttp and yarl print it) and web3's log records must not show it."""
+    settings = ChainSettings(rpc_url=TYPO_URL, rps=0, retries=0)
+    chain = Chain(
+        settings,
+        send=Script(aiohttp.InvalidURL(TYPO_URL.replace("/", "%2F"))),
+        rng=random.Random(0),
+    )
+    with pytest.raises(RpcUnavailable, match=r"RPC URL <redacted url> is not a valid URL") as info:
+        asyncio.run(chain.request("eth_chainId", []))
+    assert "TYPOKEY789" not in str(info.value)
+
+    quoted = "https//eth-mainnet.example.org/v2/TYPOKEY789".replace("//", "%2F%2F")
+    for text in (f"Cannot connect to {TYPO_URL}", f"bad host in {quoted}"):
+        chain = Chain(settings, send=Script(ConnectionResetError(text)), rng=random.Random(0))
+        with pytest.raises(RpcUnavailable, match=r"cannot reach RPC <redacted url>") as info:
+            asyncio.run(chain.request("eth_chainId", []))
+        assert "TYPOKEY789" not in str(info.value), str(info.value)
+
+    _ = Chain(settings).w3  # installs the log filter
+    logger = logging.getLogger("web3.providers.AsyncHTTPProvider")
+    with caplog.at_level(logging.DEBUG, logger="web3.providers.AsyncHTTPProvider"):
+        logger.debug("Making request HTTP. URI: %s, Method: %s", TYPO_URL, "eth_chainId")
+        logger.info("Successfully disconnected from: " + TYPO_URL)  # no args, no "://"
+    assert len(caplog.records) == 2
+    assert "TYPOKEY789" not in caplog.text and "<redacted url>" in caplog.text

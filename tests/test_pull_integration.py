@@ -480,6 +480,44 @@ def test_cli_rejects_bad_options(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("source", "url", "message"),
+    [
+        ("--rpc", "ws://127.0.0.1:8545/v2/KEY-WS-1", r"--rpc is a WebSocket URL, ws://127\.0\.0\.1:8545 : reads go over HTTP"),
+        ("--rpc", "https//eth.example/v2/KEY-TYPO-2", r"--rpc is not an http:// or https:// URL;"),
+        ("--rpc", "ftp://eth.example/KEY-FTP-3", r"--rpc is not an http:// or https:// URL \(scheme 'ftp'\)"),
+        ("ETH_RPC_URL", "eth.example/v2/KEY-ENV-4", r"ETH_RPC_URL is not an http:// or https:// URL"),
+        ("deployment", "127.0.0.1:8545/KEY-DEP-5", r"rpc_url in .*wrong\.json is not an http"),
+    ],
+)  # fmt: skip
+def test_cli_rejects_an_rpc_that_is_not_an_http_url(
+    devnet: Any,
+    tmp_path: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    url: str,
+    message: str,
+) -> None:
+    """One line naming where the value came from, before any request, and never the key."""
+    provider = devnet.deployment["pool_addresses_provider"]
+    if source == "--rpc":
+        argv = ["--rpc", url, "--provider", provider]
+    elif source == "ETH_RPC_URL":
+        monkeypatch.setenv("ETH_RPC_URL", url)
+        argv = ["--provider", provider]
+    else:
+        wrong = tmp_path / "wrong.json"
+        wrong.write_text(json.dumps({**devnet.deployment, "rpc_url": url}))
+        argv = ["--deployment", str(wrong)]
+    out = tmp_path / "snap"
+    code, stdout, stderr = cli("pull", *argv, "--no-cache", "--out", str(out))
+    assert code == 1 and stdout == ""
+    assert re.search(message, _error_line(stderr)), stderr
+    assert "KEY-" not in stderr
+    assert not out.exists()
+
+
 def test_the_adapter_block_by_block_as_the_keeper_uses_it(
     devnet_isolated: Any, set_price: Any, tmp_path: Path
 ) -> None:

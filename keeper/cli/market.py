@@ -12,12 +12,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from eth_utils import is_address
 
 from keeper.errors import ConfigError
+from keeper.redact import redact_url
 
-__all__ = ["Market", "add_market_arguments", "resolve_market"]
+__all__ = ["Market", "add_market_arguments", "check_rpc_url", "resolve_market"]
 
 AAVE_V3_MAINNET_PROVIDER = "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"
 
@@ -79,6 +81,30 @@ def add_market_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_rpc_url(url: str, where: str) -> str:
+    """``url`` if it is an http(s) URL with a host, else a ``ConfigError`` naming ``where``
+    the value came from. The message shows scheme and host only (URLs carry API keys), and
+    nothing of a value that does not parse as a URL."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    scheme = parts.scheme.lower() if parts is not None else ""
+    if scheme in ("http", "https") and host:
+        return url
+    if scheme in ("ws", "wss") and host:
+        raise ConfigError(
+            f"{where} is a WebSocket URL, {redact_url(url)} : reads go over HTTP, pass the "
+            "node's http:// or https:// endpoint"
+        )
+    shown = f" (scheme {scheme!r})" if scheme and host else ""
+    raise ConfigError(
+        f"{where} is not an http:// or https:// URL{shown}; pass the node's JSON-RPC endpoint, "
+        "e.g. https://eth-mainnet.example/v2/KEY"
+    )
+
+
 def resolve_market(args: argparse.Namespace) -> Market:
     """The market the arguments name, or a ``ConfigError`` saying what is missing."""
     from keeper.pull import settings_from_deployment
@@ -86,8 +112,12 @@ def resolve_market(args: argparse.Namespace) -> Market:
     for name, value in (("--provider", args.provider), ("--multicall", args.multicall)):
         if value is not None and not is_address(value):
             raise ConfigError(f"{name} {value!r} is not an address (0x and 40 hex digits)")
+    if args.rpc is not None:
+        check_rpc_url(args.rpc, "--rpc")
     if args.deployment is not None:
         dep = settings_from_deployment(args.deployment)
+        if args.rpc is None:
+            check_rpc_url(dep.rpc_url, f"rpc_url in {args.deployment}")
         return Market(
             rpc_url=args.rpc or dep.rpc_url,
             provider=args.provider or dep.provider,
@@ -98,6 +128,8 @@ def resolve_market(args: argparse.Namespace) -> Market:
     rpc = args.rpc or os.environ.get("ETH_RPC_URL")
     if not rpc:
         raise ConfigError("no RPC: pass --rpc URL, set ETH_RPC_URL, or use --deployment FILE")
+    if args.rpc is None:
+        check_rpc_url(rpc, "ETH_RPC_URL")
     if not args.provider:
         raise ConfigError(
             f"--provider is required with --rpc (Aave V3 Ethereum: {AAVE_V3_MAINNET_PROVIDER}), "
