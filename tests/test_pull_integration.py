@@ -467,6 +467,12 @@ def test_cli_reads_eth_rpc_url(
         (["--provider", "0x1234"], r"--provider '0x1234' is not an address"),
         (["--multicall", "nope"], r"--multicall 'nope' is not an address"),
         (["--batch-size", "0"], r"--batch-size must be at least 1"),
+        (["--block", "-1"], r"--block must be a block number >= 0, got -1"),
+        (["--from-block", "-4"], r"--from-block must be a block number >= 0, got -4"),
+        (
+            ["--from-block", "999999"],
+            r"--from-block 999999 is after block \d+, the block being read",
+        ),
     ],
 )
 def test_cli_rejects_bad_options(
@@ -474,7 +480,7 @@ def test_cli_rejects_bad_options(
 ) -> None:
     out = tmp_path / "snap"
     code, _, stderr = cli(
-        "pull", "--deployment", str(devnet.deployment_path), *argv, "--out", str(out)
+        "pull", "--deployment", str(devnet.deployment_path), *argv, "--no-cache", "--out", str(out)
     )
     assert code == 1 and re.search(message, _error_line(stderr))
     assert not out.exists()

@@ -348,6 +348,12 @@ class AaveV3Adapter(ProtocolAdapter):
             start_hash = state.start_hash
         else:
             start = self.config.start_block
+            if start is not None and start > block.number:
+                raise ConfigError(
+                    f"--from-block {start} is after block {block.number}, the block being "
+                    "read: pass a --from-block at or below it (the block the market was "
+                    "deployed in)"
+                )
             if start is None:
                 start = await self.deployment_block(block.number)
             first = start

@@ -97,6 +97,9 @@ def _settings(args: argparse.Namespace) -> Any:
     for name, value in (("--concurrency", args.concurrency), ("--batch-size", args.batch_size)):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
+    for name, value in (("--block", args.block), ("--from-block", args.from_block)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{name} must be a block number >= 0, got {value}")
     if args.retries < 0 or args.timeout <= 0:
         raise ConfigError("--retries must be >= 0 and --timeout > 0")
     market = resolve_market(args)
