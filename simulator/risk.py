@@ -141,7 +141,7 @@ def _check_finite_array(arr: npt.NDArray[Any], name: str) -> None:
         where = first[0] if len(first) == 1 else first
         raise InputError(
             f"{name}: contains {len(bad)} NaN or infinite value(s) (first at index {where}, "
-            f"value {arr[first]!r}); every value must be finite"
+            f"value {float(arr[first])!r}); every value must be finite"
         )
 
 
@@ -160,7 +160,7 @@ def _as_weights(weights: npt.ArrayLike, n: int, name: str = "weights") -> FloatA
     if negative.any():
         i = int(np.argmax(negative))
         raise InputError(
-            f"{name}: {int(negative.sum())} negative value(s) (first at index {i}: {w[i]!r}); "
+            f"{name}: {int(negative.sum())} negative value(s) (first at index {i}: {float(w[i])!r}); "
             "scenario probabilities must be >= 0"
         )
     top = float(w.max())
@@ -484,7 +484,7 @@ def var_normal(mu: float, sigma: float, alpha: float = DEFAULT_ALPHA) -> float:
 def es_normal(mu: float, sigma: float, alpha: float = DEFAULT_ALPHA) -> float:
     """ES of a normal loss N(mu, sigma^2): ``mu + sigma * phi(z_alpha) / (1 - alpha)``, USD.
 
-    Example: mu 0, sigma 4, alpha 0.975 gives VaR 7.840 and ES 9.355.
+    Example: mu 0, sigma 4, alpha 0.975 gives VaR 7.840 and ES 9.351.
 
     Args:
         mu: mean loss, USD. sigma: standard deviation of the loss, USD, > 0.
@@ -915,7 +915,9 @@ def _z2_inputs(
     v, e = out
     if not (e > 0.0).all():
         i = int(np.argmax(e <= 0.0))
-        raise InputError(f"es_forecasts: must be > 0 (losses positive), got {e[i]!r} at index {i}")
+        raise InputError(
+            f"es_forecasts: must be > 0 (losses positive), got {float(e[i])!r} at index {i}"
+        )
     return loss, v, e, alpha
 
 

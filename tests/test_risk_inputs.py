@@ -85,6 +85,20 @@ def test_input_error_is_a_value_error_and_a_shortfall_error() -> None:
         risk.es([], 0.9)
 
 
+def test_messages_show_plain_numbers() -> None:
+    """The offending value reads as a number, not as numpy's repr (np.float64(nan))."""
+    cases = [
+        (lambda: risk.es([1.0, math.nan]), "value nan)"),
+        (lambda: risk.es([1.0, -math.inf]), "value -inf)"),
+        (lambda: risk.es([1.0, 2.0], 0.5, [1.0, -0.25]), "index 1: -0.25)"),
+        (lambda: risk.acerbi_szekely_z2([1.0, 2.0], 1.0, [1.0, -2.0]), "got -2.0 at index 1"),
+    ]
+    for call, text in cases:
+        with pytest.raises(InputError) as exc:
+            call()
+        assert text in str(exc.value) and "np." not in str(exc.value), str(exc.value)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
