@@ -22,6 +22,9 @@ Fixture names (stable; other test modules rely on them):
     ``set_price(symbol, price_usd) -> block_number``: sets the reserve's feed and mines a block.
 ``mine`` (function, isolated)
     ``mine(n=1) -> block_number``: mines ``n`` empty blocks.
+``_discovery_cache_in_tmp`` (session, autouse)
+    Points ``SHORTFALL_CACHE_DIR`` at a temporary directory, so a pull or keeper run without
+    ``--cache`` never writes the user's ``~/.cache/shortfall/discovery.sqlite``.
 
 Integration tests are marked ``@pytest.mark.integration``.
 """
@@ -29,6 +32,7 @@ Integration tests are marked ``@pytest.mark.integration``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +84,19 @@ class DevnetHandle:
     def contract(self, name: str, address: str) -> Contract:
         """A handle on a devnet contract by artifact name, e.g. ``contract("Pool", addr)``."""
         return Contract(self.rpc, address, name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _discovery_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    previous = os.environ.get("SHORTFALL_CACHE_DIR")
+    os.environ["SHORTFALL_CACHE_DIR"] = str(tmp_path_factory.mktemp("shortfall-cache"))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("SHORTFALL_CACHE_DIR", None)
+        else:
+            os.environ["SHORTFALL_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

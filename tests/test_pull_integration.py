@@ -73,8 +73,7 @@ def test_health_factor_matches_the_pool_for_every_account(devnet: Any, tmp_path:
     index = {a: i for i, a in enumerate(book.accounts)}
 
     seeded = devnet.accounts
-    assert set(index) <= set(seeded)
-    assert len(index) >= 0.9 * len(seeded)  # all but accounts with nothing left
+    assert set(index) == set(seeded)  # every seeded account holds a position
     chain = _account_data(devnet, seeded, block)
     worst = 0.0
     dust = 0
@@ -96,6 +95,8 @@ def test_health_factor_matches_the_pool_for_every_account(devnet: Any, tmp_path:
         assert error <= allowed, (account, hf[i], expected)
         if error > 1e-9 * expected:
             dust += 1
+            # only rounding to 1e-8 USD can explain it: a small account
+            assert total_debt < 1_000 * 10**8, (account, total_debt, hf[i], expected)
         worst = max(worst, error / expected)
         assert abs(debt[i] * 1e8 - total_debt) <= k + 1e-9 * total_debt, account
         assert abs(coll[i] * 1e8 - total_coll) <= k + 1e-9 * total_coll, account
