@@ -330,6 +330,38 @@ def test_luna_week_is_the_broad_crypto_drawdown() -> None:
     assert math.isclose(_path("luna-ust-2022", "USDC").min(), 0.995, abs_tol=1e-9)
 
 
+def test_luna_path_is_its_daily_closes() -> None:
+    """LUNA's knots are the LUNA-USD daily closes relative to 6 May (4 significant digits:
+    a relative check, the values span six orders of magnitude); UST ends in PROTOCOLS.md's
+    0.10-0.15 range."""
+    with (REPO / "scenarios" / "luna-ust-2022.toml").open("rb") as fh:
+        assets = tomllib.load(fh)["assets"]
+    close = _close("LUNA-USD")
+    base = float(close.loc["2022-05-06"])
+    knots = dict(assets["LUNA"]["knots"])
+    assert sorted(knots) == [24 * k for k in range(1, 8)]
+    for k in range(1, 8):
+        want = float(close.loc[f"2022-05-{6 + k:02d}"]) / base
+        assert knots[24 * k] == pytest.approx(want, rel=6e-4), k
+    luna = _path("luna-ust-2022", "LUNA")
+    assert luna[-1] == pytest.approx(float(close.loc["2022-05-13"]) / base, rel=6e-4)
+    assert 0.10 <= _path("luna-ust-2022", "UST")[-1] <= 0.15
+
+
+def test_compound_dai_oracle_spike_is_1_30_for_about_an_hour() -> None:
+    """PROTOCOLS.md: DAI printed $1.30 on the oracle's source exchange for about an hour;
+    the market aggregate (DAI-USD.csv, 26 Nov 2020) only reached 1.02. Nothing else moves."""
+    sc = load_scenario("compound-dai-oracle-2020")
+    pp = sc.paths(["DAI", "WETH", "WBTC", "USDC"], 1, seed=0)
+    dai = pp.multipliers[0, :, 0]
+    assert dai.max() == pytest.approx(1.30)
+    minutes_at_peak = np.count_nonzero(np.isclose(dai, 1.30)) * sc.step_seconds / 60
+    assert 55 <= minutes_at_peak <= 80
+    assert dai[-1] == 1.0
+    assert np.all(pp.multipliers[0, :, 1:] == 1.0)
+    assert float(_ohlc("DAI-USD").loc["2020-11-26", "high"]) == pytest.approx(1.02)
+
+
 def test_hypotheticals_have_their_named_magnitudes() -> None:
     assert _path("hypothetical-eth-50", "WETH")[24] == pytest.approx(0.5)
     lst = _path("hypothetical-lst-depeg-10", "wstETH")
