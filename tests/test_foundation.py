@@ -120,3 +120,58 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
         os.umask(mask)
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "d" / "f.json").stat().st_mode & 0o777 == 0o644
+
+
+# -- layout and the two commands (issue 2) -----------------------------------------------------
+
+
+def test_layout_and_packaging_as_specified() -> None:
+    import tomllib
+
+    for name in ("simulator", "keeper", "contracts_abi", "scenarios", "tests", "benchmarks"):
+        assert (ROOT / name).is_dir(), name
+    files = (
+        "pyproject.toml",
+        "README.md",
+        "Makefile",
+        ".ci/run",
+        "package.json",
+        "package-lock.json",
+    )
+    for name in files:
+        assert (ROOT / name).is_file(), name
+    pins = json.loads((ROOT / "package.json").read_text())["dependencies"]
+    assert all(v[0].isdigit() for v in pins.values()), pins  # exact versions, no ranges
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11"
+    assert project["scripts"] == {"shortfall": "keeper.cli:main"}
+    assert "test" in project["optional-dependencies"]
+    from simulator import risk
+
+    assert callable(risk.es) and callable(risk.var)
+
+
+def test_readme_shows_the_two_commands_first() -> None:
+    text = (ROOT / "README.md").read_text()
+    first_block = text.split("```")[1]
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
+    assert commands[:2] == ["make demo", "make test"], commands
+
+
+@pytest.mark.parametrize(("test_exit", "expected"), [(0, 0), (1, 2)])
+def test_ci_runs_lint_and_tests_and_fails_when_a_test_fails(
+    tmp_path: Path, test_exit: int, expected: int
+) -> None:
+    """.ci/run with a stand-in Makefile: a failing `make test` makes CI fail (make exits 2),
+    and lint runs first."""
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / ".ci" / "run").write_bytes((ROOT / ".ci" / "run").read_bytes())
+    (tmp_path / "Makefile").write_text(
+        "lint:\n\t@echo lint-ran\n"
+        f"test:\n\t@echo test-ran; {sys.executable} -c 'raise SystemExit({test_exit})'\n"
+    )
+    out = subprocess.run(
+        ["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == expected, out.stderr
+    assert out.stdout.split() == ["lint-ran", "test-ran"]
