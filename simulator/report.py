@@ -311,8 +311,12 @@ def _worst_moves(paths: pd.DataFrame, weights: FloatArray, alpha: float) -> dict
             "median": _lower_quantile(moves, 0.5, weights),
             "min": float(moves.min()),
         }
-    worst = min(assets, key=lambda s: assets[s]["tail"]) if assets else None
-    return {"assets": assets, "worst_symbol": worst, "tail_level": 1.0 - alpha}
+    falls = any(a["min"] < 0 for a in assets.values())
+    worst = None
+    if falls:  # by the tail move, or by the most extreme one where no tail move is negative
+        key = "tail" if min(a["tail"] for a in assets.values()) < 0 else "min"
+        worst = min(assets, key=lambda s: assets[s][key])
+    return {"assets": assets, "worst_symbol": worst, "any_falls": falls, "tail_level": 1.0 - alpha}
 
 
 def _contributions(
@@ -416,6 +420,14 @@ _SHOWN_ELSEWHERE = frozenset(
         "runtime_s",
         "command",
         "command_line",
+        "ci_level",
+        "n_boot",
+        "scenario_file",
+        "scenario_sha256",
+        "scenario_data_sha256",
+        "versions",
+        "executor",
+        "chunk_paths",
     }
 )
 
@@ -427,7 +439,21 @@ def _reproduce(summary: Mapping[str, Any], results_dir: Path) -> dict[str, Any]:
         command = shlex.join(str(a) for a in command)
     return {
         "scenario": summary.get("scenario"),
-        "scenario_source": summary.get("scenario_source") or summary.get("scenario_path"),
+        "scenario_source": (
+            summary.get("scenario_file")
+            or summary.get("scenario_source")
+            or summary.get("scenario_path")
+        ),
+        "scenario_sha256": summary.get("scenario_sha256"),
+        "scenario_data_sha256": summary.get("scenario_data_sha256"),
+        "snapshot_sha256": summary.get("snapshot_sha256"),
+        "versions": _jsonable(summary["versions"])
+        if isinstance(summary.get("versions"), Mapping)
+        else {},
+        "executor": summary.get("executor"),
+        "chunk_paths": summary.get("chunk_paths"),
+        "ci_level": _finite(summary.get("ci_level")),
+        "n_boot": summary.get("n_boot"),
         "paths": summary.get("paths", summary.get("n_paths")),
         "seed": summary.get("seed"),
         "alpha": summary.get("alpha"),
@@ -485,6 +511,8 @@ def _scenario(item: ResultsInput, top_n: int | None) -> dict[str, Any]:
         "var_usd": _finite(s.get("var_usd")),
         "es_usd": es_usd,
         "es_ci_usd": _pair(s.get("es_ci_usd")),
+        "ci_level": _finite(s.get("ci_level")),
+        "n_boot": s.get("n_boot"),
         "levels": list(_summary_levels(s).values()),
         "distribution": _distribution(item.paths, weights, alpha, s),
         "liquidated": _liquidated(item.paths, weights, s),
@@ -564,10 +592,17 @@ def _e(x: Any) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
+#: Below this many USD a non-zero amount prints as "<$0.01", not "$0.00" (a dust shortfall
+#: still counts in P(shortfall > 0), and "$0.00" next to "100%" reads as a contradiction).
+DUST_USD = 0.005
+
+
 def _usd(x: Any) -> str:
     v = _finite(x)
     if v is None:
         return "n/a"
+    if 0 < abs(v) < DUST_USD:
+        return "<$0.01" if v > 0 else "-<$0.01"
     if abs(v) >= 100 or v == 0:
         return f"${v:,.0f}" if v >= 0 else f"-${-v:,.0f}"
     return f"${v:,.2f}" if v >= 0 else f"-${-v:,.2f}"
@@ -576,6 +611,8 @@ def _usd(x: Any) -> str:
 def _usd_short(x: float) -> str:
     a = abs(x)
     sign = "-" if x < 0 else ""
+    if 0 < a < DUST_USD:
+        return f"{sign}<$0.01"
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if a >= div:
             return f"{sign}${a / div:.3g}{suffix}"
@@ -587,6 +624,18 @@ def _pct(x: Any, digits: int = 1) -> str:
     if v is None:
         return "n/a"
     return f"{100 * v:.{digits}f}%"
+
+
+def _share(x: Any) -> str:
+    """A share of ES: one decimal, and ``<0.1%`` rather than ``0.0%`` for a small non-zero one."""
+    v = _finite(x)
+    if v is not None and 0 < v < 0.0005:
+        return "<0.1%"
+    return _pct(v)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def _level(alpha: Any) -> str:
@@ -729,47 +778,108 @@ def _time_axis(time_s: Sequence[float]) -> tuple[FloatArray, str]:
     return t / 60, "time, minutes"
 
 
+_PATH_NAMES = {"median": "median path", "var": "path at VaR", "worst": "worst path"}
+
+
+def _cascade_columns(sc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, name) of each distinct traced path: the median, VaR and worst paths are
+    often the same path (always, for a one-path stress), which is drawn once."""
+    cascade = sc["cascade"] or {}
+    columns: list[tuple[str, list[str]]] = []
+    seen: dict[Any, int] = {}
+    for label in TIMELINE_LABELS:
+        if label not in cascade:
+            continue
+        path = cascade[label].get("path")
+        if path is not None and path in seen:
+            columns[seen[path]][1].append(_PATH_NAMES[label])
+            continue
+        seen[path] = len(columns)
+        columns.append((label, [_PATH_NAMES[label]]))
+    one = sc["paths"] == 1
+    return [(label, "the stress path" if one else " = ".join(names)) for label, names in columns]
+
+
+def _cascade_is_still(sc: Mapping[str, Any]) -> bool:
+    """True when no traced path moves any price, liquidates or leaves a shortfall."""
+    for series in (sc["cascade"] or {}).values():
+        for prices in series["price_relative"].values():
+            if np.any(np.abs(np.asarray(prices, dtype=np.float64) - 1.0) > 1e-9):
+                return False
+        for key in ("liquidated_usd_cum", "shortfall_usd"):
+            if np.any(np.asarray(series.get(key) or [0.0], dtype=np.float64) != 0):
+                return False
+    return True
+
+
 def _cascade_figure(sc: Mapping[str, Any]) -> str | None:
     cascade = sc["cascade"]
     if not cascade:
         return None
-    labels = [lb for lb in TIMELINE_LABELS if lb in cascade]
-    fig = _figure(11.0, 7.5)
-    axes = fig.subplots(3, len(labels), sharex="col", sharey="row", squeeze=False)
-    symbols = sorted({sym for lb in labels for sym in cascade[lb]["price_relative"]})
+    columns = _cascade_columns(sc)
+    fig = _figure(11.0 if len(columns) > 1 else 7.0, 8.0)
+    axes = fig.subplots(3, len(columns), sharex="col", sharey="row", squeeze=False)
+    symbols = sorted({sym for lb, _ in columns for sym in cascade[lb]["price_relative"]})
     from matplotlib import colormaps
 
     cmap = colormaps["tab10"]
     colors = {sym: cmap(i % 10) for i, sym in enumerate(symbols)}
-    for j, label in enumerate(labels):
+    row_max = [0.0, 0.0]
+    for j, (label, name) in enumerate(columns):
         series = cascade[label]
+        path = series.get("path")
+        title = name + (f" (#{path})" if path is not None else "")
         t, tlabel = _time_axis(series["time_s"])
         ax_p, ax_l, ax_s = axes[0, j], axes[1, j], axes[2, j]
         for sym, prices in series["price_relative"].items():
             ax_p.plot(t, 100 * np.asarray(prices), color=colors[sym], lw=1.3, label=sym)
-        path = series.get("path")
-        name = {"median": "median path", "var": "path at VaR", "worst": "worst path"}[label]
-        ax_p.set_title(f"{name}" + (f" (#{path})" if path is not None else ""), fontsize=10)
-        if "liquidated_usd_cum" in series:
-            ax_l.plot(t, series["liquidated_usd_cum"], color=_LABEL_COLORS[label], lw=1.5)
-            ax_l.fill_between(
-                t, series["liquidated_usd_cum"], color=_LABEL_COLORS[label], alpha=0.15
+        ax_p.set_title(title, fontsize=10)
+        for i, (ax, key, color) in enumerate(
+            (
+                (ax_l, "liquidated_usd_cum", _LABEL_COLORS[label]),
+                (ax_s, "shortfall_usd", _COLORS["es"]),
             )
-        if "shortfall_usd" in series:
-            ax_s.plot(t, series["shortfall_usd"], color=_COLORS["es"], lw=1.5)
-            ax_s.fill_between(t, series["shortfall_usd"], color=_COLORS["es"], alpha=0.15)
+        ):
+            if key not in series:
+                continue
+            values = np.asarray(series[key], dtype=np.float64)
+            row_max[i] = max(row_max[i], float(values.max(initial=0.0)))
+            ax.plot(t, values, color=color, lw=1.5)
+            ax.fill_between(t, values, color=color, alpha=0.15)
         ax_s.set_xlabel(tlabel)
         for ax in (ax_p, ax_l, ax_s):
             ax.grid(True, alpha=0.3)
         ax_l.yaxis.set_major_formatter(_usd_formatter())
         ax_s.yaxis.set_major_formatter(_usd_formatter())
-    for row in (1, 2):  # after every column is drawn: the row shares one y axis
-        axes[row, 0].set_ylim(bottom=0)
+    for row, what in ((1, "no liquidation"), (2, "no shortfall")):
+        if row_max[row - 1] > 0:  # after every column is drawn: the row shares one y axis
+            axes[row, 0].set_ylim(bottom=0)
+            continue
+        axes[row, 0].set_ylim(0, 1)  # an all-zero row: say so instead of a $0.00-$0.05 axis
+        for ax in axes[row]:
+            ax.text(
+                0.5,
+                0.5,
+                what,
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                color="#5b6670",
+                fontsize=10,
+            )
     axes[0, 0].set_ylabel("market price, % of snapshot")
     axes[1, 0].set_ylabel("liquidated, cumulative, USD")
     axes[2, 0].set_ylabel("shortfall, USD")
-    if symbols:
-        axes[0, -1].legend(fontsize=7, loc="lower left", ncol=2)
+    if symbols:  # above the panels, where it hides no line
+        handles, names = axes[0, 0].get_legend_handles_labels()
+        fig.legend(
+            handles,
+            names,
+            loc="outside upper center",
+            ncol=min(len(symbols), 8),
+            fontsize=8,
+            frameon=False,
+        )
     return _png(fig, f"cascade paths of {sc['scenario']}")
 
 
@@ -875,7 +985,9 @@ def _per_scenario(scenarios: Sequence[Mapping[str, Any]], block: Any, *, section
 def _section_snapshot(report: Mapping[str, Any]) -> str:
     snap = report["snapshot"]
     chain = snap.get("chain_name")
-    chain_text = f"{_e(snap.get('chain_id'))}" + (f" ({_e(chain)})" if chain else "")
+    chain_text = (f"{_e(chain)}, chain id " if chain else "chain id ") + _e(
+        snap.get("chain_id") if snap.get("chain_id") is not None else "n/a"
+    )
     pairs = [
         ("Protocol", _e(snap.get("protocol") or "n/a")),
         ("Chain", chain_text),
@@ -906,13 +1018,70 @@ def _section_snapshot(report: Mapping[str, Any]) -> str:
     return html_out + "</section>"
 
 
+def _ci_name(sc: Mapping[str, Any]) -> str:
+    """``95% CI`` when the results record the interval's level, else ``CI``."""
+    level = sc.get("ci_level")
+    return f"{_level(level)} CI" if level is not None else "CI"
+
+
+def _liquidated_text(sc: Mapping[str, Any]) -> str:
+    liq = sc["liquidated"]
+    lq = liq["quantiles_usd"]
+    per_path = (
+        f"; {liq['mean_liquidations']:,.1f} liquidations per path on average"
+        if liq.get("mean_liquidations") is not None
+        else ""
+    )
+    return (
+        f"<p>Liquidated volume per path: median {_e(_usd(lq.get('0.5')))}, 95% "
+        f"{_e(_usd(lq.get('0.95')))}, 99% {_e(_usd(lq.get('0.99')))}, worst "
+        f"{_e(_usd(liq['max_usd']))}{per_path}.</p>"
+    )
+
+
+def _round_limit_warning(sc: Mapping[str, Any]) -> str:
+    cut = sc.get("rounds_limit_paths")
+    if not cut:
+        return ""
+    return (
+        f'<p class="warn">The engine\u2019s round limit was hit on {cut:,} of {sc["paths"]:,} '
+        "paths: their cascades were cut short within a step, so liquidations (and possibly "
+        "the shortfall) on those paths may be understated. Raise the engine's round_limit "
+        "to check.</p>"
+    )
+
+
+def _stress_risk_block(sc: Mapping[str, Any]) -> str:
+    """A deterministic stress is one path: its shortfall is VaR and ES at every level."""
+    d, liq = sc["distribution"], sc["liquidated"]
+    n_liq = liq.get("mean_liquidations")
+    cards = (
+        f'<div class="headline">'
+        f'<div class="card es"><div class="v">{_e(_usd(d["max_usd"]))}</div>'
+        f'<div class="l">shortfall (bad debt) at the horizon</div></div>'
+        f'<div class="card"><div class="v">{_e(_usd(liq["max_usd"]))}</div>'
+        f'<div class="l">collateral liquidated'
+        + (f", {_e(_plural(round(n_liq), 'liquidation'))}" if n_liq is not None else "")
+        + "</div></div></div>"
+    )
+    return (
+        cards
+        + _round_limit_warning(sc)
+        + '<p class="note">A deterministic stress: one path, so VaR and ES at every level '
+        "equal its shortfall, with no sampling interval.</p>"
+    )
+
+
 def _risk_block(sc: Mapping[str, Any]) -> str:
+    if sc["paths"] == 1:
+        return _stress_risk_block(sc)
     d = sc["distribution"]
     alpha = sc["alpha"]
+    ci = _ci_name(sc)
     cards = (
         f'<div class="headline">'
         f'<div class="card es"><div class="v">{_e(_usd(sc["es_usd"]))}</div>'
-        f'<div class="l">ES at {_e(_level(alpha))}, {_e(_ci(sc["es_ci_usd"]))}</div></div>'
+        f'<div class="l">ES at {_e(_level(alpha))}; {_e(ci)} {_e(_ci(sc["es_ci_usd"]))}</div></div>'
         f'<div class="card var"><div class="v">{_e(_usd(sc["var_usd"]))}</div>'
         f'<div class="l">VaR at {_e(_level(alpha))}</div></div>'
         f'<div class="card"><div class="v">{_e(_pct(d["p_shortfall_positive"], 2))}</div>'
@@ -935,9 +1104,9 @@ def _risk_block(sc: Mapping[str, Any]) -> str:
         [
             ("confidence", False),
             ("VaR", True),
-            ("VaR interval", True),
+            (f"VaR {ci}", True),
             ("ES", True),
-            ("ES interval", True),
+            (f"ES {ci}", True),
         ],
         rows,
     )
@@ -948,39 +1117,31 @@ def _risk_block(sc: Mapping[str, Any]) -> str:
             f"{_e(_level(alpha))} is $0 while ES, the mean of the worst {_e(_pct(1 - alpha))} of "
             "outcomes, still counts the paths that do.</p>"
         )
-    cut = sc.get("rounds_limit_paths")
-    if cut:
-        note += (
-            f'<p class="warn">The engine\u2019s round limit was hit on {cut:,} of {sc["paths"]:,} '
-            "paths: their cascades were cut short within a step, so liquidations (and possibly "
-            "the shortfall) on those paths may be understated. Raise the engine's round_limit "
-            "to check.</p>"
-        )
-    liq = sc["liquidated"]
-    lq = liq["quantiles_usd"]
-    liq_text = (
-        f"<p>Liquidated volume per path: median {_e(_usd(lq.get('0.5')))}, 95% "
-        f"{_e(_usd(lq.get('0.95')))}, 99% {_e(_usd(lq.get('0.99')))}, worst "
-        f"{_e(_usd(liq['max_usd']))}"
-        + (
-            f"; {liq['mean_liquidations']:,.1f} liquidations per path on average"
-            if liq.get("mean_liquidations") is not None
-            else ""
-        )
-        + ".</p>"
+    boot = sc.get("n_boot")
+    how = (
+        f"{_e(ci)}: percentile bootstrap over the paths"
+        + (f" ({int(boot):,} resamples)" if isinstance(boot, int | float) else "")
+        if sc.get("ci_level") is not None
+        else "intervals are bootstrap confidence intervals from the simulation"
     )
     return (
         cards
         + table
         + note
-        + liq_text
-        + f'<p class="note">{sc["paths"]:,} paths; intervals are bootstrap confidence intervals '
-        "from the simulation (n/a where the results do not carry one).</p>"
+        + _round_limit_warning(sc)
+        + _liquidated_text(sc)
+        + f'<p class="note">{_e(_plural(sc["paths"], "path"))}; {how} (n/a where the results '
+        "do not carry one).</p>"
     )
 
 
 def _distribution_block(sc: Mapping[str, Any]) -> str:
     d = sc["distribution"]
+    if d["n_paths"] == 1:
+        return (
+            f'<p class="note">A single deterministic path: its shortfall is '
+            f"{_e(_usd(d['max_usd']))}; there is no distribution to draw.</p>"
+        )
     p = d["p_shortfall_positive"]
     lead = (
         f"<p>P(shortfall &gt; 0) = <b>{_e(_pct(p, 2))}</b>: {d['n_positive']:,} of "
@@ -989,11 +1150,6 @@ def _distribution_block(sc: Mapping[str, Any]) -> str:
     if 0 < p < 1:
         lead += f"; the other {_e(_pct(1 - p, 2))} end with none and are left out of the plots"
     lead += ".</p>"
-    if d["n_paths"] == 1:
-        return lead + (
-            f'<p class="note">A single deterministic path: its shortfall is '
-            f"{_e(_usd(d['max_usd']))}; there is no distribution to draw.</p>"
-        )
     fig = _distribution_figure(sc)
     if fig is None:
         return (
@@ -1012,7 +1168,7 @@ def _worst_move_html(sc: Mapping[str, Any]) -> str:
     wm = sc["worst_move"]
     sym = wm["worst_symbol"]
     if sym is None:
-        return "n/a"
+        return "no listed asset falls" if wm["assets"] else "n/a"
     a = wm["assets"][sym]
     out = f"{_e(sym)} {_e(_pct(a['tail']))}"
     if a["min"] < a["tail"]:
@@ -1094,17 +1250,29 @@ def _moves_table(sc: Mapping[str, Any]) -> str:
 
 
 def _cascade_block(sc: Mapping[str, Any]) -> str:
-    fig = _cascade_figure(sc)
-    if fig is None:
+    if not sc["cascade"]:
         return '<p class="note">These results carry no cascade timeline (timeline.parquet).</p>'
+    if _cascade_is_still(sc):
+        return (
+            '<p class="note">No price of this book\u2019s assets moves on the traced paths, '
+            "nothing is liquidated and no shortfall arises: the scenario shocks none of the "
+            "assets this market lists (see the worst price moves above), so there is no "
+            "cascade to draw.</p>"
+        )
+    fig = _cascade_figure(sc)
     rows = []
-    for label in TIMELINE_LABELS:
-        series = sc["cascade"].get(label)
-        if not series:
-            continue
+    for label, name in _cascade_columns(sc):
+        series = sc["cascade"][label]
         liq = series.get("liquidated_usd_cum") or [None]
         short = series.get("shortfall_usd") or [None]
-        rows.append([_e(label), _e(series.get("path")), _e(_usd(liq[-1])), _e(_usd(short[-1]))])
+        rows.append(
+            [
+                _e(name),
+                _e(series.get("path")),
+                _e(_usd(liq[-1])),
+                _e(_usd(short[-1])),
+            ]
+        )
     table = _table(
         [
             ("path", False),
@@ -1114,12 +1282,18 @@ def _cascade_block(sc: Mapping[str, Any]) -> str:
         ],
         rows,
     )
+    which = (
+        "the stress path"
+        if sc["paths"] == 1
+        else "the median path, the path at VaR and the worst path (by shortfall; a path that "
+        "is two of them is drawn once)"
+    )
     return (
-        fig
+        (fig or "")
         + table
         + '<p class="note">Market prices (top) relative to the snapshot, liquidated volume '
         "so far (middle) and the shortfall, the debt no collateral covers (bottom), step by "
-        "step, for the median path, the path at VaR and the worst path.</p>"
+        f"step, for {which}.</p>"
     )
 
 
@@ -1134,7 +1308,7 @@ def _contributions_block(sc: Mapping[str, Any]) -> str:
                 str(i + 1),
                 _addr(r["account"]),
                 _e(_usd(r["es_contribution_usd"])),
-                _e(_pct(r["share"])),
+                _e(_share(r["share"])),
             ]
             for i, r in enumerate(acc["rows"])
         ]
@@ -1156,7 +1330,7 @@ def _contributions_block(sc: Mapping[str, Any]) -> str:
                 _e(r.get("symbol", "")),
                 _addr(r["asset"]),
                 _e(_usd(r["es_contribution_usd"])),
-                _e(_pct(r["share"])),
+                _e(_share(r["share"])),
             ]
             for r in ast["rows"]
         ]
@@ -1177,15 +1351,53 @@ def _contributions_block(sc: Mapping[str, Any]) -> str:
 
 def _reproduce_block(sc: Mapping[str, Any]) -> str:
     r = sc["reproduce"]
+
+    def code(value: Any) -> str:
+        return f"<code>{_e(value)}</code>"
+
+    versions = r.get("versions") or {}
     pairs = [
         ("scenario", _e(r["scenario"])),
-        *([("scenario source", _e(r["scenario_source"]))] if r["scenario_source"] else []),
+        *([("scenario file", code(r["scenario_source"]))] if r["scenario_source"] else []),
+        *([("scenario SHA-256", code(r["scenario_sha256"]))] if r.get("scenario_sha256") else []),
+        *(
+            [("scenario data SHA-256", code(r["scenario_data_sha256"]))]
+            if r.get("scenario_data_sha256")
+            else []
+        ),
+        *([("snapshot SHA-256", code(r["snapshot_sha256"]))] if r.get("snapshot_sha256") else []),
         ("paths", _e(r["paths"])),
         ("seed", _e(r["seed"])),
         ("alpha", _e(r["alpha"])),
+        *(
+            [
+                (
+                    "intervals",
+                    _e(f"{_level(r['ci_level'])} percentile bootstrap, {r['n_boot']} resamples"),
+                )
+            ]
+            if r.get("ci_level") is not None and r.get("n_boot") is not None
+            else []
+        ),
         ("software version", _e(r["software_version"] or "n/a")),
+        (
+            "package versions",
+            _e(", ".join(f"{k} {v}" for k, v in versions.items()) if versions else "not recorded"),
+        ),
+        *(
+            [
+                (
+                    "executor",
+                    _e(r["executor"])
+                    + (f", {_e(r['chunk_paths'])} paths per chunk" if r.get("chunk_paths") else "")
+                    + '<span class="note"> (the numbers do not depend on it)</span>',
+                )
+            ]
+            if r.get("executor")
+            else []
+        ),
         ("runtime", _e(f"{r['runtime_s']:.2f} s" if r["runtime_s"] is not None else "n/a")),
-        ("results directory", f"<code>{_e(r['results_dir'])}</code>"),
+        ("results directory", code(r["results_dir"])),
     ]
     engine = r["engine"] or {}
     engine_rows = [[_e(k), f"<code>{_e(json.dumps(v))}</code>"] for k, v in sorted(engine.items())]

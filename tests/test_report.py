@@ -6,6 +6,7 @@ Inputs come from the real pipeline (synthetic snapshot -> simulate -> results di
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -24,8 +25,11 @@ from keeper.cli import main
 from simulator.errors import ResultsError
 from simulator.report import (
     SECTIONS,
+    _cascade_columns,
     _exceedance,
     _lower_quantile,
+    _usd,
+    _usd_short,
     build_report,
     make_report,
     read_results,
@@ -66,6 +70,8 @@ def make_results(root: Path) -> dict[str, Path]:
     # A book where bad debt is rare: under 2.5% of paths, so VaR(97.5%) is 0 but ES is not.
     sturdy = synthetic_snapshot(n_accounts=400, seed=3, near_one_share=0.3)
     runs["rare"] = simulate(sturdy, "default", n_paths=400, seed=1)
+    # A stress that moves none of the book's assets (like a CRV squeeze on a market without CRV).
+    runs["still"] = simulate(snapshot, uniform_shock_paths(symbols, [1.0], n_steps=6))
     return {name: save_results(result, root / name) for name, result in runs.items()}
 
 
@@ -292,6 +298,94 @@ def test_text_from_results_is_escaped(results: dict[str, Path], tmp_path: Path) 
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
 
 
+def _block(page: str, section: str, index: int) -> str:
+    """The HTML of scenario ``index``'s folded block in ``section``."""
+    start = page.index(f'<details id="{section}-{index}"')
+    return page[start : page.index("</details>", start)]
+
+
+def _png_size(img_tag: str) -> tuple[int, int]:
+    import base64
+    import struct
+
+    data = base64.b64decode(img_tag.split("base64,", 1)[1].split('"', 1)[0])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+def test_dust_amounts_are_not_shown_as_zero(results: dict[str, Path], tmp_path: Path) -> None:
+    assert _usd(0.000856) == "<$0.01" and _usd(0.0) == "$0" and _usd(0.006) == "$0.01"
+    assert _usd_short(0.000856) == "<$0.01" and _usd_short(2_865.0) == "$2.87k"
+    dust = tmp_path / "dust"
+    shutil.copytree(results["stress"], dust)
+    summary = json.loads((dust / "summary.json").read_text())
+    summary.update(var_usd=0.000856, es_usd=0.000856, es_ci_usd=[0.000856, 0.000856])
+    (dust / "summary.json").write_text(json.dumps(summary))
+    paths = pd.read_parquet(dust / "paths.parquet")
+    paths["shortfall_usd"] = 0.000856
+    paths.to_parquet(dust / "paths.parquet")
+    page = make_report([results["mc"], dust])
+    rows = page[page.index('<table class="scenarios">') :]
+    row = rows[rows.index("<tr><td>black-thursday-2020") :]
+    row = row[: row.index("</tr>")]
+    assert "100.00%" in row  # P(shortfall > 0): the dust counts ...
+    assert row.count("&lt;$0.01") == 3 and "$0.00" not in row  # ... and is not shown as zero
+
+
+def test_one_path_stress_is_shown_as_one_path(results: dict[str, Path]) -> None:
+    data = build_report([results["mc"], results["stress"]])
+    mc, stress = data["scenarios"]
+    assert stress["paths"] == 1
+    assert _cascade_columns(stress) == [("median", "the stress path")]
+    distinct = {mc["cascade"][lb]["path"] for lb in ("median", "var", "worst")}
+    assert len(_cascade_columns(mc)) == len(distinct) >= 2
+    page = render_html(data)
+    risk = _block(page, "risk", 1)
+    assert "A deterministic stress: one path" in risk
+    assert "<table" not in risk and "1 paths" not in page  # no table of identical levels
+    cascade = _block(page, "cascade", 1)
+    assert cascade.count("<tr><td>") == 1 and "the stress path" in cascade
+    wide = _png_size(_block(page, "cascade", 0).split("<img", 1)[1])
+    narrow = _png_size(cascade.split("<img", 1)[1])
+    assert narrow[0] < 0.75 * wide[0]  # one column of panels, not three copies
+
+
+def test_stress_that_moves_nothing_draws_no_empty_cascade(results: dict[str, Path]) -> None:
+    data = build_report([results["mc"], results["still"]])
+    still = data["scenarios"][1]
+    assert still["worst_move"]["worst_symbol"] is None and not still["worst_move"]["any_falls"]
+    page = render_html(data)
+    assert "no listed asset falls" in page
+    cascade = _block(page, "cascade", 1)
+    assert "there is no cascade to draw" in cascade and "<img" not in cascade
+
+
+def test_intervals_name_their_level(results: dict[str, Path]) -> None:
+    summary = json.loads((results["mc"] / "summary.json").read_text())
+    page = make_report([results["mc"]])
+    level = f"{100 * summary['ci_level']:g}% CI"
+    assert f'<th class="num">ES {level}</th>' in page
+    assert f'<th class="num">VaR {level}</th>' in page
+    assert f"{summary['n_boot']:,} resamples" in page
+
+
+def test_reproduce_shows_hashes_and_versions(tmp_path: Path) -> None:
+    """From `shortfall simulate` to the report: what pins the numbers is on the page."""
+    synthetic_snapshot(n_accounts=200, seed=3).save(tmp_path / "snap")
+    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", "ftx-2022"]
+    assert main([*argv, "--out", str(tmp_path / "res")]) == 0
+    summary = json.loads((tmp_path / "res" / "summary.json").read_text())
+    page = make_report([tmp_path / "res"])
+    block = page[page.index('<section id="reproduce">') :]
+    assert f"<code>{summary['snapshot_sha256']}</code>" in block
+    assert f"<code>{summary['scenario_sha256']}</code>" in block
+    assert f"<code>{summary['scenario_file']}</code>" in block
+    for name, version in summary["versions"].items():
+        assert f"{name} {version}" in block
+    assert "<td>versions</td>" not in block  # shown as versions, not dumped as JSON
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -363,16 +457,64 @@ def _chromium() -> str:
     return exe
 
 
-def _screenshot(html_file: Path, png: Path, tmp: Path) -> None:
-    cmd = [
-        _chromium(),
-        *CHROMIUM_FLAGS,
-        f"--user-data-dir={tmp / 'chromium-profile'}",
-        f"--screenshot={png}",
-        "--window-size=1280,4000",
-        html_file.resolve().as_uri(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+#: Appended to a copy of the page: once it has loaded, measure every section and figure and
+#: write the measurements into the DOM, which ``--dump-dom`` prints. (The report itself has
+#: no script; the screenshot is taken of the unmodified page.)
+_PROBE = """<script>
+addEventListener("load", () => {
+  const out = {width: document.documentElement.clientWidth,
+               height: document.documentElement.scrollHeight, sections: [], figures: []};
+  for (const s of document.querySelectorAll("main section")) {
+    const r = s.getBoundingClientRect();
+    out.sections.push({id: s.id, top: r.top + scrollY, height: r.height,
+                       heading: (s.querySelector("h2") || {}).textContent || ""});
+  }
+  for (const img of document.images) {
+    const r = img.getBoundingClientRect();
+    out.figures.push({alt: img.alt, shown: img.getClientRects().length > 0,
+                      decoded: img.complete && img.naturalWidth > 0,
+                      top: r.top + scrollY, left: r.left, width: r.width, height: r.height});
+  }
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+WINDOW_WIDTH = 1280
+
+
+def _chromium_run(args: list[str], tmp: Path, name: str) -> subprocess.CompletedProcess[str]:
+    cmd = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp / ('chromium-' + name)}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+
+
+def _layout(html_file: Path, tmp: Path) -> dict[str, Any]:
+    """Where Chromium lays out each section and figure of ``html_file``, CSS pixels."""
+    probe = tmp / "probe.html"
+    probe.write_text(
+        html_file.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"),
+        encoding="utf-8",
+    )
+    proc = _chromium_run(
+        [f"--window-size={WINDOW_WIDTH},1000", "--dump-dom", probe.resolve().as_uri()], tmp, "dom"
+    )
+    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    assert found, f"chromium printed no layout (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    return json.loads(html.unescape(found.group(1)))  # type: ignore[no-any-return]
+
+
+def _screenshot(html_file: Path, png: Path, tmp: Path, height: int = 4000) -> None:
+    proc = _chromium_run(
+        [
+            f"--screenshot={png}",
+            f"--window-size={WINDOW_WIDTH},{height}",
+            html_file.resolve().as_uri(),
+        ],
+        tmp,
+        "shot",
+    )
     assert png.is_file(), (
         f"chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
     )
@@ -388,18 +530,51 @@ def _pixels(png: Path) -> Any:
 
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(report_html: str, tmp_path: Path) -> None:
+    """The whole page, as Chromium draws it: every section laid out in order with its
+    heading and something drawn in it, every visible figure decoded and not blank."""
     html_file = tmp_path / "report.html"
     html_file.write_text(report_html, encoding="utf-8")
+    layout = _layout(html_file, tmp_path)
+    assert [s["id"] for s in layout["sections"]] == list(SECTIONS)
+    tops = [s["top"] for s in layout["sections"]]
+    assert tops == sorted(tops)
+    for s in layout["sections"]:
+        assert s["heading"] and s["height"] > 60, s
+
     png = tmp_path / "report.png"
-    _screenshot(html_file, png, tmp_path)
+    _screenshot(html_file, png, tmp_path, height=int(layout["height"]) + 10)
     rgb = _pixels(png)
+    assert rgb.shape[0] >= layout["height"], (rgb.shape, layout["height"])  # the whole page
     non_white = np.any(rgb < 0.97, axis=-1)
     assert non_white.mean() > 0.05, "the screenshot is (almost) blank"
-    colours = np.unique((rgb.reshape(-1, 3) * 255).round().astype(np.uint8), axis=0)
-    assert len(colours) > 50, f"only {len(colours)} distinct colours: nothing was drawn"
-    # The figures are drawn: the ES red and the VaR blue of the plots appear on screen.
+    for s in layout["sections"]:  # each section's band of the page has content drawn in it
+        band = non_white[int(s["top"]) : int(s["top"] + s["height"])]
+        assert band.mean() > 0.01, f"section {s['id']} renders blank"
+
+    shown = [f for f in layout["figures"] if f["shown"]]
+    alts = {f["alt"] for f in shown}
+    assert {"scenarios side by side", "shortfall distribution of default"} <= alts, alts
+    assert any(a.startswith("cascade paths of") for a in alts), alts
+    for f in layout["figures"]:
+        assert f["decoded"], f"figure {f['alt']!r} does not decode"
+    for f in shown:
+        assert f["width"] > 600 and f["height"] > 200, f
+        top, left = int(f["top"]), int(f["left"])
+        crop = rgb[top : top + int(f["height"]), left : left + int(f["width"])]
+        colours = np.unique((crop.reshape(-1, 3) * 255).round().astype(np.uint8), axis=0)
+        assert len(colours) > 30, f"figure {f['alt']!r} is (almost) blank on screen"
+    # The plots' ES red and VaR blue appear on screen.
     reds = (rgb[..., 0] > 0.6) & (rgb[..., 1] < 0.2) & (rgb[..., 2] < 0.3)
     blues = (rgb[..., 2] > 0.55) & (rgb[..., 0] < 0.25)
     assert reds.sum() > 500 and blues.sum() > 500
-    # Content reaches well down the page: the lower half is not empty.
-    assert non_white[rgb.shape[0] // 2 :].mean() > 0.02
+
+
+@pytest.mark.slow
+def test_chromium_check_sees_a_broken_figure(report_html: str, tmp_path: Path) -> None:
+    """The layout probe is not blind: a corrupt embedded PNG is reported as not decoded."""
+    broken = report_html.replace("data:image/png;base64,iVBOR", "data:image/png;base64,AAAA", 1)
+    assert broken != report_html
+    html_file = tmp_path / "broken.html"
+    html_file.write_text(broken, encoding="utf-8")
+    figures = _layout(html_file, tmp_path)["figures"]
+    assert sum(not f["decoded"] for f in figures) == 1
