@@ -222,6 +222,7 @@ def _simulate_all(settings: DemoSettings, result: DemoResult, say: Say) -> None:
     import dataclasses
     import shlex
 
+    from keeper.cli.simulate import provenance
     from keeper.progress import progress
     from simulator.results import save_results
     from simulator.scenarios import DEFAULT_SCENARIO, load_scenario
@@ -256,15 +257,24 @@ def _simulate_all(settings: DemoSettings, result: DemoResult, say: Say) -> None:
                     "command": shlex.join(argv),
                     "executor": "local",
                     "run_by": "shortfall demo",
+                    **provenance(result.snapshot, scenario),
                 },
             )
             result.results[name] = save_results(sim, target)
             share = float((sim.shortfall_usd > 0).mean())
             say(
-                f"    {name:<24} {n_paths:>6,} paths  VaR ${sim.var_usd:>13,.0f}  "
-                f"ES ${sim.es_usd:>13,.0f}  P(shortfall>0) {100 * share:5.1f}%  "
+                f"    {name:<24} {n_paths:>6,} paths  VaR {_usd(sim.var_usd):>14}  "
+                f"ES {_usd(sim.es_usd):>14}  P(shortfall>0) {100 * share:5.1f}%  "
                 f"({time.perf_counter() - started:.1f} s)"
             )
+
+
+def _usd(x: float) -> str:
+    """Whole dollars, sign first (``-$1,234``); a positive amount under half a dollar is
+    ``<$1``, not ``$0`` (a dust shortfall still counts in P(shortfall > 0))."""
+    if 0.0 < x < 0.5:
+        return "<$1"
+    return f"-${-x:,.0f}" if x <= -0.5 else f"${max(x, 0.0):,.0f}"
 
 
 def _report(settings: DemoSettings, result: DemoResult, say: Say) -> None:
@@ -375,11 +385,14 @@ def _print_flags(flags: list[dict[str, Any]], say: Say, limit: int = 15) -> None
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     rows = sorted(flags, key=lambda f: (order.get(f["severity"], 9), -f["es_usd"]))
     say(f"    {len(flags)} accounts flagged (stressed ES above posted margin):")
+    say(
+        "    (margin: equity, collateral value minus debt, USD; below $0 the account is under water)"
+    )
     say(f"    {'account':<42}  {'severity':<8}  {'stressed ES':>14}  {'margin':>14}  since")
     for f in rows[:limit]:
         say(
-            f"    {f['account']:<42}  {f['severity']:<8}  ${f['es_usd']:>13,.0f}  "
-            f"${f['margin_usd']:>13,.0f}  block {f['first_block']}"
+            f"    {f['account']:<42}  {f['severity']:<8}  {_usd(f['es_usd']):>14}  "
+            f"{_usd(f['margin_usd']):>14}  block {f['first_block']}"
         )
     if len(rows) > limit:
         say(f"    ... and {len(rows) - limit} more (keeper.sqlite, keeper-events.jsonl)")

@@ -111,6 +111,28 @@ def test_demo_report_is_complete(demo_run: tuple[Path, str, float]) -> None:
         assert sc["es_usd"] == summary["es_usd"] and sc["var_usd"] == summary["var_usd"]
 
 
+def test_demo_results_record_what_reproduces_them(demo_run: tuple[Path, str, float]) -> None:
+    from keeper.cli.simulate import provenance
+    from simulator.scenarios import load_scenario
+
+    out, _, _ = demo_run
+    meta = json.loads((out / "demo.json").read_text())
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for name, path in meta["results"].items():
+        summary = json.loads((Path(path) / "summary.json").read_text())
+        expected = provenance(out / "snapshot", load_scenario(name))
+        for key in ("snapshot_sha256", "scenario_file", "scenario_sha256", "versions"):
+            assert summary[key] == expected[key], (name, key)
+        assert f"<code>{summary['scenario_sha256']}</code>" in page
+    assert f"<code>{expected['snapshot_sha256']}</code>" in page
+
+
+def test_demo_money_never_reads_zero_when_it_is_not() -> None:
+    assert demo._usd(0.000856) == "<$1"  # a dust shortfall, counted in P(shortfall > 0)
+    assert demo._usd(0.0) == "$0" and demo._usd(1234.4) == "$1,234"
+    assert demo._usd(-141_424.2) == "-$141,424"  # an under-water margin, sign first
+
+
 def test_demo_keeper_flagged_accounts_in_the_crash(demo_run: tuple[Path, str, float]) -> None:
     out, stdout, _ = demo_run
     with sqlite3.connect(out / "keeper.sqlite") as db:

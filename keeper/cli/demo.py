@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stress",
         action="append",
         metavar="NAME",
-        help="named stress to run (repeatable; default: every built-in stress scenario)",
+        help="named stress to run (repeatable; default: every named historical stress, "
+        "not the hypothetical-* shocks)",
     )
     p.add_argument("--port", type=int, default=None, help="anvil port (default: a free one)")
     p.set_defaults(func=run)
