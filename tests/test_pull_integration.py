@@ -355,7 +355,14 @@ def _error_line(stderr: str) -> str:
     ("case", "expected"),
     [
         ("no-code-provider", r"no contract at 0x[0-9a-fA-F]{40} \(PoolAddressesProvider\)"),
-        ("token-as-provider", r"does not answer getPool\(\).*not an Aave V3 PoolAddressesProvider"),
+        (
+            "token-as-provider",
+            r"does not answer getPool\(\).*not an Aave V3 PoolAddressesProvider; check --provider",
+        ),
+        (
+            "pool-as-provider",
+            r"does not answer getPool\(\).*it looks like a contract of the market whose PoolAddressesProvider is 0x[0-9a-fA-F]{40}: pass that",
+        ),
         ("chain-id-flag", r"serves chain id 31337, expected 1\b"),
         ("deployment-chain-id", r"serves chain id 31337, expected 5\b"),
         ("unreachable", r"cannot reach RPC http://127\.0\.0\.1:\d+ "),
@@ -373,6 +380,8 @@ def test_cli_errors_are_one_line_and_leave_no_snapshot(
     elif case == "token-as-provider":
         token = next(iter(dep["reserves"].values()))["token"]
         argv = ["--deployment", str(devnet.deployment_path), "--provider", token]
+    elif case == "pool-as-provider":
+        argv = ["--deployment", str(devnet.deployment_path), "--provider", dep["pool"]]
     elif case == "chain-id-flag":
         argv = ["--deployment", str(devnet.deployment_path), "--chain-id", "1"]
     elif case == "deployment-chain-id":
@@ -388,6 +397,8 @@ def test_cli_errors_are_one_line_and_leave_no_snapshot(
     assert code == 1
     line = _error_line(stderr)
     assert re.search(expected, line), line
+    if case == "pool-as-provider":
+        assert dep["pool_addresses_provider"] in line
     assert "SECRET-KEY" not in stderr and stdout == ""
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".snap")] == []

@@ -64,6 +64,7 @@ _ZERO = "0x0000000000000000000000000000000000000000"
 _GET_POOL = function("PoolAddressesProvider", "getPool")
 _GET_ORACLE = function("PoolAddressesProvider", "getPriceOracle")
 _GET_DATA_PROVIDER = function("PoolAddressesProvider", "getPoolDataProvider")
+_ADDRESSES_PROVIDER = function("Pool", "ADDRESSES_PROVIDER")
 _RESERVES_LIST = function("Pool", "getReservesList")
 _RESERVE_DATA = function("Pool", "getReserveData")
 _USER_CONFIG = function("Pool", "getUserConfiguration")
@@ -254,9 +255,11 @@ class AaveV3Adapter(ProtocolAdapter):
         ):
             what = f"{fn.name}() on {provider} at block {n}"
             if not ok or len(data) < 32:
+                hint = await self._provider_of(provider, n)
                 raise ContractMissing(
                     f"{provider} does not answer {fn.name}() on chain {chain_id} at block {n}: "
-                    f"it is not an Aave V3 PoolAddressesProvider; check --provider ({_MAINNET_HINT})"
+                    f"it is not an Aave V3 PoolAddressesProvider; "
+                    + (hint or f"check --provider ({_MAINNET_HINT})")
                 )
             address = _address(data, what)
             if address == _ZERO:
@@ -277,6 +280,25 @@ class AaveV3Adapter(ProtocolAdapter):
         self._addresses = MarketAddresses(provider, pool, oracle, data_provider, multicall)
         log.info("aave-v3 market on chain %d: pool %s, oracle %s", chain_id, pool, oracle)
         return self._addresses
+
+    async def _provider_of(self, address: str, block: int) -> str:
+        """A hint when ``address`` is a Pool, oracle or data provider of a market (they answer
+        ``ADDRESSES_PROVIDER()``): the provider to pass instead; "" otherwise."""
+        try:
+            ((ok, data),) = await self.multicall.run(
+                [Call(address, _ADDRESSES_PROVIDER.encode())], block
+            )
+            if not ok or len(data) != 32 or int.from_bytes(data, "big") >> 160:
+                return ""
+            root = _address(data, "ADDRESSES_PROVIDER()")
+            if root == _ZERO or not await self.chain.code(root, block):
+                return ""
+        except ChainError:
+            return ""
+        return (
+            f"it looks like a contract of the market whose PoolAddressesProvider is {root}: "
+            "pass that as --provider"
+        )
 
     # -- discovery ---------------------------------------------------------------------
 
