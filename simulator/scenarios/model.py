@@ -6,9 +6,11 @@ A scenario is one of three kinds:
     deterministic paths: per-factor (and optionally per-asset) knots ``[hours, multiplier]``
     or the shorthand ``move`` / ``at_hours`` / ``recovery``; every row is the same path.
 ``montecarlo``
-    correlated multi-factor log-returns with normal or Student-t innovations, per-factor
-    daily volatility, optional Poisson jumps, and named calibration regimes (``normal``,
-    ``stressed``) chosen by ``regime``.
+    correlated multi-factor log-returns with normal or Student-t innovations (the t mixing
+    variable shared by the steps of a day, ``mixing = "day"``, so daily returns have the
+    calibrated t law), per-factor daily volatility, optional Poisson jumps, and named
+    calibration regimes (``normal``, ``stressed``) chosen by ``regime`` or by a
+    ``NAME:REGIME`` scenario name.
 ``historical``
     block bootstrap or GARCH-filtered historical simulation from a price CSV (date column
     plus one column per factor), using only rows strictly before ``as_of``.
