@@ -8,7 +8,8 @@ so web3's result formatters would only cost time. Around every request it adds
 - bounded concurrency (a semaphore, ``ChainSettings.max_concurrency`` in flight),
 - a per-request timeout,
 - retries with exponential backoff and full jitter for transient failures (timeouts,
-  HTTP 429 and 5xx, connection resets, truncated answers), honouring ``Retry-After``,
+  HTTP 429 and 5xx, connection resets, truncated answers, a block a load-balanced node's
+  backend has not seen yet), honouring ``Retry-After``,
 - immediate failure, with a message saying what to fix, for everything else (reverts,
   "range too large", missing state, HTTP 4xx, unknown JSON-RPC errors),
 - counters of requests by method and of errors by kind (``RpcStats``), which the keeper
@@ -110,6 +111,9 @@ class ErrorKind(StrEnum):
     REVERT = "revert"
     TOO_LARGE = "too_large"
     STATE_UNAVAILABLE = "state_unavailable"
+    BLOCK_UNKNOWN = "block_unknown"
+    """The node does not know the block (yet): behind a load balancer, the backend that got
+    the request may lag the one that reported the head. Retried; then ``StateUnavailable``."""
     CLIENT_ERROR = "client_error"
     RPC_ERROR = "rpc_error"
 
@@ -122,6 +126,7 @@ TRANSIENT: frozenset[ErrorKind] = frozenset(
         ErrorKind.SERVER_ERROR,
         ErrorKind.CONNECTION,
         ErrorKind.BAD_RESPONSE,
+        ErrorKind.BLOCK_UNKNOWN,
     }
 )
 
@@ -137,10 +142,11 @@ _SIZE_RE = re.compile(
     re.IGNORECASE,
 )
 _STATE_RE = re.compile(
-    r"missing trie node|header not found|state (is )?not available|historical state"
-    r"|pruned|state at block|unknown block|block not found|no state",
+    r"missing trie node|state (is )?not available|historical state"
+    r"|pruned|state at block|no state",
     re.IGNORECASE,
 )
+_UNKNOWN_BLOCK_RE = re.compile(r"header not found|unknown block|block not found", re.IGNORECASE)
 _REVERT_RE = re.compile(r"revert|out of gas|outofgas|invalid opcode|execution error", re.I)
 _TRANSIENT_RPC_RE = re.compile(
     r"timeout|timed out|try again|temporarily|unavailable|internal error|overloaded|busy",
@@ -153,7 +159,8 @@ def classify_rpc_error(error: Any, method: str) -> ErrorKind:
 
     Rate limits are recognised first (Infura answers them with -32005, like its
     "more than 10000 results" limit), then the size limits of ``eth_getLogs``/``eth_call``,
-    missing historical state, reverts, and transient node trouble.
+    missing historical state, a block the node does not know (yet), reverts, and transient
+    node trouble.
     """
     if not isinstance(error, dict):
         return ErrorKind.BAD_RESPONSE
@@ -169,6 +176,8 @@ def classify_rpc_error(error: Any, method: str) -> ErrorKind:
         return ErrorKind.TOO_LARGE
     if _STATE_RE.search(message):
         return ErrorKind.STATE_UNAVAILABLE
+    if _UNKNOWN_BLOCK_RE.search(message):
+        return ErrorKind.BLOCK_UNKNOWN
     if code in (-32603, -32000) and _TRANSIENT_RPC_RE.search(message):
         return ErrorKind.SERVER_ERROR
     return ErrorKind.RPC_ERROR
@@ -461,6 +470,13 @@ class Chain:
             return StateUnavailable(
                 f"{method} {where}failed: the node at {rpc} has no state for that block "
                 f"({text}); use an archive node or a more recent --block",
+                code=code,
+            )
+        if kind is ErrorKind.BLOCK_UNKNOWN:
+            return StateUnavailable(
+                f"{method} {where}failed: the node at {rpc} does not know that block ({text}; "
+                f"{tries}); if it is recent the endpoint's backends lag the head: pin an older "
+                "--block",
                 code=code,
             )
         if kind is ErrorKind.RPC_ERROR:

@@ -92,7 +92,8 @@ def _http_error(status: int, headers: dict[str, str] | None = None) -> aiohttp.C
             "eth_call",
             ErrorKind.STATE_UNAVAILABLE,
         ),
-        ({"code": -32000, "message": "header not found"}, "eth_call", ErrorKind.STATE_UNAVAILABLE),
+        ({"code": -32000, "message": "header not found"}, "eth_call", ErrorKind.BLOCK_UNKNOWN),
+        ({"code": -39001, "message": "Unknown block"}, "eth_call", ErrorKind.BLOCK_UNKNOWN),
         (
             {"code": -32603, "message": "internal error: timeout"},
             "eth_call",
@@ -133,6 +134,7 @@ def test_transient_kinds_are_exactly_the_retryable_ones() -> None:
         "server_error",
         "connection",
         "bad_response",
+        "block_unknown",
     }
 
 
@@ -378,3 +380,19 @@ def test_an_endpoint_that_is_not_a_url_never_shows_its_key(
         logger.info("Successfully disconnected from: " + TYPO_URL)  # no args, no "://"
     assert len(caplog.records) == 2
     assert "TYPOKEY789" not in caplog.text and "<redacted url>" in caplog.text
+
+
+def test_a_block_the_node_has_not_seen_yet_is_retried() -> None:
+    """Behind a load balancer the backend answering may lag the one that gave the head:
+    "header not found" for a fresh block is retried; if it persists, StateUnavailable."""
+    lag = {"error": {"code": -32000, "message": "header not found"}}
+    script = Script(lag, lag, {"result": "0x2a"})
+    chain = _chain(script, retries=4)
+    assert asyncio.run(chain.request("eth_call", [], what="getPool() at block 9")) == "0x2a"
+    assert len(script.calls) == 3 and chain.stats.errors["block_unknown"] == 2
+
+    script = Script(*[lag] * 5)
+    chain = _chain(script, retries=2)
+    with pytest.raises(StateUnavailable, match=r"does not know that block .*3 attempts.*--block"):
+        asyncio.run(chain.request("eth_call", [], what="getPool() at block 9"))
+    assert len(script.calls) == 3
