@@ -608,10 +608,12 @@ def _usd(x: Any) -> str:
     return f"${v:,.2f}" if v >= 0 else f"-${-v:,.2f}"
 
 
-def _usd_short(x: float) -> str:
+def _usd_short(x: float, *, exact: bool = False) -> str:
+    """``$2.87k``, ``$6.05M``; a dust amount is ``<$0.01`` unless ``exact`` (axis ticks,
+    which sit at exact values such as $0.001)."""
     a = abs(x)
     sign = "-" if x < 0 else ""
-    if 0 < a < DUST_USD:
+    if 0 < a < DUST_USD and not exact:
         return f"{sign}<$0.01"
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if a >= div:
@@ -689,7 +691,7 @@ def _png(fig: Any, alt: str) -> str:
 def _usd_formatter() -> Any:
     from matplotlib.ticker import FuncFormatter
 
-    return FuncFormatter(lambda v, _pos: _usd_short(v))
+    return FuncFormatter(lambda v, _pos: _usd_short(v, exact=True))
 
 
 def _distribution_figure(sc: Mapping[str, Any]) -> str | None:
@@ -999,7 +1001,7 @@ def _section_snapshot(report: Mapping[str, Any]) -> str:
         ("Block hash", f"<code>{_e(snap.get('block_hash') or 'n/a')}</code>"),
     ]
     if snap.get("snapshot_hash"):
-        pairs.append(("Snapshot hash", f"<code>{_e(snap['snapshot_hash'])}</code>"))
+        pairs.append(("Snapshot SHA-256", f"<code>{_e(snap['snapshot_hash'])}</code>"))
     if snap.get("snapshot_dir"):
         pairs.append(("Snapshot directory", f"<code>{_e(snap['snapshot_dir'])}</code>"))
     addresses = snap.get("addresses") or {}

@@ -317,6 +317,7 @@ def _png_size(img_tag: str) -> tuple[int, int]:
 def test_dust_amounts_are_not_shown_as_zero(results: dict[str, Path], tmp_path: Path) -> None:
     assert _usd(0.000856) == "<$0.01" and _usd(0.0) == "$0" and _usd(0.006) == "$0.01"
     assert _usd_short(0.000856) == "<$0.01" and _usd_short(2_865.0) == "$2.87k"
+    assert _usd_short(0.001, exact=True) == "$0.001"  # an axis tick says where it is
     dust = tmp_path / "dust"
     shutil.copytree(results["stress"], dust)
     summary = json.loads((dust / "summary.json").read_text())
