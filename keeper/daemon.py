@@ -17,9 +17,13 @@ One iteration of the loop:
    there and re-read every account (a full refresh) at the new head.
 3. logs of ``(last processed, head]`` (one scan): accounts whose position changed (Supply,
    Withdraw, Borrow, Repay, LiquidationCall, ...); those not yet known are new accounts.
-4. read all prices; read the positions of new and touched accounts, or of **every** account
-   on the first iteration and every ``full_refresh_blocks`` blocks (interest accrues without
-   events).
+4. read all prices; read the positions of new and touched accounts plus the block's share of
+   the **rolling re-read** (interest accrues without events, so every account is re-read at
+   least once every ``full_refresh_blocks`` = K blocks: account ``a`` in the blocks
+   ``b = int(a) mod K``, and after skipped blocks the shares of all of them), or of
+   **every** account on the first iteration, after a restart or a reorg, and when the list
+   of reserves changes. No later block carries the whole re-read; reserves are re-read
+   every K blocks.
 5. recompute stressed ES and margin (``simulator.stress``, in a worker thread): for every
    account when prices or the stress set moved, else for the accounts read plus the open
    flags; then the flag state machine (``keeper.flags``).
@@ -130,7 +134,8 @@ class KeeperSettings:
     clear_blocks: int = DEFAULT_CLEAR_BLOCKS
     """Blocks an account must stay safe before its flag clears."""
     full_refresh_blocks: int = 50
-    """Re-read every account's position every this many blocks (K)."""
+    """Re-read every account's position at least once every this many blocks (K): a rolling
+    1/K of the accounts (by address) per block. Reserves are re-read every K blocks."""
     poll_interval_s: float = 2.0
     """Seconds between head polls."""
     ws_url: str | None = None
@@ -213,9 +218,15 @@ class _HumanSink:
 
 class _Positions:
     """The accounts x assets book the keeper keeps in memory, rows growing as accounts
-    are discovered. Balances are token units (float64, divided by ``10**decimals``)."""
+    are discovered. Balances are token units (float64, divided by ``10**decimals``).
 
-    def __init__(self, reserves: Sequence[Reserve]) -> None:
+    ``refresh_blocks`` (K) gives every account its turn in the rolling re-read: the blocks
+    ``b`` with ``b mod K == int(account) mod K`` (an address is uniform, so each block gets
+    about 1/K of the book, and the turn does not depend on discovery order).
+    """
+
+    def __init__(self, reserves: Sequence[Reserve], refresh_blocks: int) -> None:
+        self.refresh_blocks = refresh_blocks
         self.reserves = list(reserves)
         self.assets = [r.asset for r in reserves]
         self.col = {a: j for j, a in enumerate(self.assets)}
@@ -226,6 +237,7 @@ class _Positions:
         self._coll = np.zeros((0, m))
         self._debt = np.zeros((0, m))
         self._enabled = np.zeros((0, m), dtype=bool)
+        self._slot = np.zeros(0, dtype=np.int64)
 
     @property
     def n(self) -> int:
@@ -245,10 +257,24 @@ class _Positions:
                 grown = np.zeros((cap, m), dtype=dtype)
                 grown[: old.shape[0]] = old
                 setattr(self, name, grown)
+            slot = np.zeros(cap, dtype=np.int64)
+            slot[: self._slot.shape[0]] = self._slot
+            self._slot = slot
+        k = self.refresh_blocks
         for a in new:
+            self._slot[len(self.accounts)] = int(a, 16) % k
             self.row[a] = len(self.accounts)
             self.accounts.append(a)
         return new
+
+    def due(self, first_block: int, last_block: int) -> list[str]:
+        """Accounts whose turn in the rolling re-read falls in ``[first_block, last_block]``."""
+        k = self.refresh_blocks
+        if last_block - first_block + 1 >= k:
+            return list(self.accounts)
+        turns = np.arange(first_block, last_block + 1, dtype=np.int64) % k
+        rows = np.flatnonzero(np.isin(self._slot[: self.n], turns))
+        return [self.accounts[i] for i in rows]
 
     def update(self, accounts_read: Sequence[str], positions: Sequence[Any]) -> None:
         """Replace the balances of ``accounts_read`` with ``positions`` (the non-zero ones)."""
@@ -316,6 +342,7 @@ class Keeper:
         self._working_on = -1  # the head the current (or last) iteration works on
         self._lock: IO[bytes] | None = None  # held while this keeper owns the database
         self._last_full: int | None = None
+        self._reserves_at: int | None = None  # block the reserves were last read at
         self._force_full = True
         self._errors_seen: dict[str, int] = {}
         self._known_accounts: list[str] = []
@@ -520,19 +547,21 @@ class Keeper:
         s = self.settings
         started = time.perf_counter()
         n = head.number
-        # Reserves (and the stress set) on the first block and on every full refresh.
-        full = (
-            self._force_full
-            or self.book is None
-            or self._last_full is None
-            or n - self._last_full >= s.full_refresh_blocks
+        # Reserves (and the stress set) on the first block, on a full refresh and every K
+        # blocks; a changed list of reserves rebuilds the book and forces a full refresh.
+        reread_reserves = (
+            self.book is None
+            or self._force_full
+            or self._reserves_at is None
+            or n - self._reserves_at >= s.full_refresh_blocks
         )
-        if full or self.book is None:
+        if reread_reserves:
             reserves = await self.adapter.read_reserves(n)
             if self.book is None or [r.asset for r in reserves] != self.book.assets:
                 self._rebuild(reserves)
             else:
                 self.book.reserves = reserves
+        full = self._force_full or self._last_full is None
         book = self.book
         assert book is not None and self.stress is not None
         if self._known_accounts:
@@ -555,7 +584,13 @@ class Keeper:
         # iteration retried) they stay pending, so none is lost to a restart.
         self._unsaved_accounts.update(book.add(new_accounts))
         added = sorted(self._unsaved_accounts)
-        to_read = list(book.accounts) if full else sorted(set(added) | touched)
+        if full or progress is None:
+            to_read = list(book.accounts)
+        else:
+            # New and touched accounts, and the rolling re-read's share of every block since
+            # the last processed one (skipped blocks' shares included).
+            due = book.due(progress.block_number + 1, n)
+            to_read = sorted(set(added) | touched | set(due))
         prices_raw = await self.adapter.read_prices(book.assets, n)
         prices = np.array([prices_raw.usd(a) for a in book.assets], dtype=np.float64)
         if to_read:
@@ -632,6 +667,8 @@ class Keeper:
         if full:
             self._last_full = n
             self._force_full = False
+        if reread_reserves:
+            self._reserves_at = n
         self.health.processed = n
         elapsed = time.perf_counter() - started
         m = self.metrics
@@ -667,7 +704,7 @@ class Keeper:
             stress_from=s.stress_from,
         )
         old = self.book
-        self.book = _Positions(reserves)
+        self.book = _Positions(reserves, s.full_refresh_blocks)
         if old is not None:
             self.book.add(old.accounts)
         self.prices = None

@@ -1009,3 +1009,63 @@ def test_new_accounts_from_logs_survive_a_failed_iteration_and_a_restart(
             await again.close()
 
     asyncio.run(main())
+
+
+# -- the rolling re-read: every account once every K blocks, no block carries them all -------
+
+
+def test_rolling_reread_covers_every_account_every_k_blocks(
+    devnet_isolated, mine, tmp_path: Path
+) -> None:
+    dev = devnet_isolated
+    dep = dev.deployment
+    k = 5
+
+    async def main() -> None:
+        keeper = Keeper(
+            _settings(dep, tmp_path / "k.sqlite", metrics_port=None, full_refresh_blocks=k),
+            sinks=[],
+        )
+        await keeper.start()
+        reads: list[set[str]] = []
+        real = keeper.adapter.read_positions
+
+        async def recording(accounts: Any, *args: Any, **kwargs: Any) -> Any:
+            reads.append(set(accounts))
+            return await real(accounts, *args, **kwargs)
+
+        keeper.adapter.read_positions = recording  # type: ignore[method-assign]
+        try:
+            assert await keeper.iterate()
+            everyone = set(keeper.book.accounts)  # type: ignore[union-attr]
+            assert reads == [everyone] and len(everyone) >= 100
+            reads.clear()
+            blocks = []
+            for _ in range(k):
+                blocks.append(await asyncio.to_thread(mine, 1))
+                assert await keeper.iterate()
+            # Each block re-reads the accounts whose turn it is (address mod K), computed
+            # here from the addresses alone; together the K blocks cover the whole book.
+            for b, got in zip(blocks, reads, strict=True):
+                assert got == {a for a in everyone if int(a, 16) % k == b % k}
+                assert 0 < len(got) < len(everyone) / 2
+            assert set().union(*reads) == everyone
+            # Blocks the keeper skipped (latest block only) still get their turns read.
+            reads.clear()
+            top = await asyncio.to_thread(mine, 3)
+            assert await keeper.iterate()
+            turns = {b % k for b in range(top - 2, top + 1)}
+            assert reads == [{a for a in everyone if int(a, 16) % k in turns}]
+            # ... and none of those blocks was a full refresh.
+            counts = {
+                x.labels["kind"]: x.value
+                for f in text_string_to_metric_families(keeper.metrics.render().decode())
+                if f.name == "shortfall_keeper_refresh_duration_seconds"
+                for x in f.samples
+                if x.name.endswith("_count")
+            }
+            assert counts == {"full": 1, "incremental": k + 1}
+        finally:
+            await keeper.close()
+
+    asyncio.run(main())

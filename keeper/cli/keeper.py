@@ -78,7 +78,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "stays the fallback)",
     )
     loop.add_argument(
-        "--full-every", type=int, default=50, help="re-read every account every N blocks"
+        "--full-every",
+        type=int,
+        default=50,
+        help="re-read every account at least every N blocks (a rolling 1/N of them per block)",
     )
     loop.add_argument("--rps", type=float, default=25.0, help="RPC requests per second (0: off)")
     loop.add_argument("--timeout", type=float, default=30.0, help="seconds per RPC request")
