@@ -146,7 +146,11 @@ _STATE_RE = re.compile(
     r"|pruned|state at block|no state",
     re.IGNORECASE,
 )
-_UNKNOWN_BLOCK_RE = re.compile(r"header not found|unknown block|block not found", re.IGNORECASE)
+_UNKNOWN_BLOCK_RE = re.compile(
+    r"header not found|unknown block|block not found|block ?out ?of ?range"
+    r"|block height is \d+ but requested",
+    re.IGNORECASE,
+)
 _REVERT_RE = re.compile(r"revert|out of gas|outofgas|invalid opcode|execution error", re.I)
 _TRANSIENT_RPC_RE = re.compile(
     r"timeout|timed out|try again|temporarily|unavailable|internal error|overloaded|busy",
@@ -172,12 +176,12 @@ def classify_rpc_error(error: Any, method: str) -> ErrorKind:
         return ErrorKind.RATE_LIMITED
     if code == 3 or _REVERT_RE.search(message):
         return ErrorKind.REVERT
+    if _UNKNOWN_BLOCK_RE.search(message):  # before the size check: "BlockOutOfRange"
+        return ErrorKind.BLOCK_UNKNOWN
     if method in ("eth_getLogs", "eth_call") and (code == -32005 or _SIZE_RE.search(message)):
         return ErrorKind.TOO_LARGE
     if _STATE_RE.search(message):
         return ErrorKind.STATE_UNAVAILABLE
-    if _UNKNOWN_BLOCK_RE.search(message):
-        return ErrorKind.BLOCK_UNKNOWN
     if code in (-32603, -32000) and _TRANSIENT_RPC_RE.search(message):
         return ErrorKind.SERVER_ERROR
     return ErrorKind.RPC_ERROR

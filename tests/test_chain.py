@@ -94,6 +94,14 @@ def _http_error(status: int, headers: dict[str, str] | None = None) -> aiohttp.C
         ),
         ({"code": -32000, "message": "header not found"}, "eth_call", ErrorKind.BLOCK_UNKNOWN),
         ({"code": -39001, "message": "Unknown block"}, "eth_call", ErrorKind.BLOCK_UNKNOWN),
+        (  # anvil, for a block above its head: not a request that is too large
+            {
+                "code": -32602,
+                "message": "BlockOutOfRangeError: block height is 0 but requested was 500",
+            },
+            "eth_call",
+            ErrorKind.BLOCK_UNKNOWN,
+        ),
         (
             {"code": -32603, "message": "internal error: timeout"},
             "eth_call",

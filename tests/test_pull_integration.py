@@ -648,3 +648,28 @@ def test_cli_dex_map_for_a_real_network_style_pull(
     assert code == 1
     assert "no contract at DEX pool 0x4242" in stderr.strip().splitlines()[-1]
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_block_above_the_head_is_not_mistaken_for_a_batch_too_large(devnet: Any) -> None:
+    """anvil answers "BlockOutOfRangeError" for a block it does not have: that is retried a
+    few times as a block not seen yet, then one clear error; never split as a batch the node
+    refused for its size (which cost ~2,000 requests for a 1,000-call batch)."""
+    from keeper.adapters.abi import function
+    from keeper.adapters.multicall import Call, Multicall
+    from keeper.chain import Chain, ChainSettings
+    from keeper.errors import StateUnavailable
+
+    fn = function("Pool", "getUserAccountData")
+    calls = [Call(devnet.deployment["pool"], fn.encode(a)) for a in devnet.accounts]
+    head = devnet.rpc.block_number()
+
+    async def read() -> Chain:
+        settings = ChainSettings(devnet.rpc_url, rps=0, retries=2, backoff_base=0.01)
+        async with Chain(settings) as chain:
+            with pytest.raises(StateUnavailable, match=r"does not know that block"):
+                await Multicall(chain, batch_size=1000).run(calls, head + 1000)
+            return chain
+
+    chain = asyncio.run(read())
+    assert chain.stats.requests["eth_call"] == 3  # one batch, 3 attempts, no splitting
+    assert chain.stats.errors["block_unknown"] == 3
