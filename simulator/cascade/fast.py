@@ -53,6 +53,10 @@ from typing import Any
 import numba
 import numpy as np
 import numpy.typing as npt
+from llvmlite import ir
+from numba.core import cgutils as _cgutils
+from numba.core import types
+from numba.extending import intrinsic
 
 from simulator.cascade import rules
 from simulator.cascade.config import EngineConfig
@@ -75,6 +79,48 @@ _impact = _inline(rules.impact_factor)
 _proceeds = _inline(rules.sale_proceeds)
 _plan = _inline(rules.plan_liquidation)
 _deviates = _inline(rules.oracle_deviates)
+
+
+#: How many accounts ahead the copy of newcomers' records prefetches them: they are sparse
+#: in the book's records, so the hardware prefetcher cannot guess them, and a record from
+#: memory costs far more than copying it.
+_AHEAD = 8
+
+
+cgutils: Any = _cgutils  # untyped
+
+
+def _prefetch_row_typer(typingctx: Any, arr: Any, row: Any) -> Any:
+    """Hint the CPU to fetch the start of row ``row`` of the 2-d array ``arr`` into cache
+    (LLVM ``llvm.prefetch``: read, high locality). No effect on results."""
+    sig = types.void(arr, row)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        ptr = cgutils.get_item_pointer2(
+            context,
+            builder,
+            data=ary.data,
+            shape=cgutils.unpack_tuple(builder, ary.shape),
+            strides=cgutils.unpack_tuple(builder, ary.strides),
+            layout=aryty.layout,
+            inds=[args[1], zero],
+            wraparound=False,
+            boundscheck=False,
+        )
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [i8p, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_prefetch_row: Any = intrinsic(_prefetch_row_typer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,22 +200,17 @@ class _Groups:
 
     For oracle multipliers in ``[lo, hi]``, HF >= HF0 x min(lo over the group's collateral) /
     max(hi over its debt), so the accounts that can become liquidatable on a path are a
-    prefix of each group, found by binary search. Slot ``s`` (group order) is account row
-    ``member[s]``; ``bound_*`` hold what the per-account bound needs, in slot order:
-    collateral x LT x price and debt x price at the snapshot, USD, per entry.
+    prefix of each group (slots ``ptr[g] ..``). ``rec`` holds one float64 row per slot with
+    what the bound needs: ``[HF0, account row, n_coll, n_debt, coll assets (kc), coll x LT x
+    price (kc), debt assets (kd), debt x price (kd)]`` at the snapshot (USD), padded to a
+    multiple of 8; ``lay`` the offsets of the last four parts.
     """
 
     ptr: IntArray
-    member: IntArray
-    hf0: FloatArray
     cmask: IntArray
     dmask: IntArray
-    bound_ca: IntArray
-    bound_w: FloatArray
-    bound_nc: IntArray
-    bound_da: IntArray
-    bound_v: FloatArray
-    bound_nd: IntArray
+    rec: FloatArray
+    lay: IntArray
 
     @classmethod
     def build(cls, rows: SparseAccounts, market: Market) -> _Groups:
@@ -186,37 +227,62 @@ class _Groups:
         order = np.lexsort((hf0, inverse)).astype(np.int64)
         ptr = np.zeros(uniq.shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(inverse, minlength=uniq.shape[0]), out=ptr[1:])
-
-        def slots(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-            return np.ascontiguousarray(a[order])
-
+        n, kc = rows.coll_amount.shape
+        kd = rows.debt_amount.shape[1]
+        lay = np.array([4, 4 + kc, 4 + 2 * kc, 4 + 2 * kc + kd], dtype=np.int64)
+        rec = np.zeros((n, -(-(4 + 2 * kc + 2 * kd) // 8) * 8))
+        rec[:, 0] = hf0[order]
+        rec[:, 1] = order
+        rec[:, 2] = rows.n_coll[order]
+        rec[:, 3] = rows.n_debt[order]
+        rec[:, lay[0] : lay[0] + kc] = rows.coll_asset[order]
+        rec[:, lay[1] : lay[1] + kc] = w_entry[order]
+        rec[:, lay[2] : lay[2] + kd] = rows.debt_asset[order]
+        rec[:, lay[3] : lay[3] + kd] = v_entry[order]
         return cls(
             ptr=ptr,
-            member=order,
-            hf0=slots(hf0),
             cmask=np.ascontiguousarray(uniq[:, 0]),
             dmask=np.ascontiguousarray(uniq[:, 1]),
-            bound_ca=slots(rows.coll_asset),
-            bound_w=slots(w_entry),
-            bound_nc=slots(rows.n_coll),
-            bound_da=slots(rows.debt_asset),
-            bound_v=slots(v_entry),
-            bound_nd=slots(rows.n_debt),
+            rec=rec,
+            lay=lay,
         )
 
 
-_PREPARED: dict[int, tuple[Book, tuple[SparseAccounts, _Groups]]] = {}
+def _records(rows: SparseAccounts) -> tuple[FloatArray, IntArray]:
+    """One float64 row per account holding all the engine reads and writes of it, so an
+    account is one or two cache lines: ``[n_coll, n_debt, coll assets (kc), coll amounts (kc),
+    debt assets (kd), debt amounts (kd), deficit burned]``, padded to a multiple of 8.
+
+    Returns the records and the column offsets ``[coll assets, coll amounts, debt assets,
+    debt amounts, deficit]`` (asset indices are small integers, exact in float64).
+    """
+    n, kc = rows.coll_amount.shape
+    kd = rows.debt_amount.shape[1]
+    lay = np.array([2, 2 + kc, 2 + 2 * kc, 2 + 2 * kc + kd, 2 + 2 * kc + 2 * kd], dtype=np.int64)
+    width = -(-(int(lay[4]) + 1) // 8) * 8
+    rec = np.zeros((n, width))
+    rec[:, 0] = rows.n_coll
+    rec[:, 1] = rows.n_debt
+    rec[:, lay[0] : lay[0] + kc] = rows.coll_asset
+    rec[:, lay[1] : lay[1] + kc] = rows.coll_amount
+    rec[:, lay[2] : lay[2] + kd] = rows.debt_asset
+    rec[:, lay[3] : lay[3] + kd] = rows.debt_amount
+    return rec, lay
 
 
-def _prepared(book: Book, market: Market) -> tuple[SparseAccounts, _Groups]:
-    """Sparse, grouped accounts of ``book`` (depends on the book only; the last two books'
-    are kept, so chunks of one run share the work)."""
+_Prepared = tuple[SparseAccounts, _Groups, FloatArray, IntArray]
+_PREPARED: dict[int, tuple[Book, _Prepared]] = {}
+
+
+def _prepared(book: Book, market: Market) -> _Prepared:
+    """Sparse, grouped accounts of ``book`` and their records (depends on the book only; the
+    last two books' are kept, so chunks of one run share the work)."""
     hit = _PREPARED.get(id(book))
     if hit is not None and hit[0] is book:
         return hit[1]
     debtors = np.flatnonzero((market.debt > 0.0).any(axis=1)).astype(np.int64)
     rows = SparseAccounts.from_dense(market.collateral, market.debt, debtors)
-    prepared = (rows, _Groups.build(rows, market))
+    prepared = (rows, _Groups.build(rows, market), *_records(rows))
     while len(_PREPARED) >= 2:
         _PREPARED.pop(next(iter(_PREPARED)))
     _PREPARED[id(book)] = (book, prepared)
@@ -238,7 +304,7 @@ def run_fast(
     mult = np.ascontiguousarray(paths.multipliers, dtype=np.float64)
     gas = np.ascontiguousarray(paths.gas_gwei, dtype=np.float64)
     n_paths, n_steps1, n_assets = mult.shape
-    rows, groups = _prepared(book, market)
+    rows, groups, records, layout = _prepared(book, market)
     rigorous = _rigorous_floors(market, mult)
     floors = np.maximum(rigorous, config.impact_floor_hint)
     path_min = np.ascontiguousarray(np.minimum(1.0, mult.min(axis=1)))
@@ -247,7 +313,7 @@ def run_fast(
         np.ascontiguousarray(floors[None, :] * path_min),
         hi,
         groups.ptr,
-        groups.hf0,
+        groups.rec,
         groups.cmask,
         groups.dmask,
     )
@@ -304,12 +370,8 @@ def run_fast(
         out_val = np.zeros(int(out_start[-1]))
         out_n = np.zeros(n_blocks, dtype=np.int64)
         _simulate(
-            mult, gas, asset, params, iparams,
-            rows.coll_asset, rows.coll_amount, rows.n_coll, rows.debt_asset, rows.debt_amount,
-            rows.n_debt, rows.coll_mask, rows.debt_mask,
-            groups.ptr, groups.member, groups.hf0, groups.cmask, groups.dmask,
-            groups.bound_ca, groups.bound_w, groups.bound_nc, groups.bound_da, groups.bound_v,
-            groups.bound_nd,
+            mult, gas, asset, params, iparams, records, layout, rows.coll_mask, rows.debt_mask,
+            groups.ptr, groups.cmask, groups.dmask, groups.rec, groups.lay,
             block_start, out_start, out_path, out_row, out_val, out_n,
             scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
         )  # fmt: skip
@@ -344,7 +406,7 @@ def run_fast(
 
 @_inline
 def _group_prefix(
-    g: int, lo: Any, hi: Any, ptr: Any, hf0: Any, cmask: Any, dmask: Any
+    g: int, lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: Any
 ) -> tuple[int, int]:
     """Slots ``[start, stop)`` of group ``g`` that may become liquidatable within [lo, hi]."""
     min_lo = np.inf
@@ -360,115 +422,104 @@ def _group_prefix(
     limit = max_hi * (1.0 + 1e-9)
     a = ptr[g]
     b = ptr[g + 1]
-    # first member whose HF0 x min_lo reaches the limit (HF0 ascending)
-    while a < b:
-        m = (a + b) // 2
-        if hf0[m] * min_lo < limit:
-            a = m + 1
+    # the first member whose HF0 x min_lo reaches the limit (HF0 ascending): gallop from the
+    # group's start (prefixes are mostly short), then bisect the last step
+    span = 1
+    while a + span - 1 < b and brec[a + span - 1, 0] * min_lo < limit:
+        span *= 2
+    lo_i = a + span // 2
+    hi_i = min(a + span - 1, b)
+    while lo_i < hi_i:
+        m = (lo_i + hi_i) // 2
+        if brec[m, 0] * min_lo < limit:
+            lo_i = m + 1
         else:
-            b = m
-    return ptr[g], a
+            hi_i = m
+    return a, lo_i
 
 
 @numba.njit(cache=True, parallel=True)
-def _count_candidates(lo: Any, hi: Any, ptr: Any, hf0: Any, cmask: Any, dmask: Any) -> Any:
+def _count_candidates(lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: Any) -> Any:
     n_paths = lo.shape[0]
     n_groups = cmask.shape[0]
     out = np.zeros(n_paths, dtype=np.int64)
     for p in numba.prange(n_paths):
         c = 0
         for g in range(n_groups):
-            a, b = _group_prefix(g, lo[p], hi[p], ptr, hf0, cmask, dmask)
+            a, b = _group_prefix(g, lo[p], hi[p], ptr, brec, cmask, dmask)
             c += b - a
         out[p] = c
     return out
 
 
 @_inline
-def _may_trigger(
-    s: int, floor: Any, pmin: Any, hi: Any, bca: Any, bw: Any, bnc: Any, bda: Any, bv: Any,
-    bnd: Any,
-) -> bool:  # fmt: skip
+def _may_trigger(s: int, floor: Any, pmin: Any, hi: Any, brec: Any, blay: Any) -> bool:
     """Can the account in slot ``s`` be liquidatable with oracle multipliers in
     ``[floor x pmin, hi]``? (collateral x LT at the low end below debt at the high end)"""
     w = 0.0
-    for e in range(bnc[s]):
-        j = bca[s, e]
-        w += bw[s, e] * (floor[j] * pmin[j])
+    for e in range(int(brec[s, 2])):
+        j = int(brec[s, blay[0] + e])
+        w += brec[s, blay[1] + e] * (floor[j] * pmin[j])
     v = 0.0
-    for e in range(bnd[s]):
-        v += bv[s, e] * hi[bda[s, e]]
+    for e in range(int(brec[s, 3])):
+        v += brec[s, blay[3] + e] * hi[int(brec[s, blay[2] + e])]
     return v > 0.0 and w < v * (1.0 + 1e-9)
 
 
 @_inline
 def _copy_in(
-    k: int, q: int, ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any,
-    dmask: Any, cand: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
-    lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any, pending: int,
+    k: int, q: int, src: Any, cmask: Any, dmask: Any, cand: Any, rec: Any, lcm: Any,
+    ldm: Any, pend: Any, lhf: Any, lepoch: Any, pending: int,
 ) -> None:  # fmt: skip
     """Make account row ``q`` candidate ``k`` with its snapshot balances."""
     cand[k] = q
-    lnc[k] = nc[q]
-    for e in range(nc[q]):
-        lca[k, e] = ca[q, e]
-        lcc[k, e] = cv[q, e]
-    lnd[k] = nd[q]
-    for e in range(nd[q]):
-        lda[k, e] = da[q, e]
-        ldd[k, e] = dv[q, e]
+    for f in range(src.shape[1]):
+        rec[k, f] = src[q, f]
     lcm[k] = cmask[q]
     ldm[k] = dmask[q]
     pend[k] = pending
-    defacc[k] = 0.0
     lhf[k] = 0.0
     lepoch[k] = 0
 
 
 @_inline
 def _move(
-    a: int, b: int, cand: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
-    lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any,
-) -> None:  # fmt: skip
+    a: int, b: int, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any
+) -> None:
     """Move candidate ``a`` to index ``b``."""
     cand[b] = cand[a]
-    lnc[b] = lnc[a]
-    for e in range(lnc[a]):
-        lca[b, e] = lca[a, e]
-        lcc[b, e] = lcc[a, e]
-    lnd[b] = lnd[a]
-    for e in range(lnd[a]):
-        lda[b, e] = lda[a, e]
-        ldd[b, e] = ldd[a, e]
+    for f in range(rec.shape[1]):
+        rec[b, f] = rec[a, f]
     lcm[b] = lcm[a]
     ldm[b] = ldm[a]
     pend[b] = pend[a]
-    defacc[b] = defacc[a]
     lhf[b] = lhf[a]
     lepoch[b] = lepoch[a]
 
 
 @numba.njit(cache=True, nogil=True)
 def _widen(
-    floor: Any, pmin: Any, hi: Any,
-    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_member: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
-    bca: Any, bw: Any, bnc: Any, bda: Any, bv: Any, bnd: Any, stamp: Any, newpos: Any,
-    cand: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, lcm: Any,
-    ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any, n_cand: int, pending: int,
+    floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any,
+    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any, stamp: Any, newpos: Any,
+    cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any,
+    n_cand: int, pending: int,
 ) -> int:  # fmt: skip
     """Merge the accounts the bound ``[floor x pmin, hi]`` admits, and that are not
     candidates yet, into the candidates (kept in account order); returns their new count.
 
-    A newcomer holds its snapshot balances: it was never liquidatable so far.
+    A newcomer holds its snapshot balances: it was never liquidatable so far. (Not inlined:
+    numba cannot inline a function that sorts.)
     """
     lo = floor * pmin
     n_new = 0
-    for g in range(g_cmask.shape[0]):
-        a, z = _group_prefix(g, lo, hi, g_ptr, g_hf0, g_cmask, g_dmask)
+    n_groups = g_cmask.shape[0]
+    for g in range(n_groups):
+        if g + 2 < n_groups:
+            _prefetch_row(brec, g_ptr[g + 2])  # groups' first slots are far apart
+        a, z = _group_prefix(g, lo, hi, g_ptr, brec, g_cmask, g_dmask)
         for s in range(a, z):
-            q = g_member[s]
-            if stamp[q] == 0 and _may_trigger(s, floor, pmin, hi, bca, bw, bnc, bda, bv, bnd):
+            q = int(brec[s, 1])
+            if stamp[q] == 0 and _may_trigger(s, floor, pmin, hi, brec, blay):
                 stamp[q] = 2
                 newpos[n_new] = q
                 n_new += 1
@@ -488,15 +539,14 @@ def _widen(
     i = n_cand - 1
     w = n_cand + n_new - 1
     for c in range(n_new - 1, -1, -1):
+        if c >= _AHEAD:
+            _prefetch_row(src, newpos[c - _AHEAD])
         q = newpos[c]
         while i >= 0 and cand[i] > q:
-            _move(i, w, cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf, lepoch)
+            _move(i, w, cand, rec, lcm, ldm, pend, lhf, lepoch)
             i -= 1
             w -= 1
-        _copy_in(
-            w, q, ca, cv, nc, da, dv, nd, cmask, dmask, cand, lca, lcc, lnc, lda, ldd, lnd,
-            lcm, ldm, pend, defacc, lhf, lepoch, pending,
-        )  # fmt: skip
+        _copy_in(w, q, src, cmask, dmask, cand, rec, lcm, ldm, pend, lhf, lepoch, pending)
         w -= 1
     return n_cand + n_new
 
@@ -505,31 +555,27 @@ def _widen(
 
 
 @_inline
-def _sums(
-    k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, lt: Any, price: Any
-) -> tuple[float, float]:
+def _sums(k: int, rec: Any, lay: Any, lt: Any, price: Any) -> tuple[float, float]:
     """(sum of collateral x LT, sum of debt) of candidate ``k`` at ``price``, USD."""
     w = 0.0
-    for e in range(lnc[k]):
-        j = lca[k, e]
-        w += lcc[k, e] * lt[j] * price[j]
+    for e in range(int(rec[k, 0])):
+        j = int(rec[k, lay[0] + e])
+        w += rec[k, lay[1] + e] * lt[j] * price[j]
     v = 0.0
-    for e in range(lnd[k]):
-        v += ldd[k, e] * price[lda[k, e]]
+    for e in range(int(rec[k, 1])):
+        v += rec[k, lay[3] + e] * price[int(rec[k, lay[2] + e])]
     return w, v
 
 
 @_inline
-def _underwater(
-    k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, mkt: Any
-) -> tuple[float, float]:
+def _underwater(k: int, rec: Any, lay: Any, mkt: Any) -> tuple[float, float]:
     """(max(0, debt - collateral), debt) of candidate ``k`` at market prices, USD."""
     c = 0.0
-    for e in range(lnc[k]):
-        c += lcc[k, e] * mkt[lca[k, e]]
+    for e in range(int(rec[k, 0])):
+        c += rec[k, lay[1] + e] * mkt[int(rec[k, lay[0] + e])]
     d = 0.0
-    for e in range(lnd[k]):
-        d += ldd[k, e] * mkt[lda[k, e]]
+    for e in range(int(rec[k, 1])):
+        d += rec[k, lay[3] + e] * mkt[int(rec[k, lay[2] + e])]
     return (d - c if d > c else 0.0), d
 
 
@@ -584,7 +630,7 @@ def _reprice(
 
 @_inline
 def _best_pair(
-    k: int, w: float, v: float, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any,
+    k: int, w: float, v: float, rec: Any, lay: Any,
     oracle: Any, mkt: Any, pp: Any, inv: Any, bonus: Any, pfee: Any, depth: Any, dexfee: Any,
     gain: Any, mrel: Any, capf: Any, gas_usd: float, cf_thr: float, cf_hf: float, cf: float,
     min_left: float,
@@ -599,18 +645,18 @@ def _best_pair(
     b_seize = 0.0
     b_fee = 0.0
     b_flags = 0
-    for ei in range(lnc[k]):
-        ci = lcc[k, ei]
+    for ei in range(int(rec[k, 0])):
+        ci = rec[k, lay[1] + ei]
         if ci <= 0.0:
             continue
-        i = lca[k, ei]
+        i = int(rec[k, lay[0] + ei])
         cap = ci * capf[i]
         gi = gain[i]
-        for ej in range(lnd[k]):
-            dj = ldd[k, ej]
+        for ej in range(int(rec[k, 1])):
+            dj = rec[k, lay[3] + ej]
             if dj <= 0.0:
                 continue
-            j = lda[k, ej]
+            j = int(rec[k, lay[2] + ej])
             if oracle[j] > 0.0:
                 # an upper bound of this pair's profit: skip it when it cannot beat the best
                 # so far (ties keep the earlier pair, as in the reference)
@@ -638,7 +684,7 @@ def _best_pair(
 
 @_inline
 def _may_pay(
-    k: int, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any, lnd: Any, oracle: Any,
+    k: int, rec: Any, lay: Any, oracle: Any,
     gain: Any, mrel: Any, capf: Any, gas_usd: float,
 ) -> tuple[bool, float]:  # fmt: skip
     """Can some (collateral, debt) pair of candidate ``k`` pay for the gas? Also returns the
@@ -650,16 +696,16 @@ def _may_pay(
     """
     size = 0.0
     ok = False
-    for ei in range(lnc[k]):
-        ci = lcc[k, ei]
-        i = lca[k, ei]
+    for ei in range(int(rec[k, 0])):
+        ci = rec[k, lay[1] + ei]
+        i = int(rec[k, lay[0] + ei])
         if ci <= 0.0 or oracle[i] <= 0.0:
             continue
         cap = ci * capf[i]
         gi = gain[i]
-        for ej in range(lnd[k]):
-            dj = ldd[k, ej]
-            j = lda[k, ej]
+        for ej in range(int(rec[k, 1])):
+            dj = rec[k, lay[3] + ej]
+            j = int(rec[k, lay[2] + ej])
             if dj <= 0.0 or oracle[j] <= 0.0:
                 continue
             pair = min(dj * oracle[j], cap)
@@ -688,31 +734,22 @@ def _edge(oracle: Any, gain: Any, mrel: Any) -> float:
 @numba.njit(cache=True, parallel=True)
 def _simulate(
     mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
-    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_member: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
-    bca: Any, bw: Any, bnc: Any, bda: Any, bv: Any, bnd: Any,
+    src: Any, lay: Any, cmask: Any, dmask: Any,
+    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any,
     block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> None:  # fmt: skip
     n_blocks = block_start.shape[0] - 1
-    n_rows = nc.shape[0]
-    kc = cv.shape[1]
-    kd = dv.shape[1]
+    n_rows = src.shape[0]
     for b in numba.prange(n_blocks):
         # per-block scratch, indexed by candidate k (capacity: every account)
         stamp = np.zeros(n_rows, dtype=np.uint8)  # by account row: 1 = a candidate
         newpos = np.empty(n_rows, dtype=np.int64)
         cand = np.empty(n_rows, dtype=np.int64)
-        lca = np.empty((n_rows, kc), dtype=np.int64)
-        lcc = np.empty((n_rows, kc))
-        lnc = np.empty(n_rows, dtype=np.int64)
-        lda = np.empty((n_rows, kd), dtype=np.int64)
-        ldd = np.empty((n_rows, kd))
-        lnd = np.empty(n_rows, dtype=np.int64)
+        rec = np.empty_like(src)  # the candidates' records (layout: _records)
         lcm = np.empty(n_rows, dtype=np.int64)
         ldm = np.empty(n_rows, dtype=np.int64)
         pend = np.zeros(n_rows, dtype=np.uint8)
-        defacc = np.zeros(n_rows)
         lhf = np.zeros(n_rows)
         lepoch = np.zeros(n_rows, dtype=np.int64)
         list_a = np.empty(n_rows, dtype=np.int64)
@@ -723,11 +760,9 @@ def _simulate(
         overflow = False
         for p in range(block_start[b], block_start[b + 1]):
             pos, over = _run_path(
-                p, mult[p], gas[p], asset, params, iparams,
-                ca, cv, nc, da, dv, nd, cmask, dmask,
-                g_ptr, g_member, g_hf0, g_cmask, g_dmask, bca, bw, bnc, bda, bv, bnd,
-                stamp, newpos, cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
-                lhf, lepoch, list_a, list_b, look, out_path, out_row, out_val, pos, end,
+                p, mult[p], gas[p], asset, params, iparams, src, lay, cmask, dmask,
+                g_ptr, g_cmask, g_dmask, brec, blay,
+                stamp, newpos, cand, rec, lcm, ldm, pend, lhf, lepoch, list_a, list_b, look, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -737,11 +772,10 @@ def _simulate(
 @numba.njit(cache=True, nogil=True)
 def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
-    ca: Any, cv: Any, nc: Any, da: Any, dv: Any, nd: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_member: Any, g_hf0: Any, g_cmask: Any, g_dmask: Any,
-    bca: Any, bw: Any, bnc: Any, bda: Any, bv: Any, bnd: Any,
-    stamp: Any, newpos: Any, cand: Any, lca: Any, lcc: Any, lnc: Any, lda: Any, ldd: Any,
-    lnd: Any, lcm: Any, ldm: Any, pend: Any, defacc: Any, lhf: Any, lepoch: Any,
+    src: Any, lay: Any, cmask: Any, dmask: Any,
+    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any,
+    stamp: Any, newpos: Any, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
+    lepoch: Any,
     list_a: Any, list_b: Any, look: Any, out_path: Any, out_row: Any, out_val: Any, pos: int,
     end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -781,9 +815,9 @@ def _run_path(
     floor = asset[7].copy()
     min_imp = np.ones(n_assets)
     n_cand = _widen(
-        floor, pmin, pmax, ca, cv, nc, da, dv, nd, cmask, dmask,
-        g_ptr, g_member, g_hf0, g_cmask, g_dmask, bca, bw, bnc, bda, bv, bnd, stamp, newpos,
-        cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf, lepoch, 0, 0,
+        floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
+        brec, blay, stamp, newpos, cand, rec, lcm, ldm, pend, lhf, lepoch,
+        0, 0,
     )  # fmt: skip
     widened = 0
     # oracle snapshots at each full scan ("epochs"); a candidate found safe at epoch e with
@@ -845,10 +879,8 @@ def _run_path(
                 grow = True
         if grow:
             n_cand = _widen(
-                floor, pmin, pmax, ca, cv, nc, da, dv, nd, cmask, dmask,
-                g_ptr, g_member, g_hf0, g_cmask, g_dmask, bca, bw, bnc, bda, bv, bnd, stamp,
-                newpos, cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc, lhf,
-                lepoch, n_cand, 1,
+                floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask, brec, blay, stamp, newpos, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                n_cand, 1,
             )  # fmt: skip
             widened = 1
             down = np.int64(-1)  # the full scan rebuilds the list (indices have moved)
@@ -904,7 +936,7 @@ def _run_path(
                         nxt[n_nxt] = k
                         n_nxt += 1
                         continue
-                    w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
+                    w, v = _sums(k, rec, lay, lt, oracle)
                     if v > 0.0 and w < v:
                         pend[k] = 1
                         nxt[n_nxt] = k
@@ -922,7 +954,7 @@ def _run_path(
                         nxt[n_nxt] = k
                         n_nxt += 1
                         continue
-                    w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
+                    w, v = _sums(k, rec, lay, lt, oracle)
                     if v > 0.0 and w < v:
                         pend[k] = 1
                         nxt[n_nxt] = k
@@ -941,11 +973,11 @@ def _run_path(
                 # a hit: the limit stops a liquidation that would still happen
                 for q in range(n_cur):
                     k = cur[q]
-                    w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
+                    w, v = _sums(k, rec, lay, lt, oracle)
                     if not (v > 0.0 and w < v):
                         continue
                     bi, _, _, _, _, _ = _best_pair(
-                        k, w, v, lca, lcc, lnc, lda, ldd, lnd, oracle, mkt, pp, inv, bonus,
+                        k, w, v, rec, lay, oracle, mkt, pp, inv, bonus,
                         pfee, depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf,
                         min_left,
                     )  # fmt: skip
@@ -971,9 +1003,7 @@ def _run_path(
                         edge_stale = False
                     if lhf[k] * r_top[e] * edge * (1.0 + 1e-9) + 1e-9 < gas_usd:
                         continue
-                ok, size = _may_pay(
-                    k, lca, lcc, lnc, lda, ldd, lnd, oracle, gain, mrel, capf, gas_usd
-                )
+                ok, size = _may_pay(k, rec, lay, oracle, gain, mrel, capf, gas_usd)
                 if not ok:
                     # no pair can pay for the gas (the reference finds no profit): park it;
                     # it rejoins every list but is only looked at when it might pay
@@ -981,7 +1011,7 @@ def _run_path(
                     lhf[k] = size
                     lepoch[k] = epoch
                     continue
-                w, v = _sums(k, lca, lcc, lnc, lda, ldd, lnd, lt, oracle)
+                w, v = _sums(k, rec, lay, lt, oracle)
                 if pend[k] == 2:  # parked, and now it might pay: is it still under water?
                     if not (v > 0.0 and w < v):
                         pend[k] = 0
@@ -990,22 +1020,22 @@ def _run_path(
                         continue
                     pend[k] = 1
                 bi, bj, b_repay, b_seize, b_fee, b_flags = _best_pair(
-                    k, w, v, lca, lcc, lnc, lda, ldd, lnd, oracle, mkt, pp, inv, bonus, pfee,
+                    k, w, v, rec, lay, oracle, mkt, pp, inv, bonus, pfee,
                     depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
                 )  # fmt: skip
                 if bi < 0:
                     continue
                 executed += 1
-                i = lca[k, bi]
-                j = lda[k, bj]
+                i = int(rec[k, lay[0] + bi])
+                j = int(rec[k, lay[2] + bj])
                 if b_flags & 2:
-                    lcc[k, bi] = 0.0
+                    rec[k, lay[1] + bi] = 0.0
                 else:
-                    lcc[k, bi] = max(lcc[k, bi] - b_seize, 0.0)
+                    rec[k, lay[1] + bi] = max(rec[k, lay[1] + bi] - b_seize, 0.0)
                 if b_flags & 1:
-                    ldd[k, bj] = 0.0
+                    rec[k, lay[3] + bj] = 0.0
                 else:
-                    ldd[k, bj] = max(ldd[k, bj] - b_repay, 0.0)
+                    rec[k, lay[3] + bj] = max(rec[k, lay[3] + bj] - b_repay, 0.0)
                 inv[i] += b_seize - b_fee
                 imp = _impact(depth[i], inv[i], pp[i])
                 if imp < min_imp[i]:
@@ -1017,19 +1047,19 @@ def _run_path(
                 fee_usd += b_fee * oracle[i]
                 n_liq += 1
                 empty = True
-                for e in range(lnc[k]):
-                    if lcc[k, e] != 0.0:
+                for e in range(int(rec[k, 0])):
+                    if rec[k, lay[1] + e] != 0.0:
                         empty = False
                         break
                 if empty:
-                    for e in range(lnd[k]):
-                        if ldd[k, e] > 0.0:
-                            jj = lda[k, e]
-                            burned = ldd[k, e] * oracle[jj]
-                            defacc[k] += burned
+                    for e in range(int(rec[k, 1])):
+                        if rec[k, lay[3] + e] > 0.0:
+                            jj = int(rec[k, lay[2] + e])
+                            burned = rec[k, lay[3] + e] * oracle[jj]
+                            rec[k, lay[4]] += burned
                             def_asset[jj] += burned
                             deficit += burned
-                            ldd[k, e] = 0.0
+                            rec[k, lay[3] + e] = 0.0
             rounds += 1
             if executed == 0:
                 break
@@ -1041,10 +1071,9 @@ def _run_path(
                     grow = True
             if grow:
                 n_cand = _widen(
-                    floor, pmin, pmax, ca, cv, nc, da, dv, nd, cmask, dmask,
-                    g_ptr, g_member, g_hf0, g_cmask, g_dmask, bca, bw, bnc, bda, bv, bnd,
-                    stamp, newpos, cand, lca, lcc, lnc, lda, ldd, lnd, lcm, ldm, pend, defacc,
-                    lhf, lepoch, n_cand, 1,
+                    floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
+                    brec, blay, stamp, newpos, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                    n_cand, 1,
                 )  # fmt: skip
                 widened = 1
                 down = np.int64(-1)  # the full scan rebuilds the list (indices have moved)
@@ -1072,7 +1101,7 @@ def _run_path(
             tr_l[p, t] = liquidated
             mtm = 0.0
             for k in range(n_cand):
-                s, _ = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
+                s, _ = _underwater(k, rec, lay, mkt)
                 mtm += s
             tr_s[p, t] = mtm + deficit
 
@@ -1082,15 +1111,15 @@ def _run_path(
     total = 0.0
     overflow = False
     for k in range(n_cand):
-        s, d = _underwater(k, lca, lcc, lnc, lda, ldd, lnd, mkt)
-        val = s + defacc[k]
+        s, d = _underwater(k, rec, lay, mkt)
+        val = s + rec[k, lay[4]]
         if not val > 0.0:
             continue
         if s > 0.0:
-            for e in range(lnd[k]):
-                if ldd[k, e] > 0.0:
-                    j = lda[k, e]
-                    by_asset[p, j] += s * (ldd[k, e] * mkt[j]) / d
+            for e in range(int(rec[k, 1])):
+                if rec[k, lay[3] + e] > 0.0:
+                    j = int(rec[k, lay[2] + e])
+                    by_asset[p, j] += s * (rec[k, lay[3] + e] * mkt[j]) / d
         total += val
         if pos < end:
             out_path[pos] = p
