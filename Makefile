@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json
-	# `npm ci` rejects this lock file (npm omits the other platforms' optional anvil builds from it);
-	# `npm install` installs exactly the pinned versions from it and leaves it unchanged.
-	npm install --no-audit --no-fund --loglevel=error
+	# The lock file lists every platform's optional anvil build, so `npm ci` installs exactly
+	# the pinned versions (this platform's build only) and never rewrites the lock.
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: setup
