@@ -18,7 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["atomic_directory", "atomic_write_json", "atomic_write_text", "write_parquet"]
+__all__ = [
+    "atomic_directory",
+    "atomic_write_json",
+    "atomic_write_text",
+    "replaceable_directory_problem",
+    "write_parquet",
+]
 
 
 def _umask() -> int:
@@ -64,6 +70,38 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     frame.to_parquet(path, engine="pyarrow", index=False)
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
+
+
+def replaceable_directory_problem(
+    path: str | os.PathLike[str], own_files: tuple[str, ...], kind: str
+) -> str | None:
+    """Why ``path`` must not be replaced whole by a ``kind`` directory, or ``None`` if it may.
+
+    ``atomic_directory`` replaces its target whole, so the target must be absent, an empty
+    directory, or a ``kind`` directory (only ``own_files`` in it); never a file, a directory
+    holding anything else, or the current directory or one of its parents. Callers turn the
+    message into their own error type.
+    """
+    target = Path(path)
+    if not target.exists() and not target.is_symlink():
+        return None
+    if not target.is_dir():
+        return f"{target}: exists and is not a directory; choose another --out or remove it"
+    resolved = target.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        return (
+            f"{target}: is the current directory or one of its parents; a {kind} replaces its "
+            "directory whole, so choose a new directory for --out"
+        )
+    others = sorted(p.name for p in target.iterdir() if p.name not in own_files)
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        return (
+            f"{target}: exists and is not a {kind} directory (it holds {shown}); a {kind} "
+            "replaces its directory whole, so choose another --out or remove it"
+        )
+    return None
 
 
 @contextlib.contextmanager

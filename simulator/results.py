@@ -21,7 +21,12 @@ from typing import Any
 
 import pandas as pd
 
-from simulator.atomic import atomic_directory, atomic_write_json, write_parquet
+from simulator.atomic import (
+    atomic_directory,
+    atomic_write_json,
+    replaceable_directory_problem,
+    write_parquet,
+)
 from simulator.errors import ResultsError
 from simulator.simulation import CI_LEVEL, N_BOOT, SimulationResult
 
@@ -29,9 +34,11 @@ __all__ = [
     "ASSET_CONTRIBUTION_COLUMNS",
     "CONTRIBUTION_COLUMNS",
     "PATH_COLUMNS",
+    "RESULTS_FILES",
     "SUMMARY_KEYS",
     "TIMELINE_COLUMNS",
     "Results",
+    "check_results_target",
     "load_results",
     "save_results",
     "summary_dict",
@@ -42,6 +49,14 @@ PATHS_FILE = "paths.parquet"
 CONTRIBUTIONS_FILE = "contributions.parquet"
 ASSET_CONTRIBUTIONS_FILE = "asset_contributions.parquet"
 TIMELINE_FILE = "timeline.parquet"
+#: The files of a results directory, and the only ones it holds.
+RESULTS_FILES: tuple[str, ...] = (
+    SUMMARY_FILE,
+    PATHS_FILE,
+    CONTRIBUTIONS_FILE,
+    ASSET_CONTRIBUTIONS_FILE,
+    TIMELINE_FILE,
+)
 
 #: Keys every summary.json has.
 SUMMARY_KEYS: tuple[str, ...] = (
@@ -125,8 +140,23 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
     return out
 
 
+def check_results_target(path: str | Path) -> Path:
+    """``path`` if results may be saved there, else ``ResultsError`` saying why not.
+
+    Saving replaces the directory whole, so the target must be absent, an empty directory or
+    an earlier results directory (only ``RESULTS_FILES`` in it), never a directory holding
+    anything else (it would be deleted) or the current directory.
+    """
+    problem = replaceable_directory_problem(path, RESULTS_FILES, "results")
+    if problem is not None:
+        raise ResultsError(problem)
+    return Path(path)
+
+
 def save_results(result: SimulationResult, path: str | Path) -> Path:
-    """Write the results directory atomically (replacing an existing one); returns its path."""
+    """Write the results directory atomically, replacing an earlier results directory there
+    (``check_results_target``); returns its path."""
+    check_results_target(path)
     paths = pd.DataFrame(
         {
             "path": range(result.n_paths),

@@ -24,7 +24,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from simulator import __version__
-from simulator.atomic import atomic_directory, atomic_write_json, write_parquet
+from simulator.atomic import (
+    atomic_directory,
+    atomic_write_json,
+    replaceable_directory_problem,
+    write_parquet,
+)
 from simulator.errors import SnapshotError
 
 __all__ = [
@@ -215,28 +220,10 @@ def check_save_target(path: str | Path) -> Path:
     directory, or a snapshot directory (only ``SNAPSHOT_FILES`` in it); never a file, a
     directory holding anything else, or the current directory or one of its parents.
     """
-    target = Path(path)
-    if not target.exists() and not target.is_symlink():
-        return target
-    if not target.is_dir():
-        raise SnapshotError(
-            f"{target}: exists and is not a directory; choose another --out or remove it"
-        )
-    resolved = target.resolve()
-    cwd = Path.cwd().resolve()
-    if resolved == cwd or resolved in cwd.parents:
-        raise SnapshotError(
-            f"{target}: is the current directory or one of its parents; a snapshot replaces "
-            "its directory whole, so choose a new directory for --out (e.g. snap/)"
-        )
-    others = sorted(p.name for p in target.iterdir() if p.name not in SNAPSHOT_FILES)
-    if others:
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        raise SnapshotError(
-            f"{target}: exists and is not a snapshot directory (it holds {shown}); a snapshot "
-            "replaces its directory whole, so choose another --out or remove it"
-        )
-    return target
+    problem = replaceable_directory_problem(path, SNAPSHOT_FILES, "snapshot")
+    if problem is not None:
+        raise SnapshotError(problem)
+    return Path(path)
 
 
 def _normalise_reserves(frame: pd.DataFrame) -> pd.DataFrame:

@@ -132,6 +132,46 @@ def test_results_directory_round_trip(result: SimulationResult, tmp_path: Path) 
         load_results(out)
 
 
+def test_saving_never_replaces_a_directory_that_is_not_results(
+    result: SimulationResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saving replaces the target whole: a directory holding anything else, a file or the
+    current directory is refused and left untouched (it used to be moved aside and deleted)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "precious.csv").write_text("keep me")
+    with pytest.raises(ResultsError, match=r"data: exists and is not a results directory"):
+        save_results(result, data)
+    assert (data / "precious.csv").read_text() == "keep me"
+    note = tmp_path / "note.txt"
+    note.write_text("x")
+    with pytest.raises(ResultsError, match="exists and is not a directory"):
+        save_results(result, note)
+    monkeypatch.chdir(data)
+    with pytest.raises(ResultsError, match="current directory"):
+        save_results(result, ".")
+    assert (data / "precious.csv").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert save_results(result, empty) == empty  # an empty or earlier results dir is fine
+    assert save_results(result, empty) == empty
+
+
+def test_cli_refuses_a_bad_out_before_running(
+    snap: MarketSnapshot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snap.save(tmp_path / "snap")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "precious.csv").write_text("keep me")
+    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", "default"]
+    assert main([*argv, "--paths", "40", "--out", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert "not a results directory" in err and "precious.csv" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (data / "precious.csv").read_text() == "keep me"
+
+
 def test_simulate_rejects_bad_input(snap: MarketSnapshot, paths) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match="alpha"):
         simulate(snap, paths, alpha=1.0)

@@ -223,7 +223,7 @@ def _dask_client(scheduler: str | None) -> Any:
 def run(args: argparse.Namespace) -> int:
     from keeper.progress import progress
     from simulator.errors import InputError
-    from simulator.results import save_results, summary_dict
+    from simulator.results import check_results_target, save_results, summary_dict
     from simulator.simulation import simulate
     from simulator.snapshot import MarketSnapshot
 
@@ -235,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--chunk-paths {args.chunk_paths}: expected >= 1")
     if args.scheduler and args.executor != "dask":
         raise InputError("--scheduler only applies with --executor dask")
+    check_results_target(args.out)  # before the run: a bad --out fails at once
     snapshot = MarketSnapshot.load(args.snapshot)
     from simulator.scenarios import load_scenario
 
