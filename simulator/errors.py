@@ -25,5 +25,9 @@ class ResultsError(ShortfallError, ValueError):
     """A results directory is missing, incomplete or fails validation."""
 
 
+class ExecutorError(ShortfallError, RuntimeError):
+    """A chunk of a simulation failed on the executor (a Dask worker, a process pool)."""
+
+
 class NumericalWarning(UserWarning):
     """Numerical trouble worth a user's attention (a poor fit, a round limit hit...)."""

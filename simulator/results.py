@@ -102,6 +102,7 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
     """The content of ``summary.json`` (JSON-ready)."""
     out: dict[str, Any] = {
         "scenario": result.scenario,
+        "scenario_kind": result.scenario_kind,
         "paths": result.n_paths,
         "seed": result.seed,
         "alpha": result.alpha,

@@ -22,6 +22,7 @@ mark-to-market shortfall, for the report's cascade plots.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ import pandas as pd
 
 from simulator import __version__, risk
 from simulator.cascade import CascadeOutput, EngineConfig, run_cascade
-from simulator.errors import InputError, NumericalWarning
+from simulator.errors import ExecutorError, InputError, NumericalWarning, ShortfallError
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book, MarketSnapshot
 
@@ -207,6 +208,8 @@ class SimulationResult:
         runtime_s: wall time of ``simulate``, seconds.
         reruns: paths on which the fast engine widened its candidate set (diagnostic;
             results are unaffected).
+        scenario_kind: ``stress``, ``montecarlo`` or ``historical`` (``None`` for given
+            ``PricePaths``).
     """
 
     scenario: str
@@ -240,6 +243,7 @@ class SimulationResult:
     runtime_s: float
     software_version: str = __version__
     reruns: int = 0
+    scenario_kind: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -317,23 +321,55 @@ def _run_chunks(
     ]
     results = []
     for (a, z), fut in zip(bounds, futures, strict=True):
-        results.append(fut.result())
+        try:
+            results.append(fut.result())
+        except ShortfallError:
+            raise  # a bad input the chunk found: its own message says what is wrong
+        except Exception as exc:
+            for other in futures:
+                with contextlib.suppress(Exception):
+                    other.cancel()
+            raise ExecutorError(
+                f"paths [{a}, {z}) failed on the executor: {type(exc).__name__}: {exc}; every "
+                f"worker needs shortfall {__version__} and its dependencies installed"
+            ) from exc
         if progress is not None:
             progress(z - a)
     return results
 
 
-def _select_paths(losses: FloatArray, weights: FloatArray | None, alpha: float) -> dict[str, int]:
-    """Indices of the median-loss, VaR and worst paths (ties: lowest index)."""
+def _select_paths(
+    losses: FloatArray, weights: FloatArray | None, alpha: float, liquidated: FloatArray
+) -> dict[str, int]:
+    """Indices of the median-loss, VaR and worst paths.
+
+    Each is a path whose loss is that quantile (the maximum for the worst). Bad-debt losses
+    tie a lot (mostly at zero), so among the paths tied at that loss the one shown is the
+    most telling cascade: the one with the median liquidated volume for the median path, the
+    largest for the VaR and worst paths (then the lowest index).
+    """
     order = np.argsort(losses, kind="stable")
     p = np.full(losses.size, 1.0 / losses.size) if weights is None else weights / weights.sum()
     cum = np.cumsum(p[order])
 
-    def at(level: float) -> int:
-        k = int(np.searchsorted(cum, level - risk.PROB_TOL, side="left"))
-        return int(order[min(k, order.size - 1)])
+    def tied(loss: float) -> IntArray:
+        return np.flatnonzero(losses == loss)
 
-    return {"median": at(0.5), "var": at(alpha), "worst": int(order[-1])}
+    def at(level: float) -> float:
+        k = int(np.searchsorted(cum, level - risk.PROB_TOL, side="left"))
+        return float(losses[order[min(k, order.size - 1)]])
+
+    def most_liquidated(loss: float) -> int:
+        rows = tied(loss)
+        return int(rows[np.argmax(liquidated[rows])])
+
+    med_rows = tied(at(0.5))
+    by_liq = med_rows[np.argsort(liquidated[med_rows], kind="stable")]
+    return {
+        "median": int(by_liq[(by_liq.size - 1) // 2]),
+        "var": most_liquidated(at(alpha)),
+        "worst": most_liquidated(float(losses[order[-1]])),
+    }
 
 
 def _bootstrap_var(
@@ -475,7 +511,7 @@ def simulate(
             NumericalWarning,
             stacklevel=2,
         )
-    selected = _select_paths(shortfall, weights, alpha)
+    selected = _select_paths(shortfall, weights, alpha, liquidated)
     timeline = _timeline(book, source, n_paths, seed, config, selected)
     return SimulationResult(
         scenario=source.name,
@@ -508,6 +544,7 @@ def simulate(
         config=config,
         runtime_s=time.perf_counter() - started,
         reruns=sum(o.reruns for o in outs),
+        scenario_kind=getattr(source, "kind", None),
     )
 
 

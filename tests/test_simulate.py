@@ -14,7 +14,7 @@ import simulator
 from keeper.cli import main
 from simulator import risk
 from simulator.cascade import EngineConfig
-from simulator.errors import InputError, NumericalWarning, ResultsError
+from simulator.errors import ExecutorError, InputError, NumericalWarning, ResultsError
 from simulator.results import load_results, save_results, summary_dict
 from simulator.simulation import FixedPaths, SimulationResult, simulate, simulate_chunk
 from simulator.snapshot import MarketSnapshot
@@ -102,6 +102,20 @@ def test_timeline_follows_the_selected_paths(result: SimulationResult) -> None:
     assert (tl.groupby("label")["liquidated_usd_cum"].diff().fillna(0) >= 0).all()
 
 
+def test_selected_paths_show_the_busiest_cascade_among_tied_losses() -> None:
+    from simulator.simulation import _select_paths
+
+    # 95% VaR is 0 (38 of 40 paths without bad debt): the VaR path is the zero-loss path
+    # with the most liquidations, the median the one with the median liquidated volume
+    losses = np.zeros(40)
+    losses[[5, 17]] = [10.0, 30.0]
+    liquidated = np.arange(40, dtype=np.float64)
+    liquidated[[3, 9]] = [1e6, 5e5]
+    sel = _select_paths(losses, None, 0.95, liquidated)
+    assert sel == {"median": 22, "var": 3, "worst": 17}  # 22: 19th of 38 by volume
+    assert losses[sel["var"]] == risk.var(losses, 0.95) == 0.0
+
+
 def test_per_chunk_function_is_pure(snap: MarketSnapshot, paths) -> None:  # type: ignore[no-untyped-def]
     book = snap.book()
     source = FixedPaths(paths)
@@ -170,6 +184,26 @@ def test_cli_refuses_a_bad_out_before_running(
     assert "not a results directory" in err and "precious.csv" in err
     assert len(err.strip().splitlines()) == 1
     assert (data / "precious.csv").read_text() == "keep me"
+
+
+class _BrokenOnWorkers(FixedPaths):
+    """Paths whose rows from 100 on fail the way a worker without shortfall would."""
+
+    def paths(self, symbols, n_paths, seed, *, start=0, stop=None):  # type: ignore[no-untyped-def]
+        if start >= 100:
+            raise ModuleNotFoundError("No module named 'simulator'")
+        return super().paths(symbols, n_paths, seed, start=start, stop=stop)
+
+
+def test_a_chunk_failing_on_the_executor_is_one_clear_error(snap: MarketSnapshot, paths) -> None:  # type: ignore[no-untyped-def]
+    with (
+        ThreadPoolExecutor(2) as pool,
+        pytest.raises(ExecutorError, match=r"paths \[100, 150\) failed on the executor: "),
+    ):
+        simulate(snap, _BrokenOnWorkers(paths), n_paths=200, chunk_paths=50, executor=pool)
+    # a bad input found inside a chunk keeps its own error type and message
+    with ThreadPoolExecutor(2) as pool, pytest.raises(InputError, match="hold 240"):
+        simulate(snap, paths, n_paths=500, chunk_paths=100, executor=pool)
 
 
 def test_simulate_rejects_bad_input(snap: MarketSnapshot, paths) -> None:  # type: ignore[no-untyped-def]
