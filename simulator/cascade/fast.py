@@ -406,9 +406,11 @@ def run_fast(
 
 @_inline
 def _group_prefix(
-    g: int, lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: Any
-) -> tuple[int, int]:
-    """Slots ``[start, stop)`` of group ``g`` that may become liquidatable within [lo, hi]."""
+    g: int, start: int, lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: Any
+) -> int:
+    """End of the slots of group ``g`` that may become liquidatable within [lo, hi]: the
+    group's first ``stop - ptr[g]`` members. ``start`` is a slot known to be in the prefix
+    (or ``ptr[g]``); the search gallops from there."""
     min_lo = np.inf
     max_hi = 0.0
     for j in range(lo.shape[0]):
@@ -420,10 +422,11 @@ def _group_prefix(
     if min_lo == np.inf:
         min_lo = 0.0
     limit = max_hi * (1.0 + 1e-9)
-    a = ptr[g]
+    a = start
     b = ptr[g + 1]
-    # the first member whose HF0 x min_lo reaches the limit (HF0 ascending): gallop from the
-    # group's start (prefixes are mostly short), then bisect the last step
+    # the first member whose HF0 x min_lo reaches the limit (HF0 ascending): gallop from
+    # ``start`` (prefixes are mostly short, or grown a little since the last search), then
+    # bisect the last step
     span = 1
     while a + span - 1 < b and brec[a + span - 1, 0] * min_lo < limit:
         span *= 2
@@ -435,7 +438,7 @@ def _group_prefix(
             lo_i = m + 1
         else:
             hi_i = m
-    return a, lo_i
+    return lo_i
 
 
 @numba.njit(cache=True, parallel=True)
@@ -446,8 +449,7 @@ def _count_candidates(lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: 
     for p in numba.prange(n_paths):
         c = 0
         for g in range(n_groups):
-            a, b = _group_prefix(g, lo[p], hi[p], ptr, brec, cmask, dmask)
-            c += b - a
+            c += _group_prefix(g, ptr[g], lo[p], hi[p], ptr, brec, cmask, dmask) - ptr[g]
         out[p] = c
     return out
 
@@ -501,28 +503,52 @@ def _move(
 def _widen(
     floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any, stamp: Any, newpos: Any,
-    cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any,
-    n_cand: int, pending: int,
+    zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
+    lepoch: Any, n_cand: int, pending: int,
 ) -> int:  # fmt: skip
     """Merge the accounts the bound ``[floor x pmin, hi]`` admits, and that are not
     candidates yet, into the candidates (kept in account order); returns their new count.
 
-    A newcomer holds its snapshot balances: it was never liquidatable so far. (Not inlined:
-    numba cannot inline a function that sorts.)
+    Incremental over a path: the floor only falls, so each group's prefix only grows.
+    ``zg[g]`` is where group ``g``'s prefix ended at the last call and ``rej[:zg[-1]]`` the
+    prefix slots the per-account bound refused then; only those and the prefixes' new slots
+    are looked at. The first call of a path (``n_cand == 0``) starts them afresh. A newcomer
+    holds its snapshot balances: it was never liquidatable so far. (Not inlined: numba cannot
+    inline a function that sorts.)
     """
+    n_groups = g_cmask.shape[0]
+    if n_cand == 0:
+        for g in range(n_groups):
+            zg[g] = g_ptr[g]
+        zg[n_groups] = 0
     lo = floor * pmin
     n_new = 0
-    n_groups = g_cmask.shape[0]
+    n_rej = 0
+    for r in range(zg[n_groups]):  # refused before: the bound is looser now
+        s = rej[r]
+        if _may_trigger(s, floor, pmin, hi, brec, blay):
+            q = int(brec[s, 1])
+            stamp[q] = 2
+            newpos[n_new] = q
+            n_new += 1
+        else:
+            rej[n_rej] = s
+            n_rej += 1
     for g in range(n_groups):
         if g + 2 < n_groups:
-            _prefetch_row(brec, g_ptr[g + 2])  # groups' first slots are far apart
-        a, z = _group_prefix(g, lo, hi, g_ptr, brec, g_cmask, g_dmask)
-        for s in range(a, z):
-            q = int(brec[s, 1])
-            if stamp[q] == 0 and _may_trigger(s, floor, pmin, hi, brec, blay):
+            _prefetch_row(brec, zg[g + 2])  # the groups' prefix ends are far apart
+        z = _group_prefix(g, zg[g], lo, hi, g_ptr, brec, g_cmask, g_dmask)
+        for s in range(zg[g], z):
+            if _may_trigger(s, floor, pmin, hi, brec, blay):
+                q = int(brec[s, 1])
                 stamp[q] = 2
                 newpos[n_new] = q
                 n_new += 1
+            else:
+                rej[n_rej] = s
+                n_rej += 1
+        zg[g] = z
+    zg[n_groups] = n_rej
     if n_new == 0:
         return n_cand
     if n_new * 32 > stamp.shape[0]:  # many: collect them in order from the stamps
@@ -745,6 +771,8 @@ def _simulate(
         # per-block scratch, indexed by candidate k (capacity: every account)
         stamp = np.zeros(n_rows, dtype=np.uint8)  # by account row: 1 = a candidate
         newpos = np.empty(n_rows, dtype=np.int64)
+        zg = np.empty(g_cmask.shape[0] + 1, dtype=np.int64)  # widening state (_widen)
+        rej = np.empty(n_rows, dtype=np.int64)
         cand = np.empty(n_rows, dtype=np.int64)
         rec = np.empty_like(src)  # the candidates' records (layout: _records)
         lcm = np.empty(n_rows, dtype=np.int64)
@@ -762,7 +790,7 @@ def _simulate(
             pos, over = _run_path(
                 p, mult[p], gas[p], asset, params, iparams, src, lay, cmask, dmask,
                 g_ptr, g_cmask, g_dmask, brec, blay,
-                stamp, newpos, cand, rec, lcm, ldm, pend, lhf, lepoch, list_a, list_b, look, out_path, out_row, out_val, pos, end,
+                stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch, list_a, list_b, look, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -774,7 +802,8 @@ def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     src: Any, lay: Any, cmask: Any, dmask: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any,
-    stamp: Any, newpos: Any, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
+    stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any,
+    pend: Any, lhf: Any,
     lepoch: Any,
     list_a: Any, list_b: Any, look: Any, out_path: Any, out_row: Any, out_val: Any, pos: int,
     end: int,
@@ -816,7 +845,7 @@ def _run_path(
     min_imp = np.ones(n_assets)
     n_cand = _widen(
         floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-        brec, blay, stamp, newpos, cand, rec, lcm, ldm, pend, lhf, lepoch,
+        brec, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
         0, 0,
     )  # fmt: skip
     widened = 0
@@ -879,7 +908,7 @@ def _run_path(
                 grow = True
         if grow:
             n_cand = _widen(
-                floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask, brec, blay, stamp, newpos, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask, brec, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
                 n_cand, 1,
             )  # fmt: skip
             widened = 1
@@ -1072,7 +1101,7 @@ def _run_path(
             if grow:
                 n_cand = _widen(
                     floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-                    brec, blay, stamp, newpos, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                    brec, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
                     n_cand, 1,
                 )  # fmt: skip
                 widened = 1
