@@ -14,16 +14,20 @@ account in every round, gives the same liquidations in the same order (the tests
    are grouped by (collateral assets, debt assets) and sorted by snapshot health factor HF0
    within a group. Since HF >= HF0 x min(low end over the group's collateral) / max(high end
    over its debt), the accounts that can become liquidatable on the path are a prefix of each
-   group (binary search), filtered by the same bound per account (on a copy of the bound's
-   inputs stored in group order, so the prefixes are read sequentially). The rest are never
-   liquidated and never under water there. ``floor`` starts at ``max(impact_floor_hint,
+   group (a galloping search), filtered by the same bound per account (on a copy of the
+   bound's inputs stored in group order, so the prefixes are read sequentially). The rest are
+   never liquidated and never under water there. ``floor`` starts at ``max(impact_floor_hint,
    rigorous floor)`` (the rigorous one: selling all the book's collateral at the top price).
    When a path's impact goes below it, the floor is lowered and the candidate set widened in
    place *before* the oracle can see the deeper price: the accounts added were never
-   liquidatable so far and still hold their snapshot balances, so nothing is re-run.
-3. **Layout.** A path's candidates live in per-block scratch arrays *in account order*
-   (a widening merges the newcomers in), so every pass over them is sequential and the
-   reference's account order comes for free. All helpers are inlined into the path kernel.
+   liquidatable so far and still hold their snapshot balances, so nothing is re-run. The
+   floor only falls, so each group's prefix only grows: a widening looks only at the slots
+   the bound refused before and at the prefixes' new slots.
+3. **Layout.** Each account is one float64 record (counts, asset indices, amounts, deficit:
+   one or two cache lines). A path's candidates live in per-block scratch arrays *in account
+   order* (a widening merges the newcomers in), so every pass over them is sequential and the
+   reference's account order comes for free. All helpers are inlined into the path kernel;
+   newcomers' records are prefetched while they are copied in.
 4. **Scans.** An account's health factor changes only through its own liquidation or an
    oracle update. A scan skips an account when none of its collateral assets' oracle prices
    fell and none of its debt assets' rose since the last scan (bit masks), or when its HF at
@@ -35,7 +39,8 @@ account in every round, gives the same liquidations in the same order (the tests
    seizes ``r (1 + b_i) / P_i`` tokens, of which the treasury keeps ``b_i pf_i / P_i`` per
    USD, the pool charges its fee and never pays more than its marginal price ``mkt_i``, so the
    profit before gas is at most ``r (((1 + b_i) - b_i pf_i) (1 - fee_i) mkt_i / P_i - mkt_j /
-   P_j)`` (``_gain``), with ``r`` at most the pair's repayment cap. Such an account is parked
+   P_j)`` (per-asset tables refreshed when a price moves, ``_reprice``), with ``r`` at most
+   the pair's repayment cap. Such an account is parked
    and stays in every list, looked at again only when its repayment cap grown by the oracle's
    moves times the current best margin could pay for the gas.
 6. **Output.** Paths run in parallel blocks (``numba.prange``) with per-block scratch;
