@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -170,8 +171,14 @@ def test_ci_runs_lint_and_tests_and_fails_when_a_test_fails(
         "lint:\n\t@echo lint-ran\n"
         f"test:\n\t@echo test-ran; {sys.executable} -c 'raise SystemExit({test_exit})'\n"
     )
+    # run as CI does, not as a sub-make of `make test` (which would print "Entering directory")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     out = subprocess.run(
-        ["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, check=False
+        ["bash", str(tmp_path / ".ci" / "run")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     assert out.returncode == expected, out.stderr
     assert out.stdout.split() == ["lint-ran", "test-ran"]
