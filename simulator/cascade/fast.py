@@ -78,8 +78,9 @@ IntArray = npt.NDArray[np.int64]
 _BOUND_SLACK = 1e-9
 
 #: Helpers are inlined into the kernels at numba IR level: a call passing a dozen arrays
-#: costs more than the few flops most of them do.
-_inline = numba.njit(cache=True, nogil=True, inline="always")
+#: costs more than the few flops most of them do. ``error_model="numpy"``: IEEE division
+#: (every division here is guarded) instead of a zero check and exception path on each one.
+_inline = numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
 _impact = _inline(rules.impact_factor)
 _proceeds = _inline(rules.sale_proceeds)
 _plan = _inline(rules.plan_liquidation)
@@ -446,7 +447,7 @@ def _group_prefix(
     return lo_i
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, error_model="numpy")
 def _count_candidates(lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: Any) -> Any:
     n_paths = lo.shape[0]
     n_groups = cmask.shape[0]
@@ -504,7 +505,7 @@ def _move(
     lepoch[b] = lepoch[a]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _widen(
     floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any, stamp: Any, newpos: Any,
@@ -762,7 +763,7 @@ def _edge(oracle: Any, gain: Any, mrel: Any) -> float:
 # -- the kernels ------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, error_model="numpy")
 def _simulate(
     mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     src: Any, lay: Any, cmask: Any, dmask: Any,
@@ -802,7 +803,7 @@ def _simulate(
         out_n[b] = -1 if overflow else pos - out_start[b]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     src: Any, lay: Any, cmask: Any, dmask: Any,
