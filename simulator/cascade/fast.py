@@ -323,7 +323,8 @@ def run_fast(
         groups.cmask,
         groups.dmask,
     )
-    n_blocks = int(min(n_paths, max(1, numba.get_num_threads()) * 8))
+    # many small blocks, handed out one at a time (path costs are heavy-tailed)
+    n_blocks = int(min(n_paths, max(1, numba.get_num_threads()) * 32))
     block_start = (np.arange(n_blocks + 1, dtype=np.int64) * n_paths) // n_blocks
     per_block = np.add.reduceat(counts, block_start[:-1]) if n_paths else counts
     asset = np.ascontiguousarray(
@@ -375,12 +376,16 @@ def run_fast(
         out_row = np.zeros(int(out_start[-1]), dtype=np.int64)
         out_val = np.zeros(int(out_start[-1]))
         out_n = np.zeros(n_blocks, dtype=np.int64)
-        _simulate(
-            mult, gas, asset, params, iparams, records, layout, rows.coll_mask, rows.debt_mask,
-            groups.ptr, groups.cmask, groups.dmask, groups.rec, groups.lay,
-            block_start, out_start, out_path, out_row, out_val, out_n,
-            scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
-        )  # fmt: skip
+        old_chunk = numba.set_parallel_chunksize(1)
+        try:
+            _simulate(
+                mult, gas, asset, params, iparams, records, layout, rows.coll_mask,
+                rows.debt_mask, groups.ptr, groups.cmask, groups.dmask, groups.rec, groups.lay,
+                block_start, out_start, out_path, out_row, out_val, out_n,
+                scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
+            )  # fmt: skip
+        finally:
+            numba.set_parallel_chunksize(old_chunk)
         if (out_n >= 0).all():
             break
         per_block = per_block * 4 + int(rows.index.shape[0])  # rare: more bad debt than room
