@@ -186,35 +186,19 @@ def test_webhook_body_clear_text() -> None:
     )
 
 
-class _RetryAfter:
+class _RetryAfter(Receiver):
     """A receiver that answers 429 with ``Retry-After: <seconds>`` to the first POST."""
 
     def __init__(self, seconds: str) -> None:
+        super().__init__()
         self.seconds = seconds
         self.times: list[float] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.times.append(time.monotonic())
         if len(self.times) == 1:
             return web.Response(status=429, headers={"Retry-After": self.seconds})
         return web.Response(text="ok")
-
-    async def __aenter__(self) -> _RetryAfter:
-        app = web.Application()
-        app.router.add_post("/services/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/services/{SECRET}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
 
 
 def test_webhook_waits_as_long_as_retry_after_asks(tmp_path: Path) -> None:

@@ -510,6 +510,23 @@ def _move(
     lepoch[b] = lepoch[a]
 
 
+@_inline
+def _admit(
+    s: int, floor: Any, pmin: Any, hi: Any, brec: Any, blay: Any, stamp: Any, newpos: Any,
+    n_new: int, rej: Any, n_rej: int,
+) -> tuple[int, int]:  # fmt: skip
+    """Slot ``s`` passes the per-account bound: its account joins ``newpos`` (stamped 2);
+    else the slot joins ``rej``. Returns the two new counts (``rej`` is compacted in place:
+    ``n_rej`` never passes the index being read)."""
+    if _may_trigger(s, floor, pmin, hi, brec, blay):
+        q = int(brec[s, 1])
+        stamp[q] = 2
+        newpos[n_new] = q
+        return n_new + 1, n_rej
+    rej[n_rej] = s
+    return n_new, n_rej + 1
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _widen(
     floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any,
@@ -536,28 +553,13 @@ def _widen(
     n_new = 0
     n_rej = 0
     for r in range(zg[n_groups]):  # refused before: the bound is looser now
-        s = rej[r]
-        if _may_trigger(s, floor, pmin, hi, brec, blay):
-            q = int(brec[s, 1])
-            stamp[q] = 2
-            newpos[n_new] = q
-            n_new += 1
-        else:
-            rej[n_rej] = s
-            n_rej += 1
+        n_new, n_rej = _admit(rej[r], floor, pmin, hi, brec, blay, stamp, newpos, n_new, rej, n_rej)
     for g in range(n_groups):
         if g + 2 < n_groups:
             _prefetch_row(brec, zg[g + 2])  # the groups' prefix ends are far apart
         z = _group_prefix(g, zg[g], lo, hi, g_ptr, brec, g_cmask, g_dmask)
         for s in range(zg[g], z):
-            if _may_trigger(s, floor, pmin, hi, brec, blay):
-                q = int(brec[s, 1])
-                stamp[q] = 2
-                newpos[n_new] = q
-                n_new += 1
-            else:
-                rej[n_rej] = s
-                n_rej += 1
+            n_new, n_rej = _admit(s, floor, pmin, hi, brec, blay, stamp, newpos, n_new, rej, n_rej)
         zg[g] = z
     zg[n_groups] = n_rej
     if n_new == 0:
