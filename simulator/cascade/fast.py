@@ -157,11 +157,6 @@ class SparseAccounts:
         da, dv, nd, dm = _pack(debt[rows])
         return cls(rows.astype(np.int64), ca, cv, nc, da, dv, nd, cm, dm)
 
-    def subset(self, keep: npt.NDArray[np.bool_] | IntArray) -> SparseAccounts:
-        return SparseAccounts(
-            *(np.ascontiguousarray(getattr(self, f)[keep]) for f in self.__slots__)
-        )
-
 
 def _pack(dense: FloatArray) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
     nonzero = dense > 0.0
@@ -206,10 +201,9 @@ class _Groups:
 
     For oracle multipliers in ``[lo, hi]``, HF >= HF0 x min(lo over the group's collateral) /
     max(hi over its debt), so the accounts that can become liquidatable on a path are a
-    prefix of each group (slots ``ptr[g] ..``). ``rec`` holds one float64 row per slot with
-    what the bound needs: ``[HF0, account row, n_coll, n_debt, coll assets (kc), coll x LT x
-    price (kc), debt assets (kd), debt x price (kd)]`` at the snapshot (USD), padded to a
-    multiple of 8; ``lay`` the offsets of the last four parts.
+    prefix of each group (slots ``ptr[g] ..``). ``rec`` holds one row per slot with what the
+    bound needs (``_pack_records``): ``[HF0, account row, n_coll, n_debt, coll assets, coll x
+    LT x price, debt assets, debt x price]`` at the snapshot (USD); ``lay`` its offsets.
     """
 
     ptr: IntArray
@@ -233,18 +227,9 @@ class _Groups:
         order = np.lexsort((hf0, inverse)).astype(np.int64)
         ptr = np.zeros(uniq.shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(inverse, minlength=uniq.shape[0]), out=ptr[1:])
-        n, kc = rows.coll_amount.shape
-        kd = rows.debt_amount.shape[1]
-        lay = np.array([4, 4 + kc, 4 + 2 * kc, 4 + 2 * kc + kd], dtype=np.int64)
-        rec = np.zeros((n, -(-(4 + 2 * kc + 2 * kd) // 8) * 8))
-        rec[:, 0] = hf0[order]
-        rec[:, 1] = order
-        rec[:, 2] = rows.n_coll[order]
-        rec[:, 3] = rows.n_debt[order]
-        rec[:, lay[0] : lay[0] + kc] = rows.coll_asset[order]
-        rec[:, lay[1] : lay[1] + kc] = w_entry[order]
-        rec[:, lay[2] : lay[2] + kd] = rows.debt_asset[order]
-        rec[:, lay[3] : lay[3] + kd] = v_entry[order]
+        rec, lay = _pack_records(
+            [hf0[order], order], rows, w_entry[order], v_entry[order], order=order, extra=0
+        )
         return cls(
             ptr=ptr,
             cmask=np.ascontiguousarray(uniq[:, 0]),
@@ -254,26 +239,45 @@ class _Groups:
         )
 
 
-def _records(rows: SparseAccounts) -> tuple[FloatArray, IntArray]:
-    """One float64 row per account holding all the engine reads and writes of it, so an
-    account is one or two cache lines: ``[n_coll, n_debt, coll assets (kc), coll amounts (kc),
-    debt assets (kd), debt amounts (kd), deficit burned]``, padded to a multiple of 8.
+def _pack_records(
+    lead: list[npt.NDArray[Any]],
+    rows: SparseAccounts,
+    coll_values: FloatArray,
+    debt_values: FloatArray,
+    *,
+    order: IntArray | None = None,
+    extra: int,
+) -> tuple[FloatArray, IntArray]:
+    """One float64 row per account, so an account is one or two cache lines: ``lead``
+    columns, then ``[n_coll, n_debt, coll assets (kc), coll values (kc), debt assets (kd),
+    debt values (kd)]`` and ``extra`` zero columns, padded to a multiple of 8; rows in
+    ``order`` of ``rows`` (all, in order, when ``None``).
 
-    Returns the records and the column offsets ``[coll assets, coll amounts, debt assets,
-    debt amounts, deficit]`` (asset indices are small integers, exact in float64).
+    Returns the records and the column offsets ``[coll assets, coll values, debt assets,
+    debt values, first extra column]`` (counts and asset indices are small integers, exact
+    in float64).
     """
+    take = slice(None) if order is None else order
     n, kc = rows.coll_amount.shape
     kd = rows.debt_amount.shape[1]
-    lay = np.array([2, 2 + kc, 2 + 2 * kc, 2 + 2 * kc + kd, 2 + 2 * kc + 2 * kd], dtype=np.int64)
-    width = -(-(int(lay[4]) + 1) // 8) * 8
-    rec = np.zeros((n, width))
-    rec[:, 0] = rows.n_coll
-    rec[:, 1] = rows.n_debt
-    rec[:, lay[0] : lay[0] + kc] = rows.coll_asset
-    rec[:, lay[1] : lay[1] + kc] = rows.coll_amount
-    rec[:, lay[2] : lay[2] + kd] = rows.debt_asset
-    rec[:, lay[3] : lay[3] + kd] = rows.debt_amount
+    a = len(lead) + 2
+    lay = np.array([a, a + kc, a + 2 * kc, a + 2 * kc + kd, a + 2 * kc + 2 * kd], dtype=np.int64)
+    rec = np.zeros((n, -(-(int(lay[4]) + extra) // 8) * 8))
+    for c, column in enumerate(lead):
+        rec[:, c] = column
+    rec[:, a - 2] = rows.n_coll[take]
+    rec[:, a - 1] = rows.n_debt[take]
+    rec[:, lay[0] : lay[0] + kc] = rows.coll_asset[take]
+    rec[:, lay[1] : lay[1] + kc] = coll_values
+    rec[:, lay[2] : lay[2] + kd] = rows.debt_asset[take]
+    rec[:, lay[3] : lay[3] + kd] = debt_values
     return rec, lay
+
+
+def _records(rows: SparseAccounts) -> tuple[FloatArray, IntArray]:
+    """The candidates' records: ``[n_coll, n_debt, coll assets, coll amounts (tokens), debt
+    assets, debt amounts (tokens), deficit burned (USD)]`` (``_pack_records``)."""
+    return _pack_records([], rows, rows.coll_amount, rows.debt_amount, extra=1)
 
 
 _Prepared = tuple[SparseAccounts, _Groups, FloatArray, IntArray]
@@ -419,9 +423,9 @@ def run_fast(
 def _group_prefix(
     g: int, start: int, lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: Any
 ) -> int:
-    """End of the slots of group ``g`` that may become liquidatable within [lo, hi]: the
-    group's first ``stop - ptr[g]`` members. ``start`` is a slot known to be in the prefix
-    (or ``ptr[g]``); the search gallops from there."""
+    """End ``z`` of the slots ``[ptr[g], z)`` of group ``g`` that may become liquidatable
+    within [lo, hi]. ``start`` is a slot known to be in that prefix (or ``ptr[g]``); the
+    search gallops from there."""
     min_lo = np.inf
     max_hi = 0.0
     for j in range(lo.shape[0]):
@@ -466,13 +470,13 @@ def _count_candidates(lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: 
 
 
 @_inline
-def _may_trigger(s: int, floor: Any, pmin: Any, hi: Any, brec: Any, blay: Any) -> bool:
+def _may_trigger(s: int, lo: Any, hi: Any, brec: Any, blay: Any) -> bool:
     """Can the account in slot ``s`` be liquidatable with oracle multipliers in
-    ``[floor x pmin, hi]``? (collateral x LT at the low end below debt at the high end)"""
+    ``[lo, hi]``? (collateral x LT at the low end below debt at the high end)"""
     w = 0.0
     for e in range(int(brec[s, 2])):
         j = int(brec[s, blay[0] + e])
-        w += brec[s, blay[1] + e] * (floor[j] * pmin[j])
+        w += brec[s, blay[1] + e] * lo[j]
     v = 0.0
     for e in range(int(brec[s, 3])):
         v += brec[s, blay[3] + e] * hi[int(brec[s, blay[2] + e])]
@@ -512,13 +516,13 @@ def _move(
 
 @_inline
 def _admit(
-    s: int, floor: Any, pmin: Any, hi: Any, brec: Any, blay: Any, stamp: Any, newpos: Any,
-    n_new: int, rej: Any, n_rej: int,
+    s: int, lo: Any, hi: Any, brec: Any, blay: Any, stamp: Any, newpos: Any, n_new: int,
+    rej: Any, n_rej: int,
 ) -> tuple[int, int]:  # fmt: skip
     """Slot ``s`` passes the per-account bound: its account joins ``newpos`` (stamped 2);
     else the slot joins ``rej``. Returns the two new counts (``rej`` is compacted in place:
     ``n_rej`` never passes the index being read)."""
-    if _may_trigger(s, floor, pmin, hi, brec, blay):
+    if _may_trigger(s, lo, hi, brec, blay):
         q = int(brec[s, 1])
         stamp[q] = 2
         newpos[n_new] = q
@@ -553,13 +557,13 @@ def _widen(
     n_new = 0
     n_rej = 0
     for r in range(zg[n_groups]):  # refused before: the bound is looser now
-        n_new, n_rej = _admit(rej[r], floor, pmin, hi, brec, blay, stamp, newpos, n_new, rej, n_rej)
+        n_new, n_rej = _admit(rej[r], lo, hi, brec, blay, stamp, newpos, n_new, rej, n_rej)
     for g in range(n_groups):
         if g + 2 < n_groups:
             _prefetch_row(brec, zg[g + 2])  # the groups' prefix ends are far apart
         z = _group_prefix(g, zg[g], lo, hi, g_ptr, brec, g_cmask, g_dmask)
         for s in range(zg[g], z):
-            n_new, n_rej = _admit(s, floor, pmin, hi, brec, blay, stamp, newpos, n_new, rej, n_rej)
+            n_new, n_rej = _admit(s, lo, hi, brec, blay, stamp, newpos, n_new, rej, n_rej)
         zg[g] = z
     zg[n_groups] = n_rej
     if n_new == 0:
@@ -588,6 +592,18 @@ def _widen(
         _copy_in(w, q, src, cmask, dmask, cand, rec, lcm, ldm, pend, lhf, lepoch, pending)
         w -= 1
     return n_cand + n_new
+
+
+@_inline
+def _lower_floors(min_imp: Any, floor: Any, rigorous: Any) -> bool:
+    """Lower the impact floor of every asset whose impact went below it (to the impact
+    seen, or further: twice as far from 1, not below the rigorous floor); True if any."""
+    lowered = False
+    for j in range(floor.shape[0]):
+        if min_imp[j] < floor[j]:
+            floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
+            lowered = True
+    return lowered
 
 
 # -- per-candidate quantities ---------------------------------------------------------------
@@ -790,9 +806,9 @@ def _simulate(
         rec = np.empty_like(src)  # the candidates' records (layout: _records)
         lcm = np.empty(n_rows, dtype=np.int64)
         ldm = np.empty(n_rows, dtype=np.int64)
-        pend = np.zeros(n_rows, dtype=np.uint8)
-        lhf = np.zeros(n_rows)
-        lepoch = np.zeros(n_rows, dtype=np.int64)
+        pend = np.empty(n_rows, dtype=np.uint8)  # these three are set by the copy-in
+        lhf = np.empty(n_rows)
+        lepoch = np.empty(n_rows, dtype=np.int64)
         list_a = np.empty(n_rows, dtype=np.int64)
         list_b = np.empty(n_rows, dtype=np.int64)
         look = np.empty(n_rows, dtype=np.bool_)
@@ -803,7 +819,8 @@ def _simulate(
             pos, over = _run_path(
                 p, mult[p], gas[p], asset, params, iparams, src, lay, cmask, dmask,
                 g_ptr, g_cmask, g_dmask, brec, blay,
-                stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch, list_a, list_b, look, out_path, out_row, out_val, pos, end,
+                stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                list_a, list_b, look, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -816,10 +833,9 @@ def _run_path(
     src: Any, lay: Any, cmask: Any, dmask: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any,
     stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any,
-    pend: Any, lhf: Any,
-    lepoch: Any,
-    list_a: Any, list_b: Any, look: Any, out_path: Any, out_row: Any, out_val: Any, pos: int,
-    end: int,
+    pend: Any, lhf: Any, lepoch: Any,
+    list_a: Any, list_b: Any, look: Any, out_path: Any, out_row: Any, out_val: Any,
+    pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> tuple[int, bool]:  # fmt: skip
     p0 = asset[0]
@@ -866,7 +882,6 @@ def _run_path(
     # health factor h stays safe while h x min_i(O_i / O_e,i) / max_j(O_j / O_e,j) > 1
     max_epochs = n_steps1 * (round_limit + 2) + 2
     ep_oracle = np.empty((max_epochs, n_assets))
-    r_stamp = np.full(max_epochs, -1, dtype=np.int64)
     r_all = np.zeros(max_epochs)
     r_sub = np.zeros(max_epochs)
     r_top = np.zeros(max_epochs)
@@ -914,14 +929,10 @@ def _run_path(
                 min_imp[j] = imp
             mkt[j] = pp[j] * imp
         # -- checkpoint: widen the candidates before the oracle can see a deeper impact
-        grow = False
-        for j in range(n_assets):
-            if min_imp[j] < floor[j]:
-                floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
-                grow = True
-        if grow:
+        if _lower_floors(min_imp, floor, rigorous):
             n_cand = _widen(
-                floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask, brec, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
+                brec, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
                 n_cand, 1,
             )  # fmt: skip
             widened = 1
@@ -956,9 +967,10 @@ def _run_path(
                 epoch += 1
                 for j in range(n_assets):
                     ep_oracle[epoch, j] = oracle[j]
+                # every candidate's last check is at an epoch >= e_lo: refresh those, and
+                # the rounds up to the next scan read them as they are (parked ones too)
                 for e in range(e_lo, epoch + 1):
                     _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
-                    r_stamp[e] = epoch
                 # pass 1, branch-free: which candidates need a look. Listed and parked ones
                 # always; the others when the oracle moved against them (masks) by enough
                 # to bring HF at their last check x the worst relative move since to 1
@@ -1037,9 +1049,6 @@ def _run_path(
                     # parked: its largest repayment then (lhf), grown by the oracle since its
                     # epoch, times the best margin any pair could earn now, stays below gas
                     e = lepoch[k]
-                    if r_stamp[e] != epoch:
-                        _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
-                        r_stamp[e] = epoch
                     if edge_stale:
                         edge = _edge(oracle, gain, mrel)
                         edge_stale = False
@@ -1106,12 +1115,7 @@ def _run_path(
             if executed == 0:
                 break
             # -- checkpoint, then the oracle follows the moved market ------------------------
-            grow = False
-            for j in range(n_assets):
-                if min_imp[j] < floor[j]:
-                    floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
-                    grow = True
-            if grow:
+            if _lower_floors(min_imp, floor, rigorous):
                 n_cand = _widen(
                     floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
                     brec, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
