@@ -85,6 +85,12 @@ class AdaptiveRange:
         """Refusals seen."""
         self._streak = 0
 
+    @property
+    def proven(self) -> int:
+        """Blocks per request known to pass: ``accepted`` while ``size`` is larger than any
+        span served (so still untried), else ``size`` (also when nothing was served yet)."""
+        return self.accepted if 0 < self.accepted < self.size else self.size
+
     def refused(self, span: int) -> int:
         """The node refused ``span`` blocks: the new size, below ``span``. Raises at the minimum."""
         self.failures += 1
@@ -155,8 +161,7 @@ async def scan_accounts(
             log.debug("eth_getLogs refused %d blocks from %d; %d at a time", span, lo, size)
             cursor = lo
             while cursor <= hi:  # pieces of a size already served, else of the new size
-                step = ranges.accepted if 0 < ranges.accepted < ranges.size else ranges.size
-                piece = min(hi, cursor + max(1, min(step, span - 1)) - 1)
+                piece = min(hi, cursor + max(1, min(ranges.proven, span - 1)) - 1)
                 await fetch(cursor, piece)
                 cursor = piece + 1
             return
@@ -206,9 +211,9 @@ async def scan_accounts(
                 # One range at a time tries a size larger than any served yet; the others
                 # keep to the proven size, so a refusal costs one request, not a window full.
                 span, trial = ranges.size, False
-                if 0 < ranges.accepted < span:
+                if ranges.proven < span:
                     if trial_running:
-                        span = ranges.accepted
+                        span = ranges.proven
                     else:
                         trial = trial_running = True
                 hi = min(to_block, cursor + span - 1)
