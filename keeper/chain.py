@@ -256,19 +256,26 @@ class BlockRef:
     """Unix seconds."""
 
 
-#: Endpoint URLs of the ``Chain`` objects built in this process: scrubbed from web3's log
-#: records and from error messages even when they do not parse as URLs (a typo such as
+#: Endpoint URLs of the ``Chain`` objects built in this process, each with its redacted form
+#: and the forms it may appear in (raw and percent-quoted): scrubbed from web3's log records
+#: and from error messages even when they do not parse as URLs (a typo such as
 #: ``https//host/KEY`` still carries the key).
-_ENDPOINTS: set[str] = set()
+_ENDPOINTS: dict[str, tuple[str, frozenset[str]]] = {}
+
+
+def _register_endpoint(url: str) -> None:
+    """Remember ``url`` for ``_scrub``, with its redacted and percent-quoted forms."""
+    if url not in _ENDPOINTS:
+        variants = {url, quote(url, safe=":/?&=@%#+,;"), quote(url, safe="")}
+        _ENDPOINTS[url] = (redact_url(url), frozenset(v for v in variants if v))
 
 
 def _scrub(text: str) -> str:
     """``text`` without any known endpoint URL (raw or percent-quoted) and with every URL in
     it reduced to scheme and host."""
-    for url in _ENDPOINTS:
-        shown = redact_url(url)
-        for variant in {url, quote(url, safe=":/?&=@%#+,;"), quote(url, safe="")}:
-            if variant and variant in text:
+    for shown, variants in _ENDPOINTS.values():
+        for variant in variants:
+            if variant in text:
                 text = text.replace(variant, shown)
     return redact_text(text)
 
@@ -328,7 +335,7 @@ class Chain:
             raise ValueError("max_concurrency must be at least 1")
         self.settings = settings
         if settings.rpc_url:
-            _ENDPOINTS.add(settings.rpc_url)
+            _register_endpoint(settings.rpc_url)
         self.stats = RpcStats()
         self._rng = rng or random.Random()
         self._sem = asyncio.Semaphore(settings.max_concurrency)
