@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from keeper.cli.market import add_market_arguments, resolve_market
+from keeper.cli.market import add_market_arguments, resolve_market, url_scheme_host
 from keeper.errors import ConfigError
 
 EXAMPLES = """\
@@ -157,16 +157,10 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 def _check_ws_url(url: str) -> None:
     """``--ws`` must be a ws:// or wss:// URL with a host (shown redacted if it is not)."""
-    from urllib.parse import urlsplit
-
     from keeper.redact import redact_url
 
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme.lower() in ("ws", "wss") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok:
+    scheme, host = url_scheme_host(url)
+    if scheme not in ("ws", "wss") or not host:
         raise ConfigError(
             f"--ws {redact_url(url)} is not a ws:// or wss:// URL; pass the node's WebSocket "
             "endpoint (reads go over --rpc; --ws only wakes the keeper on new blocks)"

@@ -19,7 +19,7 @@ from eth_utils import is_address
 from keeper.errors import ConfigError
 from keeper.redact import redact_url
 
-__all__ = ["Market", "add_market_arguments", "check_rpc_url", "resolve_market"]
+__all__ = ["Market", "add_market_arguments", "check_rpc_url", "resolve_market", "url_scheme_host"]
 
 AAVE_V3_MAINNET_PROVIDER = "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"
 
@@ -81,16 +81,22 @@ def add_market_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_rpc_url(url: str, where: str) -> str:
-    """``url`` if it is an http(s) URL with a host, else a ``ConfigError`` naming ``where``
-    the value came from. The message shows scheme and host only (URLs carry API keys), and
-    nothing of a value that does not parse as a URL."""
+def url_scheme_host(url: str) -> tuple[str, str | None]:
+    """``url``'s lower-case scheme and its host (``None`` if it has none); ``("", None)`` if
+    it does not parse as a URL."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError:
-        parts, host = None, None
-    scheme = parts.scheme.lower() if parts is not None else ""
+        return "", None
+    return parts.scheme.lower(), host
+
+
+def check_rpc_url(url: str, where: str) -> str:
+    """``url`` if it is an http(s) URL with a host, else a ``ConfigError`` naming ``where``
+    the value came from. The message shows scheme and host only (URLs carry API keys), and
+    nothing of a value that does not parse as a URL."""
+    scheme, host = url_scheme_host(url)
     if scheme in ("http", "https") and host:
         return url
     if scheme in ("ws", "wss") and host:
