@@ -222,9 +222,8 @@ def _simulate_all(settings: DemoSettings, result: DemoResult, say: Say) -> None:
     import dataclasses
     import shlex
 
-    from keeper.cli.simulate import provenance
     from keeper.progress import progress
-    from simulator.results import save_results
+    from simulator.results import provenance, save_results
     from simulator.scenarios import DEFAULT_SCENARIO, load_scenario
     from simulator.simulation import simulate
     from simulator.snapshot import MarketSnapshot

@@ -14,7 +14,11 @@ Files (formats in the README):
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import importlib.resources
 import json
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ __all__ = [
     "Results",
     "check_results_target",
     "load_results",
+    "provenance",
     "save_results",
     "summary_dict",
 ]
@@ -96,6 +101,8 @@ TIMELINE_COLUMNS: tuple[str, ...] = (
     "liquidated_usd_cum",
     "shortfall_usd",
 )
+#: Packages whose version can change the numbers (random streams, float kernels, file I/O).
+NUMERIC_PACKAGES: tuple[str, ...] = ("numpy", "numba", "scipy", "pandas", "pyarrow")
 
 
 def summary_dict(result: SimulationResult) -> dict[str, Any]:
@@ -138,6 +145,57 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
     }
     for key, value in result.extra.items():  # e.g. the CLI's command line and snapshot_dir
         out.setdefault(key, value)
+    return out
+
+
+def _sha256_files(files: list[Path], root: Path) -> str:
+    """SHA-256 over the files' paths (relative to ``root``) and bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for f in sorted(files):
+        digest.update(f.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def _scenario_file(scenario: Any) -> Path | None:
+    """The TOML file a loaded scenario came from (built-ins are recorded as
+    ``scenarios/NAME.toml``, relative to the installed ``scenarios`` package)."""
+    recorded = str(getattr(scenario, "file", "") or "")
+    if not recorded:
+        return None
+    path = Path(recorded)
+    if recorded.startswith("scenarios/") and not path.is_absolute():
+        builtin = Path(str(importlib.resources.files("scenarios").joinpath(path.name)))
+        if builtin.is_file():
+            return builtin
+    return path.resolve() if path.is_file() else None
+
+
+def provenance(snapshot_dir: str | Path, scenario: Any) -> dict[str, Any]:
+    """What pins a run's numbers besides its command line, for ``summary.json``.
+
+    ``snapshot_sha256`` hashes the snapshot directory's files; ``scenario_file`` and
+    ``scenario_sha256`` the scenario's TOML (and ``scenario_data_sha256`` a historical
+    scenario's price CSV); ``versions`` are Python's and the numerical packages' versions.
+    """
+    root = Path(snapshot_dir)
+    out: dict[str, Any] = {
+        "snapshot_sha256": _sha256_files([f for f in root.iterdir() if f.is_file()], root)
+    }
+    toml = _scenario_file(scenario)
+    if toml is not None:
+        out["scenario_file"] = str(toml)
+        out["scenario_sha256"] = _sha256_files([toml], toml.parent)
+    csv = getattr(getattr(scenario, "spec", None), "csv", None)
+    if isinstance(csv, str) and Path(csv).is_file():
+        out["scenario_data_sha256"] = _sha256_files([Path(csv)], Path(csv).parent)
+    versions = {"python": platform.python_version()}
+    for name in NUMERIC_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    out["versions"] = versions
     return out
 
 

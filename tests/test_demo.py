@@ -112,7 +112,7 @@ def test_demo_report_is_complete(demo_run: tuple[Path, str, float]) -> None:
 
 
 def test_demo_results_record_what_reproduces_them(demo_run: tuple[Path, str, float]) -> None:
-    from keeper.cli.simulate import provenance
+    from simulator.results import provenance
     from simulator.scenarios import load_scenario
 
     out, _, _ = demo_run

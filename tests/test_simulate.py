@@ -403,7 +403,7 @@ def test_builtin_scenario_file_is_the_installed_one(snap: MarketSnapshot, tmp_pa
     import hashlib
     import importlib.resources
 
-    from keeper.cli.simulate import provenance
+    from simulator.results import provenance
     from simulator.scenarios import load_scenario
 
     snap.save(tmp_path / "snap")
