@@ -157,8 +157,8 @@ def mixing_groups(n_steps: int, dt_days: float, mixing: Literal["day", "step"]) 
     t = np.arange(n_steps)
     if mixing == "step" or dt_days >= 1.0:
         return t
-    day = np.floor(t * dt_days * (1.0 + 1e-9)).astype(np.intp)
-    return np.asarray(day, dtype=np.intp)
+    day: IntArray = np.floor(t * dt_days * (1.0 + 1e-9)).astype(np.intp)
+    return day
 
 
 def bootstrap_block(
