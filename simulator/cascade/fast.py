@@ -66,6 +66,7 @@ from numba.extending import intrinsic
 from simulator.cascade import rules
 from simulator.cascade.config import EngineConfig
 from simulator.cascade.model import CascadeOutput, Market, align_paths, check_paths
+from simulator.errors import InputError
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book
 
@@ -73,6 +74,9 @@ __all__ = ["SparseAccounts", "run_fast"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+#: Asset indices and per-account entry counts are stored as bytes (``_pack_records``).
+_MAX_ASSETS = 255
 
 #: Relative slack on the skip bounds, far above float64 rounding of the sums they bound.
 _BOUND_SLACK = 1e-9
@@ -202,8 +206,8 @@ class _Groups:
     For oracle multipliers in ``[lo, hi]``, HF >= HF0 x min(lo over the group's collateral) /
     max(hi over its debt), so the accounts that can become liquidatable on a path are a
     prefix of each group (slots ``ptr[g] ..``). ``rec`` holds one row per slot with what the
-    bound needs (``_pack_records``): ``[HF0, account row, n_coll, n_debt, coll assets, coll x
-    LT x price, debt assets, debt x price]`` at the snapshot (USD); ``lay`` its offsets.
+    bound needs (``_pack_records``): ``[HF0, account row, header (counts, assets), coll x LT
+    x price, debt x price]`` at the snapshot (USD); ``lay`` its offsets.
     """
 
     ptr: IntArray
@@ -248,35 +252,46 @@ def _pack_records(
     order: IntArray | None = None,
     extra: int,
 ) -> tuple[FloatArray, IntArray]:
-    """One float64 row per account, so an account is one or two cache lines: ``lead``
-    columns, then ``[n_coll, n_debt, coll assets (kc), coll values (kc), debt assets (kd),
-    debt values (kd)]`` and ``extra`` zero columns, padded to a multiple of 8; rows in
-    ``order`` of ``rows`` (all, in order, when ``None``).
+    """One float64 row per account, so an account is one cache line in most books: ``lead``
+    columns, a header of bytes ``[n_coll, n_debt, coll assets (kc), debt assets (kd)]`` in
+    as few float64 columns as hold them (read through a ``uint8`` view of the records), then
+    ``[coll values (kc), debt values (kd)]`` and ``extra`` zero columns, padded to a multiple
+    of 8; rows in ``order`` of ``rows`` (all, in order, when ``None``).
 
-    Returns the records and the column offsets ``[coll assets, coll values, debt assets,
-    debt values, first extra column]`` (counts and asset indices are small integers, exact
-    in float64).
+    Returns the records and the offsets ``[coll assets (byte), coll values (column), debt
+    assets (byte), debt values (column), first extra column, the two counts (byte)]``.
     """
     take = slice(None) if order is None else order
     n, kc = rows.coll_amount.shape
     kd = rows.debt_amount.shape[1]
-    a = len(lead) + 2
-    lay = np.array([a, a + kc, a + 2 * kc, a + 2 * kc + kd, a + 2 * kc + 2 * kd], dtype=np.int64)
-    rec = np.zeros((n, -(-(int(lay[4]) + extra) // 8) * 8))
-    for c, column in enumerate(lead):
-        rec[:, c] = column
-    rec[:, a - 2] = rows.n_coll[take]
-    rec[:, a - 1] = rows.n_debt[take]
-    rec[:, lay[0] : lay[0] + kc] = rows.coll_asset[take]
+    a = len(lead)
+    h = 8 * a  # the header's first byte
+    c = a - (-(2 + kc + kd) // 8)  # the first value column
+    lay = np.array([h + 2, c, h + 2 + kc, c + kc, c + kc + kd, h], dtype=np.int64)
+    rec = _aligned_rows(n, -(-(c + kc + kd + extra) // 8) * 8)
+    for i, column in enumerate(lead):
+        rec[:, i] = column
+    head = rec.view(np.uint8)
+    head[:, h] = rows.n_coll[take]
+    head[:, h + 1] = rows.n_debt[take]
+    head[:, h + 2 : h + 2 + kc] = rows.coll_asset[take]
+    head[:, h + 2 + kc : h + 2 + kc + kd] = rows.debt_asset[take]
     rec[:, lay[1] : lay[1] + kc] = coll_values
-    rec[:, lay[2] : lay[2] + kd] = rows.debt_asset[take]
     rec[:, lay[3] : lay[3] + kd] = debt_values
     return rec, lay
 
 
+def _aligned_rows(n: int, width: int) -> FloatArray:
+    """A zeroed ``(n, width)`` float64 array whose data starts on a 64-byte boundary, so a
+    row of 8 columns is exactly one cache line."""
+    flat = np.zeros(n * width + 8)
+    skip = (-flat.ctypes.data % 64) // 8
+    return flat[skip : skip + n * width].reshape(n, width)
+
+
 def _records(rows: SparseAccounts) -> tuple[FloatArray, IntArray]:
-    """The candidates' records: ``[n_coll, n_debt, coll assets, coll amounts (tokens), debt
-    assets, debt amounts (tokens), deficit burned (USD)]`` (``_pack_records``)."""
+    """The candidates' records: ``[header (counts, assets), coll amounts (tokens), debt
+    amounts (tokens), deficit burned (USD)]`` (``_pack_records``)."""
     return _pack_records([], rows, rows.coll_amount, rows.debt_amount, extra=1)
 
 
@@ -308,6 +323,11 @@ def run_fast(
 ) -> CascadeOutput:
     """Replay the cascade on every path; same results as ``run_reference``."""
     config = config or EngineConfig()
+    if book.n_assets > _MAX_ASSETS:
+        raise InputError(
+            f"the book has {book.n_assets} assets; the fast engine handles at most "
+            f"{_MAX_ASSETS} (its records keep asset indices in bytes): use run_reference"
+        )
     paths = align_paths(paths, book.symbols)
     check_paths(paths, book.n_assets)
     market = Market.build(book, paths, config)
@@ -470,16 +490,16 @@ def _count_candidates(lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: 
 
 
 @_inline
-def _may_trigger(s: int, lo: Any, hi: Any, brec: Any, blay: Any) -> bool:
+def _may_trigger(s: int, lo: Any, hi: Any, brec: Any, bb: Any, blay: Any) -> bool:
     """Can the account in slot ``s`` be liquidatable with oracle multipliers in
     ``[lo, hi]``? (collateral x LT at the low end below debt at the high end)"""
     w = 0.0
-    for e in range(int(brec[s, 2])):
-        j = int(brec[s, blay[0] + e])
+    for e in range(np.int64(bb[s, blay[5]])):
+        j = np.int64(bb[s, blay[0] + e])
         w += brec[s, blay[1] + e] * lo[j]
     v = 0.0
-    for e in range(int(brec[s, 3])):
-        v += brec[s, blay[3] + e] * hi[int(brec[s, blay[2] + e])]
+    for e in range(np.int64(bb[s, blay[5] + 1])):
+        v += brec[s, blay[3] + e] * hi[np.int64(bb[s, blay[2] + e])]
     return v > 0.0 and w < v * (1.0 + 1e-9)
 
 
@@ -516,13 +536,13 @@ def _move(
 
 @_inline
 def _admit(
-    s: int, lo: Any, hi: Any, brec: Any, blay: Any, stamp: Any, newpos: Any, n_new: int,
-    rej: Any, n_rej: int,
+    s: int, lo: Any, hi: Any, brec: Any, bb: Any, blay: Any, stamp: Any, newpos: Any,
+    n_new: int, rej: Any, n_rej: int,
 ) -> tuple[int, int]:  # fmt: skip
     """Slot ``s`` passes the per-account bound: its account joins ``newpos`` (stamped 2);
     else the slot joins ``rej``. Returns the two new counts (``rej`` is compacted in place:
     ``n_rej`` never passes the index being read)."""
-    if _may_trigger(s, lo, hi, brec, blay):
+    if _may_trigger(s, lo, hi, brec, bb, blay):
         q = int(brec[s, 1])
         stamp[q] = 2
         newpos[n_new] = q
@@ -534,8 +554,8 @@ def _admit(
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _widen(
     floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any, stamp: Any, newpos: Any,
-    zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
+    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, bb: Any, blay: Any, stamp: Any,
+    newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
     lepoch: Any, n_cand: int, pending: int,
 ) -> int:  # fmt: skip
     """Merge the accounts the bound ``[floor x pmin, hi]`` admits, and that are not
@@ -557,13 +577,13 @@ def _widen(
     n_new = 0
     n_rej = 0
     for r in range(zg[n_groups]):  # refused before: the bound is looser now
-        n_new, n_rej = _admit(rej[r], lo, hi, brec, blay, stamp, newpos, n_new, rej, n_rej)
+        n_new, n_rej = _admit(rej[r], lo, hi, brec, bb, blay, stamp, newpos, n_new, rej, n_rej)
     for g in range(n_groups):
         if g + 2 < n_groups:
             _prefetch_row(brec, zg[g + 2])  # the groups' prefix ends are far apart
         z = _group_prefix(g, zg[g], lo, hi, g_ptr, brec, g_cmask, g_dmask)
         for s in range(zg[g], z):
-            n_new, n_rej = _admit(s, lo, hi, brec, blay, stamp, newpos, n_new, rej, n_rej)
+            n_new, n_rej = _admit(s, lo, hi, brec, bb, blay, stamp, newpos, n_new, rej, n_rej)
         zg[g] = z
     zg[n_groups] = n_rej
     if n_new == 0:
@@ -610,27 +630,27 @@ def _lower_floors(min_imp: Any, floor: Any, rigorous: Any) -> bool:
 
 
 @_inline
-def _sums(k: int, rec: Any, lay: Any, lt: Any, price: Any) -> tuple[float, float]:
+def _sums(k: int, rec: Any, rb: Any, lay: Any, lt: Any, price: Any) -> tuple[float, float]:
     """(sum of collateral x LT, sum of debt) of candidate ``k`` at ``price``, USD."""
     w = 0.0
-    for e in range(int(rec[k, 0])):
-        j = int(rec[k, lay[0] + e])
+    for e in range(np.int64(rb[k, lay[5]])):
+        j = np.int64(rb[k, lay[0] + e])
         w += rec[k, lay[1] + e] * lt[j] * price[j]
     v = 0.0
-    for e in range(int(rec[k, 1])):
-        v += rec[k, lay[3] + e] * price[int(rec[k, lay[2] + e])]
+    for e in range(np.int64(rb[k, lay[5] + 1])):
+        v += rec[k, lay[3] + e] * price[np.int64(rb[k, lay[2] + e])]
     return w, v
 
 
 @_inline
-def _underwater(k: int, rec: Any, lay: Any, mkt: Any) -> tuple[float, float]:
+def _underwater(k: int, rec: Any, rb: Any, lay: Any, mkt: Any) -> tuple[float, float]:
     """(max(0, debt - collateral), debt) of candidate ``k`` at market prices, USD."""
     c = 0.0
-    for e in range(int(rec[k, 0])):
-        c += rec[k, lay[1] + e] * mkt[int(rec[k, lay[0] + e])]
+    for e in range(np.int64(rb[k, lay[5]])):
+        c += rec[k, lay[1] + e] * mkt[np.int64(rb[k, lay[0] + e])]
     d = 0.0
-    for e in range(int(rec[k, 1])):
-        d += rec[k, lay[3] + e] * mkt[int(rec[k, lay[2] + e])]
+    for e in range(np.int64(rb[k, lay[5] + 1])):
+        d += rec[k, lay[3] + e] * mkt[np.int64(rb[k, lay[2] + e])]
     return (d - c if d > c else 0.0), d
 
 
@@ -685,7 +705,7 @@ def _reprice(
 
 @_inline
 def _best_pair(
-    k: int, w: float, v: float, rec: Any, lay: Any,
+    k: int, w: float, v: float, rec: Any, rb: Any, lay: Any,
     oracle: Any, mkt: Any, pp: Any, inv: Any, bonus: Any, pfee: Any, depth: Any, dexfee: Any,
     gain: Any, mrel: Any, capf: Any, gas_usd: float, cf_thr: float, cf_hf: float, cf: float,
     min_left: float,
@@ -700,18 +720,18 @@ def _best_pair(
     b_seize = 0.0
     b_fee = 0.0
     b_flags = 0
-    for ei in range(int(rec[k, 0])):
+    for ei in range(np.int64(rb[k, lay[5]])):
         ci = rec[k, lay[1] + ei]
         if ci <= 0.0:
             continue
-        i = int(rec[k, lay[0] + ei])
+        i = np.int64(rb[k, lay[0] + ei])
         cap = ci * capf[i]
         gi = gain[i]
-        for ej in range(int(rec[k, 1])):
+        for ej in range(np.int64(rb[k, lay[5] + 1])):
             dj = rec[k, lay[3] + ej]
             if dj <= 0.0:
                 continue
-            j = int(rec[k, lay[2] + ej])
+            j = np.int64(rb[k, lay[2] + ej])
             if oracle[j] > 0.0:
                 # an upper bound of this pair's profit: skip it when it cannot beat the best
                 # so far (ties keep the earlier pair, as in the reference)
@@ -739,7 +759,7 @@ def _best_pair(
 
 @_inline
 def _may_pay(
-    k: int, rec: Any, lay: Any, oracle: Any,
+    k: int, rec: Any, rb: Any, lay: Any, oracle: Any,
     gain: Any, mrel: Any, capf: Any, gas_usd: float,
 ) -> tuple[bool, float]:  # fmt: skip
     """Can some (collateral, debt) pair of candidate ``k`` pay for the gas? Also returns the
@@ -751,16 +771,16 @@ def _may_pay(
     """
     size = 0.0
     ok = False
-    for ei in range(int(rec[k, 0])):
+    for ei in range(np.int64(rb[k, lay[5]])):
         ci = rec[k, lay[1] + ei]
-        i = int(rec[k, lay[0] + ei])
+        i = np.int64(rb[k, lay[0] + ei])
         if ci <= 0.0 or oracle[i] <= 0.0:
             continue
         cap = ci * capf[i]
         gi = gain[i]
-        for ej in range(int(rec[k, 1])):
+        for ej in range(np.int64(rb[k, lay[5] + 1])):
             dj = rec[k, lay[3] + ej]
-            j = int(rec[k, lay[2] + ej])
+            j = np.int64(rb[k, lay[2] + ej])
             if dj <= 0.0 or oracle[j] <= 0.0:
                 continue
             pair = min(dj * oracle[j], cap)
@@ -796,6 +816,7 @@ def _simulate(
 ) -> None:  # fmt: skip
     n_blocks = block_start.shape[0] - 1
     n_rows = src.shape[0]
+    bb = brec.view(np.uint8)  # the records' headers are bytes (_pack_records)
     for b in numba.prange(n_blocks):
         # per-block scratch, indexed by candidate k (capacity: every account)
         stamp = np.zeros(n_rows, dtype=np.uint8)  # by account row: 1 = a candidate
@@ -804,6 +825,7 @@ def _simulate(
         rej = np.empty(n_rows, dtype=np.int64)
         cand = np.empty(n_rows, dtype=np.int64)
         rec = np.empty_like(src)  # the candidates' records (layout: _records)
+        rb = rec.view(np.uint8)
         lcm = np.empty(n_rows, dtype=np.int64)
         ldm = np.empty(n_rows, dtype=np.int64)
         pend = np.empty(n_rows, dtype=np.uint8)  # these three are set by the copy-in
@@ -818,8 +840,8 @@ def _simulate(
         for p in range(block_start[b], block_start[b + 1]):
             pos, over = _run_path(
                 p, mult[p], gas[p], asset, params, iparams, src, lay, cmask, dmask,
-                g_ptr, g_cmask, g_dmask, brec, blay,
-                stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                g_ptr, g_cmask, g_dmask, brec, bb, blay,
+                stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, pend, lhf, lepoch,
                 list_a, list_b, look, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
@@ -831,9 +853,9 @@ def _simulate(
 def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     src: Any, lay: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any,
-    stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any,
-    pend: Any, lhf: Any, lepoch: Any,
+    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, bb: Any, blay: Any,
+    stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any, lcm: Any,
+    ldm: Any, pend: Any, lhf: Any, lepoch: Any,
     list_a: Any, list_b: Any, look: Any, out_path: Any, out_row: Any, out_val: Any,
     pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -874,7 +896,7 @@ def _run_path(
     min_imp = np.ones(n_assets)
     n_cand = _widen(
         floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-        brec, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+        brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
         0, 0,
     )  # fmt: skip
     widened = 0
@@ -932,7 +954,7 @@ def _run_path(
         if _lower_floors(min_imp, floor, rigorous):
             n_cand = _widen(
                 floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-                brec, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
                 n_cand, 1,
             )  # fmt: skip
             widened = 1
@@ -990,7 +1012,7 @@ def _run_path(
                         nxt[n_nxt] = k
                         n_nxt += 1
                         continue
-                    w, v = _sums(k, rec, lay, lt, oracle)
+                    w, v = _sums(k, rec, rb, lay, lt, oracle)
                     if v > 0.0 and w < v:
                         pend[k] = 1
                         nxt[n_nxt] = k
@@ -1008,7 +1030,7 @@ def _run_path(
                         nxt[n_nxt] = k
                         n_nxt += 1
                         continue
-                    w, v = _sums(k, rec, lay, lt, oracle)
+                    w, v = _sums(k, rec, rb, lay, lt, oracle)
                     if v > 0.0 and w < v:
                         pend[k] = 1
                         nxt[n_nxt] = k
@@ -1027,11 +1049,11 @@ def _run_path(
                 # a hit: the limit stops a liquidation that would still happen
                 for q in range(n_cur):
                     k = cur[q]
-                    w, v = _sums(k, rec, lay, lt, oracle)
+                    w, v = _sums(k, rec, rb, lay, lt, oracle)
                     if not (v > 0.0 and w < v):
                         continue
                     bi, _, _, _, _, _ = _best_pair(
-                        k, w, v, rec, lay, oracle, mkt, pp, inv, bonus,
+                        k, w, v, rec, rb, lay, oracle, mkt, pp, inv, bonus,
                         pfee, depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf,
                         min_left,
                     )  # fmt: skip
@@ -1054,7 +1076,7 @@ def _run_path(
                         edge_stale = False
                     if lhf[k] * r_top[e] * edge * (1.0 + 1e-9) + 1e-9 < gas_usd:
                         continue
-                ok, size = _may_pay(k, rec, lay, oracle, gain, mrel, capf, gas_usd)
+                ok, size = _may_pay(k, rec, rb, lay, oracle, gain, mrel, capf, gas_usd)
                 if not ok:
                     # no pair can pay for the gas (the reference finds no profit): park it;
                     # it rejoins every list but is only looked at when it might pay
@@ -1062,7 +1084,7 @@ def _run_path(
                     lhf[k] = size
                     lepoch[k] = epoch
                     continue
-                w, v = _sums(k, rec, lay, lt, oracle)
+                w, v = _sums(k, rec, rb, lay, lt, oracle)
                 if pend[k] == 2:  # parked, and now it might pay: is it still under water?
                     if not (v > 0.0 and w < v):
                         pend[k] = 0
@@ -1071,14 +1093,14 @@ def _run_path(
                         continue
                     pend[k] = 1
                 bi, bj, b_repay, b_seize, b_fee, b_flags = _best_pair(
-                    k, w, v, rec, lay, oracle, mkt, pp, inv, bonus, pfee,
+                    k, w, v, rec, rb, lay, oracle, mkt, pp, inv, bonus, pfee,
                     depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
                 )  # fmt: skip
                 if bi < 0:
                     continue
                 executed += 1
-                i = int(rec[k, lay[0] + bi])
-                j = int(rec[k, lay[2] + bj])
+                i = np.int64(rb[k, lay[0] + bi])
+                j = np.int64(rb[k, lay[2] + bj])
                 if b_flags & 2:
                     rec[k, lay[1] + bi] = 0.0
                 else:
@@ -1098,14 +1120,14 @@ def _run_path(
                 fee_usd += b_fee * oracle[i]
                 n_liq += 1
                 empty = True
-                for e in range(int(rec[k, 0])):
+                for e in range(np.int64(rb[k, lay[5]])):
                     if rec[k, lay[1] + e] != 0.0:
                         empty = False
                         break
                 if empty:
-                    for e in range(int(rec[k, 1])):
+                    for e in range(np.int64(rb[k, lay[5] + 1])):
                         if rec[k, lay[3] + e] > 0.0:
-                            jj = int(rec[k, lay[2] + e])
+                            jj = np.int64(rb[k, lay[2] + e])
                             burned = rec[k, lay[3] + e] * oracle[jj]
                             rec[k, lay[4]] += burned
                             def_asset[jj] += burned
@@ -1118,7 +1140,7 @@ def _run_path(
             if _lower_floors(min_imp, floor, rigorous):
                 n_cand = _widen(
                     floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-                    brec, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                    brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
                     n_cand, 1,
                 )  # fmt: skip
                 widened = 1
@@ -1147,7 +1169,7 @@ def _run_path(
             tr_l[p, t] = liquidated
             mtm = 0.0
             for k in range(n_cand):
-                s, _ = _underwater(k, rec, lay, mkt)
+                s, _ = _underwater(k, rec, rb, lay, mkt)
                 mtm += s
             tr_s[p, t] = mtm + deficit
 
@@ -1157,14 +1179,14 @@ def _run_path(
     total = 0.0
     overflow = False
     for k in range(n_cand):
-        s, d = _underwater(k, rec, lay, mkt)
+        s, d = _underwater(k, rec, rb, lay, mkt)
         val = s + rec[k, lay[4]]
         if not val > 0.0:
             continue
         if s > 0.0:
-            for e in range(int(rec[k, 1])):
+            for e in range(np.int64(rb[k, lay[5] + 1])):
                 if rec[k, lay[3] + e] > 0.0:
-                    j = int(rec[k, lay[2] + e])
+                    j = np.int64(rb[k, lay[2] + e])
                     by_asset[p, j] += s * (rec[k, lay[3] + e] * mkt[j]) / d
         total += val
         if pos < end:
