@@ -521,8 +521,9 @@ def _copy_in(
 
 @_inline
 def _move(
-    a: int, b: int, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any
-) -> None:
+    a: int, b: int, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any,
+    lgk: Any,
+) -> None:  # fmt: skip
     """Move candidate ``a`` to index ``b``."""
     cand[b] = cand[a]
     for f in range(rec.shape[1]):
@@ -532,6 +533,7 @@ def _move(
     pend[b] = pend[a]
     lhf[b] = lhf[a]
     lepoch[b] = lepoch[a]
+    lgk[b] = lgk[a]
 
 
 @_inline
@@ -556,7 +558,7 @@ def _widen(
     floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, bb: Any, blay: Any, stamp: Any,
     newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
-    lepoch: Any, n_cand: int, pending: int,
+    lepoch: Any, lgk: Any, n_cand: int, pending: int,
 ) -> int:  # fmt: skip
     """Merge the accounts the bound ``[floor x pmin, hi]`` admits, and that are not
     candidates yet, into the candidates (kept in account order); returns their new count.
@@ -606,7 +608,7 @@ def _widen(
             _prefetch_row(src, newpos[c - _AHEAD])
         q = newpos[c]
         while i >= 0 and cand[i] > q:
-            _move(i, w, cand, rec, lcm, ldm, pend, lhf, lepoch)
+            _move(i, w, cand, rec, lcm, ldm, pend, lhf, lepoch, lgk)
             i -= 1
             w -= 1
         _copy_in(w, q, src, cmask, dmask, cand, rec, lcm, ldm, pend, lhf, lepoch, pending)
@@ -791,16 +793,30 @@ def _may_pay(
 
 
 @_inline
-def _edge(oracle: Any, gain: Any, mrel: Any) -> float:
-    """max_i gain_i - min_j mkt_j / P_j over all assets: the best margin any pair could earn
-    per USD repaid."""
+def _edge(oracle: Any, gain: Any, mrel: Any) -> tuple[float, float, float]:
+    """``(max_i gain_i - min_j mkt_j / P_j, max_i mkt_i / P_i, min_j mkt_j / P_j)`` over
+    all assets: the first is the best margin any pair could earn per USD repaid; a pair
+    whose collateral's gain factor is at most ``G`` earns at most ``G x`` the second less
+    the third (``gain_i = G_i x mkt_i / P_i``, ``_reprice``)."""
     top = -np.inf
     low = np.inf
+    rho = -np.inf
     for i in range(oracle.shape[0]):
         if oracle[i] > 0.0:
             top = max(top, gain[i])
             low = min(low, mrel[i])
-    return top - low
+            rho = max(rho, mrel[i])
+    return top - low, rho, low
+
+
+@_inline
+def _gain_factor(k: int, rec: Any, rb: Any, lay: Any, gfac: Any) -> float:
+    """The largest gain factor ``G_i`` over candidate ``k``'s collateral held."""
+    g = 0.0
+    for e in range(np.int64(rb[k, lay[5]])):
+        if rec[k, lay[1] + e] > 0.0:
+            g = max(g, gfac[np.int64(rb[k, lay[0] + e])])
+    return g
 
 
 # -- the kernels ------------------------------------------------------------------------------
@@ -831,6 +847,7 @@ def _simulate(
         pend = np.empty(n_rows, dtype=np.uint8)  # these three are set by the copy-in
         lhf = np.empty(n_rows)
         lepoch = np.empty(n_rows, dtype=np.int64)
+        lgk = np.empty(n_rows)  # parked: the best gain factor of its collateral
         list_a = np.empty(n_rows, dtype=np.int64)
         list_b = np.empty(n_rows, dtype=np.int64)
         look = np.empty(n_rows, dtype=np.bool_)
@@ -841,7 +858,7 @@ def _simulate(
             pos, over = _run_path(
                 p, mult[p], gas[p], asset, params, iparams, src, lay, cmask, dmask,
                 g_ptr, g_cmask, g_dmask, brec, bb, blay,
-                stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, pend, lhf, lepoch,
+                stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, pend, lhf, lepoch, lgk,
                 list_a, list_b, look, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
@@ -855,7 +872,7 @@ def _run_path(
     src: Any, lay: Any, cmask: Any, dmask: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, bb: Any, blay: Any,
     stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any, lcm: Any,
-    ldm: Any, pend: Any, lhf: Any, lepoch: Any,
+    ldm: Any, pend: Any, lhf: Any, lepoch: Any, lgk: Any,
     list_a: Any, list_b: Any, look: Any, out_path: Any, out_row: Any, out_val: Any,
     pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -896,7 +913,7 @@ def _run_path(
     min_imp = np.ones(n_assets)
     n_cand = _widen(
         floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-        brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+        brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch, lgk,
         0, 0,
     )  # fmt: skip
     widened = 0
@@ -925,6 +942,7 @@ def _run_path(
     pp = p0.copy()
     mkt = p0.copy()
     gain = np.zeros(n_assets)  # per-asset tables of the profit bound (_reprice)
+    gfac = ((1.0 + bonus) - bonus * pfee) * (1.0 - dexfee)  # gain = gfac x mkt / oracle
     mrel = np.zeros(n_assets)
     capf = np.zeros(n_assets)
     hist = np.empty((n_steps1, n_assets))
@@ -954,7 +972,7 @@ def _run_path(
         if _lower_floors(min_imp, floor, rigorous):
             n_cand = _widen(
                 floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-                brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch, lgk,
                 n_cand, 1,
             )  # fmt: skip
             widened = 1
@@ -1064,17 +1082,21 @@ def _run_path(
             # -- round: one liquidation per listed account, in account order ----------------
             executed = 0
             edge = 0.0
+            rho_top = 0.0
+            rho_low = 0.0
             edge_stale = True  # recomputed lazily: only parked accounts need it
             for q in range(n_cur):
                 k = cur[q]
                 if pend[k] == 2:
                     # parked: its largest repayment then (lhf), grown by the oracle since its
-                    # epoch, times the best margin any pair could earn now, stays below gas
+                    # epoch, times the best margin one of its pairs could earn now (its
+                    # collateral's gain factor lgk bounds that), stays below gas
                     e = lepoch[k]
                     if edge_stale:
-                        edge = _edge(oracle, gain, mrel)
+                        edge, rho_top, rho_low = _edge(oracle, gain, mrel)
                         edge_stale = False
-                    if lhf[k] * r_top[e] * edge * (1.0 + 1e-9) + 1e-9 < gas_usd:
+                    margin = min(edge, lgk[k] * rho_top - rho_low)
+                    if lhf[k] * r_top[e] * margin * (1.0 + 1e-9) + 1e-9 < gas_usd:
                         continue
                 ok, size = _may_pay(k, rec, rb, lay, oracle, gain, mrel, capf, gas_usd)
                 if not ok:
@@ -1083,6 +1105,7 @@ def _run_path(
                     pend[k] = 2
                     lhf[k] = size
                     lepoch[k] = epoch
+                    lgk[k] = _gain_factor(k, rec, rb, lay, gfac)
                     continue
                 w, v = _sums(k, rec, rb, lay, lt, oracle)
                 if pend[k] == 2:  # parked, and now it might pay: is it still under water?
@@ -1140,7 +1163,7 @@ def _run_path(
             if _lower_floors(min_imp, floor, rigorous):
                 n_cand = _widen(
                     floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-                    brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+                    brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch, lgk,
                     n_cand, 1,
                 )  # fmt: skip
                 widened = 1
