@@ -846,7 +846,7 @@ def _simulate(
         ldm = np.empty(n_rows, dtype=np.int64)
         pend = np.empty(n_rows, dtype=np.uint8)  # these three are set by the copy-in
         lhf = np.empty(n_rows)
-        lepoch = np.empty(n_rows, dtype=np.int64)
+        lepoch = np.empty(n_rows, dtype=np.int32)
         lgk = np.empty(n_rows)  # parked: the best gain factor of its collateral
         list_a = np.empty(n_rows, dtype=np.int64)
         list_b = np.empty(n_rows, dtype=np.int64)
