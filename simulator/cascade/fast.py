@@ -23,8 +23,9 @@ account in every round, gives the same liquidations in the same order (the tests
    liquidatable so far and still hold their snapshot balances, so nothing is re-run. The
    floor only falls, so each group's prefix only grows: a widening looks only at the slots
    the bound refused before and at the prefixes' new slots.
-3. **Layout.** Each account is one float64 record (counts, asset indices, amounts, deficit:
-   one or two cache lines). A path's candidates live in per-block scratch arrays *in account
+3. **Layout.** Each account is one float64 record: a header of bytes (counts, asset indices)
+   then amounts and deficit, 64-byte aligned, so an account of up to six entries is one cache
+   line (memory traffic is most of the cost on a 2-core machine). A path's candidates live in per-block scratch arrays *in account
    order* (a widening merges the newcomers in), so every pass over them is sequential and the
    reference's account order comes for free. All helpers are inlined into the path kernel;
    newcomers' records are prefetched while they are copied in.
@@ -40,9 +41,10 @@ account in every round, gives the same liquidations in the same order (the tests
    USD, the pool charges its fee and never pays more than its marginal price ``mkt_i``, so the
    profit before gas is at most ``r (((1 + b_i) - b_i pf_i) (1 - fee_i) mkt_i / P_i - mkt_j /
    P_j)`` (per-asset tables refreshed when a price moves, ``_reprice``), with ``r`` at most
-   the pair's repayment cap. Such an account is parked
-   and stays in every list, looked at again only when its repayment cap grown by the oracle's
-   moves times the current best margin could pay for the gas.
+   the pair's repayment cap. Such an account is parked and stays in every list, looked at
+   again only when its repayment cap grown by the oracle's moves times the best margin one of
+   its pairs could earn now (bounded with its collateral's largest gain factor) could pay for
+   the gas.
 6. **Output.** Paths run in parallel blocks (``numba.prange``) with per-block scratch;
    per-path results go to fixed rows and non-zero per-account shortfalls to per-block buffers
    (grown and run again in the rare case they overflow), so results do not depend on the
