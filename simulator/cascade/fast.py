@@ -1124,8 +1124,8 @@ def _run_path(
                 if bi < 0:
                     continue
                 executed += 1
-                i = np.int64(rb[k, lay[0] + bi])
-                j = np.int64(rb[k, lay[2] + bj])
+                i = int(np.int64(rb[k, lay[0] + bi]))
+                j = int(np.int64(rb[k, lay[2] + bj]))
                 if b_flags & 2:
                     rec[k, lay[1] + bi] = 0.0
                 else:
@@ -1211,7 +1211,7 @@ def _run_path(
         if s > 0.0:
             for e in range(np.int64(rb[k, lay[5] + 1])):
                 if rec[k, lay[3] + e] > 0.0:
-                    j = np.int64(rb[k, lay[2] + e])
+                    j = int(np.int64(rb[k, lay[2] + e]))
                     by_asset[p, j] += s * (rec[k, lay[3] + e] * mkt[j]) / d
         total += val
         if pos < end:
