@@ -247,6 +247,16 @@ def test_fast_equals_reference_on_synthetic_book_with_trace() -> None:
     np.testing.assert_array_equal(again.shortfall_usd, ref.shortfall_usd)
 
 
+def test_fast_engine_refuses_more_assets_than_its_byte_indices_hold(monkeypatch) -> None:
+    import simulator.cascade.fast as fast_module
+
+    book = synthetic_snapshot(50, seed=5).book()
+    paths = synthetic_paths(book.symbols, 2, 4, step_seconds=86400.0, seed=11)
+    monkeypatch.setattr(fast_module, "_MAX_ASSETS", book.n_assets - 1)
+    with pytest.raises(InputError, match=rf"{book.n_assets} assets.*at most.*run_reference"):
+        run_fast(book, paths)
+
+
 def test_round_limit_hits_are_counted() -> None:
     rng = np.random.default_rng(3)
     book = _book(rng, 40, 3, hf_range=(0.9, 1.05), pool_scale=0.02)
