@@ -538,23 +538,6 @@ def _move(
     lgk[b] = lgk[a]
 
 
-@_inline
-def _admit(
-    s: int, lo: Any, hi: Any, brec: Any, bb: Any, blay: Any, stamp: Any, newpos: Any,
-    n_new: int, rej: Any, n_rej: int,
-) -> tuple[int, int]:  # fmt: skip
-    """Slot ``s`` passes the per-account bound: its account joins ``newpos`` (stamped 2);
-    else the slot joins ``rej``. Returns the two new counts (``rej`` is compacted in place:
-    ``n_rej`` never passes the index being read)."""
-    if _may_trigger(s, lo, hi, brec, bb, blay):
-        q = int(brec[s, 1])
-        stamp[q] = 2
-        newpos[n_new] = q
-        return n_new + 1, n_rej
-    rej[n_rej] = s
-    return n_new, n_rej + 1
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _widen(
     floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any,
@@ -578,17 +561,31 @@ def _widen(
             zg[g] = g_ptr[g]
         zg[n_groups] = 0
     lo = floor * pmin
-    n_new = 0
-    n_rej = 0
-    for r in range(zg[n_groups]):  # refused before: the bound is looser now
-        n_new, n_rej = _admit(rej[r], lo, hi, brec, bb, blay, stamp, newpos, n_new, rej, n_rej)
+    # the slots to look at: the ones refused before (the bound is looser now), then the
+    # prefixes' new slots
+    n_todo = zg[n_groups]
     for g in range(n_groups):
         if g + 2 < n_groups:
             _prefetch_row(brec, zg[g + 2])  # the groups' prefix ends are far apart
         z = _group_prefix(g, zg[g], lo, hi, g_ptr, brec, g_cmask, g_dmask)
         for s in range(zg[g], z):
-            n_new, n_rej = _admit(s, lo, hi, brec, bb, blay, stamp, newpos, n_new, rej, n_rej)
+            rej[n_todo] = s
+            n_todo += 1
         zg[g] = z
+    # the per-account bound admits a slot's account (stamped 2) or refuses the slot again
+    # (``rej`` is compacted in place: ``n_rej`` never passes the index being read)
+    n_new = 0
+    n_rej = 0
+    for r in range(n_todo):
+        s = rej[r]
+        if _may_trigger(s, lo, hi, brec, bb, blay):
+            q = int(brec[s, 1])
+            stamp[q] = 2
+            newpos[n_new] = q
+            n_new += 1
+        else:
+            rej[n_rej] = s
+            n_rej += 1
     zg[n_groups] = n_rej
     if n_new == 0:
         return n_cand
