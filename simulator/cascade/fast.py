@@ -25,10 +25,11 @@ account in every round, gives the same liquidations in the same order (the tests
    the bound refused before and at the prefixes' new slots.
 3. **Layout.** Each account is one float64 record: a header of bytes (counts, asset indices)
    then amounts and deficit, 64-byte aligned, so an account of up to six entries is one cache
-   line (memory traffic is most of the cost on a 2-core machine). A path's candidates live in per-block scratch arrays *in account
-   order* (a widening merges the newcomers in), so every pass over them is sequential and the
-   reference's account order comes for free. All helpers are inlined into the path kernel;
-   newcomers' records are prefetched while they are copied in.
+   line (memory traffic is most of the cost on a 2-core machine). A path's candidates live in
+   per-block scratch arrays *in account order* (a widening merges the newcomers in), so every
+   pass over them is sequential and the reference's account order comes for free. All
+   helpers are inlined into the path kernel; newcomers' records are prefetched while they are
+   copied in.
 4. **Scans.** An account's health factor changes only through its own liquidation or an
    oracle update. A scan skips an account when none of its collateral assets' oracle prices
    fell and none of its debt assets' rose since the last scan (bit masks), or when its HF at
@@ -364,6 +365,10 @@ def run_fast(
                 market.depth,
                 rigorous,
                 floors,
+                # the gain factor: what a liquidator gets per USD of collateral seized at
+                # the oracle price, after the treasury's fee and the pool's (_reprice)
+                ((1.0 + market.bonus) - market.bonus * market.protocol_fee)
+                * (1.0 - market.dex_fee),
             ]
         )
     )
@@ -685,19 +690,18 @@ def _epoch_ratios(
 
 @_inline
 def _reprice(
-    j: int, oracle: Any, mkt: Any, bonus: Any, pfee: Any, dexfee: Any, gain: Any, mrel: Any,
-    capf: Any,
-) -> None:  # fmt: skip
+    j: int, oracle: Any, mkt: Any, bonus: Any, gfac: Any, gain: Any, mrel: Any, capf: Any
+) -> None:
     """Refresh asset ``j``'s entries of the per-asset tables the profit bound reads (after its
     market or oracle price moved): ``gain`` is the most a liquidator can get per USD of debt
     repaid against collateral ``j`` (the seized collateral less the treasury's fee, sold at the
-    pool's marginal price less its fee; module docstring, point 5), ``mrel`` what a USD of
-    debt ``j`` costs at the market, ``capf`` USD of repayment per token of collateral ``j``."""
+    pool's marginal price less its fee; module docstring, point 5): the gain factor ``gfac``
+    times the pool's price over the oracle's; ``mrel`` what a USD of debt ``j`` costs at the
+    market, ``capf`` USD of repayment per token of collateral ``j``."""
     if oracle[j] > 0.0:
-        b = bonus[j]
-        gain[j] = ((1.0 + b) - b * pfee[j]) * (1.0 - dexfee[j]) * mkt[j] / oracle[j]
+        gain[j] = gfac[j] * mkt[j] / oracle[j]
         mrel[j] = mkt[j] / oracle[j]
-        capf[j] = oracle[j] / (1.0 + b)
+        capf[j] = oracle[j] / (1.0 + bonus[j])
     else:
         gain[j] = 0.0
         mrel[j] = 0.0
@@ -883,6 +887,7 @@ def _run_path(
     dexfee = asset[4]
     depth = asset[5]
     rigorous = asset[6]
+    gfac = asset[8]
     step_seconds = params[0]
     deviation = params[1]
     heartbeat = params[2]
@@ -941,7 +946,6 @@ def _run_path(
     pp = p0.copy()
     mkt = p0.copy()
     gain = np.zeros(n_assets)  # per-asset tables of the profit bound (_reprice)
-    gfac = ((1.0 + bonus) - bonus * pfee) * (1.0 - dexfee)  # gain = gfac x mkt / oracle
     mrel = np.zeros(n_assets)
     capf = np.zeros(n_assets)
     hist = np.empty((n_steps1, n_assets))
@@ -995,7 +999,7 @@ def _run_path(
                     oracle[j] = obs
                     updated[j] = now
         for j in range(n_assets):
-            _reprice(j, oracle, mkt, bonus, pfee, dexfee, gain, mrel, capf)
+            _reprice(j, oracle, mkt, bonus, gfac, gain, mrel, capf)
         eth_usd = mkt[eth] if eth >= 0 else eth_price
         gas_usd = gas_units * gas[t] * 1e-9 * eth_usd
         rounds = 0
@@ -1136,7 +1140,7 @@ def _run_path(
                 if imp < min_imp[i]:
                     min_imp[i] = imp
                 mkt[i] = pp[i] * imp
-                _reprice(i, oracle, mkt, bonus, pfee, dexfee, gain, mrel, capf)
+                _reprice(i, oracle, mkt, bonus, gfac, gain, mrel, capf)
                 edge_stale = True
                 liquidated += b_repay * oracle[j]
                 fee_usd += b_fee * oracle[i]
@@ -1162,8 +1166,8 @@ def _run_path(
             if _lower_floors(min_imp, floor, rigorous):
                 n_cand = _widen(
                     floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-                    brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch, lgk,
-                    n_cand, 1,
+                    brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf,
+                    lepoch, lgk, n_cand, 1,
                 )  # fmt: skip
                 widened = 1
                 down = np.int64(-1)  # the full scan rebuilds the list (indices have moved)
@@ -1179,7 +1183,7 @@ def _run_path(
                             up |= bit
                         oracle[j] = mkt[j]
                         updated[j] = now
-                        _reprice(j, oracle, mkt, bonus, pfee, dexfee, gain, mrel, capf)
+                        _reprice(j, oracle, mkt, bonus, gfac, gain, mrel, capf)
         for j in range(n_assets):
             hist[t, j] = mkt[j]
             now_m = mkt[j] / p0[j]
