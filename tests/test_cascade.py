@@ -112,8 +112,10 @@ def _book(
     stable_debt: bool = False,
     dex_fee: float | None = None,
     pool_scale: float = 1.0,
+    bare_share: float = 0.0,
 ) -> Book:
-    """A random book; asset 0 is a stablecoin (price 1), the others volatile."""
+    """A random book; asset 0 is a stablecoin (price 1), the others volatile. A share
+    ``bare_share`` of the accounts has its collateral disabled: debt with nothing behind it."""
     price = np.concatenate([[1.0], rng.uniform(5.0, 5000.0, n_assets - 1)])
     lt = rng.uniform(0.6, 0.88, n_assets)
     bonus = rng.uniform(0.02, 0.1, n_assets)
@@ -136,13 +138,14 @@ def _book(
         hf = rng.uniform(*hf_range)
         debt[a, chosen] = weighted / hf * dsplit / price[chosen]
     pool_usd = rng.uniform(2e5, 5e6, n_assets) * pool_scale
+    bare = rng.random(n_accounts) < bare_share
     return Book(
         accounts=np.array([f"0x{a:040x}" for a in range(n_accounts)]),
         assets=tuple(f"0x{0xA5:02x}{i:038x}" for i in range(n_assets)),
         symbols=tuple(["USDC"] + [f"V{i}" for i in range(1, n_assets)]),
         collateral=coll,
         debt=debt,
-        collateral_enabled=coll > 0,
+        collateral_enabled=(coll > 0) & ~bare[:, None],
         price_usd=price,
         ltv=lt - 0.05,
         liquidation_threshold=lt,
@@ -217,7 +220,13 @@ def test_fast_engine_equals_reference(
     floor_hint: float,
 ) -> None:
     rng = np.random.default_rng(seed)
-    book = _book(rng, n_accounts, n_assets, pool_scale=float(rng.choice([0.05, 1.0])))
+    book = _book(
+        rng,
+        n_accounts,
+        n_assets,
+        pool_scale=float(rng.choice([0.05, 1.0])),
+        bare_share=float(rng.choice([0.0, 0.0, 0.2])),
+    )
     paths = _paths(rng, book.symbols, n_paths, n_steps, vol)
     config = EngineConfig(
         gas_units=gas_units,

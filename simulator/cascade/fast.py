@@ -21,31 +21,38 @@ account in every round, gives the same liquidations in the same order (the tests
    When a path's impact goes below it, the floor is lowered and the candidate set widened in
    place *before* the oracle can see the deeper price: the accounts added were never
    liquidatable so far and still hold their snapshot balances, so nothing is re-run. The
-   floor only falls, so each group's prefix only grows: a widening looks only at the slots
-   the bound refused before and at the prefixes' new slots.
+   floor only falls, so each group's prefix only grows: a widening looks only at the groups
+   and refused slots whose collateral holds an asset whose floor was lowered, and at the
+   prefixes' new slots.
 3. **Layout.** Each account is one float64 record: a header of bytes (counts, asset indices)
    then amounts and deficit, 64-byte aligned, so an account of up to six entries is one cache
-   line (memory traffic is most of the cost on a 2-core machine). A path's candidates live in
-   per-block scratch arrays *in account order* (a widening merges the newcomers in), so every
-   pass over them is sequential and the reference's account order comes for free. All
-   helpers are inlined into the path kernel; newcomers' records are prefetched while they are
-   copied in.
+   line (memory traffic is most of the cost on a 2-core machine). Loops over an account's
+   entries run over the book's widest account (unused entries hold 0), a trip count the
+   CPU predicts. A path's candidates live in per-block scratch arrays *in account order*
+   (a widening merges the newcomers in), so every pass over them is sequential and the
+   reference's account order comes for free. All helpers are inlined into the path kernel;
+   records are prefetched a few accounts ahead wherever a list is walked.
 4. **Scans.** An account's health factor changes only through its own liquidation or an
-   oracle update. A scan skips an account when none of its collateral assets' oracle prices
-   fell and none of its debt assets' rose since the last scan (bit masks), or when its HF at
-   its last exact check times the worst relative oracle move since then (oracle snapshots per
-   scan, "epochs") stays above 1. A round with no oracle change since the last scan re-checks
-   only the accounts the last scan listed.
+   oracle update, so a candidate is *watched* (HF >= 1 at its last exact check), *listed*
+   (liquidatable), *parked* (liquidatable, point 5) or *new* (admitted, not checked yet).
+   After an oracle update a scan skips a watched account when none of its collateral
+   assets' oracle prices fell and none of its debt assets' rose since the last scan (bit
+   masks), or when its HF at its last exact check (kept as a float32 rounded down) times
+   the worst relative oracle move since then (oracle snapshots per scan, "epochs") stays
+   above 1; a listed account stays listed without a check unless the oracle moved in its
+   favour. A round writes the next round's list itself: an account it liquidates is checked
+   again at once (the oracle only moves between rounds), the others stay listed.
 5. **Parking.** A listed account for which no (collateral, debt) pair can pay for the gas is
    not evaluated pair by pair. The bound: repaying ``r`` USD of debt j against collateral i
    seizes ``r (1 + b_i) / P_i`` tokens, of which the treasury keeps ``b_i pf_i / P_i`` per
    USD, the pool charges its fee and never pays more than its marginal price ``mkt_i``, so the
    profit before gas is at most ``r (((1 + b_i) - b_i pf_i) (1 - fee_i) mkt_i / P_i - mkt_j /
    P_j)`` (per-asset tables refreshed when a price moves, ``_reprice``), with ``r`` at most
-   the pair's repayment cap. Such an account is parked and stays in every list, looked at
-   again only when its repayment cap grown by the oracle's moves times the best margin one of
-   its pairs could earn now (bounded with its collateral's largest gain factor) could pay for
-   the gas.
+   the pair's repayment cap. Such an account is parked: it leaves the scans and sits in a
+   compact list of its own (``_park_row``) that each round merges with the listed accounts
+   in account order, looking at one again only when its repayment cap grown by the oracle's
+   moves times the best margin one of its pairs could earn now (bounded with its
+   collateral's largest gain factor) could pay for the gas.
 6. **Output.** Paths run in parallel blocks (``numba.prange``) with per-block scratch;
    per-path results go to fixed rows and non-zero per-account shortfalls to per-block buffers
    (grown and run again in the rare case they overflow), so results do not depend on the
@@ -81,6 +88,14 @@ IntArray = npt.NDArray[np.int64]
 #: Asset indices and per-account entry counts are stored as bytes (``_pack_records``).
 _MAX_ASSETS = 255
 
+#: ``pend`` codes of a candidate: watched (HF >= 1 at its last check, ``lhf`` / ``lepoch``),
+#: listed (liquidatable), parked (liquidatable, no liquidation pays: the parked list), new
+#: (admitted by a widening, not checked yet).
+_WATCHED = 0
+_LISTED = 1
+_PARKED = 2
+_NEW = 3
+
 #: Relative slack on the skip bounds, far above float64 rounding of the sums they bound.
 _BOUND_SLACK = 1e-9
 
@@ -94,6 +109,26 @@ _plan = _inline(rules.plan_liquidation)
 _deviates = _inline(rules.oracle_deviates)
 
 
+@_inline
+def _up32(x: float) -> Any:
+    """The smallest float32 >= ``x``."""
+    f = np.float32(x)
+    if np.float64(f) < x:
+        f = np.nextafter(f, np.float32(np.inf))
+    return f
+
+
+@_inline
+def _hf32(w: float, v: float) -> Any:
+    """Health factor ``w / v`` (``inf`` without debt) as the largest float32 <= it: the
+    scans' bounds only need a lower bound, and four bytes read faster than eight."""
+    x = w / v if v > 0.0 else np.inf
+    f = np.float32(x)
+    if np.float64(f) > x:
+        f = np.nextafter(f, np.float32(-np.inf))
+    return f
+
+
 #: How many accounts ahead the copy of newcomers' records prefetches them: they are sparse
 #: in the book's records, so the hardware prefetcher cannot guess them, and a record from
 #: memory costs far more than copying it.
@@ -104,7 +139,7 @@ cgutils: Any = _cgutils  # untyped
 
 
 def _prefetch_row_typer(typingctx: Any, arr: Any, row: Any) -> Any:
-    """Hint the CPU to fetch the start of row ``row`` of the 2-d array ``arr`` into cache
+    """Hint the CPU to fetch the start of row ``row`` of the array ``arr`` into cache
     (LLVM ``llvm.prefetch``: read, high locality). No effect on results."""
     sig = types.void(arr, row)
 
@@ -112,6 +147,7 @@ def _prefetch_row_typer(typingctx: Any, arr: Any, row: Any) -> Any:
         aryty = signature.args[0]
         ary = context.make_array(aryty)(context, builder, args[0])
         zero = context.get_constant(types.intp, 0)
+        row_index = context.cast(builder, args[1], signature.args[1], types.intp)
         ptr = cgutils.get_item_pointer2(
             context,
             builder,
@@ -119,7 +155,7 @@ def _prefetch_row_typer(typingctx: Any, arr: Any, row: Any) -> Any:
             shape=cgutils.unpack_tuple(builder, ary.shape),
             strides=cgutils.unpack_tuple(builder, ary.strides),
             layout=aryty.layout,
-            inds=[args[1], zero],
+            inds=[row_index] + [zero] * (aryty.ndim - 1),
             wraparound=False,
             boundscheck=False,
         )
@@ -210,7 +246,8 @@ class _Groups:
     max(hi over its debt), so the accounts that can become liquidatable on a path are a
     prefix of each group (slots ``ptr[g] ..``). ``rec`` holds one row per slot with what the
     bound needs (``_pack_records``): ``[HF0, account row, header (counts, assets), coll x LT
-    x price, debt x price]`` at the snapshot (USD); ``lay`` its offsets.
+    x price, debt x price]`` at the snapshot (USD); ``lay`` its offsets. ``hf0`` repeats the
+    first column contiguously, for the prefix searches.
     """
 
     ptr: IntArray
@@ -218,6 +255,7 @@ class _Groups:
     dmask: IntArray
     rec: FloatArray
     lay: IntArray
+    hf0: FloatArray
 
     @classmethod
     def build(cls, rows: SparseAccounts, market: Market) -> _Groups:
@@ -243,6 +281,7 @@ class _Groups:
             dmask=np.ascontiguousarray(uniq[:, 1]),
             rec=rec,
             lay=lay,
+            hf0=np.ascontiguousarray(rec[:, 0]),
         )
 
 
@@ -262,7 +301,9 @@ def _pack_records(
     of 8; rows in ``order`` of ``rows`` (all, in order, when ``None``).
 
     Returns the records and the offsets ``[coll assets (byte), coll values (column), debt
-    assets (byte), debt values (column), first extra column, the two counts (byte)]``.
+    assets (byte), debt values (column), first extra column, the two counts (byte)]``, then
+    the widths ``kc`` and ``kd``: loops over an account's entries run over all ``kc`` (``kd``)
+    of them, the unused ones holding amount 0 (a fixed trip count the CPU predicts).
     """
     take = slice(None) if order is None else order
     n, kc = rows.coll_amount.shape
@@ -270,7 +311,7 @@ def _pack_records(
     a = len(lead)
     h = 8 * a  # the header's first byte
     c = a - (-(2 + kc + kd) // 8)  # the first value column
-    lay = np.array([h + 2, c, h + 2 + kc, c + kc, c + kc + kd, h], dtype=np.int64)
+    lay = np.array([h + 2, c, h + 2 + kc, c + kc, c + kc + kd, h, kc, kd], dtype=np.int64)
     rec = _aligned_rows(n, -(-(c + kc + kd + extra) // 8) * 8)
     for i, column in enumerate(lead):
         rec[:, i] = column
@@ -296,6 +337,15 @@ def _records(rows: SparseAccounts) -> tuple[FloatArray, IntArray]:
     """The candidates' records: ``[header (counts, assets), coll amounts (tokens), debt
     amounts (tokens), deficit burned (USD)]`` (``_pack_records``)."""
     return _pack_records([], rows, rows.coll_amount, rows.debt_amount, extra=1)
+
+
+def _narrow_mask(mask: IntArray, n_assets: int) -> npt.NDArray[Any]:
+    """``mask`` in the narrowest unsigned type holding one bit per asset (the scan reads a
+    mask per candidate; bits stay where they are), int64 when there are too many assets."""
+    for dtype, bits in ((np.uint8, 8), (np.uint16, 16), (np.uint32, 32)):
+        if n_assets <= bits:
+            return mask.astype(dtype)
+    return mask
 
 
 _Prepared = tuple[SparseAccounts, _Groups, FloatArray, IntArray]
@@ -338,6 +388,9 @@ def run_fast(
     gas = np.ascontiguousarray(paths.gas_gwei, dtype=np.float64)
     n_paths, n_steps1, n_assets = mult.shape
     rows, groups, records, layout = _prepared(book, market)
+    cmask = _narrow_mask(rows.coll_mask, book.n_assets)
+    dmask = _narrow_mask(rows.debt_mask, book.n_assets)
+    scm = cmask[groups.rec[:, 1].astype(np.int64)]  # each group slot's collateral mask
     rigorous = _rigorous_floors(market, mult)
     floors = np.maximum(rigorous, config.impact_floor_hint)
     path_min = np.ascontiguousarray(np.minimum(1.0, mult.min(axis=1)))
@@ -346,7 +399,7 @@ def run_fast(
         np.ascontiguousarray(floors[None, :] * path_min),
         hi,
         groups.ptr,
-        groups.rec,
+        groups.hf0,
         groups.cmask,
         groups.dmask,
     )
@@ -410,8 +463,8 @@ def run_fast(
         old_chunk = numba.set_parallel_chunksize(1)
         try:
             _simulate(
-                mult, gas, asset, params, iparams, records, layout, rows.coll_mask,
-                rows.debt_mask, groups.ptr, groups.cmask, groups.dmask, groups.rec, groups.lay,
+                mult, gas, asset, params, iparams, records, layout, cmask, dmask,
+                groups.ptr, groups.cmask, groups.dmask, groups.hf0, scm, groups.rec, groups.lay,
                 block_start, out_start, out_path, out_row, out_val, out_n,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
@@ -448,7 +501,7 @@ def run_fast(
 
 @_inline
 def _group_prefix(
-    g: int, start: int, lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: Any
+    g: int, start: int, lo: Any, hi: Any, ptr: Any, ghf: Any, cmask: Any, dmask: Any
 ) -> int:
     """End ``z`` of the slots ``[ptr[g], z)`` of group ``g`` that may become liquidatable
     within [lo, hi]. ``start`` is a slot known to be in that prefix (or ``ptr[g]``); the
@@ -470,13 +523,13 @@ def _group_prefix(
     # ``start`` (prefixes are mostly short, or grown a little since the last search), then
     # bisect the last step
     span = 1
-    while a + span - 1 < b and brec[a + span - 1, 0] * min_lo < limit:
+    while a + span - 1 < b and ghf[a + span - 1] * min_lo < limit:
         span *= 2
     lo_i = a + span // 2
     hi_i = min(a + span - 1, b)
     while lo_i < hi_i:
         m = (lo_i + hi_i) // 2
-        if brec[m, 0] * min_lo < limit:
+        if ghf[m] * min_lo < limit:
             lo_i = m + 1
         else:
             hi_i = m
@@ -484,14 +537,14 @@ def _group_prefix(
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _count_candidates(lo: Any, hi: Any, ptr: Any, brec: Any, cmask: Any, dmask: Any) -> Any:
+def _count_candidates(lo: Any, hi: Any, ptr: Any, ghf: Any, cmask: Any, dmask: Any) -> Any:
     n_paths = lo.shape[0]
     n_groups = cmask.shape[0]
     out = np.zeros(n_paths, dtype=np.int64)
     for p in numba.prange(n_paths):
         c = 0
         for g in range(n_groups):
-            c += _group_prefix(g, ptr[g], lo[p], hi[p], ptr, brec, cmask, dmask) - ptr[g]
+            c += _group_prefix(g, ptr[g], lo[p], hi[p], ptr, ghf, cmask, dmask) - ptr[g]
         out[p] = c
     return out
 
@@ -501,11 +554,11 @@ def _may_trigger(s: int, lo: Any, hi: Any, brec: Any, bb: Any, blay: Any) -> boo
     """Can the account in slot ``s`` be liquidatable with oracle multipliers in
     ``[lo, hi]``? (collateral x LT at the low end below debt at the high end)"""
     w = 0.0
-    for e in range(np.int64(bb[s, blay[5]])):
+    for e in range(blay[6]):
         j = np.int64(bb[s, blay[0] + e])
         w += brec[s, blay[1] + e] * lo[j]
     v = 0.0
-    for e in range(np.int64(bb[s, blay[5] + 1])):
+    for e in range(blay[7]):
         v += brec[s, blay[3] + e] * hi[np.int64(bb[s, blay[2] + e])]
     return v > 0.0 and w < v * (1.0 + 1e-9)
 
@@ -513,15 +566,15 @@ def _may_trigger(s: int, lo: Any, hi: Any, brec: Any, bb: Any, blay: Any) -> boo
 @_inline
 def _copy_in(
     k: int, q: int, src: Any, cmask: Any, dmask: Any, cand: Any, rec: Any, lcm: Any,
-    ldm: Any, pend: Any, lhf: Any, lepoch: Any, pending: int,
+    ldm: Any, pend: Any, lhf: Any, lepoch: Any,
 ) -> None:  # fmt: skip
-    """Make account row ``q`` candidate ``k`` with its snapshot balances."""
+    """Make account row ``q`` candidate ``k`` with its snapshot balances, unchecked."""
     cand[k] = q
     for f in range(src.shape[1]):
         rec[k, f] = src[q, f]
     lcm[k] = cmask[q]
     ldm[k] = dmask[q]
-    pend[k] = pending
+    pend[k] = _NEW
     lhf[k] = 0.0
     lepoch[k] = 0
 
@@ -529,7 +582,6 @@ def _copy_in(
 @_inline
 def _move(
     a: int, b: int, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any,
-    lgk: Any,
 ) -> None:  # fmt: skip
     """Move candidate ``a`` to index ``b``."""
     cand[b] = cand[a]
@@ -540,15 +592,14 @@ def _move(
     pend[b] = pend[a]
     lhf[b] = lhf[a]
     lepoch[b] = lepoch[a]
-    lgk[b] = lgk[a]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _widen(
     floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, bb: Any, blay: Any, stamp: Any,
-    newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
-    lepoch: Any, lgk: Any, n_cand: int, pending: int,
+    g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, bb: Any, blay: Any,
+    stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any,
+    pend: Any, lhf: Any, lepoch: Any, n_cand: int, lowered: Any,
 ) -> int:  # fmt: skip
     """Merge the accounts the bound ``[floor x pmin, hi]`` admits, and that are not
     candidates yet, into the candidates (kept in account order); returns their new count.
@@ -556,23 +607,29 @@ def _widen(
     Incremental over a path: the floor only falls, so each group's prefix only grows.
     ``zg[g]`` is where group ``g``'s prefix ended at the last call and ``rej[:zg[-1]]`` the
     prefix slots the per-account bound refused then; only those and the prefixes' new slots
-    are looked at. The first call of a path (``n_cand == 0``) starts them afresh. A newcomer
-    holds its snapshot balances: it was never liquidatable so far. (Not inlined: numba cannot
-    inline a function that sorts.)
+    are looked at, and only where the collateral holds an asset whose floor was lowered
+    (bits ``lowered``; ``scm`` is each slot's collateral mask). The first call of a path
+    (``lowered == -1``) starts them afresh. A newcomer holds its snapshot balances: it was
+    never liquidatable so far; the next scan checks it (``_NEW``). (Not inlined: numba
+    cannot inline a function that sorts.)
     """
     n_groups = g_cmask.shape[0]
-    if n_cand == 0:
+    first = lowered == -1
+    if first:
         for g in range(n_groups):
             zg[g] = g_ptr[g]
         zg[n_groups] = 0
     lo = floor * pmin
     # the slots to look at: the ones refused before (the bound is looser now), then the
     # prefixes' new slots
-    n_todo = zg[n_groups]
+    n_old = zg[n_groups]
+    n_todo = n_old
     for g in range(n_groups):
+        if not first and (g_cmask[g] & lowered) == 0:
+            continue  # its bound has not moved since the last call
         if g + 2 < n_groups:
-            _prefetch_row(brec, zg[g + 2])  # the groups' prefix ends are far apart
-        z = _group_prefix(g, zg[g], lo, hi, g_ptr, brec, g_cmask, g_dmask)
+            _prefetch_row(ghf, zg[g + 2])  # the groups' prefix ends are far apart
+        z = _group_prefix(g, zg[g], lo, hi, g_ptr, ghf, g_cmask, g_dmask)
         for s in range(zg[g], z):
             rej[n_todo] = s
             n_todo += 1
@@ -583,6 +640,10 @@ def _widen(
     n_rej = 0
     for r in range(n_todo):
         s = rej[r]
+        if r < n_old and (scm[s] & lowered) == 0:
+            rej[n_rej] = s  # refused before, and its bound has not moved
+            n_rej += 1
+            continue
         if _may_trigger(s, lo, hi, brec, bb, blay):
             q = int(brec[s, 1])
             stamp[q] = 2
@@ -610,25 +671,28 @@ def _widen(
     for c in range(n_new - 1, -1, -1):
         if c >= _AHEAD:
             _prefetch_row(src, newpos[c - _AHEAD])
+            _prefetch_row(cmask, newpos[c - _AHEAD])
+            _prefetch_row(dmask, newpos[c - _AHEAD])
         q = newpos[c]
         while i >= 0 and cand[i] > q:
-            _move(i, w, cand, rec, lcm, ldm, pend, lhf, lepoch, lgk)
+            _move(i, w, cand, rec, lcm, ldm, pend, lhf, lepoch)
             i -= 1
             w -= 1
-        _copy_in(w, q, src, cmask, dmask, cand, rec, lcm, ldm, pend, lhf, lepoch, pending)
+        _copy_in(w, q, src, cmask, dmask, cand, rec, lcm, ldm, pend, lhf, lepoch)
         w -= 1
     return n_cand + n_new
 
 
 @_inline
-def _lower_floors(min_imp: Any, floor: Any, rigorous: Any) -> bool:
+def _lower_floors(min_imp: Any, floor: Any, rigorous: Any) -> Any:
     """Lower the impact floor of every asset whose impact went below it (to the impact
-    seen, or further: twice as far from 1, not below the rigorous floor); True if any."""
-    lowered = False
+    seen, or further: twice as far from 1, not below the rigorous floor); returns their bit
+    mask."""
+    lowered = np.int64(0)
     for j in range(floor.shape[0]):
         if min_imp[j] < floor[j]:
             floor[j] = min(min_imp[j], max(rigorous[j], 2.0 * min_imp[j] - 1.0))
-            lowered = True
+            lowered |= np.int64(1) << np.int64(min(j, 62))
     return lowered
 
 
@@ -639,11 +703,11 @@ def _lower_floors(min_imp: Any, floor: Any, rigorous: Any) -> bool:
 def _sums(k: int, rec: Any, rb: Any, lay: Any, lt: Any, price: Any) -> tuple[float, float]:
     """(sum of collateral x LT, sum of debt) of candidate ``k`` at ``price``, USD."""
     w = 0.0
-    for e in range(np.int64(rb[k, lay[5]])):
+    for e in range(lay[6]):
         j = np.int64(rb[k, lay[0] + e])
         w += rec[k, lay[1] + e] * lt[j] * price[j]
     v = 0.0
-    for e in range(np.int64(rb[k, lay[5] + 1])):
+    for e in range(lay[7]):
         v += rec[k, lay[3] + e] * price[np.int64(rb[k, lay[2] + e])]
     return w, v
 
@@ -652,10 +716,10 @@ def _sums(k: int, rec: Any, rb: Any, lay: Any, lt: Any, price: Any) -> tuple[flo
 def _underwater(k: int, rec: Any, rb: Any, lay: Any, mkt: Any) -> tuple[float, float]:
     """(max(0, debt - collateral), debt) of candidate ``k`` at market prices, USD."""
     c = 0.0
-    for e in range(np.int64(rb[k, lay[5]])):
+    for e in range(lay[6]):
         c += rec[k, lay[1] + e] * mkt[np.int64(rb[k, lay[0] + e])]
     d = 0.0
-    for e in range(np.int64(rb[k, lay[5] + 1])):
+    for e in range(lay[7]):
         d += rec[k, lay[3] + e] * mkt[np.int64(rb[k, lay[2] + e])]
     return (d - c if d > c else 0.0), d
 
@@ -664,12 +728,15 @@ def _underwater(k: int, rec: Any, rb: Any, lay: Any, mkt: Any) -> tuple[float, f
 def _epoch_ratios(
     e: int, oracle: Any, ep_oracle: Any, stable_mask: Any, r_all: Any, r_sub: Any, r_top: Any
 ) -> None:
-    """Worst relative oracle move since epoch ``e``: min over assets of O/O_e divided by the
-    max over all assets (``r_all``) or over the near-constant ones (``r_sub``)."""
+    """Relative oracle moves since epoch ``e``, ``O_j / O_e,j`` (``inf`` for a price that
+    left zero, 1 for one still at zero): the worst move, the smallest divided by the largest
+    over all assets (``r_all``) or over the near-constant ones (``r_sub``), and the largest,
+    ``r_top``."""
+    n = oracle.shape[0]
     low = np.inf
     top_all = 0.0
     top_sub = 0.0
-    for j in range(oracle.shape[0]):
+    for j in range(n):
         then = ep_oracle[e, j]
         if then > 0.0:
             x = oracle[j] / then
@@ -725,14 +792,14 @@ def _best_pair(
     b_seize = 0.0
     b_fee = 0.0
     b_flags = 0
-    for ei in range(np.int64(rb[k, lay[5]])):
+    for ei in range(lay[6]):
         ci = rec[k, lay[1] + ei]
         if ci <= 0.0:
             continue
         i = np.int64(rb[k, lay[0] + ei])
         cap = ci * capf[i]
         gi = gain[i]
-        for ej in range(np.int64(rb[k, lay[5] + 1])):
+        for ej in range(lay[7]):
             dj = rec[k, lay[3] + ej]
             if dj <= 0.0:
                 continue
@@ -776,14 +843,14 @@ def _may_pay(
     """
     size = 0.0
     ok = False
-    for ei in range(np.int64(rb[k, lay[5]])):
+    for ei in range(lay[6]):
         ci = rec[k, lay[1] + ei]
         i = np.int64(rb[k, lay[0] + ei])
         if ci <= 0.0 or oracle[i] <= 0.0:
             continue
         cap = ci * capf[i]
         gi = gain[i]
-        for ej in range(np.int64(rb[k, lay[5] + 1])):
+        for ej in range(lay[7]):
             dj = rec[k, lay[3] + ej]
             j = np.int64(rb[k, lay[2] + ej])
             if dj <= 0.0 or oracle[j] <= 0.0:
@@ -816,10 +883,21 @@ def _edge(oracle: Any, gain: Any, mrel: Any) -> tuple[float, float, float]:
 def _gain_factor(k: int, rec: Any, rb: Any, lay: Any, gfac: Any) -> float:
     """The largest gain factor ``G_i`` over candidate ``k``'s collateral held."""
     g = 0.0
-    for e in range(np.int64(rb[k, lay[5]])):
+    for e in range(lay[6]):
         if rec[k, lay[1] + e] > 0.0:
             g = max(g, gfac[np.int64(rb[k, lay[0] + e])])
     return g
+
+
+@_inline
+def _park_row(park: Any, n: int, k: int, size: float, epoch: int, gk: float) -> None:
+    """Write row ``n`` of a parked list: candidate ``k``, its largest repayment ``size``
+    (USD) at epoch ``epoch``, and the largest gain factor ``gk`` of its collateral (what
+    the wake-up bound reads)."""
+    park[n, 0] = k
+    park[n, 1] = size
+    park[n, 2] = epoch
+    park[n, 3] = gk
 
 
 # -- the kernels ------------------------------------------------------------------------------
@@ -829,7 +907,7 @@ def _gain_factor(k: int, rec: Any, rb: Any, lay: Any, gfac: Any) -> float:
 def _simulate(
     mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     src: Any, lay: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, blay: Any,
+    g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, blay: Any,
     block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> None:  # fmt: skip
@@ -845,24 +923,25 @@ def _simulate(
         cand = np.empty(n_rows, dtype=np.int64)
         rec = np.empty_like(src)  # the candidates' records (layout: _records)
         rb = rec.view(np.uint8)
-        lcm = np.empty(n_rows, dtype=np.int64)
-        ldm = np.empty(n_rows, dtype=np.int64)
+        lcm = np.empty_like(cmask)
+        ldm = np.empty_like(dmask)
         pend = np.empty(n_rows, dtype=np.uint8)  # these three are set by the copy-in
-        lhf = np.empty(n_rows)
+        lhf = np.empty(n_rows, dtype=np.float32)
         lepoch = np.empty(n_rows, dtype=np.int32)
-        lgk = np.empty(n_rows)  # parked: the best gain factor of its collateral
-        list_a = np.empty(n_rows, dtype=np.int64)
-        list_b = np.empty(n_rows, dtype=np.int64)
-        look = np.empty(n_rows, dtype=np.bool_)
+        park_a = np.empty((n_rows, 4))  # the parked candidates (_park_row)
+        park_b = np.empty_like(park_a)
+        list_a = np.empty(n_rows, dtype=np.int32)
+        list_b = np.empty(n_rows, dtype=np.int32)
+        todo = np.empty(n_rows, dtype=np.int32)
         pos = out_start[b]
         end = out_start[b + 1]
         overflow = False
         for p in range(block_start[b], block_start[b + 1]):
             pos, over = _run_path(
                 p, mult[p], gas[p], asset, params, iparams, src, lay, cmask, dmask,
-                g_ptr, g_cmask, g_dmask, brec, bb, blay,
-                stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, pend, lhf, lepoch, lgk,
-                list_a, list_b, look, out_path, out_row, out_val, pos, end,
+                g_ptr, g_cmask, g_dmask, ghf, scm, brec, bb, blay,
+                stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, pend, lhf, lepoch,
+                list_a, list_b, park_a, park_b, todo, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -873,10 +952,10 @@ def _simulate(
 def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
     src: Any, lay: Any, cmask: Any, dmask: Any,
-    g_ptr: Any, g_cmask: Any, g_dmask: Any, brec: Any, bb: Any, blay: Any,
-    stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any, lcm: Any,
-    ldm: Any, pend: Any, lhf: Any, lepoch: Any, lgk: Any,
-    list_a: Any, list_b: Any, look: Any, out_path: Any, out_row: Any, out_val: Any,
+    g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, bb: Any, blay: Any,
+    stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any,
+    lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any,
+    list_a: Any, list_b: Any, park_a: Any, park_b: Any, todo: Any, out_path: Any, out_row: Any, out_val: Any,
     pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> tuple[int, bool]:  # fmt: skip
@@ -916,9 +995,9 @@ def _run_path(
     floor = asset[7].copy()
     min_imp = np.ones(n_assets)
     n_cand = _widen(
-        floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-        brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch, lgk,
-        0, 0,
+        floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask, ghf, scm,
+        brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
+        0, np.int64(-1),
     )  # fmt: skip
     widened = 0
     # oracle snapshots at each full scan ("epochs"); a candidate found safe at epoch e with
@@ -955,11 +1034,16 @@ def _run_path(
     fee_usd = 0.0
     n_liq = 0
     hits = 0
-    down = np.int64(-1)  # force a full scan at step 0
+    down = np.int64(0)  # oracle assets that moved down / up since the last scan (bits)
     up = np.int64(0)
-    cur = list_a
+    cur = list_a  # the listed (liquidatable) candidates, in order
     nxt = list_b
     n_cur = 0
+    pc = park_a  # the parked ones (_park_row), in order
+    pn = park_b
+    n_park = 0
+    park_stale = False
+    rebuild = True  # the first scan checks every candidate (all new)
 
     for t in range(n_steps1):
         now = t * step_seconds
@@ -972,15 +1056,18 @@ def _run_path(
                 min_imp[j] = imp
             mkt[j] = pp[j] * imp
         # -- checkpoint: widen the candidates before the oracle can see a deeper impact
-        if _lower_floors(min_imp, floor, rigorous):
+        lowered = _lower_floors(min_imp, floor, rigorous)
+        if lowered != 0:
             n_cand = _widen(
-                floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-                brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch, lgk,
-                n_cand, 1,
+                floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask, ghf,
+                scm, brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend,
+                lhf, lepoch, n_cand, lowered,
             )  # fmt: skip
             widened = 1
-            down = np.int64(-1)  # the full scan rebuilds the list (indices have moved)
+            rebuild = True  # a scan rebuilds the lists (indices have moved)
             n_cur = 0
+            n_park = 0
+            park_stale = True
             e_lo = 0  # newcomers' last check is epoch 0
         if t > 0:
             for j in range(n_assets):
@@ -1004,9 +1091,10 @@ def _run_path(
         gas_usd = gas_units * gas[t] * 1e-9 * eth_usd
         rounds = 0
         while True:
-            # -- scan: exact HF check of the candidates the oracle moved against ----------
-            n_nxt = 0
-            if down != 0 or up != 0:
+            # -- scan: exact HF check of the candidates the oracle moved against, and the
+            # lists rebuilt (after a widening the oracle has not moved: watched candidates
+            # stay safe, the scan checks the newcomers and lists the others again)
+            if down != 0 or up != 0 or rebuild:
                 epoch += 1
                 for j in range(n_assets):
                     ep_oracle[epoch, j] = oracle[j]
@@ -1014,62 +1102,62 @@ def _run_path(
                 # the rounds up to the next scan read them as they are (parked ones too)
                 for e in range(e_lo, epoch + 1):
                     _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
-                # pass 1, branch-free: which candidates need a look. Listed and parked ones
-                # always; the others when the oracle moved against them (masks) by enough
-                # to bring HF at their last check x the worst relative move since to 1
+                # pass 1, branch-free: the candidates that need a look, in order. Listed and
+                # new ones always; watched ones when the oracle moved against them (masks)
+                # by enough to bring HF at their last check x the worst relative move since
+                # (over all assets) to 1. Parked ones stay in their own list.
                 e_min = epoch
+                n_todo = 0
                 for k in range(n_cand):
                     e = lepoch[k]
                     e_min = min(e_min, e)
                     ratio = r_sub[e] if (ldm[k] & nonstable) == 0 else r_all[e]
                     moved = ((lcm[k] & down) | (ldm[k] & up)) != 0
-                    look[k] = (pend[k] != 0) | (moved & (lhf[k] * ratio <= 1.0 + 1e-9))
+                    todo[n_todo] = k
+                    pk = pend[k]
+                    watch = (pk == _WATCHED) & moved & (lhf[k] * ratio <= 1.0 + 1e-9)
+                    look = ((pk & 1) != 0) | watch  # _LISTED or _NEW
+                    n_todo += 1 if look else 0
                 e_lo = e_min  # epochs only grow: older ones are never read again
-                # pass 2: exact checks
-                for k in range(n_cand):
-                    if not look[k]:
-                        continue
-                    if pend[k] == 2:
-                        nxt[n_nxt] = k
-                        n_nxt += 1
+                # pass 2: exact checks of the new ones, of the listed ones the oracle moved
+                # in favour of (the others stay liquidatable) and of the watched ones pass 1
+                # picked; records fetched a few candidates ahead
+                n_cur = 0
+                for q in range(n_todo):
+                    if q + _AHEAD < n_todo:
+                        _prefetch_row(rec, todo[q + _AHEAD])
+                    k = todo[q]
+                    pk = pend[k]
+                    if pk == _LISTED and ((lcm[k] & up) | (ldm[k] & down)) == 0:
+                        cur[n_cur] = k
+                        n_cur += 1
                         continue
                     w, v = _sums(k, rec, rb, lay, lt, oracle)
                     if v > 0.0 and w < v:
-                        pend[k] = 1
-                        nxt[n_nxt] = k
-                        n_nxt += 1
+                        pend[k] = _LISTED
+                        cur[n_cur] = k
+                        n_cur += 1
                     else:
-                        pend[k] = 0
-                        lhf[k] = w / v if v > 0.0 else np.inf
+                        pend[k] = _WATCHED
+                        lhf[k] = _hf32(w, v)
                         lepoch[k] = epoch
+                if park_stale:  # candidates moved: list the parked ones again, in order
+                    n_park = 0
+                    for k in range(n_cand):
+                        if pend[k] == _PARKED:
+                            gk = _gain_factor(k, rec, rb, lay, gfac)
+                            _park_row(pc, n_park, k, lhf[k], lepoch[k], gk)
+                            n_park += 1
+                    park_stale = False
                 down = np.int64(0)
                 up = np.int64(0)
-            else:
-                for q in range(n_cur):
-                    k = cur[q]
-                    if pend[k] == 2:
-                        nxt[n_nxt] = k
-                        n_nxt += 1
-                        continue
-                    w, v = _sums(k, rec, rb, lay, lt, oracle)
-                    if v > 0.0 and w < v:
-                        pend[k] = 1
-                        nxt[n_nxt] = k
-                        n_nxt += 1
-                    else:
-                        pend[k] = 0
-                        lhf[k] = w / v if v > 0.0 else np.inf
-                        lepoch[k] = epoch
-            tmp = cur
-            cur = nxt
-            nxt = tmp
-            n_cur = n_nxt
-            if n_cur == 0:
+                rebuild = False
+            if n_cur == 0 and n_park == 0:
                 break
             if rounds == round_limit:
                 # a hit: the limit stops a liquidation that would still happen
-                for q in range(n_cur):
-                    k = cur[q]
+                for q in range(n_cur + n_park):
+                    k = cur[q] if q < n_cur else int(pc[q - n_cur, 0])
                     w, v = _sums(k, rec, rb, lay, lt, oracle)
                     if not (v > 0.0 and w < v):
                         continue
@@ -1082,47 +1170,70 @@ def _run_path(
                         hits += 1
                         break
                 break
-            # -- round: one liquidation per listed account, in account order ----------------
+            # -- round: one liquidation per listed account, in account order: the active
+            # list and the parked list merged. It writes the next round's lists: the
+            # accounts still liquidatable (an oracle update rebuilds them in a scan)
             executed = 0
+            n_nxt = 0
+            n_pn = 0
+            qa = 0
+            r = 0
             edge = 0.0
             rho_top = 0.0
             rho_low = 0.0
             edge_stale = True  # recomputed lazily: only parked accounts need it
-            for q in range(n_cur):
-                k = cur[q]
-                if pend[k] == 2:
-                    # parked: its largest repayment then (lhf), grown by the oracle since its
+            while True:
+                if qa < n_cur and (r == n_park or cur[qa] < pc[r, 0]):
+                    k = cur[qa]
+                    if qa + _AHEAD < n_cur:
+                        _prefetch_row(rec, cur[qa + _AHEAD])
+                    qa += 1
+                    parked = False
+                elif r < n_park:
+                    k = int(pc[r, 0])
+                    # parked: its largest repayment then, grown by the oracle since its
                     # epoch, times the best margin one of its pairs could earn now (its
-                    # collateral's gain factor lgk bounds that), stays below gas
-                    e = lepoch[k]
+                    # collateral's gain factor bounds that), stays below gas: it stays parked
                     if edge_stale:
                         edge, rho_top, rho_low = _edge(oracle, gain, mrel)
                         edge_stale = False
-                    margin = min(edge, lgk[k] * rho_top - rho_low)
-                    if lhf[k] * r_top[e] * margin * (1.0 + 1e-9) + 1e-9 < gas_usd:
+                    margin = min(edge, pc[r, 3] * rho_top - rho_low)
+                    bound = pc[r, 1] * r_top[np.int64(pc[r, 2])] * margin
+                    if bound * (1.0 + 1e-9) + 1e-9 < gas_usd:
+                        for f in range(pc.shape[1]):
+                            pn[n_pn, f] = pc[r, f]
+                        n_pn += 1
+                        r += 1
                         continue
+                    r += 1
+                    parked = True
+                else:
+                    break
                 ok, size = _may_pay(k, rec, rb, lay, oracle, gain, mrel, capf, gas_usd)
                 if not ok:
                     # no pair can pay for the gas (the reference finds no profit): park it;
-                    # it rejoins every list but is only looked at when it might pay
-                    pend[k] = 2
-                    lhf[k] = size
+                    # the parked list is only looked at when it might pay
+                    pend[k] = _PARKED
+                    lhf[k] = _up32(size)
                     lepoch[k] = epoch
-                    lgk[k] = _gain_factor(k, rec, rb, lay, gfac)
+                    _park_row(pn, n_pn, k, size, epoch, _gain_factor(k, rec, rb, lay, gfac))
+                    n_pn += 1
                     continue
                 w, v = _sums(k, rec, rb, lay, lt, oracle)
-                if pend[k] == 2:  # parked, and now it might pay: is it still under water?
+                if parked:  # parked, and now it might pay: is it still under water?
                     if not (v > 0.0 and w < v):
-                        pend[k] = 0
-                        lhf[k] = w / v if v > 0.0 else np.inf
+                        pend[k] = _WATCHED
+                        lhf[k] = _hf32(w, v)
                         lepoch[k] = epoch
                         continue
-                    pend[k] = 1
+                    pend[k] = _LISTED
                 bi, bj, b_repay, b_seize, b_fee, b_flags = _best_pair(
                     k, w, v, rec, rb, lay, oracle, mkt, pp, inv, bonus, pfee,
                     depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
                 )  # fmt: skip
                 if bi < 0:
+                    nxt[n_nxt] = k  # still liquidatable, nothing pays now
+                    n_nxt += 1
                     continue
                 executed += 1
                 i = int(np.int64(rb[k, lay[0] + bi]))
@@ -1146,12 +1257,12 @@ def _run_path(
                 fee_usd += b_fee * oracle[i]
                 n_liq += 1
                 empty = True
-                for e in range(np.int64(rb[k, lay[5]])):
+                for e in range(lay[6]):
                     if rec[k, lay[1] + e] != 0.0:
                         empty = False
                         break
                 if empty:
-                    for e in range(np.int64(rb[k, lay[5] + 1])):
+                    for e in range(lay[7]):
                         if rec[k, lay[3] + e] > 0.0:
                             jj = np.int64(rb[k, lay[2] + e])
                             burned = rec[k, lay[3] + e] * oracle[jj]
@@ -1159,19 +1270,39 @@ def _run_path(
                             def_asset[jj] += burned
                             deficit += burned
                             rec[k, lay[3] + e] = 0.0
+                # still under water at these oracle prices? (they hold until the next scan)
+                w, v = _sums(k, rec, rb, lay, lt, oracle)
+                if v > 0.0 and w < v:
+                    nxt[n_nxt] = k
+                    n_nxt += 1
+                else:
+                    pend[k] = _WATCHED
+                    lhf[k] = _hf32(w, v)
+                    lepoch[k] = epoch
+            tmp = cur
+            cur = nxt
+            nxt = tmp
+            n_cur = n_nxt
+            ptmp = pc
+            pc = pn
+            pn = ptmp
+            n_park = n_pn
             rounds += 1
             if executed == 0:
                 break
             # -- checkpoint, then the oracle follows the moved market ------------------------
-            if _lower_floors(min_imp, floor, rigorous):
+            lowered = _lower_floors(min_imp, floor, rigorous)
+            if lowered != 0:
                 n_cand = _widen(
                     floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
-                    brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf,
-                    lepoch, lgk, n_cand, 1,
+                    ghf, scm, brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm,
+                    ldm, pend, lhf, lepoch, n_cand, lowered,
                 )  # fmt: skip
                 widened = 1
-                down = np.int64(-1)  # the full scan rebuilds the list (indices have moved)
+                rebuild = True  # a scan rebuilds the lists (indices have moved)
                 n_cur = 0
+                n_park = 0
+                park_stale = True
                 e_lo = 0
             if lag == 0:
                 for j in range(n_assets):
@@ -1210,7 +1341,7 @@ def _run_path(
         if not val > 0.0:
             continue
         if s > 0.0:
-            for e in range(np.int64(rb[k, lay[5] + 1])):
+            for e in range(lay[7]):
                 if rec[k, lay[3] + e] > 0.0:
                     j = int(np.int64(rb[k, lay[2] + e]))
                     by_asset[p, j] += s * (rec[k, lay[3] + e] * mkt[j]) / d
