@@ -843,22 +843,16 @@ def _may_pay(
     """
     size = 0.0
     ok = False
-    for ei in range(lay[6]):
-        ci = rec[k, lay[1] + ei]
+    for ei in range(lay[6]):  # branch-free: an entry not held, or priced 0, has cap 0
         i = np.int64(rb[k, lay[0] + ei])
-        if ci <= 0.0 or oracle[i] <= 0.0:
-            continue
-        cap = ci * capf[i]
+        cap = rec[k, lay[1] + ei] * capf[i]
         gi = gain[i]
         for ej in range(lay[7]):
-            dj = rec[k, lay[3] + ej]
             j = np.int64(rb[k, lay[2] + ej])
-            if dj <= 0.0 or oracle[j] <= 0.0:
-                continue
-            pair = min(dj * oracle[j], cap)
-            size = max(size, pair)
-            if pair * (gi - mrel[j]) * (1.0 + 1e-9) + 1e-9 >= gas_usd:
-                ok = True
+            owed = rec[k, lay[3] + ej] * oracle[j]
+            pair = owed if owed < cap else cap
+            size = size if size > pair else pair
+            ok |= (pair > 0.0) & (pair * (gi - mrel[j]) * (1.0 + 1e-9) + 1e-9 >= gas_usd)
     return ok, size
 
 
