@@ -726,11 +726,12 @@ def _underwater(k: int, rec: Any, rb: Any, lay: Any, mkt: Any) -> tuple[float, f
 
 @_inline
 def _epoch_ratios(
-    e: int, oracle: Any, ep_oracle: Any, stable_mask: Any, r_all: Any, r_sub: Any, r_top: Any
+    e: int, oracle: Any, ep_oracle: Any, stable_mask: Any, ratios: Any, r_top: Any
 ) -> None:
     """Relative oracle moves since epoch ``e``, ``O_j / O_e,j`` (``inf`` for a price that
     left zero, 1 for one still at zero): the worst move, the smallest divided by the largest
-    over all assets (``r_all``) or over the near-constant ones (``r_sub``), and the largest,
+    over the near-constant ones (``ratios[e, 0]``) or over all assets (``ratios[e, 1]``),
+    and the largest,
     ``r_top``."""
     n = oracle.shape[0]
     low = np.inf
@@ -748,10 +749,10 @@ def _epoch_ratios(
         top_all = max(top_all, x)
         if stable_mask & (np.int64(1) << np.int64(min(j, 62))):
             top_sub = max(top_sub, x)
-    r_all[e] = low / top_all if top_all > 0.0 and top_all < np.inf else 0.0
-    r_sub[e] = low / top_sub if top_sub > 0.0 and top_sub < np.inf else 0.0
-    if top_sub == 0.0:
-        r_sub[e] = r_all[e]
+    r_all = low / top_all if top_all > 0.0 and top_all < np.inf else 0.0
+    r_sub = low / top_sub if top_sub > 0.0 and top_sub < np.inf else 0.0
+    ratios[e, 0] = r_all if top_sub == 0.0 else r_sub
+    ratios[e, 1] = r_all
     r_top[e] = top_all
 
 
@@ -894,6 +895,61 @@ def _park_row(park: Any, n: int, k: int, size: float, epoch: int, gk: float) -> 
     park[n, 3] = gk
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _pick(
+    n_cand: int, epoch: int, lepoch: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
+    ratios: Any, nonstable: Any, down: Any, up: Any, look: Any, todo: Any,
+) -> int:  # fmt: skip
+    """A scan's pass 1, branch-free: the candidates that need a look into ``todo``, in order;
+    returns their count and the oldest epoch of a last check. Listed and new ones always;
+    watched ones when the oracle moved against them (masks ``down`` / ``up``) by enough to
+    bring HF at their last check x the worst relative move since (over all assets, or over
+    the near-constant ones for debt only in those) to 1. Parked ones stay in their own list.
+    (A function of its own: the path kernel's registers are too few for this loop.)"""
+    for k in range(n_cand):  # two plain loops, few live values
+        ratio = ratios[lepoch[k], 1 if (ldm[k] & nonstable) != 0 else 0]
+        moved = ((lcm[k] & down) | (ldm[k] & up)) != 0
+        pk = pend[k]
+        watch = (pk == _WATCHED) & moved & (lhf[k] * ratio <= 1.0 + 1e-9)
+        look[k] = ((pk & 1) != 0) | watch  # _LISTED or _NEW
+    n_todo = 0
+    for k in range(n_cand):
+        todo[n_todo] = k
+        n_todo += look[k]
+    return n_todo
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _check(
+    n_todo: int, todo: Any, epoch: int, rec: Any, rb: Any, lay: Any, lt: Any, oracle: Any,
+    lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any, down: Any, up: Any, cur: Any,
+) -> int:  # fmt: skip
+    """A scan's pass 2: exact checks of the new candidates among ``todo``, of the listed ones
+    the oracle moved in favour of (the others stay liquidatable) and of the watched ones pass
+    1 picked, with records fetched a few candidates ahead. Writes the liquidatable ones to
+    ``cur``, in order, and returns their count."""
+    n_cur = 0
+    for q in range(n_todo):
+        if q + _AHEAD < n_todo:
+            _prefetch_row(rec, todo[q + _AHEAD])
+        k = todo[q]
+        pk = pend[k]
+        if pk == _LISTED and ((lcm[k] & up) | (ldm[k] & down)) == 0:
+            cur[n_cur] = k
+            n_cur += 1
+            continue
+        w, v = _sums(k, rec, rb, lay, lt, oracle)
+        if v > 0.0 and w < v:
+            pend[k] = _LISTED
+            cur[n_cur] = k
+            n_cur += 1
+        else:
+            pend[k] = _WATCHED
+            lhf[k] = _hf32(w, v)
+            lepoch[k] = epoch
+    return n_cur
+
+
 # -- the kernels ------------------------------------------------------------------------------
 
 
@@ -921,12 +977,13 @@ def _simulate(
         ldm = np.empty_like(dmask)
         pend = np.empty(n_rows, dtype=np.uint8)  # these three are set by the copy-in
         lhf = np.empty(n_rows, dtype=np.float32)
-        lepoch = np.empty(n_rows, dtype=np.int32)
+        lepoch = np.empty(n_rows, dtype=np.uint32)
         park_a = np.empty((n_rows, 4))  # the parked candidates (_park_row)
         park_b = np.empty_like(park_a)
         list_a = np.empty(n_rows, dtype=np.int32)
         list_b = np.empty(n_rows, dtype=np.int32)
         todo = np.empty(n_rows, dtype=np.int32)
+        look = np.empty(n_rows, dtype=np.uint8)
         pos = out_start[b]
         end = out_start[b + 1]
         overflow = False
@@ -935,7 +992,7 @@ def _simulate(
                 p, mult[p], gas[p], asset, params, iparams, src, lay, cmask, dmask,
                 g_ptr, g_cmask, g_dmask, ghf, scm, brec, bb, blay,
                 stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, pend, lhf, lepoch,
-                list_a, list_b, park_a, park_b, todo, out_path, out_row, out_val, pos, end,
+                list_a, list_b, park_a, park_b, look, todo, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -949,7 +1006,8 @@ def _run_path(
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, bb: Any, blay: Any,
     stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any,
     lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any,
-    list_a: Any, list_b: Any, park_a: Any, park_b: Any, todo: Any, out_path: Any, out_row: Any, out_val: Any,
+    list_a: Any, list_b: Any, park_a: Any, park_b: Any, look: Any, todo: Any, out_path: Any,
+    out_row: Any, out_val: Any,
     pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> tuple[int, bool]:  # fmt: skip
@@ -998,8 +1056,7 @@ def _run_path(
     # health factor h stays safe while h x min_i(O_i / O_e,i) / max_j(O_j / O_e,j) > 1
     max_epochs = n_steps1 * (round_limit + 2) + 2
     ep_oracle = np.empty((max_epochs, n_assets))
-    r_all = np.zeros(max_epochs)
-    r_sub = np.zeros(max_epochs)
+    ratios = np.zeros((max_epochs, 2))
     r_top = np.zeros(max_epochs)
     epoch = 0
     e_lo = 0  # no candidate's last check is older than this epoch
@@ -1094,47 +1151,24 @@ def _run_path(
                     ep_oracle[epoch, j] = oracle[j]
                 # every candidate's last check is at an epoch >= e_lo: refresh those, and
                 # the rounds up to the next scan read them as they are (parked ones too)
+                if epoch - e_lo > 64:  # now and then: the oldest last check still held
+                    e_lo = epoch
+                    for k in range(n_cand):
+                        e_lo = min(e_lo, int(lepoch[k]))
                 for e in range(e_lo, epoch + 1):
-                    _epoch_ratios(e, oracle, ep_oracle, stable_mask, r_all, r_sub, r_top)
+                    _epoch_ratios(e, oracle, ep_oracle, stable_mask, ratios, r_top)
                 # pass 1, branch-free: the candidates that need a look, in order. Listed and
                 # new ones always; watched ones when the oracle moved against them (masks)
                 # by enough to bring HF at their last check x the worst relative move since
                 # (over all assets) to 1. Parked ones stay in their own list.
-                e_min = epoch
-                n_todo = 0
-                for k in range(n_cand):
-                    e = lepoch[k]
-                    e_min = min(e_min, e)
-                    ratio = r_sub[e] if (ldm[k] & nonstable) == 0 else r_all[e]
-                    moved = ((lcm[k] & down) | (ldm[k] & up)) != 0
-                    todo[n_todo] = k
-                    pk = pend[k]
-                    watch = (pk == _WATCHED) & moved & (lhf[k] * ratio <= 1.0 + 1e-9)
-                    look = ((pk & 1) != 0) | watch  # _LISTED or _NEW
-                    n_todo += 1 if look else 0
-                e_lo = e_min  # epochs only grow: older ones are never read again
-                # pass 2: exact checks of the new ones, of the listed ones the oracle moved
-                # in favour of (the others stay liquidatable) and of the watched ones pass 1
-                # picked; records fetched a few candidates ahead
-                n_cur = 0
-                for q in range(n_todo):
-                    if q + _AHEAD < n_todo:
-                        _prefetch_row(rec, todo[q + _AHEAD])
-                    k = todo[q]
-                    pk = pend[k]
-                    if pk == _LISTED and ((lcm[k] & up) | (ldm[k] & down)) == 0:
-                        cur[n_cur] = k
-                        n_cur += 1
-                        continue
-                    w, v = _sums(k, rec, rb, lay, lt, oracle)
-                    if v > 0.0 and w < v:
-                        pend[k] = _LISTED
-                        cur[n_cur] = k
-                        n_cur += 1
-                    else:
-                        pend[k] = _WATCHED
-                        lhf[k] = _hf32(w, v)
-                        lepoch[k] = epoch
+                n_todo = _pick(
+                    n_cand, epoch, lepoch, lcm, ldm, pend, lhf, ratios, nonstable, down,
+                    up, look, todo,
+                )  # fmt: skip
+                n_cur = _check(
+                    n_todo, todo, epoch, rec, rb, lay, lt, oracle, lcm, ldm, pend, lhf,
+                    lepoch, down, up, cur,
+                )  # fmt: skip
                 if park_stale:  # candidates moved: list the parked ones again, in order
                     n_park = 0
                     for k in range(n_cand):
