@@ -178,6 +178,11 @@ def test_price_csv_errors_name_file_and_column(tmp_path: Path) -> None:
         cal.read_price_csv(bad)
     with pytest.raises(ScenarioError, match="no date column 'day'"):
         cal.read_price_csv(bad, date_column="day")
+    # a number too large for a float reads as inf: refused, not turned into NaN returns
+    huge = tmp_path / "huge.csv"
+    huge.write_text("date,ETH\n2020-01-01,100\n2020-01-02,1e400\n")
+    with pytest.raises(ScenarioError, match=r"huge\.csv: column 'ETH', row 3: price inf"):
+        cal.read_price_csv(huge)
     toml = _historical_toml(tmp_path, tmp_path / "nope.csv", "bootstrap")
     with pytest.raises(ScenarioError, match=r"field 'csv'.*no such price file"):
         load_scenario(toml)

@@ -89,7 +89,7 @@ def read_price_csv(
 
     Raises:
         ScenarioError: missing file or column, unparsable dates, duplicate dates or
-            non-positive prices, naming the file and the column.
+            non-positive or infinite prices, naming the file and the column.
     """
     import pandas as pd
 
@@ -124,11 +124,12 @@ def read_price_csv(
                 f"{path}: column {name!r}, row {i + 2}: {df[name].iloc[i]!r} is not a number; "
                 "prices must be numbers > 0 (leave the cell empty where there is no price)"
             )
-        bad = ~np.isnan(col) & ~(col > 0.0)
+        bad = ~np.isnan(col) & ~((col > 0.0) & np.isfinite(col))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ScenarioError(
-                f"{path}: column {name!r}, row {i + 2}: price {col[i]:g}; prices must be > 0"
+                f"{path}: column {name!r}, row {i + 2}: price {col[i]:g}; prices must be "
+                "finite numbers > 0"
             )
         values[:, j] = col
     order = np.argsort(dates.to_numpy(), kind="stable")
