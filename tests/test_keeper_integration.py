@@ -402,10 +402,13 @@ def test_keeper_survives_anvil_restart(tmp_path: Path, monkeypatch: pytest.Monke
                 over1, _ = _expected(book1, accounts)
                 assert over1 - over0, "WETH at $1,000 should put more accounts over"
                 assert _open_flags(db) == over0 | over1
+                # healthy again: stall_s is 1 s here and anvil mines only on demand, so the
+                # checks above may outlast the head's freshness; a new block makes it fresh
                 deadline = time.monotonic() + 10
                 while await healthz() != 200:
                     assert time.monotonic() < deadline, "/healthz did not recover"
-                    await asyncio.sleep(0.1)
+                    await asyncio.to_thread(rpc2.mine, 1)
+                    await asyncio.sleep(0.2)
                 families = text_string_to_metric_families(keeper.metrics.render().decode())
                 errors = {
                     x.labels["kind"]: x.value
