@@ -238,6 +238,19 @@ def test_fast_engine_equals_reference(
     _assert_same(run_reference(book, paths, config), run_fast(book, paths, config))
 
 
+@pytest.mark.parametrize("n_assets", [20, 70])
+def test_fast_engine_equals_reference_on_wide_books(n_assets: int) -> None:
+    # more assets than a 16-bit mask holds (the kernels' int64 variant), and more than the
+    # 63 mask bits (assets from 62 on share one bit)
+    rng = np.random.default_rng(n_assets)
+    book = _book(rng, 40, n_assets, pool_scale=0.05)
+    paths = _paths(rng, book.symbols, 3, 4, 0.15)
+    config = EngineConfig(impact_floor_hint=0.999)
+    ref = run_reference(book, paths, config)
+    _assert_same(ref, run_fast(book, paths, config))
+    assert ref.n_liquidations.sum() > 0
+
+
 def test_fast_equals_reference_on_synthetic_book_with_trace() -> None:
     snap = synthetic_snapshot(300, seed=5)
     book = snap.book()
