@@ -6,6 +6,7 @@
 * Workload B (stress month): the same book, 24 daily steps: target < 60 s.
 * Fast engine vs reference engine on a 1,000-account book, in one run, identical results:
   target >= 50x.
+* What a few wide accounts (holding every asset) cost workload B's kernel (no target).
 
 Each workload runs in a fresh subprocess (its peak RSS is the memory figure); the time is
 ``simulate()`` alone (VaR / ES, bootstrap intervals, contributions and the traced timeline
@@ -14,6 +15,7 @@ included), after the compiled kernels are loaded by a tiny warm-up run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -86,6 +88,38 @@ def _speed_ratio(n_paths: int) -> tuple[float, float, float, bool]:
     return t_ref / t_fast, t_ref, t_fast, bool(same)
 
 
+def _wide_cost(n_accounts: int, n_paths: int, n_wide: int) -> tuple[float, float]:
+    """Workload B's kernel on its book and on the same book with ``n_wide`` accounts made
+    to hold every asset as collateral and two more debts (tiny amounts): real books have a
+    few such accounts, and the records' width is the widest account's. Returns the two
+    times (best of two, alternating in one process)."""
+    from simulator.cascade.fast import run_fast
+    from simulator.synthetic import synthetic_paths, synthetic_snapshot
+
+    book = synthetic_snapshot(n_accounts, seed=1).book()
+    coll, debt = book.collateral.copy(), book.debt.copy()
+    value = book.price_usd
+    for r in np.linspace(0, n_accounts - 1, n_wide).astype(np.int64):
+        tiny = 1e-4 * float(coll[r] @ value) / value
+        coll[r] = np.where(coll[r] > 0.0, coll[r], tiny)
+        more = np.flatnonzero(debt[r] == 0.0)[:2]
+        debt[r, more] = 1e-4 * float(debt[r] @ value) / value[more]
+    wide = dataclasses.replace(
+        book, collateral=coll, debt=debt, collateral_enabled=np.ones_like(coll, dtype=bool)
+    )
+    paths = synthetic_paths(book.symbols, n_paths, 24, step_seconds=86400.0, seed=3)
+    warm = synthetic_paths(book.symbols, 2, 24, step_seconds=86400.0, seed=6)
+    times = {id(book): np.inf, id(wide): np.inf}
+    for b in (book, wide):
+        run_fast(b, warm)
+    for _ in range(2):
+        for b in (book, wide):
+            start = time.perf_counter()
+            run_fast(b, paths)
+            times[id(b)] = min(times[id(b)], time.perf_counter() - start)
+    return times[id(book)], times[id(wide)]
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
     n_accounts, n_paths = (20_000, 500) if quick else (100_000, 10_000)
     label = f"{n_accounts // 1000}k accounts x {n_paths:,} paths x 24 steps"
@@ -132,6 +166,17 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "value": b["liq_per_account_path"],
             "unit": "",
             "target": "about 0.2",
+        },
+    ]
+    n_wide_paths = 100 if quick else 1000
+    t_narrow, t_wide = _wide_cost(n_accounts, n_wide_paths, 10)
+    rows += [
+        {
+            "benchmark": f"cascade B kernel, {n_wide_paths:,} paths: 10 accounts holding every asset",
+            "measure": "time / without them",
+            "value": t_wide / t_narrow,
+            "unit": f"x ({t_wide:.1f} s / {t_narrow:.1f} s)",
+            "target": "",
         },
     ]
     ratio, t_ref, t_fast, same = _speed_ratio(100)
