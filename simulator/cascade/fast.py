@@ -309,8 +309,7 @@ def _pack_records(
     ``order`` of ``rows`` (all, in order, when ``None``).
 
     Returns the records and the offsets ``[coll assets (byte), coll values (column), debt
-    assets (byte), debt values (column), first extra column, the two trip counts (byte)]``,
-    then the widths ``kc`` and ``kd``.
+    assets (byte), debt values (column), first extra column, the two trip counts (byte)]``.
     """
     take = slice(None) if order is None else order
     n, kc = rows.coll_amount.shape
@@ -318,7 +317,7 @@ def _pack_records(
     a = len(lead)
     h = 8 * a  # the header's first byte
     c = a - (-(2 + kc + kd) // 8)  # the first value column
-    lay = np.array([h + 2, c, h + 2 + kc, c + kc, c + kc + kd, h, kc, kd], dtype=np.int64)
+    lay = np.array([h + 2, c, h + 2 + kc, c + kc, c + kc + kd, h], dtype=np.int64)
     rec = _aligned_rows(n, -(-(c + kc + kd + extra) // 8) * 8)
     for i, column in enumerate(lead):
         rec[:, i] = column
