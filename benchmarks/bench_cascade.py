@@ -109,15 +109,16 @@ def _wide_cost(n_accounts: int, n_paths: int, n_wide: int) -> tuple[float, float
     )
     paths = synthetic_paths(book.symbols, n_paths, 24, step_seconds=86400.0, seed=3)
     warm = synthetic_paths(book.symbols, 2, 24, step_seconds=86400.0, seed=6)
-    times = {id(book): np.inf, id(wide): np.inf}
-    for b in (book, wide):
+    books = (book, wide)
+    for b in books:
         run_fast(b, warm)
+    best = [np.inf, np.inf]
     for _ in range(2):
-        for b in (book, wide):
+        for i, b in enumerate(books):
             start = time.perf_counter()
             run_fast(b, paths)
-            times[id(b)] = min(times[id(b)], time.perf_counter() - start)
-    return times[id(book)], times[id(wide)]
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best[0], best[1]
 
 
 def run(quick: bool) -> list[dict[str, Any]]:

@@ -196,8 +196,8 @@ def _assert_same(ref: CascadeOutput, fast: CascadeOutput) -> None:
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_accounts=st.integers(1, 25),
-    # up to 3 assets every loop over an account's entries runs over the book's widest
-    # account, from 5 often over the account's own entries (_FIXED_TRIPS)
+    # books of up to 3 assets have kc + kd <= 6 (loops run over the widest account's
+    # entries); from 5 assets most are wider (loops run over each account's own, _FIXED_TRIPS)
     n_assets=st.integers(2, 6),
     n_paths=st.integers(1, 3),
     n_steps=st.integers(1, 5),

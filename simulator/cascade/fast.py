@@ -27,8 +27,8 @@ account in every round, gives the same liquidations in the same order (the tests
 3. **Layout.** Each account is one float64 record: a header of bytes (counts, asset indices)
    then amounts and deficit, 64-byte aligned, so an account of up to six entries is one cache
    line (memory traffic is most of the cost on a 2-core machine). Loops over an account's
-   entries run over the book's widest account (unused entries hold 0), a trip count the
-   CPU predicts. A path's candidates live in per-block scratch arrays *in account order*
+   entries run over the book's widest account (unused entries hold 0, a trip count the CPU
+   predicts) unless that is wider than six entries (``_FIXED_TRIPS``). A path's candidates live in per-block scratch arrays *in account order*
    (a widening merges the newcomers in), so every pass over them is sequential and the
    reference's account order comes for free. All helpers are inlined into the path kernel;
    records are prefetched a few accounts ahead wherever a list is walked.
@@ -114,6 +114,7 @@ _impact = _inline(rules.impact_factor)
 _proceeds = _inline(rules.sale_proceeds)
 _plan = _inline(rules.plan_liquidation)
 _deviates = _inline(rules.oracle_deviates)
+_liquidatable = _inline(rules.liquidatable)
 
 
 @_inline
@@ -134,6 +135,15 @@ def _hf32(w: float, v: float) -> Any:
     if np.float64(f) > x:
         f = np.nextafter(f, np.float32(-np.inf))
     return f
+
+
+@_inline
+def _watch(k: int, w: float, v: float, epoch: int, pend: Any, lhf: Any, lepoch: Any) -> None:
+    """Candidate ``k`` is watched: not liquidatable at its exact check at epoch ``epoch``,
+    with health factor ``w / v`` (kept rounded down, ``_hf32``)."""
+    pend[k] = _WATCHED
+    lhf[k] = _hf32(w, v)
+    lepoch[k] = epoch
 
 
 #: How many accounts ahead the copy of newcomers' records prefetches them: they are sparse
@@ -254,7 +264,8 @@ class _Groups:
     prefix of each group (slots ``ptr[g] ..``). ``rec`` holds one row per slot with what the
     bound needs (``_pack_records``): ``[HF0, account row, header (counts, assets), coll x LT
     x price, debt x price]`` at the snapshot (USD); ``lay`` its offsets. ``hf0`` repeats the
-    first column contiguously, for the prefix searches.
+    first column contiguously, for the prefix searches; ``scm`` is each slot's collateral
+    mask (``_narrow_mask``), for the widenings.
     """
 
     ptr: IntArray
@@ -263,6 +274,7 @@ class _Groups:
     rec: FloatArray
     lay: IntArray
     hf0: FloatArray
+    scm: npt.NDArray[Any]
 
     @classmethod
     def build(cls, rows: SparseAccounts, market: Market) -> _Groups:
@@ -289,6 +301,7 @@ class _Groups:
             rec=rec,
             lay=lay,
             hf0=np.ascontiguousarray(rec[:, 0]),
+            scm=_narrow_mask(rows.coll_mask[order], market.lt.shape[0]),
         )
 
 
@@ -353,19 +366,37 @@ def _narrow_mask(mask: IntArray, n_assets: int) -> npt.NDArray[Any]:
     return mask.astype(np.uint16) if n_assets <= 16 else mask
 
 
-_Prepared = tuple[SparseAccounts, _Groups, FloatArray, IntArray]
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What the kernels read of a book, whatever the paths: its debtors' entries, their
+    groups, records (``_records``, ``lay`` their offsets) and masks (``_narrow_mask``)."""
+
+    rows: SparseAccounts
+    groups: _Groups
+    records: FloatArray
+    lay: IntArray
+    cmask: npt.NDArray[Any]
+    dmask: npt.NDArray[Any]
+
+
 _PREPARED: dict[int, tuple[Book, _Prepared]] = {}
 
 
 def _prepared(book: Book, market: Market) -> _Prepared:
-    """Sparse, grouped accounts of ``book`` and their records (depends on the book only; the
-    last two books' are kept, so chunks of one run share the work)."""
+    """The book's ``_Prepared`` (depends on the book only; the last two books' are kept, so
+    chunks of one run share the work)."""
     hit = _PREPARED.get(id(book))
     if hit is not None and hit[0] is book:
         return hit[1]
     debtors = np.flatnonzero((market.debt > 0.0).any(axis=1)).astype(np.int64)
     rows = SparseAccounts.from_dense(market.collateral, market.debt, debtors)
-    prepared = (rows, _Groups.build(rows, market), *_records(rows))
+    prepared = _Prepared(
+        rows,
+        _Groups.build(rows, market),
+        *_records(rows),
+        _narrow_mask(rows.coll_mask, book.n_assets),
+        _narrow_mask(rows.debt_mask, book.n_assets),
+    )
     while len(_PREPARED) >= 2:
         _PREPARED.pop(next(iter(_PREPARED)))
     _PREPARED[id(book)] = (book, prepared)
@@ -392,10 +423,8 @@ def run_fast(
     mult = np.ascontiguousarray(paths.multipliers, dtype=np.float64)
     gas = np.ascontiguousarray(paths.gas_gwei, dtype=np.float64)
     n_paths, n_steps1, n_assets = mult.shape
-    rows, groups, records, layout = _prepared(book, market)
-    cmask = _narrow_mask(rows.coll_mask, book.n_assets)
-    dmask = _narrow_mask(rows.debt_mask, book.n_assets)
-    scm = cmask[groups.rec[:, 1].astype(np.int64)]  # each group slot's collateral mask
+    prep = _prepared(book, market)
+    groups = prep.groups
     rigorous = _rigorous_floors(market, mult)
     floors = np.maximum(rigorous, config.impact_floor_hint)
     path_min = np.ascontiguousarray(np.minimum(1.0, mult.min(axis=1)))
@@ -468,8 +497,9 @@ def run_fast(
         old_chunk = numba.set_parallel_chunksize(1)
         try:
             _simulate(
-                mult, gas, asset, params, iparams, records, layout, cmask, dmask,
-                groups.ptr, groups.cmask, groups.dmask, groups.hf0, scm, groups.rec, groups.lay,
+                mult, gas, asset, params, iparams, prep.records, prep.lay, prep.cmask,
+                prep.dmask, groups.ptr, groups.cmask, groups.dmask, groups.hf0, groups.scm,
+                groups.rec, groups.lay,
                 block_start, out_start, out_path, out_row, out_val, out_n,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
@@ -477,7 +507,7 @@ def run_fast(
             numba.set_parallel_chunksize(old_chunk)
         if (out_n >= 0).all():
             break
-        per_block = per_block * 4 + int(rows.index.shape[0])  # rare: more bad debt than room
+        per_block = per_block * 4 + int(prep.rows.index.shape[0])  # rare: more bad debt than room
     keep = np.concatenate(
         [np.arange(out_start[b], out_start[b] + out_n[b]) for b in range(n_blocks)]
         or [np.zeros(0, dtype=np.int64)]
@@ -491,7 +521,7 @@ def run_fast(
         rounds_limit_hits=ints[:, 1].copy(),
         shortfall_by_asset=by_asset,
         account_path=out_path[keep],
-        account_index=rows.index[out_row[keep]],
+        account_index=prep.rows.index[out_row[keep]],
         account_shortfall_usd=out_val[keep],
         worst_market=worst,
         reruns=int((ints[:, 2] > 0).sum()),
@@ -749,8 +779,7 @@ def _epoch_ratios(
     """Relative oracle moves since epoch ``e``, ``O_j / O_e,j`` (``inf`` for a price that
     left zero, 1 for one still at zero): the worst move, the smallest divided by the largest
     over the near-constant ones (``ratios[e, 0]``) or over all assets (``ratios[e, 1]``),
-    and the largest,
-    ``r_top``."""
+    and the largest, ``r_top``."""
     n = oracle.shape[0]
     low = np.inf
     top_all = 0.0
@@ -920,11 +949,11 @@ def _pick(
     ratios: Any, nonstable: Any, down: Any, up: Any, look: Any, todo: Any,
 ) -> int:  # fmt: skip
     """A scan's pass 1, branch-free: the candidates that need a look into ``todo``, in order;
-    returns their count. Listed and new ones always;
-    watched ones when the oracle moved against them (masks ``down`` / ``up``) by enough to
-    bring HF at their last check x the worst relative move since (over all assets, or over
-    the near-constant ones for debt only in those) to 1. Parked ones stay in their own list.
-    (Two plain loops with few live values: the first one carries no dependency.)"""
+    returns their count. Listed and new ones always; watched ones when the oracle moved
+    against them (masks ``down`` / ``up``) by enough to bring HF at their last check x the
+    worst relative move since (over all assets, or over the near-constant ones for debt only
+    in those) to 1. Parked ones stay in their own list. (Two plain loops with few live
+    values: the first one carries no dependency.)"""
     for k in range(n_cand):
         ratio = ratios[lepoch[k], 1 if (ldm[k] & nonstable) != 0 else 0]
         moved = ((lcm[k] & down) | (ldm[k] & up)) != 0
@@ -958,14 +987,12 @@ def _check(
             n_cur += 1
             continue
         w, v = _sums(k, rec, rb, lay, lt, oracle)
-        if v > 0.0 and w < v:
+        if _liquidatable(w, v):
             pend[k] = _LISTED
             cur[n_cur] = k
             n_cur += 1
         else:
-            pend[k] = _WATCHED
-            lhf[k] = _hf32(w, v)
-            lepoch[k] = epoch
+            _watch(k, w, v, epoch, pend, lhf, lepoch)
     return n_cur
 
 
@@ -1176,10 +1203,7 @@ def _run_path(
                         e_lo = min(e_lo, int(lepoch[k]))
                 for e in range(e_lo, epoch + 1):
                     _epoch_ratios(e, oracle, ep_oracle, stable_mask, ratios, r_top)
-                # pass 1, branch-free: the candidates that need a look, in order. Listed and
-                # new ones always; watched ones when the oracle moved against them (masks)
-                # by enough to bring HF at their last check x the worst relative move since
-                # (over all assets) to 1. Parked ones stay in their own list.
+                # pass 1 picks the candidates that need a look, pass 2 checks them
                 n_todo = _pick(
                     n_cand, epoch, lepoch, lcm, ldm, pend, lhf, ratios, nonstable, down,
                     up, look, todo,
@@ -1206,7 +1230,7 @@ def _run_path(
                 for q in range(n_cur + n_park):
                     k = cur[q] if q < n_cur else int(pc[q - n_cur, 0])
                     w, v = _sums(k, rec, rb, lay, lt, oracle)
-                    if not (v > 0.0 and w < v):
+                    if not _liquidatable(w, v):
                         continue
                     bi, _, _, _, _, _ = _best_pair(
                         k, w, v, rec, rb, lay, oracle, mkt, pp, inv, bonus,
@@ -1268,10 +1292,8 @@ def _run_path(
                     continue
                 w, v = _sums(k, rec, rb, lay, lt, oracle)
                 if parked:  # parked, and now it might pay: is it still under water?
-                    if not (v > 0.0 and w < v):
-                        pend[k] = _WATCHED
-                        lhf[k] = _hf32(w, v)
-                        lepoch[k] = epoch
+                    if not _liquidatable(w, v):
+                        _watch(k, w, v, epoch, pend, lhf, lepoch)
                         continue
                     pend[k] = _LISTED
                 bi, bj, b_repay, b_seize, b_fee, b_flags = _best_pair(
@@ -1319,13 +1341,11 @@ def _run_path(
                             rec[k, lay[3] + e] = 0.0
                 # still under water at these oracle prices? (they hold until the next scan)
                 w, v = _sums(k, rec, rb, lay, lt, oracle)
-                if v > 0.0 and w < v:
+                if _liquidatable(w, v):
                     nxt[n_nxt] = k
                     n_nxt += 1
                 else:
-                    pend[k] = _WATCHED
-                    lhf[k] = _hf32(w, v)
-                    lepoch[k] = epoch
+                    _watch(k, w, v, epoch, pend, lhf, lepoch)
             tmp = cur
             cur = nxt
             nxt = tmp

@@ -44,6 +44,7 @@ from simulator.cascade.rules import (
     FLAG_FULL_DEBT,
     FLAG_INVALID,
     impact_factor,
+    liquidatable,
     oracle_deviates,
     plan_liquidation,
     sale_proceeds,
@@ -241,8 +242,7 @@ class _PathRun:
         return w, v
 
     def liquidatable(self, a: int) -> bool:
-        w, v = self._weighted_and_debt(a)
-        return v > 0.0 and w < v
+        return liquidatable(*self._weighted_and_debt(a))
 
     def best_pair(self, a: int) -> tuple[int, int, float, float, float, int, float, float] | None:
         """The liquidator's most profitable (collateral, debt) pair for account ``a``:

@@ -33,6 +33,7 @@ __all__ = [
     "FLAG_FULL_DEBT",
     "FLAG_INVALID",
     "impact_factor",
+    "liquidatable",
     "oracle_deviates",
     "plan_liquidation",
     "pool_depth",
@@ -136,6 +137,12 @@ def plan_liquidation(
         return 0.0, 0.0, 0.0, FLAG_INVALID
     fee = (seize - seize / (1.0 + bonus)) * protocol_fee
     return repay, seize, fee, flags
+
+
+def liquidatable(weighted: float, debt: float) -> bool:
+    """HF < 1: the account owes something (``debt``, USD at oracle prices) and its collateral
+    x LT (``weighted``, USD) is below it."""
+    return debt > 0.0 and weighted < debt
 
 
 def oracle_deviates(observed: float, current: float, deviation: float) -> bool:
