@@ -1139,7 +1139,6 @@ def _run_path(
     pc = park_a  # the parked ones (_park_row), in order
     pn = park_b
     n_park = 0
-    park_stale = False
     rebuild = True  # the first scan checks every candidate (all new)
 
     for t in range(n_steps1):
@@ -1161,10 +1160,7 @@ def _run_path(
                 lhf, lepoch, n_cand, lowered,
             )  # fmt: skip
             widened = 1
-            rebuild = True  # a scan rebuilds the lists (indices have moved)
-            n_cur = 0
-            n_park = 0
-            park_stale = True
+            rebuild = True  # the next scan rebuilds both lists (indices have moved)
             e_lo = 0  # newcomers' last check is epoch 0
         if t > 0:
             for j in range(n_assets):
@@ -1212,14 +1208,13 @@ def _run_path(
                     n_todo, todo, epoch, rec, rb, lay, lt, oracle, lcm, ldm, pend, lhf,
                     lepoch, down, up, cur,
                 )  # fmt: skip
-                if park_stale:  # candidates moved: list the parked ones again, in order
+                if rebuild:  # candidates moved: list the parked ones again, in order
                     n_park = 0
                     for k in range(n_cand):
                         if pend[k] == _PARKED:
                             gk = _gain_factor(k, rec, rb, lay, gfac)
                             _park_row(pc, n_park, k, lhf[k], lepoch[k], gk)
                             n_park += 1
-                    park_stale = False
                 down = np.int64(0)
                 up = np.int64(0)
                 rebuild = False
@@ -1366,10 +1361,7 @@ def _run_path(
                     ldm, pend, lhf, lepoch, n_cand, lowered,
                 )  # fmt: skip
                 widened = 1
-                rebuild = True  # a scan rebuilds the lists (indices have moved)
-                n_cur = 0
-                n_park = 0
-                park_stale = True
+                rebuild = True
                 e_lo = 0
             if lag == 0:
                 for j in range(n_assets):
