@@ -261,10 +261,10 @@ class _Groups:
 
     For oracle multipliers in ``[lo, hi]``, HF >= HF0 x min(lo over the group's collateral) /
     max(hi over its debt), so the accounts that can become liquidatable on a path are a
-    prefix of each group (slots ``ptr[g] ..``). ``rec`` holds one row per slot with what the
-    bound needs (``_pack_records``): ``[HF0, account row, header (counts, assets), coll x LT
-    x price, debt x price]`` at the snapshot (USD); ``lay`` its offsets. ``hf0`` repeats the
-    first column contiguously, for the prefix searches; ``scm`` is each slot's collateral
+    prefix of each group (slots ``ptr[g] ..``). ``hf0`` is each slot's HF0, for the prefix
+    searches; ``rec`` holds one row per slot with what the per-account bound needs
+    (``_pack_records``): ``[account row, header (trips, assets), coll x LT x price, debt x
+    price]`` at the snapshot (USD), ``lay`` its offsets; ``scm`` is each slot's collateral
     mask (``_narrow_mask``), for the widenings.
     """
 
@@ -292,7 +292,7 @@ class _Groups:
         ptr = np.zeros(uniq.shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(inverse, minlength=uniq.shape[0]), out=ptr[1:])
         rec, lay = _pack_records(
-            [hf0[order], order], rows, w_entry[order], v_entry[order], order=order, extra=0
+            [order], rows, w_entry[order], v_entry[order], order=order, extra=0
         )
         return cls(
             ptr=ptr,
@@ -300,7 +300,7 @@ class _Groups:
             dmask=np.ascontiguousarray(uniq[:, 1]),
             rec=rec,
             lay=lay,
-            hf0=np.ascontiguousarray(rec[:, 0]),
+            hf0=hf0[order],
             scm=_narrow_mask(rows.coll_mask[order], market.lt.shape[0]),
         )
 
@@ -693,7 +693,7 @@ def _widen(
             n_rej += 1
             continue
         if _may_trigger(s, lo, hi, brec, bb, blay):
-            q = int(brec[s, 1])
+            q = int(brec[s, 0])
             stamp[q] = 2
             newpos[n_new] = q
             n_new += 1
