@@ -103,7 +103,8 @@ _LISTED = 1
 _PARKED = 2
 _NEW = 3
 
-#: Relative slack on the skip bounds, far above float64 rounding of the sums they bound.
+#: Slack on the skip bounds (relative, and in USD where a bound is near 0), far above
+#: float64 rounding of the sums they bound.
 _BOUND_SLACK = 1e-9
 
 #: Helpers are inlined into the kernels at numba IR level: a call passing a dozen arrays
@@ -551,7 +552,7 @@ def _group_prefix(
             max_hi = max(max_hi, hi[j])
     if min_lo == np.inf:
         min_lo = 0.0
-    limit = max_hi * (1.0 + 1e-9)
+    limit = max_hi * (1.0 + _BOUND_SLACK)
     a = start
     b = ptr[g + 1]
     # the first member whose HF0 x min_lo reaches the limit (HF0 ascending): gallop from
@@ -608,7 +609,7 @@ def _may_trigger(s: int, lo: Any, hi: Any, brec: Any, bb: Any, blay: Any) -> boo
     v = 0.0
     for e in range(_n_debt(s, bb, blay)):
         v += brec[s, blay[3] + e] * hi[np.int64(bb[s, blay[2] + e])]
-    return v > 0.0 and w < v * (1.0 + 1e-9)
+    return v > 0.0 and w < v * (1.0 + _BOUND_SLACK)
 
 
 @_inline
@@ -856,7 +857,7 @@ def _best_pair(
                 # an upper bound of this pair's profit: skip it when it cannot beat the best
                 # so far (ties keep the earlier pair, as in the reference)
                 bound = min(dj * oracle[j], cap) * (gi - mrel[j]) - gas_usd
-                if bound + abs(bound) * 1e-9 + 1e-9 * (1.0 + gas_usd) <= best:
+                if bound + abs(bound) * _BOUND_SLACK + _BOUND_SLACK * (1.0 + gas_usd) <= best:
                     continue
             repay, seize, fee, flags = _plan(
                 ci, dj, v, hf, oracle[i], oracle[j], bonus[i], pfee[i],
@@ -901,7 +902,8 @@ def _may_pay(
             owed = rec[k, lay[3] + ej] * oracle[j]
             pair = owed if owed < cap else cap
             size = size if size > pair else pair
-            ok |= (pair > 0.0) & (pair * (gi - mrel[j]) * (1.0 + 1e-9) + 1e-9 >= gas_usd)
+            paid = pair * (gi - mrel[j]) * (1.0 + _BOUND_SLACK) + _BOUND_SLACK
+            ok |= (pair > 0.0) & (paid >= gas_usd)
     return ok, size
 
 
@@ -958,7 +960,7 @@ def _pick(
         ratio = ratios[lepoch[k], 1 if (ldm[k] & nonstable) != 0 else 0]
         moved = ((lcm[k] & down) | (ldm[k] & up)) != 0
         pk = pend[k]
-        watch = (pk == _WATCHED) & moved & (lhf[k] * ratio <= 1.0 + 1e-9)
+        watch = (pk == _WATCHED) & moved & (lhf[k] * ratio <= 1.0 + _BOUND_SLACK)
         look[k] = ((pk & 1) != 0) | watch  # _LISTED or _NEW
     n_todo = 0
     for k in range(n_cand):
@@ -1265,7 +1267,7 @@ def _run_path(
                         edge_stale = False
                     margin = min(edge, pc[r, 3] * rho_top - rho_low)
                     bound = pc[r, 1] * r_top[np.int64(pc[r, 2])] * margin
-                    if bound * (1.0 + 1e-9) + 1e-9 < gas_usd:
+                    if bound * (1.0 + _BOUND_SLACK) + _BOUND_SLACK < gas_usd:
                         for f in range(pc.shape[1]):
                             pn[n_pn, f] = pc[r, f]
                         n_pn += 1
@@ -1280,9 +1282,9 @@ def _run_path(
                     # no pair can pay for the gas (the reference finds no profit): park it;
                     # the parked list is only looked at when it might pay
                     pend[k] = _PARKED
-                    lhf[k] = _up32(size)
+                    lhf[k] = _up32(size)  # what a rebuilt parked list reads
                     lepoch[k] = epoch
-                    _park_row(pn, n_pn, k, size, epoch, _gain_factor(k, rec, rb, lay, gfac))
+                    _park_row(pn, n_pn, k, lhf[k], epoch, _gain_factor(k, rec, rb, lay, gfac))
                     n_pn += 1
                     continue
                 w, v = _sums(k, rec, rb, lay, lt, oracle)
