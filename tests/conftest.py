@@ -27,12 +27,17 @@ Fixture names (stable; other test modules rely on them):
     ``--cache`` never writes the user's ``~/.cache/shortfall/discovery.sqlite``.
 
 Integration tests are marked ``@pytest.mark.integration``.
+
+The repository tests on its own: an audit hook installed here refuses any ``open`` of a
+path beside the checkout (``<checkout>/../anything``), so a test that reads a sibling
+directory such as ``../shared`` fails at once instead of passing only on a developer's machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +50,8 @@ from keeper.devnet.chain import Contract, Rpc
 from keeper.devnet.deploy import set_price as _set_price
 from keeper.devnet.launch import setup_market
 from keeper.devnet.seed import Book
+
+from price_data import REPO
 
 DEVNET_ACCOUNTS = 300
 DEVNET_SEED = 7
@@ -84,6 +91,28 @@ class DevnetHandle:
     def contract(self, name: str, address: str) -> Contract:
         """A handle on a devnet contract by artifact name, e.g. ``contract("Pool", addr)``."""
         return Contract(self.rpc, address, name)
+
+
+_OUTSIDE = str(REPO.parent) + os.sep
+_INSIDE = str(REPO) + os.sep
+
+
+def _refuse_reads_beside_the_checkout(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook: an ``open`` of ``<checkout>/../X`` (X not the checkout) is an error."""
+    if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    path = os.fsdecode(args[0])
+    if not os.path.isabs(path):
+        path = os.path.join(os.getcwd(), path)
+    path = os.path.normpath(path)
+    if path.startswith(_OUTSIDE) and not (path + os.sep).startswith(_INSIDE):
+        raise PermissionError(
+            f"{path}: a test opened a file beside the checkout; the repository must test on "
+            f"its own (ship the data inside {REPO}, e.g. data/prices)"
+        )
+
+
+sys.addaudithook(_refuse_reads_beside_the_checkout)
 
 
 @pytest.fixture(scope="session", autouse=True)

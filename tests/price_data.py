@@ -1,38 +1,33 @@
-"""Where the tests find the real price histories (``../shared/data/prices``, PROVENANCE.md).
+"""Where the tests find the real price histories: ``data/prices`` in this repository.
 
-The package never reads them (the calibrated numbers are shipped in ``scenarios/``); only
-tests that check those numbers against the market do. They live next to the checkout
-(``<checkout>/../shared/data/prices``); a clone elsewhere points
-``SHORTFALL_PRICE_DATA`` at the directory. A missing directory is an error with that advice,
-not a skip: the checks must run.
+The CSVs were copied byte for byte from the project's shared data set; where each one comes
+from, its licence situation and how it was checked are in ``data/prices/PROVENANCE.md``.
+The package never reads them at run time (the calibrated numbers are shipped in
+``scenarios/``); the tests, the calibration scripts and ``shortfall backtest`` runs on the
+shipped history do.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-__all__ = ["PRICES", "price_file"]
+__all__ = ["PRICES", "REPO", "price_file"]
 
-PRICES = Path(
-    os.environ.get(
-        "SHORTFALL_PRICE_DATA",
-        Path(__file__).resolve().parents[2] / "shared" / "data" / "prices",
-    )
-)
-"""Directory of the shared price CSVs (``ETH-USD.csv``, ..., ``PROVENANCE.md``)."""
+REPO = Path(__file__).resolve().parents[1]
+"""The checkout's root: nothing a test reads may lie outside it (see ``conftest.py``)."""
+
+PRICES = REPO / "data" / "prices"
+"""Directory of the price CSVs (``ETH-USD.csv``, ..., ``PROVENANCE.md``)."""
 
 
 def price_file(name: str) -> Path:
-    """Path of one shared price file, e.g. ``price_file("ETH-USD.csv")``.
+    """Path of one shipped price file, e.g. ``price_file("ETH-USD.csv")``.
 
     Raises:
-        FileNotFoundError: the file is not there, with how to point the tests at the data.
+        FileNotFoundError: the file is not in ``data/prices``.
     """
     path = PRICES / name
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: real price data not found; the tests expect ../shared/data/prices next "
-            "to the checkout, or set SHORTFALL_PRICE_DATA to that directory"
-        )
+        available = ", ".join(sorted(p.name for p in PRICES.glob("*.csv"))) or "none"
+        raise FileNotFoundError(f"{path}: no such price file in the repository (have: {available})")
     return path

@@ -50,7 +50,7 @@ from keeper.pull import build_snapshot, load_dex_map, settings_from_deployment, 
 
 # -- ABIs ----------------------------------------------------------------------------------
 
-#: Selectors and topics as listed in shared/reference/PROTOCOLS.md (from Aave's sources).
+#: Selectors and topics as listed in Aave's public sources (IPool, IPoolDataProvider, the events).
 SELECTORS = {
     ("Pool", "getUserAccountData"): "bf92857c",
     ("Pool", "getReservesList"): "d1946dbc",

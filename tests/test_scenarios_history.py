@@ -1,6 +1,6 @@
-"""Scenarios against real price history (../shared/data/prices, see its PROVENANCE.md).
+"""Scenarios against real price history (data/prices, see its PROVENANCE.md).
 
-- historical kinds (block bootstrap, GARCH-filtered) calibrated from the shared CSVs, with
+- historical kinds (block bootstrap, GARCH-filtered) calibrated from the shipped CSVs, with
   the as-of date honoured (no look-ahead);
 - the default scenario's shipped parameters re-derived from the data;
 - the named stresses' magnitudes compared with what the market did, tolerances explained
@@ -57,7 +57,7 @@ def _historical_toml(tmp: Path, csv: Path, method: str, **extra: object) -> Path
         f"as_of = {AS_OF.isoformat()}",
         "n_steps = 24",
         "step_seconds = 3600",
-        'source = ["shared/data/prices"]',
+        'source = ["data/prices"]',
         "[gas]",
         "base_gwei = 20",
         "spike_gwei = 100",

@@ -151,7 +151,7 @@ def test_default_one_day_es_is_the_calibrated_t_and_the_market_s(tmp_path: Any) 
     """The default scenario's one-day 97.5% ES of each volatile factor equals the closed-form
     ES of its calibrated daily t (scale = vol x sqrt((dof - 2) / dof)), and lies within the
     sampling error of the ES of the market's own daily returns over the calibration window
-    (shared/data/prices; 730 days, about 18 in the tail)."""
+    (data/prices; 730 days, about 18 in the tail)."""
     import pandas as pd
     from price_data import price_file
 
