@@ -1,13 +1,31 @@
 """A lending market's state at one block: the contract between ``pull`` and ``simulate``.
 
-A snapshot is a directory holding ``meta.json``, ``reserves.parquet`` and
-``positions.parquet`` (formats in the README). ``MarketSnapshot`` loads, validates and saves
+A snapshot is a directory holding ``meta.json``, ``reserves.parquet``, ``positions.parquet``,
+``accounts.parquet`` (each account's e-mode category) and ``emode.parquet`` (the e-mode
+categories' parameters per asset); formats in the README. Snapshots written before e-mode was
+read have only the first three files and the original reserve columns: they load as markets
+without e-mode, isolation, caps or interest (the defaults in ``RESERVE_OPTIONAL``). ``MarketSnapshot`` loads, validates and saves
 it atomically, and ``MarketSnapshot.book()`` exposes the dense accounts x assets arrays the
 cascade engine works on.
 
 Units: balances are token units (float64, already divided by ``10**decimals``), prices are
 USD per token, and risk parameters are fractions (LT 0.825, bonus 0.05 for a 5% premium,
-protocol fee 0.10 of the premium).
+protocol fee 0.10 of the premium). Interest rates are annual rates as fractions (Aave's ray
+rates / 1e27, a 365-day year of seconds), indexes are Aave's ray indexes / 1e27.
+
+**E-mode.** An account in an e-mode category gets the category's LTV, LT and liquidation
+bonus for some of its collateral, the reserve's own for the rest:
+
+- ``meta["emode_family"] == "liquid"`` (Aave v3.2 and later): the category's parameters apply
+  to the assets in its collateral bitmap (``emode.parquet`` rows with ``is_collateral``); an
+  asset in its LTV-zero bitmap has LTV 0 there.
+- ``"per-reserve"`` (v3.0, v3.1): a reserve belongs to at most one category (its
+  configuration bits); the category's parameters apply to every asset of the category, and
+  when the category has a price source, those assets are priced by it for its accounts.
+
+The engines see this as *classes*: class 0 is "no e-mode", class ``k > 0`` the category
+``Book.class_category[k]``; ``Book.class_lt[k, j]`` is the LT of asset ``j`` for an account of
+class ``k``, and so on. ``Book.account_class`` maps each account to its class.
 """
 
 from __future__ import annotations
@@ -33,23 +51,56 @@ from simulator.atomic import (
 from simulator.errors import SnapshotError
 
 __all__ = [
+    "ACCOUNT_COLUMNS",
+    "EMODE_COLUMNS",
+    "EMODE_FAMILIES",
+    "HF_ROUNDINGS",
     "META_REQUIRED",
     "POSITION_COLUMNS",
     "RESERVE_COLUMNS",
+    "RESERVE_OPTIONAL",
+    "SECONDS_PER_YEAR",
     "SNAPSHOT_FILES",
     "Book",
     "MarketSnapshot",
     "check_save_target",
+    "empty_accounts",
+    "empty_emode",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
+IntArray = npt.NDArray[np.int64]
+
 META_FILE = "meta.json"
 RESERVES_FILE = "reserves.parquet"
 POSITIONS_FILE = "positions.parquet"
+ACCOUNTS_FILE = "accounts.parquet"
+EMODE_FILE = "emode.parquet"
 #: The files of a snapshot directory, and the only ones it holds.
-SNAPSHOT_FILES: tuple[str, ...] = (META_FILE, RESERVES_FILE, POSITIONS_FILE)
+SNAPSHOT_FILES: tuple[str, ...] = (
+    META_FILE,
+    RESERVES_FILE,
+    POSITIONS_FILE,
+    ACCOUNTS_FILE,
+    EMODE_FILE,
+)
+#: Files a snapshot must have; the others are absent in snapshots of older versions.
+SNAPSHOT_REQUIRED: tuple[str, ...] = (META_FILE, RESERVES_FILE, POSITIONS_FILE)
+
+#: Seconds in Aave's interest year (``MathUtils.SECONDS_PER_YEAR``).
+SECONDS_PER_YEAR = 365 * 24 * 3600
+
+#: ``meta["emode_family"]`` values: no e-mode read, v3.0/v3.1 per-reserve categories, v3.2+
+#: liquid e-modes (bitmaps).
+EMODE_FAMILIES: tuple[str, ...] = ("none", "per-reserve", "liquid")
+
+#: ``meta["hf_rounding"]`` values: how the Pool rounds the health factor.
+#: ``"weighted-sum"``: sum(value x LT) divided by debt (aave-v3-origin, v3.2 and later);
+#: ``"average-lt-bps"``: the collateral-weighted average LT rounded down to whole basis
+#: points, times collateral, divided by debt (aave-v3-core v3.0.x, v3.1).
+HF_ROUNDINGS: tuple[str, ...] = ("weighted-sum", "average-lt-bps")
 
 #: Keys every ``meta.json`` must have.
 META_REQUIRED: tuple[str, ...] = (
@@ -81,6 +132,51 @@ RESERVE_COLUMNS: dict[str, tuple[str, str]] = {
     "dex_fee": ("float", "pool swap fee, fraction (0.003)"),
 }
 
+#: reserves.parquet columns added with e-mode, isolation, caps and interest: column ->
+#: (kind, meaning, value for a snapshot that lacks the column). Written by every pull.
+RESERVE_OPTIONAL: dict[str, tuple[str, str, Any]] = {
+    "is_active": ("bool", "reserve active (configuration bit 56)", True),
+    "is_frozen": ("bool", "reserve frozen: no new supply or borrow (bit 57)", False),
+    "is_paused": (
+        "bool",
+        "reserve paused: no action at all, liquidations included (bit 60)",
+        False,
+    ),
+    "borrowable_in_isolation": ("bool", "may be borrowed by isolated accounts (bit 61)", False),
+    "siloed_borrowing": ("bool", "an account borrowing it may borrow nothing else (bit 62)", False),
+    "debt_ceiling_usd": ("float", "isolation debt ceiling, USD; 0: not an isolated asset", 0.0),
+    "isolation_mode_total_debt_usd": ("float", "debt against it in isolation, USD", 0.0),
+    "supply_cap": ("float", "supply cap, token units; 0: none", 0.0),
+    "borrow_cap": ("float", "borrow cap, token units; 0: none", 0.0),
+    "emode_category": ("int", "v3.0/v3.1 reserve e-mode category (bits 168-175); 0: none", 0),
+    "liquidity_rate": ("float", "supply rate, annual fraction (ray / 1e27)", 0.0),
+    "variable_borrow_rate": ("float", "variable borrow rate, annual fraction", 0.0),
+    "stable_borrow_rate": ("float", "stable borrow rate (v3.0), annual fraction", 0.0),
+    "liquidity_index": ("float", "normalised income at the block (ray / 1e27)", 1.0),
+    "variable_borrow_index": ("float", "normalised variable debt at the block", 1.0),
+}
+
+#: accounts.parquet: one row per account of positions.parquet.
+ACCOUNT_COLUMNS: dict[str, tuple[str, str]] = {
+    "account": ("str", "checksummed account address"),
+    "emode_category": ("int", "the account's e-mode category (getUserEMode); 0: none"),
+}
+
+#: emode.parquet: one row per (category, asset) the category names.
+EMODE_COLUMNS: dict[str, tuple[str, str]] = {
+    "category": ("int", "e-mode category id (1..255)"),
+    "label": ("str", "the category's label"),
+    "asset": ("str", "checksummed token address"),
+    "ltv": ("float", "the category's LTV for this collateral, fraction"),
+    "liquidation_threshold": ("float", "the category's LT for this collateral, fraction"),
+    "liquidation_bonus": ("float", "the category's liquidator premium, fraction"),
+    "is_collateral": ("bool", "the category's parameters apply to this collateral"),
+    "is_borrowable": ("bool", "accounts of the category may borrow it"),
+    "ltv_zero": ("bool", "the category gives this collateral LTV 0 (v3.3+ LTV-zero bitmap)"),
+    "price_source": ("str", "v3.0 category price source address, '' if none"),
+    "price_usd": ("float", "price of the asset for the category's accounts, USD per token"),
+}
+
 #: positions.parquet: one row per (account, asset) with a non-zero balance.
 POSITION_COLUMNS: dict[str, tuple[str, str]] = {
     "account": ("str", "checksummed account address"),
@@ -108,6 +204,20 @@ class Book:
         dex_reserve_asset: DEX pool reserve of the asset, token units, ``(n_assets,)``.
         dex_reserve_quote: DEX pool reserve of the quote stablecoin, USD, ``(n_assets,)``.
         dex_fee: DEX swap fee, fraction, ``(n_assets,)``.
+        account_class: each account's e-mode class (0: none), ``(n_accounts,)``.
+        class_category: the e-mode category of each class (class 0: category 0),
+            ``(n_classes,)``.
+        class_ltv, class_lt, class_bonus: LTV, LT and liquidation bonus of each asset's
+            collateral for an account of each class, fractions, ``(n_classes, n_assets)``;
+            row 0 holds the reserves' own parameters.
+        class_price_usd: price of each asset for an account of each class (a v3.0 category
+            price source), USD per token, ``(n_classes, n_assets)``; row 0 is ``price_usd``.
+        supply_rate, borrow_rate: annual supply and variable borrow rates at the snapshot
+            block, fractions, ``(n_assets,)``.
+        hf_rounding: the Pool's health-factor rounding (``HF_ROUNDINGS``).
+
+    Books built without the e-mode fields (synthetic ones) get one class, the reserves'
+    parameters, and zero rates.
     """
 
     accounts: npt.NDArray[np.str_]
@@ -125,10 +235,99 @@ class Book:
     dex_reserve_asset: FloatArray
     dex_reserve_quote: FloatArray
     dex_fee: FloatArray
+    account_class: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    class_category: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    class_ltv: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    class_lt: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    class_bonus: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    class_price_usd: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    supply_rate: FloatArray = field(default_factory=lambda: np.zeros(0))
+    borrow_rate: FloatArray = field(default_factory=lambda: np.zeros(0))
+    hf_rounding: str = "weighted-sum"
+
+    def __post_init__(self) -> None:
+        n_acc, n_ast = self.collateral.shape
+
+        def fill(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        if self.account_class.size == 0 and n_acc:
+            fill("account_class", np.zeros(n_acc, dtype=np.int64))
+        if self.class_category.size == 0:
+            fill("class_category", np.zeros(1, dtype=np.int64))
+        for name, row in (
+            ("class_ltv", self.ltv),
+            ("class_lt", self.liquidation_threshold),
+            ("class_bonus", self.liquidation_bonus),
+            ("class_price_usd", self.price_usd),
+        ):
+            if getattr(self, name).size == 0:
+                fill(name, np.asarray(row, dtype=np.float64)[None, :].copy())
+        for name in ("supply_rate", "borrow_rate"):
+            if getattr(self, name).size == 0:
+                fill(name, np.zeros(n_ast))
+        n_cls = len(self.class_category)
+        for name in ("class_ltv", "class_lt", "class_bonus", "class_price_usd"):
+            if getattr(self, name).shape != (n_cls, n_ast):
+                raise SnapshotError(
+                    f"Book.{name} has shape {getattr(self, name).shape}; expected "
+                    f"({n_cls}, {n_ast}) (classes x assets)"
+                )
+        if self.account_class.shape != (n_acc,) or (
+            n_acc
+            and not 0 <= int(self.account_class.min()) <= int(self.account_class.max()) < n_cls
+        ):
+            raise SnapshotError(
+                f"Book.account_class must hold one class in [0, {n_cls}) per account"
+            )
+        if self.hf_rounding not in HF_ROUNDINGS:
+            raise SnapshotError(
+                f"Book.hf_rounding = {self.hf_rounding!r}; expected one of {list(HF_ROUNDINGS)}"
+            )
 
     @property
     def n_accounts(self) -> int:
         return int(self.collateral.shape[0])
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.class_category.shape[0])
+
+    def account_lt(self) -> FloatArray:
+        """Each account's LT for each asset (its class's), ``(n_accounts, n_assets)``."""
+        return np.asarray(self.class_lt[self.account_class], dtype=np.float64)
+
+    def account_bonus(self) -> FloatArray:
+        """Each account's liquidation bonus for each collateral, ``(n_accounts, n_assets)``."""
+        return np.asarray(self.class_bonus[self.account_class], dtype=np.float64)
+
+    def account_prices(self, price_usd: FloatArray | None = None) -> FloatArray:
+        """Prices each account is valued at, ``(n_accounts, n_assets)``: ``price_usd`` (the
+        snapshot's when omitted) scaled by the account's class price ratio (1 unless a v3.0
+        category price source prices the asset)."""
+        prices = self.price_usd if price_usd is None else np.asarray(price_usd, dtype=np.float64)
+        ratio = self.class_price_usd / self.price_usd[None, :]
+        return np.asarray(prices[None, :] * ratio[self.account_class], dtype=np.float64)
+
+    def accrual_factors(self, seconds: float) -> tuple[FloatArray, FloatArray]:
+        """Growth of supplied and borrowed balances over ``seconds`` from the snapshot block.
+
+        Aave's own formulas from the snapshot's rates: supply balances grow with linear
+        interest (``MathUtils.calculateLinearInterest``), debt with the compounded
+        interest's three-term expansion (``calculateCompoundedInterest``).
+
+        Returns:
+            ``(supply_growth, debt_growth)``, each ``(n_assets,)`` and >= 1.
+        """
+        if seconds < 0:
+            raise SnapshotError(f"accrual over {seconds} s; expected >= 0")
+        x_s = self.supply_rate * seconds / SECONDS_PER_YEAR
+        x_b = self.borrow_rate * seconds / SECONDS_PER_YEAR
+        supply = 1.0 + x_s
+        n = seconds
+        per_s = self.borrow_rate / SECONDS_PER_YEAR
+        debt = 1.0 + x_b + per_s**2 * n * (n - 1) / 2.0 + per_s**3 * n * (n - 1) * (n - 2) / 6.0
+        return np.asarray(supply, dtype=np.float64), np.asarray(debt, dtype=np.float64)
 
     @property
     def n_assets(self) -> int:
@@ -137,8 +336,9 @@ class Book:
     def effective_collateral(self) -> FloatArray:
         """Collateral that counts towards the health factor, token units.
 
-        A supply counts only when the account enabled it and the reserve's LT is non-zero
-        (Aave V3 ``GenericLogic.calculateUserAccountData``).
+        A supply counts only when the account enabled it and the *reserve's* LT is non-zero
+        (Aave V3 ``GenericLogic.calculateUserAccountData`` tests the reserve's LT before it
+        looks at e-mode, in v3.0 as in v3.7), and then at its class's LT.
         """
         counts = self.collateral_enabled & (self.liquidation_threshold > 0.0)[None, :]
         return np.where(counts, self.collateral, 0.0)
@@ -146,25 +346,33 @@ class Book:
     def health_factor(self, price_usd: FloatArray | None = None) -> FloatArray:
         """Health factor per account, shape ``(n_accounts,)``; ``inf`` where there is no debt.
 
-        HF = sum(collateral value x LT) / debt value, at ``price_usd`` (the snapshot's
-        oracle prices when omitted).
+        HF = sum(collateral value x LT) / debt value, with each account's e-mode LTs and
+        prices, at ``price_usd`` (the snapshot's oracle prices when omitted), rounded the
+        way the snapshot's Pool rounds it (``hf_rounding``).
         """
-        prices = self.price_usd if price_usd is None else np.asarray(price_usd, dtype=np.float64)
-        weighted = self.effective_collateral() @ (prices * self.liquidation_threshold)
-        debt_usd = self.debt @ prices
+        prices = self.account_prices(price_usd)
+        lt = self.account_lt()
+        coll = self.effective_collateral()
+        weighted = np.einsum("ij,ij->i", coll * prices, lt)
+        debt_usd = np.einsum("ij,ij->i", self.debt, prices)
+        if self.hf_rounding == "average-lt-bps":
+            coll_usd = np.einsum("ij,ij->i", coll, prices)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                avg_bps = np.where(coll_usd > 0.0, np.floor(weighted * 1e4 / coll_usd), 0.0)
+            weighted = coll_usd * avg_bps / 1e4
         with np.errstate(divide="ignore", invalid="ignore"):
             hf = np.where(debt_usd > 0.0, weighted / debt_usd, np.inf)
         return np.asarray(hf, dtype=np.float64)
 
     def collateral_usd(self, price_usd: FloatArray | None = None) -> FloatArray:
         """Value of collateral that counts, USD, shape ``(n_accounts,)``."""
-        prices = self.price_usd if price_usd is None else price_usd
-        return np.asarray(self.effective_collateral() @ prices, dtype=np.float64)
+        prices = self.account_prices(price_usd)
+        return np.asarray(np.einsum("ij,ij->i", self.effective_collateral(), prices))
 
     def debt_usd(self, price_usd: FloatArray | None = None) -> FloatArray:
         """Value of debt, USD, shape ``(n_accounts,)``."""
-        prices = self.price_usd if price_usd is None else price_usd
-        return np.asarray(self.debt @ prices, dtype=np.float64)
+        prices = self.account_prices(price_usd)
+        return np.asarray(np.einsum("ij,ij->i", self.debt, prices))
 
     def symbol_index(self) -> dict[str, int]:
         """Map of symbol to column index."""
@@ -213,6 +421,66 @@ def _check_range(
         )
 
 
+def _check_emode(frame: pd.DataFrame, reserves: pd.DataFrame) -> pd.DataFrame:
+    _check_columns(frame, EMODE_COLUMNS, EMODE_FILE)
+    frame = _normalise(frame, EMODE_COLUMNS)
+    _check_range(frame, "category", 1, 255, EMODE_FILE, "label")
+    for col in ("ltv", "liquidation_threshold", "liquidation_bonus"):
+        _check_range(frame, col, 0.0, 1.0, EMODE_FILE, "asset")
+    prices = frame["price_usd"].to_numpy()
+    if (prices <= 0).any():
+        row = int(np.flatnonzero(prices <= 0)[0])
+        raise _fail(
+            EMODE_FILE, f"price_usd of {frame['asset'][row]} is {prices[row]!r}; expected > 0"
+        )
+    unknown = ~frame["asset"].isin(reserves["asset"])
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise _fail(
+            EMODE_FILE,
+            f"asset {frame['asset'][row]} of category {frame['category'][row]} is not in "
+            f"{RESERVES_FILE}",
+        )
+    dup = frame.duplicated(["category", "asset"])
+    if dup.any():
+        row = int(np.flatnonzero(dup.to_numpy())[0])
+        raise _fail(
+            EMODE_FILE,
+            f"(category {frame['category'][row]}, asset {frame['asset'][row]}) appears twice",
+        )
+    return frame.sort_values(["category", "asset"], kind="stable").reset_index(drop=True)
+
+
+def _check_accounts(
+    frame: pd.DataFrame, positions: pd.DataFrame, emode: pd.DataFrame
+) -> pd.DataFrame:
+    _check_columns(frame, ACCOUNT_COLUMNS, ACCOUNTS_FILE)
+    frame = _normalise(frame, ACCOUNT_COLUMNS)
+    _check_range(frame, "emode_category", 0, 255, ACCOUNTS_FILE, "account")
+    dup = frame["account"].duplicated()
+    if dup.any():
+        raise _fail(ACCOUNTS_FILE, f"account {frame['account'][dup].iloc[0]} appears twice")
+    held = pd.Index(positions["account"].unique())
+    stray = ~frame["account"].isin(held)
+    if stray.any():
+        raise _fail(
+            ACCOUNTS_FILE,
+            f"account {frame['account'][stray].iloc[0]} has no row in {POSITIONS_FILE}",
+        )
+    known = set(emode["category"].tolist())
+    missing = frame[(frame["emode_category"] != 0) & ~frame["emode_category"].isin(known)]
+    if not missing.empty:
+        raise _fail(
+            ACCOUNTS_FILE,
+            f"account {missing['account'].iloc[0]} is in e-mode category "
+            f"{int(missing['emode_category'].iloc[0])}, which {EMODE_FILE} does not describe",
+        )
+    category = frame.set_index("account")["emode_category"]
+    out = pd.DataFrame({"account": held.sort_values().astype(object)})
+    out["emode_category"] = out["account"].map(category).fillna(0).to_numpy(dtype=np.int64)
+    return out
+
+
 def check_save_target(path: str | Path) -> Path:
     """``path`` if a snapshot may be saved there, else ``SnapshotError`` saying why not.
 
@@ -226,9 +494,9 @@ def check_save_target(path: str | Path) -> Path:
     return Path(path)
 
 
-def _normalise_reserves(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame[list(RESERVE_COLUMNS)].copy()
-    for name, (kind, _) in RESERVE_COLUMNS.items():
+def _normalise(frame: pd.DataFrame, schema: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    out = frame[list(schema)].copy()
+    for name, (kind, _) in schema.items():
         if kind == "float":
             out[name] = out[name].astype(np.float64)
         elif kind == "int":
@@ -238,6 +506,33 @@ def _normalise_reserves(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             out[name] = out[name].astype(object)
     return out.reset_index(drop=True)
+
+
+def _reserve_schema() -> dict[str, tuple[str, str]]:
+    return {**RESERVE_COLUMNS, **{k: (v[0], v[1]) for k, v in RESERVE_OPTIONAL.items()}}
+
+
+def _normalise_reserves(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for name, (_, _, default) in RESERVE_OPTIONAL.items():
+        if name not in frame.columns:
+            frame[name] = default
+    return _normalise(frame, _reserve_schema())
+
+
+def empty_accounts() -> pd.DataFrame:
+    """An ``accounts.parquet`` frame with no rows (every account in category 0)."""
+    return pd.DataFrame(
+        {"account": pd.Series([], dtype=object), "emode_category": pd.Series([], dtype=np.int64)}
+    )
+
+
+def empty_emode() -> pd.DataFrame:
+    """An ``emode.parquet`` frame with no rows (a market without e-mode categories)."""
+    dtypes = {"str": object, "int": np.int64, "float": np.float64, "bool": bool}
+    return pd.DataFrame(
+        {name: pd.Series([], dtype=dtypes[kind]) for name, (kind, _) in EMODE_COLUMNS.items()}
+    )
 
 
 def _normalise_positions(frame: pd.DataFrame) -> pd.DataFrame:
@@ -260,13 +555,25 @@ class MarketSnapshot:
     meta: dict[str, Any]
     reserves: pd.DataFrame
     positions: pd.DataFrame
+    accounts: pd.DataFrame = field(default_factory=empty_accounts)
+    emode: pd.DataFrame = field(default_factory=empty_emode)
     _book: list[Book] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def from_frames(
-        cls, meta: Mapping[str, Any], reserves: pd.DataFrame, positions: pd.DataFrame
+        cls,
+        meta: Mapping[str, Any],
+        reserves: pd.DataFrame,
+        positions: pd.DataFrame,
+        accounts: pd.DataFrame | None = None,
+        emode: pd.DataFrame | None = None,
     ) -> MarketSnapshot:
-        """Validate and normalise the three parts of a snapshot."""
+        """Validate and normalise the parts of a snapshot.
+
+        ``accounts`` may list only the accounts in an e-mode category (the others are in
+        category 0); the saved file holds every account of ``positions``. ``None`` for
+        ``accounts`` / ``emode``: no e-mode.
+        """
         meta = dict(meta)
         missing = [k for k in META_REQUIRED if k not in meta]
         if missing:
@@ -279,6 +586,7 @@ class MarketSnapshot:
 
         _check_columns(reserves, RESERVE_COLUMNS, RESERVES_FILE)
         reserves = _normalise_reserves(reserves)
+        _check_columns(reserves, _reserve_schema(), RESERVES_FILE)
         if reserves.empty:
             raise _fail(RESERVES_FILE, "no reserves; a market has at least one")
         dup = reserves["asset"].duplicated()
@@ -318,7 +626,19 @@ class MarketSnapshot:
                 f"(account {positions['account'][row]}, asset {positions['asset'][row]}) "
                 "appears twice; expected one row per pair",
             )
-        return cls(meta=meta, reserves=reserves, positions=positions)
+        family = meta.setdefault("emode_family", "none")
+        if family not in EMODE_FAMILIES:
+            raise _fail(META_FILE, f"'emode_family' = {family!r}; expected one of {EMODE_FAMILIES}")
+        rounding = meta.setdefault("hf_rounding", "weighted-sum")
+        if rounding not in HF_ROUNDINGS:
+            raise _fail(META_FILE, f"'hf_rounding' = {rounding!r}; expected one of {HF_ROUNDINGS}")
+        emode = _check_emode(empty_emode() if emode is None else emode, reserves)
+        accounts = _check_accounts(
+            empty_accounts() if accounts is None else accounts, positions, emode
+        )
+        return cls(
+            meta=meta, reserves=reserves, positions=positions, accounts=accounts, emode=emode
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> MarketSnapshot:
@@ -328,7 +648,7 @@ class MarketSnapshot:
             raise SnapshotError(
                 f"{root}: no such snapshot directory (make one with shortfall pull)"
             )
-        for name in (META_FILE, RESERVES_FILE, POSITIONS_FILE):
+        for name in SNAPSHOT_REQUIRED:
             if not (root / name).is_file():
                 raise SnapshotError(f"{root / name}: missing; the snapshot is incomplete")
         try:
@@ -338,10 +658,20 @@ class MarketSnapshot:
         try:
             reserves = pd.read_parquet(root / RESERVES_FILE, engine="pyarrow")
             positions = pd.read_parquet(root / POSITIONS_FILE, engine="pyarrow")
+            accounts = (
+                pd.read_parquet(root / ACCOUNTS_FILE, engine="pyarrow")
+                if (root / ACCOUNTS_FILE).is_file()
+                else None
+            )
+            emode = (
+                pd.read_parquet(root / EMODE_FILE, engine="pyarrow")
+                if (root / EMODE_FILE).is_file()
+                else None
+            )
         except Exception as exc:  # pyarrow raises several unrelated types for a bad file
             raise SnapshotError(f"{root}: unreadable Parquet file ({exc})") from None
         try:
-            return cls.from_frames(meta, reserves, positions)
+            return cls.from_frames(meta, reserves, positions, accounts, emode)
         except SnapshotError as exc:
             raise SnapshotError(f"{root}/{exc}") from None
 
@@ -355,6 +685,8 @@ class MarketSnapshot:
         with atomic_directory(path) as tmp:
             write_parquet(self.reserves, tmp / RESERVES_FILE)
             write_parquet(self.positions, tmp / POSITIONS_FILE)
+            write_parquet(self.accounts, tmp / ACCOUNTS_FILE)
+            write_parquet(self.emode, tmp / EMODE_FILE)
             meta = dict(self.meta)
             meta.setdefault("software_version", __version__)
             atomic_write_json(tmp / META_FILE, meta)
@@ -385,6 +717,28 @@ class MarketSnapshot:
         def f(column: str) -> FloatArray:
             return np.asarray(r[column].to_numpy(dtype=np.float64))
 
+        category_of = self.accounts.set_index("account")["emode_category"]
+        account_category = pd.Series(accounts).map(category_of).fillna(0).to_numpy(np.int64)
+        categories = np.unique(account_category[account_category > 0])
+        class_category = np.concatenate([[0], categories]).astype(np.int64)
+        account_class = np.searchsorted(class_category, account_category).astype(np.int64)
+        n_cls = len(class_category)
+        tables = {
+            "ltv": np.repeat(f("ltv")[None, :], n_cls, axis=0),
+            "liquidation_threshold": np.repeat(f("liquidation_threshold")[None, :], n_cls, 0),
+            "liquidation_bonus": np.repeat(f("liquidation_bonus")[None, :], n_cls, axis=0),
+            "price_usd": np.repeat(f("price_usd")[None, :], n_cls, axis=0),
+        }
+        rows = self.emode[self.emode["category"].isin(categories)]
+        for row in rows.itertuples(index=False):
+            k = int(np.searchsorted(class_category, row.category))
+            j = asset_index[row.asset]
+            tables["price_usd"][k, j] = row.price_usd
+            if row.is_collateral:
+                tables["ltv"][k, j] = 0.0 if row.ltv_zero else row.ltv
+                tables["liquidation_threshold"][k, j] = row.liquidation_threshold
+                tables["liquidation_bonus"][k, j] = row.liquidation_bonus
+
         book = Book(
             accounts=accounts,
             assets=tuple(r["asset"]),
@@ -401,6 +755,15 @@ class MarketSnapshot:
             dex_reserve_asset=f("dex_reserve_asset"),
             dex_reserve_quote=f("dex_reserve_quote"),
             dex_fee=f("dex_fee"),
+            account_class=account_class,
+            class_category=class_category,
+            class_ltv=tables["ltv"],
+            class_lt=tables["liquidation_threshold"],
+            class_bonus=tables["liquidation_bonus"],
+            class_price_usd=tables["price_usd"],
+            supply_rate=f("liquidity_rate"),
+            borrow_rate=f("variable_borrow_rate"),
+            hf_rounding=str(self.meta.get("hf_rounding", "weighted-sum")),
         )
         self._book.append(book)
         return book
@@ -426,6 +789,8 @@ class MarketSnapshot:
                 "dex_reserve_asset": book.dex_reserve_asset,
                 "dex_reserve_quote": book.dex_reserve_quote,
                 "dex_fee": book.dex_fee,
+                "liquidity_rate": book.supply_rate,
+                "variable_borrow_rate": book.borrow_rate,
             }
         )
         rows, cols = np.nonzero((book.collateral > 0) | (book.debt > 0))
@@ -438,4 +803,38 @@ class MarketSnapshot:
                 "collateral_enabled": book.collateral_enabled[rows, cols],
             }
         )
-        return cls.from_frames(meta, reserves, positions)
+        # e-mode classes as liquid categories naming every asset (an asset outside the
+        # category carries the reserve's own parameters, which is the same thing)
+        emode = pd.DataFrame(
+            [
+                {
+                    "category": int(book.class_category[k]),
+                    "label": f"category {int(book.class_category[k])}",
+                    "asset": asset,
+                    "ltv": float(book.class_ltv[k, j]),
+                    "liquidation_threshold": float(book.class_lt[k, j]),
+                    "liquidation_bonus": float(book.class_bonus[k, j]),
+                    "is_collateral": True,
+                    "is_borrowable": True,
+                    "ltv_zero": False,
+                    "price_source": "",
+                    "price_usd": float(book.class_price_usd[k, j]),
+                }
+                for k in range(1, book.n_classes)
+                for j, asset in enumerate(book.assets)
+            ],
+            columns=list(EMODE_COLUMNS),
+        )
+        accounts = pd.DataFrame(
+            {
+                "account": book.accounts.astype(object),
+                "emode_category": book.class_category[book.account_class],
+            }
+        )
+        held = (book.collateral > 0).any(axis=1) | (book.debt > 0).any(axis=1)
+        meta = dict(meta)
+        meta.setdefault("emode_family", "liquid" if book.n_classes > 1 else "none")
+        meta.setdefault("hf_rounding", book.hf_rounding)
+        return cls.from_frames(
+            meta, reserves, positions, accounts[held], emode if book.n_classes > 1 else None
+        )

@@ -44,14 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from price_data import REPO
 
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.chain import Contract, Rpc
 from keeper.devnet.deploy import set_price as _set_price
 from keeper.devnet.launch import setup_market
 from keeper.devnet.seed import Book
-
-from price_data import REPO
 
 DEVNET_ACCOUNTS = 300
 DEVNET_SEED = 7

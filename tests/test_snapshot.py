@@ -101,14 +101,11 @@ def test_schema_constants() -> None:
 def test_round_trip_keeps_every_value(tmp_path: Path) -> None:
     snap = _snapshot()
     path = snap.save(tmp_path / "snap")
-    assert sorted(p.name for p in path.iterdir()) == [
-        "meta.json",
-        "positions.parquet",
-        "reserves.parquet",
-    ]
+    assert sorted(p.name for p in path.iterdir()) == sorted(SNAPSHOT_FILES)
     loaded = MarketSnapshot.load(path)
     pd.testing.assert_frame_equal(loaded.reserves, snap.reserves, check_exact=True)
     pd.testing.assert_frame_equal(loaded.positions, snap.positions, check_exact=True)
+    pd.testing.assert_frame_equal(loaded.accounts, snap.accounts, check_exact=True)
     assert loaded.meta == snap.meta
     assert json.loads((path / "meta.json").read_text())["block_number"] == 76
 
@@ -339,3 +336,164 @@ def test_save_refuses_to_replace_what_is_not_a_snapshot(
     snap.save(empty)
     assert sorted(p.name for p in empty.iterdir()) == sorted(SNAPSHOT_FILES)
     assert check_save_target(empty) == empty
+
+
+# -- e-mode, rates, older snapshots ---------------------------------------------------------
+
+WSTETH = "0x7f39C581F595B53c5cb19bD0b3f8dA6c935E2Ca0"
+
+
+def _emode_snapshot(family: str = "liquid", **emode_changes: Any) -> MarketSnapshot:
+    """Alice: 10 wstETH + 2 WETH collateral, 9 WETH debt, in category 1 (wstETH in the
+    collateral bitmap, WETH not); Bob: USDC collateral only, category 0."""
+    reserves = pd.concat(
+        [
+            _reserves(),
+            pd.DataFrame(
+                {
+                    "asset": [WSTETH],
+                    "symbol": ["wstETH"],
+                    "decimals": [18],
+                    "price_usd": [3600.0],
+                    "ltv": [0.785],
+                    "liquidation_threshold": [0.81],
+                    "liquidation_bonus": [0.06],
+                    "protocol_fee": [0.1],
+                    "usage_as_collateral_enabled": [True],
+                    "borrowing_enabled": [True],
+                    "dex_pair": [""],
+                    "dex_quote_asset": [""],
+                    "dex_reserve_asset": [0.0],
+                    "dex_reserve_quote": [0.0],
+                    "dex_fee": [0.0],
+                    "variable_borrow_rate": [0.02],
+                    "liquidity_rate": [0.001],
+                }
+            ),
+        ],
+        ignore_index=True,
+    ).fillna({"variable_borrow_rate": 0.0, "liquidity_rate": 0.0})
+    positions = pd.DataFrame(
+        {
+            "account": [ALICE, ALICE, ALICE, BOB],
+            "asset": [WSTETH, WETH, USDC, USDC],
+            "collateral": [10.0, 2.0, 0.0, 5000.0],
+            "debt": [0.0, 9.0, 0.0, 0.0],
+            "collateral_enabled": [True, True, False, True],
+        }
+    )
+    emode = pd.DataFrame(
+        {
+            "category": [1, 1],
+            "label": ["ETH correlated", "ETH correlated"],
+            "asset": [WSTETH, WETH],
+            "ltv": [0.93, 0.93],
+            "liquidation_threshold": [0.95, 0.95],
+            "liquidation_bonus": [0.01, 0.01],
+            "is_collateral": [True, False],
+            "is_borrowable": [False, True],
+            "ltv_zero": [False, False],
+            "price_source": ["", ""],
+            "price_usd": [3600.0, 3000.0],
+        }
+    )
+    for key, value in emode_changes.items():
+        emode[key] = value
+    accounts = pd.DataFrame({"account": [ALICE], "emode_category": [1]})
+    return MarketSnapshot.from_frames(
+        _meta(emode_family=family), reserves, positions, accounts, emode
+    )
+
+
+def test_emode_category_parameters_apply_to_its_collateral_only() -> None:
+    book = _emode_snapshot().book()
+    assert book.n_classes == 2 and list(book.class_category) == [0, 1]
+    a = list(book.accounts).index(ALICE)
+    j_st, j_eth = book.assets.index(WSTETH), book.assets.index(WETH)
+    assert book.account_class[a] == 1
+    assert book.account_lt()[a, j_st] == 0.95 and book.account_bonus()[a, j_st] == 0.01
+    # WETH is borrowable in the category but not in its collateral bitmap: reserve parameters
+    assert book.account_lt()[a, j_eth] == 0.83 and book.account_bonus()[a, j_eth] == 0.05
+    expected = (10 * 3600 * 0.95 + 2 * 3000 * 0.83) / (9 * 3000)
+    assert book.health_factor()[a] == pytest.approx(expected, rel=1e-15)
+    b = list(book.accounts).index(BOB)
+    assert book.account_class[b] == 0 and book.account_lt()[b, j_st] == 0.81
+
+
+def test_ltv_zero_bitmap_and_price_source() -> None:
+    book = _emode_snapshot(ltv_zero=[True, False]).book()
+    assert book.class_ltv[1, book.assets.index(WSTETH)] == 0.0
+    assert book.class_lt[1, book.assets.index(WSTETH)] == 0.95  # LT is kept
+    # a v3.0 category priced by its own source: its accounts see that price
+    src = _emode_snapshot(
+        "per-reserve", price_source=[USDC, USDC], price_usd=[3500.0, 3500.0], is_collateral=True
+    ).book()
+    a = list(src.accounts).index(ALICE)
+    expected = (10 * 3500 * 0.95 + 2 * 3500 * 0.95) / (9 * 3500)
+    assert src.health_factor()[a] == pytest.approx(expected, rel=1e-15)
+    assert src.debt_usd()[a] == pytest.approx(9 * 3500)
+
+
+def test_average_lt_rounding_of_v3_0() -> None:
+    snap = _emode_snapshot()
+    exact = snap.book().health_factor()
+    meta = dict(snap.meta, hf_rounding="average-lt-bps")
+    rounded = MarketSnapshot.from_frames(
+        meta, snap.reserves, snap.positions, snap.accounts, snap.emode
+    ).book()
+    a = list(rounded.accounts).index(ALICE)
+    weighted = 10 * 3600 * 0.95 + 2 * 3000 * 0.83
+    avg_bps = np.floor(weighted * 1e4 / (10 * 3600 + 2 * 3000))
+    assert rounded.health_factor()[a] == pytest.approx(
+        (10 * 3600 + 2 * 3000) * avg_bps / 1e4 / (9 * 3000), rel=1e-15
+    )
+    assert rounded.health_factor()[a] < exact[a]
+
+
+def test_emode_round_trip_and_from_book(tmp_path: Path) -> None:
+    snap = _emode_snapshot()
+    loaded = MarketSnapshot.load(snap.save(tmp_path / "snap"))
+    pd.testing.assert_frame_equal(loaded.emode, snap.emode, check_exact=True)
+    assert list(loaded.accounts["account"]) == [ALICE, BOB]
+    assert list(loaded.accounts["emode_category"]) == [1, 0]
+    np.testing.assert_array_equal(loaded.book().health_factor(), snap.book().health_factor())
+    again = MarketSnapshot.from_book(_meta(), snap.book()).book()
+    np.testing.assert_array_equal(again.health_factor(), snap.book().health_factor())
+    np.testing.assert_array_equal(again.class_bonus, snap.book().class_bonus)
+    np.testing.assert_array_equal(again.borrow_rate, snap.book().borrow_rate)
+
+
+def test_snapshot_of_an_older_version_loads_without_emode(tmp_path: Path) -> None:
+    path = _snapshot().save(tmp_path / "old")
+    (path / "accounts.parquet").unlink()
+    (path / "emode.parquet").unlink()
+    pd.read_parquet(path / "reserves.parquet")[list(RESERVE_COLUMNS)].to_parquet(
+        path / "reserves.parquet"
+    )
+    book = MarketSnapshot.load(path).book()
+    assert book.n_classes == 1 and not book.borrow_rate.any()
+    np.testing.assert_array_equal(book.health_factor(), _snapshot().book().health_factor())
+
+
+def test_account_in_an_undescribed_category_is_an_error() -> None:
+    snap = _emode_snapshot()
+    accounts = pd.DataFrame({"account": [ALICE], "emode_category": [3]})
+    with pytest.raises(SnapshotError, match=r"accounts.parquet: account .* category 3"):
+        MarketSnapshot.from_frames(snap.meta, snap.reserves, snap.positions, accounts, snap.emode)
+    stray = pd.DataFrame({"account": [WETH], "emode_category": [1]})
+    with pytest.raises(SnapshotError, match=r"has no row in positions\.parquet"):
+        MarketSnapshot.from_frames(snap.meta, snap.reserves, snap.positions, stray, snap.emode)
+
+
+def test_accrual_factors_follow_aave_math() -> None:
+    book = _emode_snapshot().book()
+    j = book.assets.index(WSTETH)
+    day = 86_400.0
+    supply, debt = book.accrual_factors(10 * day)
+    assert supply[j] == pytest.approx(1 + 0.001 * 10 / 365, rel=1e-15)
+    # compounded per second: close to exp(rate x t), below it by the fourth-order term
+    assert debt[j] == pytest.approx(np.exp(0.02 * 10 / 365), rel=1e-9)
+    assert debt[j] < np.exp(0.02 * 10 / 365)
+    assert supply[0] == debt[0] == 1.0  # WETH has no rates here
+    with pytest.raises(SnapshotError, match="expected >= 0"):
+        book.accrual_factors(-1.0)
