@@ -492,6 +492,7 @@ def _snapshot_meta(summary: Mapping[str, Any]) -> dict[str, Any]:
         "snapshot_dir": summary.get("snapshot_dir"),
         "addresses": meta.get("addresses") or {},
         "software_version": meta.get("software_version"),
+        "emode": meta.get("emode") or [],
     }
     return _jsonable(out)  # type: ignore[no-any-return]
 
@@ -1008,6 +1009,27 @@ def _section_snapshot(report: Mapping[str, Any]) -> str:
     for role, address in sorted(addresses.items()):
         pairs.append((f"{role}", _addr(address)))
     html_out = f'<section id="snapshot"><h2>Snapshot</h2>{_kv(pairs)}'
+    emode = snap.get("emode") or []
+    if any(row.get("category") for row in emode):
+        html_out += "<h3>Accounts and debt by e-mode category</h3>" + _table(
+            [
+                ("category", False),
+                ("label", False),
+                ("accounts", True),
+                ("debt", True),
+                ("share of debt", True),
+            ],
+            (
+                [
+                    _e(row.get("category")),
+                    _e(row.get("label") or ""),
+                    _e(f"{int(row.get('accounts') or 0):,}"),
+                    _usd(row.get("debt_usd")),
+                    _share(row.get("debt_share")),
+                ]
+                for row in emode
+            ),
+        )
     if report["snapshot_mismatches"]:
         items = "".join(
             f"<li>{_e(m['results_dir'])}: differs in {_e(', '.join(m['differs_in']))}</li>"

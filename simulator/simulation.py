@@ -540,7 +540,7 @@ def simulate(
         liquidated_quantiles=liq_q,
         selected_paths=selected,
         timeline=timeline,
-        snapshot_meta=dict(snapshot.meta),
+        snapshot_meta={**snapshot.meta, "emode": snapshot.emode_summary()},
         config=config,
         runtime_s=time.perf_counter() - started,
         reruns=sum(o.reruns for o in outs),

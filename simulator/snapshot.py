@@ -768,6 +768,33 @@ class MarketSnapshot:
         self._book.append(book)
         return book
 
+    def emode_summary(self) -> list[dict[str, Any]]:
+        """Accounts and debt per e-mode category (category 0 = none), for reports.
+
+        Returns:
+            One dict per category held by some account, ascending: ``category``, ``label``,
+            ``accounts`` (with debt), ``debt_usd`` (at the snapshot's prices, each account's
+            own) and ``debt_share`` (of the book's total debt).
+        """
+        book = self.book()
+        debt = book.debt_usd()
+        total = float(debt.sum())
+        labels = dict(zip(self.emode["category"], self.emode["label"], strict=True))
+        out = []
+        for k, category in enumerate(book.class_category):
+            members = book.account_class == k
+            owed = float(debt[members].sum())
+            out.append(
+                {
+                    "category": int(category),
+                    "label": "none" if category == 0 else str(labels.get(category, "")),
+                    "accounts": int((members & (debt > 0)).sum()),
+                    "debt_usd": owed,
+                    "debt_share": owed / total if total > 0 else 0.0,
+                }
+            )
+        return out
+
     @classmethod
     def from_book(cls, meta: Mapping[str, Any], book: Book) -> MarketSnapshot:
         """Build a snapshot from dense arrays (synthetic books in tests and benchmarks)."""

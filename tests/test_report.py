@@ -579,3 +579,25 @@ def test_chromium_check_sees_a_broken_figure(report_html: str, tmp_path: Path) -
     html_file.write_text(broken, encoding="utf-8")
     figures = _layout(html_file, tmp_path)["figures"]
     assert sum(not f["decoded"] for f in figures) == 1
+
+
+def test_snapshot_section_counts_emode_categories(results: dict[str, Path], tmp_path: Path) -> None:
+    emo = tmp_path / "emode"
+    shutil.copytree(results["mc"], emo)
+    summary = json.loads((emo / "summary.json").read_text())
+    assert summary["snapshot"]["emode"][0]["category"] == 0  # simulate records the split
+    summary["snapshot"]["emode"] = [
+        {"category": 0, "label": "none", "accounts": 7, "debt_usd": 3e6, "debt_share": 0.6},
+        {
+            "category": 1,
+            "label": "ETH correlated",
+            "accounts": 3,
+            "debt_usd": 2e6,
+            "debt_share": 0.4,
+        },
+    ]
+    (emo / "summary.json").write_text(json.dumps(summary))
+    page = make_report([emo])
+    assert "Accounts and debt by e-mode category" in page
+    assert "ETH correlated" in page and "40" in page
+    assert "by e-mode category" not in make_report([results["mc"]])  # no e-mode: no table

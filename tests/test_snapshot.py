@@ -497,3 +497,12 @@ def test_accrual_factors_follow_aave_math() -> None:
     assert supply[0] == debt[0] == 1.0  # WETH has no rates here
     with pytest.raises(SnapshotError, match="expected >= 0"):
         book.accrual_factors(-1.0)
+
+
+def test_emode_summary_counts_accounts_and_debt() -> None:
+    rows = _emode_snapshot().emode_summary()
+    assert [r["category"] for r in rows] == [0, 1]
+    assert rows[1]["label"] == "ETH correlated"
+    assert rows[1]["accounts"] == 1 and rows[1]["debt_usd"] == pytest.approx(27_000.0)
+    assert rows[1]["debt_share"] == 1.0
+    assert rows[0]["accounts"] == 0 and rows[0]["debt_usd"] == 0.0
