@@ -101,6 +101,9 @@ EMODE_FAMILIES: tuple[str, ...] = ("none", "per-reserve", "liquid")
 #: ``"average-lt-bps"``: the collateral-weighted average LT rounded down to whole basis
 #: points, times collateral, divided by debt (aave-v3-core v3.0.x, v3.1).
 HF_ROUNDINGS: tuple[str, ...] = ("weighted-sum", "average-lt-bps")
+#: Other names for the same roundings (the Pool version whose rounding it is), accepted in
+#: ``meta.json``.
+_HF_ROUNDING_ALIASES = {"v3.7": "weighted-sum", "v3.0": "average-lt-bps"}
 
 #: Keys every ``meta.json`` must have.
 META_REQUIRED: tuple[str, ...] = (
@@ -421,6 +424,11 @@ def _check_range(
         )
 
 
+def _hf_rounding(meta: Mapping[str, Any]) -> str:
+    value = str(meta.get("hf_rounding", "weighted-sum"))
+    return _HF_ROUNDING_ALIASES.get(value, value)
+
+
 def _check_emode(frame: pd.DataFrame, reserves: pd.DataFrame) -> pd.DataFrame:
     _check_columns(frame, EMODE_COLUMNS, EMODE_FILE)
     frame = _normalise(frame, EMODE_COLUMNS)
@@ -630,7 +638,7 @@ class MarketSnapshot:
         if family not in EMODE_FAMILIES:
             raise _fail(META_FILE, f"'emode_family' = {family!r}; expected one of {EMODE_FAMILIES}")
         rounding = meta.setdefault("hf_rounding", "weighted-sum")
-        if rounding not in HF_ROUNDINGS:
+        if _HF_ROUNDING_ALIASES.get(rounding, rounding) not in HF_ROUNDINGS:
             raise _fail(META_FILE, f"'hf_rounding' = {rounding!r}; expected one of {HF_ROUNDINGS}")
         emode = _check_emode(empty_emode() if emode is None else emode, reserves)
         accounts = _check_accounts(
@@ -763,7 +771,7 @@ class MarketSnapshot:
             class_price_usd=tables["price_usd"],
             supply_rate=f("liquidity_rate"),
             borrow_rate=f("variable_borrow_rate"),
-            hf_rounding=str(self.meta.get("hf_rounding", "weighted-sum")),
+            hf_rounding=_hf_rounding(self.meta),
         )
         self._book.append(book)
         return book

@@ -30,7 +30,7 @@ Integration tests are marked ``@pytest.mark.integration``.
 
 The repository tests on its own: an audit hook installed here refuses any ``open`` of a
 path beside the checkout (``<checkout>/../anything``), so a test that reads a sibling
-directory such as ``../shared`` fails at once instead of passing only on a developer's machine.
+directory (the project's shared folder, say) fails at once instead of passing only on a developer's machine.
 """
 
 from __future__ import annotations
