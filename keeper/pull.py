@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -28,10 +29,13 @@ from keeper.adapters.base import (
     AdapterConfig,
     DexLiquidity,
     DexSource,
+    EModeCategory,
     MarketAddresses,
+    MarketVersion,
     Prices,
     ProtocolAdapter,
     Reserve,
+    RoundingModel,
     get_adapter,
 )
 from keeper.adapters.multicall import MULTICALL3_ADDRESS
@@ -43,14 +47,21 @@ from keeper.redact import redact_url
 from simulator import __version__
 from simulator.snapshot import MarketSnapshot, check_save_target
 
+MAX_UINT256 = 2**256 - 1
+RAY = 10**27
+#: Aave's debt ceiling and isolationModeTotalDebt count hundredths of a dollar.
+DEBT_CEILING_DECIMALS = 2
+
 __all__ = [
     "PullSettings",
+    "SnapshotMismatch",
     "build_snapshot",
     "load_dex_map",
     "make_adapter",
     "pull",
     "settings_from_deployment",
     "summarize",
+    "verify_snapshot",
 ]
 
 log = logging.getLogger(__name__)
@@ -208,8 +219,15 @@ def build_snapshot(
     prices: Prices,
     positions: AccountPositions,
     dex: Mapping[str, DexLiquidity],
+    emode: Sequence[EModeCategory] = (),
+    version: MarketVersion | None = None,
 ) -> MarketSnapshot:
-    """Assemble and validate a snapshot from exact chain values (the float boundary)."""
+    """Assemble and validate a snapshot from exact chain values (the float boundary).
+
+    ``emode`` becomes ``emode.parquet`` (one row per category and asset it names) and
+    ``positions.emode`` ``accounts.parquet``; ``version`` says how to read LTV 0 (v3.6+
+    LTV-zero bitmap, else a reserve LTV of 0 stays 0 in e-mode too).
+    """
     rows: list[dict[str, Any]] = []
     for r in reserves:
         d = dex.get(r.asset)
@@ -230,25 +248,153 @@ def build_snapshot(
                 "dex_reserve_asset": d.reserve_asset / 10**d.asset_decimals if d else 0.0,
                 "dex_reserve_quote": d.reserve_quote / 10**d.quote_decimals if d else 0.0,
                 "dex_fee": d.fee if d else 0.0,
+                "is_active": r.active,
+                "is_frozen": r.frozen,
+                "is_paused": r.paused,
+                "borrowable_in_isolation": r.borrowable_in_isolation,
+                "siloed_borrowing": r.siloed_borrowing,
+                "debt_ceiling_usd": r.debt_ceiling / 10**DEBT_CEILING_DECIMALS,
+                "isolation_mode_total_debt_usd": r.isolation_mode_total_debt
+                / 10**DEBT_CEILING_DECIMALS,
+                "supply_cap": float(r.supply_cap),
+                "borrow_cap": float(r.borrow_cap),
+                "emode_category": r.emode_category,
+                "liquidity_rate": r.liquidity_rate_ray / RAY,
+                "variable_borrow_rate": r.variable_borrow_rate_ray / RAY,
+                "stable_borrow_rate": r.stable_borrow_rate_ray / RAY,
+                "liquidity_index": positions.indexes.get(
+                    r.asset, (r.liquidity_index_ray, r.variable_borrow_index_ray)
+                )[0]
+                / RAY,
+                "variable_borrow_index": positions.indexes.get(
+                    r.asset, (r.liquidity_index_ray, r.variable_borrow_index_ray)
+                )[1]
+                / RAY,
             }
         )
     frame = pd.DataFrame(rows)
     frame["decimals"] = frame["decimals"].astype(np.int64)
+    frame["emode_category"] = frame["emode_category"].astype(np.int64)
     decimals = {r.asset: r.decimals for r in reserves}
-    return MarketSnapshot.from_frames(meta, frame, _positions_frame(positions, decimals))
+    emode_frame = _emode_frame(emode, reserves, prices, version) if emode else None
+    accounts = pd.DataFrame(
+        {
+            "account": pd.Series(list(positions.emode), dtype=object),
+            "emode_category": np.array(list(positions.emode.values()), dtype=np.int64),
+        }
+    )
+    held = accounts["account"].isin({p.account for p in positions.positions})
+    return MarketSnapshot.from_frames(
+        meta,
+        frame,
+        _positions_frame(positions, decimals),
+        accounts[held].reset_index(drop=True),
+        emode_frame,
+    )
+
+
+def _emode_frame(
+    categories: Sequence[EModeCategory],
+    reserves: Sequence[Reserve],
+    prices: Prices,
+    version: MarketVersion | None,
+) -> pd.DataFrame:
+    ltvzero_bitmap = version is not None and version.has_ltvzero_bitmap
+    rows: list[dict[str, Any]] = []
+    for c in categories:
+        named = [r for r in reserves if r.asset in c.collateral or r.asset in c.borrowable]
+        placeholder = not named
+        for r in named or list(reserves[:1]):
+            # Before the LTV-zero bitmap (v3.6) a reserve LTV of 0 is 0 in every e-mode too.
+            zero = r.asset in c.ltv_zero or (not ltvzero_bitmap and r.ltv_bps == 0)
+            rows.append(
+                {
+                    "category": c.category,
+                    "label": c.label,
+                    "asset": r.asset,
+                    "ltv": c.ltv_bps / 1e4,
+                    "liquidation_threshold": c.liquidation_threshold_bps / 1e4,
+                    "liquidation_bonus": max(0.0, (c.liquidation_bonus_bps - 10_000) / 1e4),
+                    "is_collateral": not placeholder and r.asset in c.collateral,
+                    "is_borrowable": not placeholder and r.asset in c.borrowable,
+                    "ltv_zero": zero,
+                    "price_source": c.price_source,
+                    "price_usd": c.price_raw / prices.base_unit
+                    if c.price_raw
+                    else prices.usd(r.asset),
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame["category"] = frame["category"].astype(np.int64)
+    return frame
+
+
+class SnapshotMismatch(ChainError):
+    """The snapshot does not reproduce the protocol's own account data."""
+
+
+def verify_snapshot(
+    snapshot: MarketSnapshot, chain_data: Mapping[str, tuple[int, ...]], *, rel: float = 1e-9
+) -> list[str]:
+    """Accounts whose health factor, totalCollateralBase or totalDebtBase in ``snapshot``
+    differ from ``chain_data`` (``getUserAccountData`` tuples) by more than ``rel``
+    (relative; totals also within half a base unit), each as one line naming the account,
+    the block and both values. Empty when the snapshot reproduces every account."""
+    book = snapshot.book()
+    unit = float(snapshot.meta.get("base_currency_unit") or 10**8)
+    block = snapshot.meta["block_number"]
+    hf = book.health_factor()
+    coll = book.collateral_usd() * unit
+    debt = book.debt_usd() * unit
+    row = {a: i for i, a in enumerate(book.accounts)}
+    problems: list[str] = []
+    for account, data in chain_data.items():
+        total_coll, total_debt, chain_hf = data[0], data[1], data[5]
+        i = row.get(to_checksum_address(account))
+        ours = (float(hf[i]), float(coll[i]), float(debt[i])) if i is not None else (math.inf, 0, 0)
+        want_hf = math.inf if chain_hf == MAX_UINT256 else chain_hf / 1e18
+        hf_ok = (math.isinf(want_hf) and math.isinf(ours[0])) or (
+            math.isfinite(ours[0]) and abs(ours[0] - want_hf) <= rel * want_hf
+        )
+        totals_ok = all(
+            abs(mine - theirs) <= max(rel * theirs, 0.5)
+            for mine, theirs in ((ours[1], total_coll), (ours[2], total_debt))
+        )
+        if not (hf_ok and totals_ok):
+            problems.append(
+                f"account {to_checksum_address(account)} at block {block}: snapshot health "
+                f"factor {ours[0]!r}, getUserAccountData {want_hf!r}; totalCollateralBase "
+                f"{ours[1]:.0f} vs {total_coll}, totalDebtBase {ours[2]:.0f} vs {total_debt}"
+            )
+    return problems
 
 
 def summarize(snapshot: MarketSnapshot) -> dict[str, Any]:
-    """Headline figures of a snapshot: accounts, supplied and borrowed USD, HF < 1 count."""
+    """Headline figures of a snapshot: accounts, supplied and borrowed USD, HF < 1 count, and
+    accounts and debt per e-mode category (``"0"``: no e-mode)."""
     book = snapshot.book()
     hf = book.health_factor()
+    debt = book.debt_usd()
+    category = book.class_category[book.account_class]
+    labels = dict(zip(snapshot.emode["category"], snapshot.emode["label"], strict=True))
+    per_category: dict[str, dict[str, Any]] = {}
+    for c in sorted({0, *(int(x) for x in category)}):
+        members = category == c
+        per_category[str(c)] = {
+            "label": "none" if c == 0 else str(labels.get(c, "")),
+            "accounts": int(members.sum()),
+            "accounts_with_debt": int((members & (debt > 0)).sum()),
+            "debt_usd": float(debt[members].sum()),
+        }
     return {
         "accounts": book.n_accounts,
         "positions": len(snapshot.positions),
         "reserves": book.n_assets,
         "collateral_usd": float((book.collateral @ book.price_usd).sum()),
-        "debt_usd": float(book.debt_usd().sum()),
+        "debt_usd": float(debt.sum()),
         "accounts_hf_below_1": int((hf < 1.0).sum()),
+        "emode_family": snapshot.meta.get("emode_family", "none"),
+        "emode": per_category,
         "block_number": snapshot.meta["block_number"],
         "chain_id": snapshot.meta["chain_id"],
     }
@@ -315,38 +461,92 @@ async def pull(
                 accounts, reserves, block.number, on_progress=bar.advance
             )
         dex = await adapter.read_dex_liquidity(reserves, block.number)
+        version = await adapter.read_version(block.number)
+        emode = await adapter.read_emode(sorted(set(found.emode.values())), reserves, block.number)
+        with_debt = sorted(
+            {p.account for p in found.positions if p.debt > 0 or p.scaled_debt or p.stable_debt}
+        )
+        with progress("verifying accounts", total=len(with_debt)) as bar:
+            chain_data = await adapter.read_account_data(with_debt, block.number)
+            bar.advance(len(with_debt))
         await _check_not_reorganised(chain, block)
-        if found.emode:
-            log.warning(
-                "%d account(s) use e-mode; the snapshot carries the reserves' own LTV/LT/bonus, "
-                "so their health factors read lower than the chain's",
-                len(found.emode),
-            )
         meta = _meta(
             settings, adapter_cls.name, adapter_cls.hf_rounding, chain_id, block, addresses
         )
         meta.update(
             {
                 "base_currency_unit": prices.base_unit,
+                "pool_revision": version.pool_revision,
+                "emode_family": version.emode_family,
                 "accounts_discovered": len(accounts),
                 "emode_accounts": len(found.emode),
+                "verified_accounts": len(chain_data),
                 "discovery": {
                     "scanned_blocks": list(adapter.last_scan) if adapter.last_scan else None,
                     "cache": str(cache.path) if cache is not None else None,
                 },
-                "pull": {
-                    **chain.stats.as_dict(),
-                    "seconds": round(time.perf_counter() - started, 3),
-                },
             }
         )
-        snapshot = build_snapshot(meta, reserves, prices, found, dex)
+        snapshot, model = _exact_snapshot(
+            adapter, meta, reserves, prices, found, dex, emode, version, chain_data
+        )
+        log.info(
+            "pulled %d accounts at block %d; %d with debt match getUserAccountData (rounding %s)",
+            snapshot.n_accounts,
+            block.number,
+            len(chain_data),
+            model.name,
+        )
+        snapshot.meta["pull"] = {
+            **chain.stats.as_dict(),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
         if out is not None:
             snapshot.save(out)
         return snapshot
     finally:
         if own_chain:
             await chain.close()
+
+
+def _exact_snapshot(
+    adapter: ProtocolAdapter,
+    meta: dict[str, Any],
+    reserves: Sequence[Reserve],
+    prices: Prices,
+    found: AccountPositions,
+    dex: Mapping[str, DexLiquidity],
+    emode: Sequence[EModeCategory],
+    version: MarketVersion,
+    chain_data: Mapping[str, tuple[int, ...]],
+) -> tuple[MarketSnapshot, RoundingModel]:
+    """The snapshot under the first rounding model that reproduces every account's
+    ``getUserAccountData``; ``SnapshotMismatch`` naming an account when none does."""
+    first: tuple[RoundingModel, list[str]] | None = None
+    for model in adapter.rounding_candidates():
+        attempt = dict(
+            meta,
+            hf_rounding=model.hf_rounding,
+            debt_value_rounding=model.debt_value_rounding,
+            rounding_model=model.name,
+        )
+        snapshot = build_snapshot(
+            attempt, reserves, prices, adapter.with_rounding(found, model), dex, emode, version
+        )
+        problems = verify_snapshot(snapshot, chain_data)
+        if not problems:
+            return snapshot, model
+        if first is None:
+            first = (model, problems)
+        log.info("rounding %s leaves %d account(s) off; trying the next", model.name, len(problems))
+    assert first is not None
+    model, problems = first
+    more = f" (and {len(problems) - 1} more account(s))" if len(problems) > 1 else ""
+    raise SnapshotMismatch(
+        f"the snapshot cannot represent {problems[0]}{more}; no known Aave rounding "
+        f"(tried {', '.join(m.name for m in adapter.rounding_candidates())}, POOL_REVISION "
+        f"{version.pool_revision}) reproduces the Pool's getUserAccountData"
+    )
 
 
 async def _check_not_reorganised(chain: Chain, block: BlockRef) -> None:

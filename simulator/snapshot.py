@@ -52,6 +52,7 @@ from simulator.errors import SnapshotError
 
 __all__ = [
     "ACCOUNT_COLUMNS",
+    "DEBT_VALUE_ROUNDINGS",
     "EMODE_COLUMNS",
     "EMODE_FAMILIES",
     "HF_ROUNDINGS",
@@ -104,6 +105,18 @@ HF_ROUNDINGS: tuple[str, ...] = ("weighted-sum", "average-lt-bps")
 #: Other names for the same roundings (the Pool version whose rounding it is), accepted in
 #: ``meta.json``.
 _HF_ROUNDING_ALIASES = {"v3.7": "weighted-sum", "v3.0": "average-lt-bps"}
+
+#: ``meta["debt_value_rounding"]`` values: how the Pool rounds each debt's base-currency value
+#: (``GenericLogic._getUserDebtInBaseCurrency``): down before aave-v3-origin v3.5, up since.
+DEBT_VALUE_ROUNDINGS: tuple[str, ...] = ("floor", "ceil")
+
+#: Relative slack when a float stands for an exact integer that is floored or ceiled: a
+#: position's value in base units is a product of floats a few ulps off, so an exact integer
+#: may read as n - 1e-16 n. A true fraction as close to an integer is rare, and then costs
+#: one base unit (relative 1e-15 at that size).
+_INT_SLACK = 2e-15
+#: The same for the average LT in basis points (a ratio of two sums of values, <= 1e4).
+_BPS_SLACK = 1e-11
 
 #: Keys every ``meta.json`` must have.
 META_REQUIRED: tuple[str, ...] = (
@@ -218,6 +231,11 @@ class Book:
         supply_rate, borrow_rate: annual supply and variable borrow rates at the snapshot
             block, fractions, ``(n_assets,)``.
         hf_rounding: the Pool's health-factor rounding (``HF_ROUNDINGS``).
+        base_unit: oracle base-currency units per USD (1e8 on Aave V3); when set (> 0), each
+            position's value is rounded to whole base units the way the Pool rounds it
+            (collateral down, debt per ``debt_value_rounding``), so values and health
+            factors match ``getUserAccountData`` also for dust positions; 0: plain floats.
+        debt_value_rounding: ``"floor"`` or ``"ceil"`` (``DEBT_VALUE_ROUNDINGS``).
 
     Books built without the e-mode fields (synthetic ones) get one class, the reserves'
     parameters, and zero rates.
@@ -247,6 +265,8 @@ class Book:
     supply_rate: FloatArray = field(default_factory=lambda: np.zeros(0))
     borrow_rate: FloatArray = field(default_factory=lambda: np.zeros(0))
     hf_rounding: str = "weighted-sum"
+    base_unit: float = 0.0
+    debt_value_rounding: str = "floor"
 
     def __post_init__(self) -> None:
         n_acc, n_ast = self.collateral.shape
@@ -287,6 +307,13 @@ class Book:
             raise SnapshotError(
                 f"Book.hf_rounding = {self.hf_rounding!r}; expected one of {list(HF_ROUNDINGS)}"
             )
+        if self.debt_value_rounding not in DEBT_VALUE_ROUNDINGS:
+            raise SnapshotError(
+                f"Book.debt_value_rounding = {self.debt_value_rounding!r}; expected one of "
+                f"{list(DEBT_VALUE_ROUNDINGS)}"
+            )
+        if not (math.isfinite(self.base_unit) and self.base_unit >= 0):
+            raise SnapshotError(f"Book.base_unit = {self.base_unit!r}; expected >= 0")
 
     @property
     def n_accounts(self) -> int:
@@ -346,36 +373,66 @@ class Book:
         counts = self.collateral_enabled & (self.liquidation_threshold > 0.0)[None, :]
         return np.where(counts, self.collateral, 0.0)
 
+    def _values_usd(self, price_usd: FloatArray | None) -> tuple[FloatArray, FloatArray]:
+        """Per-position collateral (that counts) and debt values, USD, rounded to whole base
+        units as the Pool rounds them when ``base_unit`` is set."""
+        prices = self.account_prices(price_usd)
+        coll = self.effective_collateral() * prices
+        debt = self.debt * prices
+        if self.base_unit > 0:
+            unit = self.base_unit
+            coll = np.floor(coll * unit * (1.0 + _INT_SLACK)) / unit
+            if self.debt_value_rounding == "ceil":
+                debt = np.ceil(debt * unit * (1.0 - _INT_SLACK)) / unit
+            else:
+                debt = np.floor(debt * unit * (1.0 + _INT_SLACK)) / unit
+        return np.asarray(coll, dtype=np.float64), np.asarray(debt, dtype=np.float64)
+
     def health_factor(self, price_usd: FloatArray | None = None) -> FloatArray:
         """Health factor per account, shape ``(n_accounts,)``; ``inf`` where there is no debt.
 
         HF = sum(collateral value x LT) / debt value, with each account's e-mode LTs and
         prices, at ``price_usd`` (the snapshot's oracle prices when omitted), rounded the
-        way the snapshot's Pool rounds it (``hf_rounding``).
+        way the snapshot's Pool rounds it (``hf_rounding``, and each value to whole base
+        units when ``base_unit`` is set):
+
+        - ``"weighted-sum"``: sum(value x LT) / debt (the wad division's rounding is below
+          1e-18 and ignored);
+        - ``"average-lt-bps"``: the average LT floor(sum(value x LT_bps) / collateral) in
+          whole basis points, ``percentMul`` of the collateral by it (half up, in base units
+          when ``base_unit`` is set), divided by debt.
         """
-        prices = self.account_prices(price_usd)
+        coll, debt = self._values_usd(price_usd)
         lt = self.account_lt()
-        coll = self.effective_collateral()
-        weighted = np.einsum("ij,ij->i", coll * prices, lt)
-        debt_usd = np.einsum("ij,ij->i", self.debt, prices)
+        debt_usd = debt.sum(axis=1)
         if self.hf_rounding == "average-lt-bps":
-            coll_usd = np.einsum("ij,ij->i", coll, prices)
+            lt_bps = np.round(lt * 1e4)
+            coll_usd = coll.sum(axis=1)
+            weighted_bps = np.einsum("ij,ij->i", coll, lt_bps)
             with np.errstate(divide="ignore", invalid="ignore"):
-                avg_bps = np.where(coll_usd > 0.0, np.floor(weighted * 1e4 / coll_usd), 0.0)
-            weighted = coll_usd * avg_bps / 1e4
+                avg_bps = np.where(
+                    coll_usd > 0.0, np.floor(weighted_bps / coll_usd * (1.0 + _BPS_SLACK)), 0.0
+                )
+            if self.base_unit > 0:
+                unit = self.base_unit
+                weighted = np.floor(coll_usd * unit * avg_bps / 1e4 + 0.5) / unit
+            else:
+                weighted = coll_usd * avg_bps / 1e4
+        else:
+            weighted = np.einsum("ij,ij->i", coll, lt)
         with np.errstate(divide="ignore", invalid="ignore"):
             hf = np.where(debt_usd > 0.0, weighted / debt_usd, np.inf)
         return np.asarray(hf, dtype=np.float64)
 
     def collateral_usd(self, price_usd: FloatArray | None = None) -> FloatArray:
-        """Value of collateral that counts, USD, shape ``(n_accounts,)``."""
-        prices = self.account_prices(price_usd)
-        return np.asarray(np.einsum("ij,ij->i", self.effective_collateral(), prices))
+        """Value of collateral that counts, USD, shape ``(n_accounts,)`` (the Pool's
+        ``totalCollateralBase`` / ``base_unit`` when ``base_unit`` is set)."""
+        return np.asarray(self._values_usd(price_usd)[0].sum(axis=1), dtype=np.float64)
 
     def debt_usd(self, price_usd: FloatArray | None = None) -> FloatArray:
-        """Value of debt, USD, shape ``(n_accounts,)``."""
-        prices = self.account_prices(price_usd)
-        return np.asarray(np.einsum("ij,ij->i", self.debt, prices))
+        """Value of debt, USD, shape ``(n_accounts,)`` (``totalDebtBase`` / ``base_unit``
+        when ``base_unit`` is set)."""
+        return np.asarray(self._values_usd(price_usd)[1].sum(axis=1), dtype=np.float64)
 
     def symbol_index(self) -> dict[str, int]:
         """Map of symbol to column index."""
@@ -427,6 +484,13 @@ def _check_range(
 def _hf_rounding(meta: Mapping[str, Any]) -> str:
     value = str(meta.get("hf_rounding", "weighted-sum"))
     return _HF_ROUNDING_ALIASES.get(value, value)
+
+
+def _debt_value_rounding(meta: Mapping[str, Any]) -> str:
+    """``meta["debt_value_rounding"]``; absent, the rounding of the release an older pull
+    named in ``hf_rounding`` (v3.7 rounds debt values up), else down."""
+    default = "ceil" if meta.get("hf_rounding") == "v3.7" else "floor"
+    return str(meta.get("debt_value_rounding", default))
 
 
 def _check_emode(frame: pd.DataFrame, reserves: pd.DataFrame) -> pd.DataFrame:
@@ -640,6 +704,16 @@ class MarketSnapshot:
         rounding = meta.setdefault("hf_rounding", "weighted-sum")
         if _HF_ROUNDING_ALIASES.get(rounding, rounding) not in HF_ROUNDINGS:
             raise _fail(META_FILE, f"'hf_rounding' = {rounding!r}; expected one of {HF_ROUNDINGS}")
+        debt_rounding = meta.get("debt_value_rounding", "floor")
+        if debt_rounding not in DEBT_VALUE_ROUNDINGS:
+            raise _fail(
+                META_FILE,
+                f"'debt_value_rounding' = {debt_rounding!r}; expected one of "
+                f"{DEBT_VALUE_ROUNDINGS}",
+            )
+        unit = meta.get("base_currency_unit", 0)
+        if not isinstance(unit, int | float) or isinstance(unit, bool) or not unit >= 0:
+            raise _fail(META_FILE, f"'base_currency_unit' = {unit!r}; expected a number >= 0")
         emode = _check_emode(empty_emode() if emode is None else emode, reserves)
         accounts = _check_accounts(
             empty_accounts() if accounts is None else accounts, positions, emode
@@ -772,6 +846,8 @@ class MarketSnapshot:
             supply_rate=f("liquidity_rate"),
             borrow_rate=f("variable_borrow_rate"),
             hf_rounding=_hf_rounding(self.meta),
+            base_unit=float(self.meta.get("base_currency_unit", 0)),
+            debt_value_rounding=_debt_value_rounding(self.meta),
         )
         self._book.append(book)
         return book
@@ -870,6 +946,9 @@ class MarketSnapshot:
         meta = dict(meta)
         meta.setdefault("emode_family", "liquid" if book.n_classes > 1 else "none")
         meta.setdefault("hf_rounding", book.hf_rounding)
+        if book.base_unit > 0:
+            meta.setdefault("base_currency_unit", book.base_unit)
+            meta.setdefault("debt_value_rounding", book.debt_value_rounding)
         return cls.from_frames(
             meta, reserves, positions, accounts[held], emode if book.n_classes > 1 else None
         )

@@ -78,6 +78,8 @@ def test_every_abi_loads() -> None:
         "Multicall3",
         "Pool",
         "PoolAddressesProvider",
+        "PoolVersioned",
+        "ScaledBalanceToken",
         "UniswapV2Pair",
     ]
     for name in abi_names():

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import eth_abi
 from eth_utils import to_checksum_address
 
 from keeper.adapters.abi import event_topic, function, words
@@ -30,12 +31,15 @@ from keeper.adapters.base import (
     AdapterConfig,
     DexLiquidity,
     DexSource,
+    EModeCategory,
     MarketAddresses,
+    MarketVersion,
     OnProgress,
     Position,
     Prices,
     ProtocolAdapter,
     Reserve,
+    RoundingModel,
     register_adapter,
 )
 from keeper.adapters.multicall import Call, Multicall
@@ -51,10 +55,15 @@ from keeper.errors import (
 )
 
 __all__ = [
+    "ROUNDING_MODELS",
     "AaveV3Adapter",
     "ReserveConfiguration",
+    "candidate_models",
     "decode_reserve_configuration",
     "decode_user_configuration",
+    "ray_mul_ceil",
+    "ray_mul_floor",
+    "ray_mul_half_up",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,19 @@ _ASSETS_PRICES = function("AaveOracle", "getAssetsPrices")
 _ASSET_PRICE = function("AaveOracle", "getAssetPrice")
 _BASE_UNIT = function("AaveOracle", "BASE_CURRENCY_UNIT")
 _USER_RESERVE = function("AaveProtocolDataProvider", "getUserReserveData")
+_NORMALIZED_INCOME = function("Pool", "getReserveNormalizedIncome")
+_NORMALIZED_DEBT = function("Pool", "getReserveNormalizedVariableDebt")
+_ACCOUNT_DATA = function("Pool", "getUserAccountData")
+_POOL_REVISION = function("PoolVersioned", "POOL_REVISION")
+_EMODE_DATA = function("PoolVersioned", "getEModeCategoryData")
+_EMODE_CONFIG = function("PoolVersioned", "getEModeCategoryCollateralConfig")
+_EMODE_COLLATERAL = function("PoolVersioned", "getEModeCategoryCollateralBitmap")
+_EMODE_BORROWABLE = function("PoolVersioned", "getEModeCategoryBorrowableBitmap")
+_EMODE_LTVZERO = function("PoolVersioned", "getEModeCategoryLtvzeroBitmap")
+_EMODE_LABEL = function("PoolVersioned", "getEModeCategoryLabel")
+_EMODE_ISOLATED = function("PoolVersioned", "getIsEModeCategoryIsolated")
+_SCALED_BALANCE = function("ScaledBalanceToken", "scaledBalanceOf")
+_BALANCE_OF = function("ScaledBalanceToken", "balanceOf")
 _SYMBOL = function("ERC20", "symbol")
 _DECIMALS = function("ERC20", "decimals")
 _PAIR_RESERVES = function("UniswapV2Pair", "getReserves")
@@ -98,6 +120,9 @@ CHANGE_EVENTS: dict[str, int] = {
 
 #: How many light calls (a storage read or two) cost as much gas as one getUserReserveData.
 _LIGHT_CALLS_PER_HEAVY = 3
+#: How many balance reads one getUserAccountData costs, roughly (it prices every reserve the
+#: account touches).
+_ACCOUNT_DATA_COST = 10
 
 _MAINNET_HINT = (
     "Aave V3 Ethereum's PoolAddressesProvider is 0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"
@@ -187,6 +212,21 @@ def decode_user_configuration(word: int) -> tuple[list[int], list[int]]:
     return borrowing, collateral
 
 
+def _has_token(address: str) -> bool:
+    return int(address, 16) != 0
+
+
+def _index(ok: bool, data: bytes, what: str, block: int) -> int:
+    """A normalised index (ray) from the Pool's view at ``block``."""
+    value = int.from_bytes(data[:32], "big") if ok and len(data) >= 32 else 0
+    if value <= 0:
+        raise DecodeError(
+            f"{what} at block {block}: {'reverted' if not ok else 'no index'}; the Pool "
+            "must answer it for every listed reserve"
+        )
+    return value
+
+
 def _address(data: bytes, what: str) -> str:
     (value,) = words(data, 1, what=what)
     if value >> 160:
@@ -207,12 +247,83 @@ def _symbol(ok: bool, data: bytes, asset: str) -> str:
     return asset[:10]
 
 
+# -- the Pool's integer arithmetic ----------------------------------------------------------
+
+RAY = 10**27
+HALF_RAY = RAY // 2
+#: ``ReserveConfiguration.DEBT_CEILING_DECIMALS``: the debt ceiling and
+#: ``isolationModeTotalDebt`` count hundredths of the base currency's unit (USD cents).
+DEBT_CEILING_DECIMALS = 2
+
+
+def ray_mul_half_up(a: int, b: int) -> int:
+    """``WadRayMath.rayMul`` (half up), as v3.0-v3.4 tokens scale balances."""
+    return (a * b + HALF_RAY) // RAY
+
+
+def ray_mul_floor(a: int, b: int) -> int:
+    """``WadRayMath.rayMulFloor`` (v3.5+ ``TokenMath.getATokenBalance``)."""
+    return (a * b) // RAY
+
+
+def ray_mul_ceil(a: int, b: int) -> int:
+    """``WadRayMath.rayMulCeil`` (v3.5+ ``TokenMath.getVTokenBalance``)."""
+    return -((-a * b) // RAY)
+
+
+ROUNDING_MODELS: dict[str, RoundingModel] = {
+    m.name: m
+    for m in (
+        RoundingModel("v3.0", "average-lt-bps", "half-up", "floor"),
+        RoundingModel("v3.1-v3.4", "weighted-sum", "half-up", "floor"),
+        RoundingModel("v3.5+", "weighted-sum", "floor-ceil", "ceil"),
+    )
+}
+
+#: ``POOL_REVISION`` of the releases whose rounding is known from their sources:
+#: aave-v3-core v3.0.x answers 1-3; aave-v3-origin v3.3 answers 6, v3.4 7, v3.7 11.
+_V30_LAST_REVISION = 3
+_V35_FIRST_REVISION = 9
+#: v3.6 (revision 10) decoupled e-mode from the reserve's LTV (the LTV-zero bitmap); v3.7
+#: (11) leaves isolation, siloed borrowing and the per-reserve e-mode bits unused.
+_V37_REVISION = 11
+
+
+def candidate_models(revision: int | None) -> list[RoundingModel]:
+    """The rounding models to try, most likely first for this ``POOL_REVISION``.
+
+    The releases between v3.0 and v3.5 changed the health factor's rounding in steps the
+    revision alone does not pin down, so ``pull`` keeps the first model under which every
+    account's ``getUserAccountData`` is reproduced exactly.
+    """
+    m = ROUNDING_MODELS
+    if revision is not None and revision <= _V30_LAST_REVISION:
+        order = ["v3.0", "v3.1-v3.4", "v3.5+"]
+    elif revision is not None and revision < _V35_FIRST_REVISION:
+        order = ["v3.1-v3.4", "v3.0", "v3.5+"]
+    else:
+        order = ["v3.5+", "v3.1-v3.4", "v3.0"]
+    return [m[name] for name in order]
+
+
+def _decode_string(data: bytes) -> str:
+    try:
+        (text,) = eth_abi.decode(["string"], data)
+        return str(text)
+    except Exception:  # eth_abi raises several unrelated types
+        return ""
+
+
+def _bitmap_assets(bitmap: int, by_id: dict[int, Reserve]) -> frozenset[str]:
+    return frozenset(r.asset for i, r in by_id.items() if (bitmap >> i) & 1)
+
+
 @register_adapter
 class AaveV3Adapter(ProtocolAdapter):
     """Aave V3 (v3.0 to v3.7): a market named by its PoolAddressesProvider."""
 
     name = "aave-v3"
-    hf_rounding = "v3.7"
+    hf_rounding = "weighted-sum"
 
     def __init__(self, chain: Chain, config: AdapterConfig) -> None:
         super().__init__(chain, config)
@@ -220,6 +331,8 @@ class AaveV3Adapter(ProtocolAdapter):
         self._addresses: MarketAddresses | None = None
         self._base_unit: int | None = None
         self._ranges = AdaptiveRange(initial=config.initial_log_range)
+        self.version: MarketVersion | None = None
+        """What ``read_version`` found last."""
 
     @property
     def addresses(self) -> MarketAddresses:
@@ -439,20 +552,61 @@ class AaveV3Adapter(ProtocolAdapter):
 
     # -- reserves and prices -----------------------------------------------------------
 
+    async def read_version(self, block: int) -> MarketVersion:
+        """Probe the Pool (one Multicall3 batch, failures allowed): ``POOL_REVISION()``, and
+        which e-mode getters it answers. ``getEModeCategoryCollateralConfig`` (v3.2+) means
+        liquid e-modes; else ``getEModeCategoryData`` (v3.0/v3.1) per-reserve categories;
+        neither: no e-mode."""
+        pool = self.addresses.pool
+        probes = [
+            _POOL_REVISION.encode(),
+            _EMODE_CONFIG.encode(1),
+            _EMODE_DATA.encode(1),
+            _EMODE_LTVZERO.encode(1),
+        ]
+        answers = await self.multicall.run([Call(pool, c) for c in probes], block)
+        (rev_ok, rev), (cfg_ok, cfg), (data_ok, data), (zero_ok, zero) = answers
+        revision = int.from_bytes(rev[:32], "big") if rev_ok and len(rev) == 32 else None
+        if cfg_ok and len(cfg) >= 96:
+            family = "liquid"
+        elif data_ok and len(data) >= 7 * 32:
+            family = "per-reserve"
+        else:
+            family = "none"
+        version = MarketVersion(
+            pool_revision=revision,
+            emode_family=family,
+            has_ltvzero_bitmap=zero_ok and len(zero) >= 32,
+        )
+        if version != self.version:
+            log.info("aave-v3 pool %s: POOL_REVISION %s, e-mode %s", pool, revision or "-", family)
+        self.version = version
+        return version
+
     async def read_reserves(self, block: int) -> list[Reserve]:
         pool = self.addresses.pool
+        version = await self.read_version(block)
         raw = await self.chain.call(pool, _RESERVES_LIST.encode(), block, what="getReservesList()")
         (assets_raw,) = _RESERVES_LIST.decode(raw, what=f"on {pool} at block {block}")
         assets = [to_checksum_address(a) for a in assets_raw]
+        per = 5
         calls: list[Call] = []
         for asset in assets:
             calls.append(Call(pool, _RESERVE_DATA.encode(asset), allow_failure=False))
             calls.append(Call(asset, _SYMBOL.encode()))
             calls.append(Call(asset, _DECIMALS.encode()))
+            calls.append(Call(pool, _NORMALIZED_INCOME.encode(asset)))
+            calls.append(Call(pool, _NORMALIZED_DEBT.encode(asset)))
         results = await self.multicall.run(calls, block)
+        liquid = version.emode_family == "liquid"
+        # v3.7 leaves isolation, siloed borrowing and the v3.0 e-mode bits unused (their old
+        # values may linger in upgraded markets); liquid e-modes (v3.2+) dropped bits 168-175.
+        v37 = version.pool_revision is not None and version.pool_revision >= _V37_REVISION
         reserves: list[Reserve] = []
         for i, asset in enumerate(assets):
-            (_, data), (sym_ok, sym), (dec_ok, dec) = results[3 * i : 3 * i + 3]
+            (_, data), (sym_ok, sym), (dec_ok, dec), (inc_ok, inc), (nd_ok, nd) = results[
+                per * i : per * i + per
+            ]
             w = words(data, 15, what=f"getReserveData({asset}) on {pool} at block {block}")
             config = decode_reserve_configuration(w[0])
             decimals = config.decimals
@@ -466,10 +620,13 @@ class AaveV3Adapter(ProtocolAdapter):
                         decimals,
                         decimals,
                     )
+            symbol = _symbol(sym_ok, sym, asset)
+            income = _index(inc_ok, inc, f"getReserveNormalizedIncome({symbol})", block)
+            debt_index = _index(nd_ok, nd, f"getReserveNormalizedVariableDebt({symbol})", block)
             reserves.append(
                 Reserve(
                     asset=asset,
-                    symbol=_symbol(sym_ok, sym, asset),
+                    symbol=symbol,
                     decimals=decimals,
                     reserve_id=w[7],
                     ltv_bps=config.ltv,
@@ -481,10 +638,21 @@ class AaveV3Adapter(ProtocolAdapter):
                     frozen=config.frozen,
                     paused=config.paused,
                     borrowing_enabled=config.borrowing_enabled,
-                    emode_category=config.emode_category,
+                    emode_category=0 if liquid or v37 else config.emode_category,
                     a_token=to_checksum_address(w[8].to_bytes(20, "big")),
                     stable_debt_token=to_checksum_address(w[9].to_bytes(20, "big")),
                     variable_debt_token=to_checksum_address(w[10].to_bytes(20, "big")),
+                    borrowable_in_isolation=config.borrowable_in_isolation and not v37,
+                    siloed_borrowing=config.siloed_borrowing and not v37,
+                    debt_ceiling=0 if v37 else config.debt_ceiling,
+                    isolation_mode_total_debt=0 if v37 else w[14],
+                    supply_cap=config.supply_cap,
+                    borrow_cap=config.borrow_cap,
+                    liquidity_rate_ray=w[2],
+                    variable_borrow_rate_ray=w[4],
+                    stable_borrow_rate_ray=0 if liquid else w[5],
+                    liquidity_index_ray=income,
+                    variable_borrow_index_ray=debt_index,
                 )
             )
         return reserves
@@ -530,21 +698,40 @@ class AaveV3Adapter(ProtocolAdapter):
         block: int,
         on_progress: OnProgress | None = None,
     ) -> AccountPositions:
+        """Balances as the Pool counts them at ``block``: each account's configuration and
+        e-mode, the reserves' normalised income and variable debt at the block, then for the
+        flagged (account, reserve) pairs the aToken and variable debt token
+        ``scaledBalanceOf`` (and the stable debt token's ``balanceOf`` on v3.0/v3.1), scaled
+        with the Pool's rounding (``RoundingModel``; the release's most likely one here,
+        ``with_rounding`` redoes it for another)."""
         pool = self.addresses.pool
-        data_provider = self.addresses.data_provider
         by_id = {r.reserve_id: r for r in reserves}
+        version = self.version or await self.read_version(block)
+        with_stable = version.emode_family != "liquid"
 
-        # Phase 1: which reserves each account touches, and its e-mode category.
+        # Phase 1: which reserves each account touches, its e-mode category, and the
+        # reserves' indexes at this block.
         phase1: list[Call] = []
         for account in accounts:
             phase1.append(Call(pool, _USER_CONFIG.encode(account)))
             phase1.append(Call(pool, _USER_EMODE.encode(account)))
-        # These reads cost about a quarter of a getUserReserveData: pack more per batch.
+        for r in reserves:
+            phase1.append(Call(pool, _NORMALIZED_INCOME.encode(r.asset)))
+            phase1.append(Call(pool, _NORMALIZED_DEBT.encode(r.asset)))
+        # These reads cost about a quarter of a balance read: pack more per batch.
         results = await self.multicall.run(
             phase1, block, batch_size=_LIGHT_CALLS_PER_HEAVY * self.multicall.batch_size
         )
+        n = len(accounts)
+        indexes: dict[str, tuple[int, int]] = {}
+        for k, r in enumerate(reserves):
+            (inc_ok, inc), (nd_ok, nd) = results[2 * n + 2 * k], results[2 * n + 2 * k + 1]
+            indexes[r.asset] = (
+                _index(inc_ok, inc, f"getReserveNormalizedIncome({r.symbol})", block),
+                _index(nd_ok, nd, f"getReserveNormalizedVariableDebt({r.symbol})", block),
+            )
 
-        wanted: list[tuple[str, Reserve]] = []
+        wanted: list[tuple[str, Reserve, bool, bool]] = []
         emode: dict[str, int] = {}
         per_account: list[int] = []
         for k, account in enumerate(accounts):
@@ -558,17 +745,26 @@ class AaveV3Adapter(ProtocolAdapter):
                 category = int.from_bytes(em[:32], "big")
                 if category:
                     emode[account] = category
+            borrowing, collateral = decode_user_configuration(word)
             if self.config.all_reserves:
                 chosen = list(reserves) if word else []
             else:
-                borrowing, collateral = decode_user_configuration(word)
                 ids = sorted(set(borrowing) | set(collateral))
                 chosen = [by_id[i] for i in ids if i in by_id]
-            wanted.extend((account, r) for r in chosen)
-            per_account.append(len(chosen))
+            borrowed, enabled = set(borrowing), set(collateral)
+            calls_here = 0
+            for r in chosen:
+                wanted.append((account, r, r.reserve_id in borrowed, r.reserve_id in enabled))
+                calls_here += 3 if with_stable and _has_token(r.stable_debt_token) else 2
+            per_account.append(calls_here)
 
-        # Phase 2: balances of the flagged (account, reserve) pairs.
-        calls = [Call(data_provider, _USER_RESERVE.encode(r.asset, a)) for a, r in wanted]
+        # Phase 2: scaled balances of the flagged (account, reserve) pairs.
+        calls: list[Call] = []
+        for account, r, _, _ in wanted:
+            calls.append(Call(r.a_token, _SCALED_BALANCE.encode(account)))
+            calls.append(Call(r.variable_debt_token, _SCALED_BALANCE.encode(account)))
+            if with_stable and _has_token(r.stable_debt_token):
+                calls.append(Call(r.stable_debt_token, _BALANCE_OF.encode(account)))
         done = 0
         cursor = 0
 
@@ -586,27 +782,216 @@ class AaveV3Adapter(ProtocolAdapter):
                 on_progress(finished)
 
         answers = await self.multicall.run(calls, block, on_batch=progress)
+        model = candidate_models(version.pool_revision)[0]
         positions: list[Position] = []
         checksum: dict[str, str] = {}
-        for (account, reserve), (ok, data) in zip(wanted, answers, strict=True):
-            if not ok:
-                raise CallReverted(
-                    f"getUserReserveData({reserve.asset}, {account}) on PoolDataProvider "
-                    f"{data_provider} reverted at block {block}"
-                )
-            w = words(data, 9, what=f"getUserReserveData({reserve.symbol}, {account})")
-            collateral, stable, variable, enabled = w[0], w[1], w[2], w[8]
-            debt = stable + variable
-            if collateral == 0 and debt == 0:
+        at = 0
+        for account, reserve, is_borrowing, is_enabled in wanted:
+            stable_read = with_stable and _has_token(reserve.stable_debt_token)
+            got = answers[at : at + (3 if stable_read else 2)]
+            at += len(got)
+            values: list[int] = []
+            for (ok, data), token, what in zip(
+                got,
+                (reserve.a_token, reserve.variable_debt_token, reserve.stable_debt_token),
+                ("aToken scaledBalanceOf", "variable debt token scaledBalanceOf", "balanceOf"),
+                strict=False,
+            ):
+                if not ok or len(data) < 32:
+                    raise CallReverted(
+                        f"{what}({account}) on {token} ({reserve.symbol}) "
+                        f"{'reverted' if not ok else 'answered nothing'} at block {block}"
+                    )
+                values.append(int.from_bytes(data[:32], "big"))
+            scaled_coll, scaled_debt = values[0], values[1]
+            stable = values[2] if stable_read else 0
+            if scaled_coll == 0 and scaled_debt == 0 and stable == 0:
                 continue
+            income, debt_index = indexes[reserve.asset]
             owner = checksum.get(account)
             if owner is None:
                 owner = checksum[account] = to_checksum_address(account)
-            positions.append(Position(owner, reserve.asset, collateral, debt, bool(enabled)))
+            positions.append(
+                Position(
+                    owner,
+                    reserve.asset,
+                    model.collateral(scaled_coll, income),
+                    model.debt(scaled_debt, debt_index) + stable,
+                    is_enabled,
+                    scaled_collateral=scaled_coll,
+                    scaled_debt=scaled_debt,
+                    stable_debt=stable,
+                    borrowing=is_borrowing,
+                )
+            )
         if on_progress is not None and cursor < len(per_account):
             on_progress(len(per_account) - cursor)
         emode_checksummed = {to_checksum_address(a): c for a, c in emode.items()}
-        return AccountPositions(positions, emode_checksummed, len(accounts))
+        return AccountPositions(positions, emode_checksummed, len(accounts), indexes)
+
+    def rounding_candidates(self) -> list[RoundingModel]:
+        """The rounding models this Pool may use, most likely first (``candidate_models``)."""
+        return candidate_models(self.version.pool_revision if self.version else None)
+
+    @staticmethod
+    def with_rounding(found: AccountPositions, model: RoundingModel) -> AccountPositions:
+        """``found`` with every balance recomputed from its scaled balance under ``model``."""
+        out: list[Position] = []
+        for p in found.positions:
+            if p.scaled_collateral is None or p.scaled_debt is None:
+                out.append(p)
+                continue
+            income, debt_index = found.indexes[p.asset]
+            out.append(
+                replace(
+                    p,
+                    collateral=model.collateral(p.scaled_collateral, income),
+                    debt=model.debt(p.scaled_debt, debt_index) + p.stable_debt,
+                )
+            )
+        return replace(found, positions=out)
+
+    # -- e-mode ------------------------------------------------------------------------
+
+    async def read_emode(
+        self, used: Sequence[int], reserves: Sequence[Reserve], block: int
+    ) -> list[EModeCategory]:
+        """Every configured e-mode category (ids 1..255 scanned in one batch: a non-zero LT
+        marks one) and every category in ``used`` (the accounts' ``getUserEMode``).
+
+        Liquid (v3.2+): ``getEModeCategoryCollateralConfig`` (ltv, LT, bonus), the collateral,
+        borrowable and (v3.6+) LTV-zero bitmaps over reserve ids, the label, and
+        ``getIsEModeCategoryIsolated`` where the Pool has it. Per-reserve (v3.0/v3.1):
+        ``getEModeCategoryData`` (ltv, LT, bonus, price source, label); the category's
+        assets are the reserves whose configuration bits 168-175 name it, and a non-zero
+        price source prices them at ``AaveOracle.getAssetPrice(priceSource)``, which is what
+        ``EModeLogic.getEModeConfiguration`` asks the oracle for.
+        """
+        version = self.version or await self.read_version(block)
+        if version.emode_family == "none":
+            if used:
+                raise ChainError(
+                    f"accounts are in e-mode categories {sorted(set(used))[:5]} at block "
+                    f"{block}, but Pool {self.addresses.pool} answers neither "
+                    "getEModeCategoryCollateralConfig nor getEModeCategoryData"
+                )
+            return []
+        pool = self.addresses.pool
+        ids = list(range(1, 256))
+        liquid = version.emode_family == "liquid"
+        scan_fn = _EMODE_CONFIG if liquid else _EMODE_DATA
+        scan = await self.multicall.run([Call(pool, scan_fn.encode(i)) for i in ids], block)
+        params: dict[int, tuple[int, int, int, str, str]] = {}
+        for i, (ok, data) in zip(ids, scan, strict=True):
+            if not ok or not data:
+                continue
+            if liquid:
+                ltv, lt, bonus = words(data, 3, what=f"getEModeCategoryCollateralConfig({i})")
+                source, label = _ZERO, ""
+            else:
+                ((ltv, lt, bonus, source, label),) = _EMODE_DATA.decode(
+                    data, what=f"getEModeCategoryData({i}) at block {block}"
+                )
+            if lt or i in used:
+                params[i] = (int(ltv), int(lt), int(bonus), to_checksum_address(source), label)
+        missing = sorted(set(used) - set(params))
+        if missing:
+            raise ChainError(
+                f"Pool {pool} does not describe e-mode categor{'y' if len(missing) == 1 else 'ies'}"
+                f" {missing} at block {block}, yet accounts are in them"
+            )
+        chosen = sorted(params)
+        by_id = {r.reserve_id: r for r in reserves}
+        out: list[EModeCategory] = []
+        if liquid:
+            getters = [_EMODE_COLLATERAL, _EMODE_BORROWABLE, _EMODE_LABEL, _EMODE_ISOLATED]
+            if version.has_ltvzero_bitmap:
+                getters.append(_EMODE_LTVZERO)
+            calls = [Call(pool, g.encode(i)) for i in chosen for g in getters]
+            answers = await self.multicall.run(calls, block)
+            per = len(getters)
+            for k, i in enumerate(chosen):
+                got = answers[per * k : per * k + per]
+                (c_ok, coll), (b_ok, borr) = got[0], got[1]
+                if not (c_ok and b_ok):
+                    raise CallReverted(
+                        f"getEModeCategoryCollateralBitmap / BorrowableBitmap({i}) on Pool "
+                        f"{pool} reverted at block {block}"
+                    )
+                zero = 0
+                if version.has_ltvzero_bitmap and got[4][0] and len(got[4][1]) >= 32:
+                    zero = int.from_bytes(got[4][1][:32], "big")
+                ltv, lt, bonus, _, _ = params[i]
+                out.append(
+                    EModeCategory(
+                        category=i,
+                        label=_decode_string(got[2][1]) if got[2][0] else "",
+                        ltv_bps=ltv,
+                        liquidation_threshold_bps=lt,
+                        liquidation_bonus_bps=bonus,
+                        collateral=_bitmap_assets(words(coll, 1)[0], by_id),
+                        borrowable=_bitmap_assets(words(borr, 1)[0], by_id),
+                        ltv_zero=_bitmap_assets(zero, by_id),
+                        isolated=bool(got[3][0] and got[3][1][31:32] == b"\x01"),
+                    )
+                )
+            return out
+        sources = sorted({params[i][3] for i in chosen} - {_ZERO})
+        source_price: dict[str, int] = {}
+        if sources:
+            oracle = self.addresses.oracle
+            priced = await self.multicall.run(
+                [Call(oracle, _ASSET_PRICE.encode(src)) for src in sources], block
+            )
+            for src, (ok, data) in zip(sources, priced, strict=True):
+                price = int.from_bytes(data[:32], "big") if ok and len(data) >= 32 else 0
+                if price <= 0:
+                    raise ChainError(
+                        f"the oracle {oracle} cannot price e-mode price source {src} at block "
+                        f"{block} (getAssetPrice {'reverts' if not ok else 'is 0'})"
+                    )
+                source_price[src] = price
+        for i in chosen:
+            ltv, lt, bonus, source, label = params[i]
+            members = frozenset(r.asset for r in reserves if r.emode_category == i)
+            out.append(
+                EModeCategory(
+                    category=i,
+                    label=label,
+                    ltv_bps=ltv,
+                    liquidation_threshold_bps=lt,
+                    liquidation_bonus_bps=bonus,
+                    collateral=members,
+                    borrowable=members,
+                    price_source="" if source == _ZERO else source,
+                    price_raw=source_price.get(source, 0),
+                )
+            )
+        return out
+
+    # -- the Pool's own account data -----------------------------------------------------
+
+    async def read_account_data(
+        self, accounts: Sequence[str], block: int
+    ) -> dict[str, tuple[int, int, int, int, int, int]]:
+        """``getUserAccountData`` of each account at ``block`` (totalCollateralBase,
+        totalDebtBase, availableBorrowsBase, currentLiquidationThreshold, ltv,
+        healthFactor), batched through Multicall3; each costs about as much as a few
+        balance reads, so batches are smaller."""
+        pool = self.addresses.pool
+        calls = [Call(pool, _ACCOUNT_DATA.encode(a)) for a in accounts]
+        answers = await self.multicall.run(
+            calls, block, batch_size=max(1, self.multicall.batch_size // _ACCOUNT_DATA_COST)
+        )
+        out: dict[str, tuple[int, int, int, int, int, int]] = {}
+        for account, (ok, data) in zip(accounts, answers, strict=True):
+            if not ok:
+                raise CallReverted(
+                    f"getUserAccountData({account}) on Pool {pool} reverted at block {block}"
+                )
+            w = words(data, 6, what=f"getUserAccountData({account}) at block {block}")
+            out[account] = (w[0], w[1], w[2], w[3], w[4], w[5])
+        return out
 
     # -- DEX liquidity -----------------------------------------------------------------
 

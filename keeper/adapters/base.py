@@ -26,11 +26,14 @@ __all__ = [
     "AdapterConfig",
     "DexLiquidity",
     "DexSource",
+    "EModeCategory",
     "MarketAddresses",
+    "MarketVersion",
     "Position",
     "Prices",
     "ProtocolAdapter",
     "Reserve",
+    "RoundingModel",
     "adapter_names",
     "get_adapter",
     "register_adapter",
@@ -38,6 +41,8 @@ __all__ = [
 
 #: Progress callback: called with how much work just finished.
 OnProgress = Callable[[int], None]
+
+RAY = 10**27
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,24 @@ class Reserve:
     a_token: str = ""
     variable_debt_token: str = ""
     stable_debt_token: str = ""
+    borrowable_in_isolation: bool = False
+    siloed_borrowing: bool = False
+    debt_ceiling: int = 0
+    """Isolation-mode debt ceiling in hundredths of USD (``DEBT_CEILING_DECIMALS`` = 2); 0: the
+    asset is not isolated."""
+    isolation_mode_total_debt: int = 0
+    """Debt borrowed against this isolated collateral, hundredths of USD."""
+    supply_cap: int = 0
+    """Whole tokens; 0: no cap."""
+    borrow_cap: int = 0
+    """Whole tokens; 0: no cap."""
+    liquidity_rate_ray: int = 0
+    variable_borrow_rate_ray: int = 0
+    stable_borrow_rate_ray: int = 0
+    liquidity_index_ray: int = RAY
+    """``getReserveNormalizedIncome`` at the block read."""
+    variable_borrow_index_ray: int = RAY
+    """``getReserveNormalizedVariableDebt`` at the block read."""
 
     @property
     def ltv(self) -> float:
@@ -177,6 +200,14 @@ class Position:
     """Borrowed balance (variable plus stable debt), token base units."""
     collateral_enabled: bool
     """The account uses this supply as collateral."""
+    scaled_collateral: int | None = None
+    """aToken ``scaledBalanceOf`` (``None``: the balance was read unscaled)."""
+    scaled_debt: int | None = None
+    """Variable debt token ``scaledBalanceOf`` (``None``: read unscaled)."""
+    stable_debt: int = 0
+    """Stable debt (v3.0/v3.1; part of ``debt``), token base units."""
+    borrowing: bool = False
+    """The account's configuration flags this reserve as borrowed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +220,76 @@ class AccountPositions:
     """Checksummed account -> e-mode category, for accounts with a non-zero one."""
     accounts_read: int
     """Accounts asked about (including those with nothing left)."""
+    indexes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """Asset -> (normalised income, normalised variable debt), rays, at the block read."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketVersion:
+    """Which Aave release a Pool runs, as far as its own interface tells."""
+
+    pool_revision: int | None
+    """``POOL_REVISION()``; ``None`` when the Pool does not answer it."""
+    emode_family: str
+    """``"none"``, ``"per-reserve"`` (v3.0/v3.1 ``getEModeCategoryData`` and a category per
+    reserve) or ``"liquid"`` (v3.2+ bitmaps and ``getEModeCategoryCollateralConfig``)."""
+    has_ltvzero_bitmap: bool = False
+    """The Pool answers ``getEModeCategoryLtvzeroBitmap`` (v3.6+)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EModeCategory:
+    """One e-mode category at the block read; percentages in basis points."""
+
+    category: int
+    label: str
+    ltv_bps: int
+    liquidation_threshold_bps: int
+    liquidation_bonus_bps: int
+    collateral: frozenset[str]
+    """Assets whose collateral gets the category's parameters."""
+    borrowable: frozenset[str]
+    """Assets the category's accounts may borrow."""
+    ltv_zero: frozenset[str] = frozenset()
+    """Collateral with LTV 0 in the category."""
+    price_source: str = ""
+    """v3.0 category price source ('' if none)."""
+    price_raw: int = 0
+    """The oracle's price of ``price_source`` in base units (0 if none)."""
+    isolated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RoundingModel:
+    """How one family of Aave Pool releases turns scaled balances into a health factor.
+
+    - ``hf_rounding``: ``"average-lt-bps"`` (aave-v3-core v3.0.x: ``percentMul`` of the
+      collateral by the average LT floored to whole bps, then ``wadDiv`` by the debt) or
+      ``"weighted-sum"`` (``wadDiv(sum(value x LT), debt) / 1e4``, aave-v3-origin);
+    - ``balances``: ``"half-up"`` (``rayMul`` of the scaled balance by the normalised index,
+      before v3.5) or ``"floor-ceil"`` (v3.5+ ``TokenMath``: aToken floor, debt ceil);
+    - ``debt_value_rounding``: each debt's base-currency value ``"floor"`` (before v3.5) or
+      ``"ceil"`` (v3.5+ ``MathUtils.mulDivCeil``); collateral values are always floored.
+    """
+
+    name: str
+    hf_rounding: str
+    balances: str
+    debt_value_rounding: str
+
+    def collateral(self, scaled: int, income_index: int) -> int:
+        """The supplied balance the Pool counts for ``scaled`` at ``income_index`` (rays)."""
+        product = scaled * income_index
+        if self.balances == "floor-ceil":
+            return product // RAY
+        return (product + RAY // 2) // RAY
+
+    def debt(self, scaled: int, debt_index: int) -> int:
+        """The variable debt the Pool counts for ``scaled`` at ``debt_index`` (rays)."""
+        product = scaled * debt_index
+        if self.balances == "floor-ceil":
+            return -(-product // RAY)
+        return (product + RAY // 2) // RAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +364,34 @@ class ProtocolAdapter(ABC):
         on_progress: OnProgress | None = None,
     ) -> AccountPositions:
         """Balances of ``accounts`` at ``block``; ``on_progress(n)`` per n accounts done."""
+
+    @abstractmethod
+    async def read_version(self, block: int) -> MarketVersion:
+        """Which release the market runs (revision, e-mode family), from the contracts."""
+
+    @abstractmethod
+    async def read_emode(
+        self, used: Sequence[int], reserves: Sequence[Reserve], block: int
+    ) -> list[EModeCategory]:
+        """The e-mode categories at ``block``: every configured one and every id in
+        ``used`` (an account's category)."""
+
+    @abstractmethod
+    async def read_account_data(
+        self, accounts: Sequence[str], block: int
+    ) -> dict[str, tuple[int, int, int, int, int, int]]:
+        """The protocol's own view of each account at ``block`` (Aave: getUserAccountData),
+        to verify a snapshot against."""
+
+    @abstractmethod
+    def rounding_candidates(self) -> list[RoundingModel]:
+        """The rounding models the market may use, most likely first (after
+        ``read_version``)."""
+
+    @staticmethod
+    @abstractmethod
+    def with_rounding(found: AccountPositions, model: RoundingModel) -> AccountPositions:
+        """``found`` with balances recomputed under ``model``."""
 
     @abstractmethod
     async def read_dex_liquidity(
