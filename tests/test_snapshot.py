@@ -506,3 +506,67 @@ def test_emode_summary_counts_accounts_and_debt() -> None:
     assert rows[1]["accounts"] == 1 and rows[1]["debt_usd"] == pytest.approx(27_000.0)
     assert rows[1]["debt_share"] == 1.0
     assert rows[0]["accounts"] == 0 and rows[0]["debt_usd"] == 0.0
+
+
+def _dust_snapshot(**meta: Any) -> MarketSnapshot:
+    """Alice: 0.001234567 WETH and 0.5 USDC collateral, 1.2345671 USDC debt, at prices with
+    cents of cents, so rounding each value to the 1e-8 USD base unit shows."""
+    reserves = _reserves(price_usd=[3012.34567891, 0.99990123])
+    positions = pd.DataFrame(
+        {
+            "account": [ALICE, ALICE],
+            "asset": [WETH, USDC],
+            "collateral": [0.001234567, 0.5],
+            "debt": [0.0, 1.234567],
+            "collateral_enabled": [True, True],
+        }
+    )
+    return MarketSnapshot.from_frames(_meta(**meta), reserves, positions)
+
+
+def test_base_unit_rounding_follows_the_pool() -> None:
+    # integers the Pool computes: balance x price / 10^decimals, in base units (1e8 / USD)
+    weth = 1_234_567 * 10**9 * 301_234_567_891 // 10**18  # floored collateral
+    usdc = 500_000 * 99_990_123 // 10**6
+    debt_floor = 1_234_567 * 99_990_123 // 10**6
+    debt_ceil = -(-1_234_567 * 99_990_123 // 10**6)
+    assert debt_ceil == debt_floor + 1
+    plain = _dust_snapshot().book()
+    assert plain.base_unit == 0.0  # no base unit: plain floats, as before
+    ceil = _dust_snapshot(base_currency_unit=10**8, debt_value_rounding="ceil").book()
+    assert ceil.collateral_usd()[0] * 1e8 == pytest.approx(weth + usdc, abs=1e-6)
+    assert ceil.debt_usd()[0] * 1e8 == pytest.approx(debt_ceil, abs=1e-6)
+    weighted = weth * 8300 + usdc * 7800
+    assert ceil.health_factor()[0] == pytest.approx(weighted / 1e4 / debt_ceil, rel=1e-13)
+    floor = _dust_snapshot(base_currency_unit=10**8).book()
+    assert floor.debt_value_rounding == "floor"
+    assert floor.debt_usd()[0] * 1e8 == pytest.approx(debt_floor, abs=1e-6)
+    # v3.0: average LT floored to whole bps, percentMul (half up) in base units
+    v30 = _dust_snapshot(base_currency_unit=10**8, hf_rounding="average-lt-bps").book()
+    total = weth + usdc
+    avg = weighted // total
+    assert v30.health_factor()[0] == pytest.approx(
+        ((total * avg + 5000) // 10_000) / debt_floor, rel=1e-13
+    )
+    # the rounding is far above 1e-9 here: the plain float HF misses it
+    assert abs(plain.health_factor()[0] / ceil.health_factor()[0] - 1) > 1e-9
+    with pytest.raises(SnapshotError, match="debt_value_rounding"):
+        _dust_snapshot(debt_value_rounding="up")
+    with pytest.raises(SnapshotError, match="base_currency_unit"):
+        _dust_snapshot(base_currency_unit=-1)
+
+
+def test_average_lt_of_one_collateral_is_its_own_lt() -> None:
+    # one collateral: sum(value x LT) / value is exactly the LT; a float quotient a hair
+    # below it must not floor to one basis point less
+    for amount in (0.1, 0.3, 1.7, 123.456789):
+        snap = MarketSnapshot.from_frames(
+            _meta(hf_rounding="average-lt-bps"),
+            _reserves(price_usd=[2999.99, 1.0]),
+            _positions(collateral=[amount, 0.0, 5000.0]),
+        )
+        book = snap.book()
+        a = list(book.accounts).index(ALICE)
+        assert book.health_factor()[a] == pytest.approx(
+            amount * 2999.99 * 0.83 / 3000.0, rel=1e-13
+        ), amount
