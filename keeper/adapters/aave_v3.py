@@ -122,7 +122,7 @@ CHANGE_EVENTS: dict[str, int] = {
 _LIGHT_CALLS_PER_HEAVY = 3
 #: How many balance reads one getUserAccountData costs, roughly (it prices every reserve the
 #: account touches).
-_ACCOUNT_DATA_COST = 10
+_ACCOUNT_DATA_COST = 4
 
 _MAINNET_HINT = (
     "Aave V3 Ethereum's PoolAddressesProvider is 0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"
@@ -781,7 +781,10 @@ class AaveV3Adapter(ProtocolAdapter):
             if finished:
                 on_progress(finished)
 
-        answers = await self.multicall.run(calls, block, on_batch=progress)
+        # a scaledBalanceOf is a storage read: two of them cost less than one getUserReserveData
+        answers = await self.multicall.run(
+            calls, block, on_batch=progress, batch_size=2 * self.multicall.batch_size
+        )
         model = candidate_models(version.pool_revision)[0]
         positions: list[Position] = []
         checksum: dict[str, str] = {}

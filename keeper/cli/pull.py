@@ -143,4 +143,17 @@ def run(args: argparse.Namespace) -> int:
             f"  {seconds:.1f} s, {summary['rpc_requests']:,} RPC requests "
             f"({per_request:.0f} accounts/request, {summary['rpc_retries']} retries)"
         )
+        meta = snapshot.meta
+        print(
+            f"  Pool revision {meta.get('pool_revision') or '-'}, rounding "
+            f"{meta.get('rounding_model', '-')}: {meta.get('verified_accounts', 0):,} accounts "
+            "with debt match getUserAccountData"
+        )
+        if summary["emode_family"] != "none":
+            print(f"  e-mode ({summary['emode_family']}):")
+            for category, row in summary["emode"].items():
+                print(
+                    f"    {category:>3} {row['label'][:24]:<24} {row['accounts']:>8,} accounts  "
+                    f"debt ${row['debt_usd']:,.2f}"
+                )
     return 0
