@@ -497,6 +497,8 @@ async def pull(
             len(chain_data),
             model.name,
         )
+        # accounts in an e-mode category that hold a position (accounts.parquet)
+        snapshot.meta["emode_accounts"] = int((snapshot.accounts["emode_category"] > 0).sum())
         snapshot.meta["pull"] = {
             **chain.stats.as_dict(),
             "seconds": round(time.perf_counter() - started, 3),

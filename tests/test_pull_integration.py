@@ -106,6 +106,33 @@ def test_health_factor_matches_the_pool_for_every_account(devnet: Any, tmp_path:
     )
 
 
+def test_a_year_of_interest_later_every_account_still_matches(
+    devnet_isolated: Any, tmp_path: Path
+) -> None:
+    """A year on (indexes far from 1 ray where the devnet accrues interest; unchanged where
+    it does not), the pull's own check passes and each HF is the Pool's at that block."""
+    devnet = devnet_isolated
+    devnet.rpc.call("evm_increaseTime", 365 * 24 * 3600)
+    devnet.rpc.mine()
+    snap = _pull(_settings(devnet, tmp_path))
+    block = snap.meta["block_number"]
+    book = snap.book()
+    chain = _account_data(devnet, list(book.accounts), block)
+    hf = book.health_factor()
+    for i, account in enumerate(book.accounts):
+        chain_hf = chain[account][5]
+        if chain_hf == MAX_UINT:
+            assert math.isinf(hf[i]), account
+        else:
+            assert hf[i] == pytest.approx(chain_hf / 1e18, rel=1e-9), account
+    pool = devnet.contract("Pool", devnet.deployment["pool"])
+    reserves = snap.reserves.set_index("asset")
+    for asset, row in reserves.iterrows():
+        income = pool.call("getReserveNormalizedIncome", asset, block=block)
+        assert row["liquidity_index"] == pytest.approx(income / 1e27, rel=1e-15)
+    assert snap.meta["verified_accounts"] == int((book.debt_usd() > 0).sum())
+
+
 def test_snapshot_meta_and_reserves(devnet: Any, tmp_path: Path) -> None:
     snap = _pull(_settings(devnet, tmp_path), out=tmp_path / "snap")
     meta = json.loads((tmp_path / "snap" / "meta.json").read_text())
@@ -338,6 +365,12 @@ def test_cli_pull_prints_a_summary(devnet: Any, tmp_path: Path, cli: Any) -> Non
     assert summary["accounts_hf_below_1"] == int((snap.book().health_factor() < 1).sum())
     assert summary["rpc_requests"] == snap.meta["pull"]["requests"]
     assert summary["collateral_usd"] > summary["debt_usd"] > 0
+    by_category = summary["emode"]
+    assert sum(row["accounts"] for row in by_category.values()) == summary["accounts"]
+    assert sum(row["debt_usd"] for row in by_category.values()) == pytest.approx(
+        summary["debt_usd"], rel=1e-12
+    )
+    assert by_category["0"]["label"] == "none"
     code, stdout, _ = cli(
         "pull", "--deployment", str(devnet.deployment_path), "--no-cache", "--out", str(out)
     )
