@@ -5,7 +5,9 @@ private key is handled here. ``deployment.json`` holds SPEC.md's fields (``rpc_u
 ``chain_id``, ``pool_addresses_provider``, ``pool``, ``oracle``, ``data_provider``,
 ``multicall3``, ``reserves: {SYMBOL: {token, feed, dex_pair}}``) plus a few extras
 (``deployer``, ``treasury``, per-reserve ``decimals``, ``a_token``, ``variable_debt_token``,
-``dex_quote``; after seeding ``seed``, ``accounts`` and ``block_number_after_seed``).
+``dex_quote``; ``emode_categories: {ID: {label, ltv, liquidation_threshold, liquidation_bonus,
+collaterals, borrowables, isolated, ltvzero}}``; after seeding ``seed``, ``accounts`` and
+``block_number_after_seed``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from eth_utils import keccak, to_checksum_address
 
 from keeper.devnet import DevnetError
 from keeper.devnet.chain import Contract, Rpc, artifact, deploy
-from keeper.devnet.market import MARKET, QUOTE_SYMBOL, ReserveSpec, encode_configuration
+from keeper.devnet.market import (
+    EMODES,
+    MARKET,
+    QUOTE_SYMBOL,
+    EModeSpec,
+    ReserveSpec,
+    emode_bitmap,
+    encode_configuration,
+    ray,
+)
 from simulator.atomic import atomic_write_json
 
 __all__ = [
@@ -70,8 +81,13 @@ def _token_amount(usd: float, spec: ReserveSpec) -> int:
     return int(Decimal(str(usd)) / Decimal(str(spec.price_usd)) * 10**spec.decimals)
 
 
-def deploy_market(rpc: Rpc, market: tuple[ReserveSpec, ...] = MARKET) -> dict[str, Any]:
-    """Deploy every contract, list the reserves, place Multicall3, fund the DEX pairs.
+def deploy_market(
+    rpc: Rpc,
+    market: tuple[ReserveSpec, ...] = MARKET,
+    emodes: tuple[EModeSpec, ...] = EMODES,
+) -> dict[str, Any]:
+    """Deploy every contract, list the reserves (configuration, indexes, rates), configure the
+    e-mode categories, place Multicall3, fund the DEX pairs.
 
     Returns the deployment dict (without seeding fields).
     """
@@ -124,6 +140,20 @@ def deploy_market(rpc: Rpc, market: tuple[ReserveSpec, ...] = MARKET) -> dict[st
         pool.transact(
             "setConfiguration", token.address, (encode_configuration(spec),), sender=admin
         )
+        pool.transact(
+            "setReserveIndexes",
+            token.address,
+            ray(spec.liquidity_index),
+            ray(spec.variable_borrow_index),
+            sender=admin,
+        )
+        pool.transact(
+            "setReserveRates",
+            token.address,
+            ray(spec.liquidity_rate),
+            ray(spec.variable_borrow_rate),
+            sender=admin,
+        )
         tokens[spec.symbol] = token
         reserves[spec.symbol] = {
             "token": token.address,
@@ -140,6 +170,8 @@ def deploy_market(rpc: Rpc, market: tuple[ReserveSpec, ...] = MARKET) -> dict[st
         sender=admin,
     )
 
+    categories = _configure_emodes(pool, admin, market, emodes)
+
     _place_multicall3(rpc, admin)
     _fund_pairs(rpc, admin, market, tokens, reserves)
 
@@ -152,10 +184,53 @@ def deploy_market(rpc: Rpc, market: tuple[ReserveSpec, ...] = MARKET) -> dict[st
         "data_provider": data_provider.address,
         "multicall3": MULTICALL3_ADDRESS,
         "reserves": reserves,
+        "emode_categories": categories,
         "deployer": admin,
         "treasury": TREASURY_ADDRESS,
         "block_number_after_deploy": rpc.block_number(),
     }
+
+
+def _configure_emodes(
+    pool: Contract, admin: str, market: tuple[ReserveSpec, ...], emodes: tuple[EModeSpec, ...]
+) -> dict[str, dict[str, Any]]:
+    """Configure each e-mode category on the Pool; returns its deployment.json description."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in emodes:
+        config = (e.ltv, e.liquidation_threshold, e.liquidation_bonus, e.label)
+        pool.transact("configureEModeCategory", e.id, config, sender=admin)
+        pool.transact(
+            "configureEModeCategoryCollateralBitmap",
+            e.id,
+            emode_bitmap(e.collaterals, market),
+            sender=admin,
+        )
+        pool.transact(
+            "configureEModeCategoryBorrowableBitmap",
+            e.id,
+            emode_bitmap(e.borrowables, market),
+            sender=admin,
+        )
+        if e.ltvzero:
+            pool.transact(
+                "configureEModeCategoryLtvzeroBitmap",
+                e.id,
+                emode_bitmap(e.ltvzero, market),
+                sender=admin,
+            )
+        if e.isolated:
+            pool.transact("configureEModeCategoryIsolated", e.id, True, sender=admin)
+        out[str(e.id)] = {
+            "label": e.label,
+            "ltv": e.ltv,
+            "liquidation_threshold": e.liquidation_threshold,
+            "liquidation_bonus": e.liquidation_bonus,
+            "collaterals": list(e.collaterals),
+            "borrowables": list(e.borrowables),
+            "isolated": e.isolated,
+            "ltvzero": list(e.ltvzero),
+        }
+    return out
 
 
 def _place_multicall3(rpc: Rpc, admin: str) -> None:

@@ -9,6 +9,12 @@ give the same accounts, positions and amounts on any machine. Shape:
   and 1-2 debt assets (never the same asset on both sides);
 - health factors mostly between 1.02 and 3 (log-uniform), a tail of about 12% between
   1.001 and 1.02, a few above 3; none below 1, checked with the contract's exact integer math;
+- e-mode (``keeper.devnet.market.EMODES``): about 15% of the accounts borrow WETH against
+  wstETH in the "ETH correlated" category (LT 95%), at health factors 1.01-1.10, with a few
+  whales among them; their sizes are scaled together so that they hold a third of all the
+  debt (``ETH_EMODE_DEBT_SHARE``); about 7% borrow stablecoins against stablecoins in the
+  (v3.7-isolated) "Stablecoins" category, at health factors 1.02-1.6. Each enters its category
+  after supplying and before borrowing, with a ``UserEModeSet`` event as on a real pool;
 - lenders' supply keeps every borrowed asset's utilisation at or below about 80%;
 - DEX pairs sized from the book (``plan_pool_depths``): each pair holds, per side, at least
   ``POOL_DEPTH_MULTIPLE`` (3x) the borrowers' collateral in the asset(s) it trades, and never
@@ -31,7 +37,9 @@ small books (tests, a few hundred accounts) on the listed depths.
 
 ``seed_book`` writes the book with the Pool's admin ``seedPositions`` (hundreds of accounts per
 transaction, many transactions per block, automine paused), which emits the ``Supply``,
-``ReserveUsedAsCollateralEnabled`` and ``Borrow`` events a real market emits. Accounts are
+``ReserveUsedAsCollateralEnabled``, ``UserEModeSet`` and ``Borrow`` events a real market emits.
+Amounts are token units at the reserves' indexes when the book is written (the Pool stores
+them scaled, rounded as Aave's supply and borrow round); interest accrues from then on. Accounts are
 deterministic addresses with no keys: they never sign.
 """
 
@@ -49,15 +57,18 @@ from eth_utils import keccak, to_checksum_address
 from keeper.devnet import DevnetError
 from keeper.devnet.chain import Contract, Rpc, selector
 from keeper.devnet.chain import artifact as load_artifact
-from keeper.devnet.market import MARKET, QUOTE_SYMBOL, ReserveSpec
+from keeper.devnet.market import EMODES, MARKET, QUOTE_SYMBOL, EModeSpec, ReserveSpec
 
 __all__ = [
     "KIND_BORROW",
     "KIND_COLLATERAL",
+    "KIND_EMODE",
+    "KIND_SUPPLY_ONLY",
     "POOL_DEPTH_MULTIPLE",
     "Account",
     "Book",
     "deepen_pairs",
+    "emode_debt_share",
     "plan_book",
     "plan_pool_depths",
     "seed_book",
@@ -68,6 +79,8 @@ log = logging.getLogger(__name__)
 KIND_COLLATERAL = 0
 KIND_BORROW = 1
 KIND_SUPPLY_ONLY = 2
+#: Seed record kind "enter e-mode category ``amount``" (never stored in ``Account.positions``).
+KIND_EMODE = 3
 
 WAD = 10**18
 #: Accounts per seeding transaction.
@@ -78,11 +91,22 @@ _GAS_PER_ACCOUNT = 30_000
 _GAS_BASE = 200_000
 #: Lowest health factor the seeder accepts, wad.
 MIN_SEED_HF = WAD + WAD // 1000
+#: Token units a balance can move by when the Pool stores it scaled at an index of about 1-2
+#: ray (a rayDiv then a rayMul, each rounded): the seeder's health-factor check allows for it.
+SCALING_SLACK = 2
 #: Highest utilisation (debt / supply) of any reserve after seeding.
 MAX_UTILISATION = 0.8
 #: Each DEX pair's depth per side, as a multiple of the borrowers' collateral (USD) in the
 #: asset(s) it trades; the market's listed ``dex_side_usd`` is the floor (module docstring).
 POOL_DEPTH_MULTIPLE = 3.0
+#: Share of all the debt (USD) held by the accounts in the ETH-correlated e-mode category.
+ETH_EMODE_DEBT_SHARE = 1.0 / 3.0
+#: Probabilities that an account is an ETH-correlated / stablecoin e-mode borrower.
+P_ETH_EMODE = 0.15
+P_STABLE_EMODE = 0.07
+#: Share of the ETH-correlated e-mode accounts drawn as whales (at least ``MIN_EMODE_WHALES``).
+EMODE_WHALE_SHARE = 0.05
+MIN_EMODE_WHALES = 2
 
 
 @dataclass(slots=True)
@@ -92,6 +116,8 @@ class Account:
     address: str
     positions: list[tuple[int, int, int]] = field(default_factory=list)
     target_hf: float = float("inf")
+    #: E-mode category the account enters before borrowing (0: none).
+    emode: int = 0
 
 
 @dataclass(slots=True)
@@ -121,17 +147,32 @@ def _price_int(spec: ReserveSpec, prices: dict[str, int] | None) -> int:
     return int(Decimal(str(spec.price_usd)) * 10**8)
 
 
+def emode_lts(emode: EModeSpec | None, market: tuple[ReserveSpec, ...]) -> list[int]:
+    """Per reserve id, the liquidation threshold for a user in ``emode`` (None: reserves')."""
+    lts = [s.liquidation_threshold for s in market]
+    if emode is not None:
+        for i, spec in enumerate(market):
+            if spec.symbol in emode.collaterals and spec.liquidation_threshold != 0:
+                lts[i] = emode.liquidation_threshold
+    return lts
+
+
 def health_factor_wad(
-    positions: list[tuple[int, int, int]], market: tuple[ReserveSpec, ...], prices: list[int]
+    positions: list[tuple[int, int, int]],
+    market: tuple[ReserveSpec, ...],
+    prices: list[int],
+    emode: EModeSpec | None = None,
 ) -> int:
-    """The Pool's health factor of these positions (aave-v3-origin v3.7 rounding), wad."""
+    """The Pool's health factor of these positions (aave-v3-origin v3.7 rounding, the e-mode
+    category's liquidation threshold for its collateral), wad, at token amounts."""
+    lts = emode_lts(emode, market)
     weighted_lt = 0
     debt = 0
     for rid, kind, amount in positions:
         spec = market[rid]
         unit = 10**spec.decimals
         if kind == KIND_COLLATERAL:
-            weighted_lt += (amount * prices[rid] // unit) * spec.liquidation_threshold
+            weighted_lt += (amount * prices[rid] // unit) * lts[rid]
         elif kind == KIND_BORROW:
             debt += -((-amount * prices[rid]) // unit)
     if debt == 0:
@@ -185,46 +226,116 @@ def plan_book(
     n_coll = rng.choice([1, 2, 3], size=n_accounts, p=[0.6, 0.3, 0.1])
     n_debt = rng.choice([1, 2], size=n_accounts, p=[0.75, 0.25])
 
-    accounts: list[Account] = []
+    # E-mode groups, from their own stream (0 none, 1 ETH correlated, 2 stablecoins).
+    erng = np.random.default_rng(np.random.SeedSequence([seed, 0xE30DE]))
+    by_symbol = {spec.symbol: i for i, spec in enumerate(market)}
+    emodes = {e.id: e for e in EMODES}
+    eth_e, stable_e = emodes[1], emodes[2]
+    eth_coll, eth_debt = by_symbol["wstETH"], by_symbol["WETH"]
+    stable_ids = [by_symbol[s] for s in stable_e.collaterals]
+    ue = erng.random(n_accounts)
+    group = np.where(
+        lender, 0, np.where(ue < P_ETH_EMODE, 1, np.where(ue < P_ETH_EMODE + P_STABLE_EMODE, 2, 0))
+    )
+    eth_idx = np.flatnonzero(group == 1)
+    if len(eth_idx):
+        n_whales = max(MIN_EMODE_WHALES, int(round(EMODE_WHALE_SHARE * len(eth_idx))))
+        whale_idx = erng.choice(eth_idx, size=min(n_whales, len(eth_idx)), replace=False)
+        size_usd[whale_idx] = 2e6 * (1.0 + erng.pareto(1.2, len(whale_idx)))
+        size_usd[whale_idx] = np.minimum(size_usd[whale_idx], 2e8)
+        target_hf[eth_idx] = erng.uniform(1.01, 1.10, len(eth_idx))
+    stable_idx = np.flatnonzero(group == 2)
+    target_hf[stable_idx] = np.exp(erng.uniform(np.log(1.02), np.log(1.6), len(stable_idx)))
+
+    accounts: list[Account] = [Account(account_address(seed, i)) for i in range(n_accounts)]
     supplied = [0] * n_res
     borrowed = [0] * n_res
+
+    def shave_to_min_hf(acct: Account, emode: EModeSpec | None) -> None:
+        # Exact check with the Pool's integer math; shave debt until HF >= MIN_SEED_HF even
+        # after the scaled storage's rounding (up to SCALING_SLACK units off either way).
+        for _ in range(200):
+            hf = health_factor_wad(acct.positions, market, price, emode)
+            worst = [
+                (r, k, a + SCALING_SLACK if k == KIND_BORROW else max(0, a - SCALING_SLACK))
+                for r, k, a in acct.positions
+            ]
+            if health_factor_wad(worst, market, price, emode) >= MIN_SEED_HF:
+                break
+            acct.positions = [
+                (r, k, a if k != KIND_BORROW else a * 995 // 1000) for r, k, a in acct.positions
+            ]
+            acct.positions = [p for p in acct.positions if p[2] > 0]
+        acct.target_hf = hf / WAD
+
+    def usd_to_units(usd: float, rid: int) -> int:
+        return int(usd * 10 ** market[rid].decimals * 1e8 / price[rid])
+
+    # Ordinary and stablecoin e-mode borrowers first: their debt fixes the ETH e-mode sizes.
+    other_debt_usd = 0.0
     for i in range(n_accounts):
-        acct = Account(account_address(seed, i))
-        if lender[i]:
-            accounts.append(acct)  # supply filled in below, once borrow totals are known
-            continue
-        colls = _choose(rng, coll_w, int(n_coll[i]), set())
+        acct = accounts[i]
+        if lender[i] or group[i] == 1:
+            continue  # lenders' supply is filled in below, once borrow totals are known
+        emode = stable_e if group[i] == 2 else None
+        if emode is not None:
+            acct.emode = emode.id
+            w = np.array([coll_w[r] if r in stable_ids else 0.0 for r in range(n_res)])
+            colls = _choose(rng, w, int(min(n_coll[i], 2)), set())
+            debts = _choose(rng, w, 1, set(colls))
+        else:
+            colls = _choose(rng, coll_w, int(n_coll[i]), set())
+            debts = []
+        lts = emode_lts(emode, market)
         split = rng.dirichlet(np.ones(len(colls)))
         weighted_usd = 0.0
         for rid, share in zip(colls, split, strict=True):
-            spec = market[rid]
-            amount = max(1, int(size_usd[i] * share * 10**spec.decimals * 1e8 / price[rid]))
+            amount = max(1, usd_to_units(size_usd[i] * share, rid))
             acct.positions.append((rid, KIND_COLLATERAL, amount))
             weighted_usd += (
-                amount * price[rid] / 1e8 / 10**spec.decimals * spec.liquidation_threshold / 1e4
+                amount * price[rid] / 1e8 / 10 ** market[rid].decimals * lts[rid] / 1e4
             )
-        debts = _choose(rng, debt_w, int(n_debt[i]), set(colls))
+        if emode is None:
+            debts = _choose(rng, debt_w, int(n_debt[i]), set(colls))
         if debts:
             debt_usd = weighted_usd / float(target_hf[i])
             split = rng.dirichlet(np.ones(len(debts)))
             for rid, share in zip(debts, split, strict=True):
-                spec = market[rid]
-                amount = int(debt_usd * share * 10**spec.decimals * 1e8 / price[rid])
+                amount = usd_to_units(debt_usd * share, rid)
                 if amount > 0:
                     acct.positions.append((rid, KIND_BORROW, amount))
-            # Exact check with the Pool's integer math; shave debt until HF >= MIN_SEED_HF.
-            for _ in range(200):
-                hf = health_factor_wad(acct.positions, market, price)
-                if hf >= MIN_SEED_HF:
-                    break
-                acct.positions = [
-                    (r, k, a if k != KIND_BORROW else a * 995 // 1000) for r, k, a in acct.positions
-                ]
-                acct.positions = [p for p in acct.positions if p[2] > 0]
-            acct.target_hf = hf / WAD
+            shave_to_min_hf(acct, emode)
+        other_debt_usd += sum(
+            a * price[r] / 1e8 / 10 ** market[r].decimals
+            for r, k, a in acct.positions
+            if k == KIND_BORROW
+        )
+
+    # ETH-correlated e-mode: wstETH collateral, WETH debt, sizes scaled together so that the
+    # group holds ETH_EMODE_DEBT_SHARE of all the debt.
+    if len(eth_idx):
+        planned = float(
+            np.sum(size_usd[eth_idx] * eth_e.liquidation_threshold / 1e4 / target_hf[eth_idx])
+        )
+        want = other_debt_usd * ETH_EMODE_DEBT_SHARE / (1.0 - ETH_EMODE_DEBT_SHARE)
+        scale = want / planned if planned > 0 and want > 0 else 1.0
+        for i in eth_idx:
+            acct = accounts[int(i)]
+            acct.emode = eth_e.id
+            coll_usd = size_usd[i] * scale
+            amount = max(1, usd_to_units(coll_usd, eth_coll))
+            acct.positions.append((eth_coll, KIND_COLLATERAL, amount))
+            debt_usd = coll_usd * eth_e.liquidation_threshold / 1e4 / float(target_hf[i])
+            debt_amount = usd_to_units(debt_usd, eth_debt)
+            if debt_amount > 0:
+                acct.positions.append((eth_debt, KIND_BORROW, debt_amount))
+                shave_to_min_hf(acct, eth_e)
+            else:
+                acct.emode = 0  # a collateral too small to borrow anything: a plain supplier
+
+    for acct in accounts:
         for rid, kind, amount in acct.positions:
             (borrowed if kind == KIND_BORROW else supplied)[rid] += amount
-        accounts.append(acct)
 
     # Lenders: enough supply that no reserve is more than MAX_UTILISATION borrowed.
     lender_idx = np.flatnonzero(lender)
@@ -253,6 +364,23 @@ def plan_book(
                 supplied[rid] += amount
             acct.positions.sort()
     return Book(accounts, supplied, borrowed)
+
+
+def emode_debt_share(
+    book: Book, market: tuple[ReserveSpec, ...] = MARKET, prices: dict[str, int] | None = None
+) -> dict[int, float]:
+    """Per e-mode category (0: none), its accounts' share of all the debt (USD at ``prices``)."""
+    price = [_price_int(s, prices) for s in market]
+    debt: dict[int, float] = {}
+    for acct in book.accounts:
+        usd = sum(
+            a * price[r] / 1e8 / 10 ** market[r].decimals
+            for r, k, a in acct.positions
+            if k == KIND_BORROW
+        )
+        debt[acct.emode] = debt.get(acct.emode, 0.0) + usd
+    total = sum(debt.values())
+    return {k: (v / total if total else 0.0) for k, v in sorted(debt.items())}
 
 
 def collateral_at_risk_usd(
@@ -336,9 +464,15 @@ def _encode_seed_call(accounts: list[Account]) -> str:
     words: list[int] = []
     for acct in accounts:
         user = int(acct.address, 16)
-        for rid, kind, amount in acct.positions:
-            words.append(user | (rid << 160) | (kind << 168))
-            words.append(amount)
+        # in the order a user acts: supply, enter e-mode, borrow
+        supplies = [p for p in acct.positions if p[1] != KIND_BORROW]
+        borrows = [p for p in acct.positions if p[1] == KIND_BORROW]
+        for rid, kind, amount in supplies:
+            words += [user | (rid << 160) | (kind << 168), amount]
+        if acct.emode:
+            words += [user | (KIND_EMODE << 168), acct.emode]
+        for rid, kind, amount in borrows:
+            words += [user | (rid << 160) | (kind << 168), amount]
     body = b"".join(w.to_bytes(32, "big") for w in (0x20, len(words), *words))
     return "0x" + selector(fn).hex() + body.hex()
 

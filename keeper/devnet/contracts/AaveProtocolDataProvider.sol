@@ -44,7 +44,9 @@ interface IBalance {
 }
 
 /// @title AaveProtocolDataProvider (devnet)
-/// @notice Aave V3's data-provider views over the devnet Pool, same signatures as Aave's.
+/// @notice Aave V3's data-provider views over the devnet Pool, same signatures as Aave's
+/// (aave-v3-origin v3.7). Like the real one it has no e-mode getters: e-mode is read from the
+/// Pool (`getUserEMode`, `getEModeCategory*`).
 contract AaveProtocolDataProvider {
     struct TokenData {
         string symbol;
@@ -124,6 +126,24 @@ contract AaveProtocolDataProvider {
 
     function getLiquidationProtocolFee(address asset) external view returns (uint256) {
         return (_pool().getConfiguration(asset).data >> 152) & 0xFFFF;
+    }
+
+    /// @notice v3.7 removed isolation mode: the debt ceiling reads 0 (decimals 2) and siloed
+    /// borrowing false, the backward-compatible defaults of v3.7's data provider.
+    function getDebtCeiling(address) external pure returns (uint256) {
+        return 0;
+    }
+
+    function getDebtCeilingDecimals() external pure returns (uint256) {
+        return 2;
+    }
+
+    function getSiloedBorrowing(address) external pure returns (bool) {
+        return false;
+    }
+
+    function getFlashLoanEnabled(address asset) external view returns (bool) {
+        return (_pool().getConfiguration(asset).data >> 63) & 1 != 0;
     }
 
     function getReserveDeficit(address asset) external view returns (uint256) {

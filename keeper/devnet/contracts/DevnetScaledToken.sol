@@ -5,8 +5,9 @@ import {IDevnetPoolBalances} from "./Interfaces.sol";
 
 /// @title DevnetScaledToken
 /// @notice A read-only view of the balances the devnet Pool keeps internally, standing where
-/// Aave V3 has an aToken or a variable-debt token: `balanceOf`, `scaledBalanceOf` (equal, as
-/// the devnet accrues no interest), `totalSupply`, `UNDERLYING_ASSET_ADDRESS`, `POOL`.
+/// Aave V3 has an aToken or a variable-debt token: `balanceOf` (scaled balance x normalized
+/// index), `scaledBalanceOf`, `getScaledUserBalanceAndSupply`, `totalSupply`,
+/// `scaledTotalSupply`, `UNDERLYING_ASSET_ADDRESS`, `POOL`.
 /// Transfers are not supported and no `Transfer` events are emitted: balances move only
 /// through the Pool.
 contract DevnetScaledToken {
@@ -36,18 +37,22 @@ contract DevnetScaledToken {
         symbol = symbol_;
     }
 
+    /// @notice The current balance: the scaled balance times the reserve's normalized income
+    /// (aToken, rounded down) or normalized variable debt (debt token, rounded up).
     function balanceOf(address user) public view returns (uint256) {
         (uint256 collateral, uint256 debt) =
             IDevnetPoolBalances(POOL).getUserBalances(UNDERLYING_ASSET_ADDRESS, user);
         return isDebtToken ? debt : collateral;
     }
 
-    function scaledBalanceOf(address user) external view returns (uint256) {
-        return balanceOf(user);
+    function scaledBalanceOf(address user) public view returns (uint256) {
+        (uint256 collateral, uint256 debt) =
+            IDevnetPoolBalances(POOL).getUserScaledBalances(UNDERLYING_ASSET_ADDRESS, user);
+        return isDebtToken ? debt : collateral;
     }
 
     function getScaledUserBalanceAndSupply(address user) external view returns (uint256, uint256) {
-        return (balanceOf(user), totalSupply());
+        return (scaledBalanceOf(user), scaledTotalSupply());
     }
 
     function totalSupply() public view returns (uint256) {
@@ -56,8 +61,10 @@ contract DevnetScaledToken {
         return isDebtToken ? borrowed : supplied;
     }
 
-    function scaledTotalSupply() external view returns (uint256) {
-        return totalSupply();
+    function scaledTotalSupply() public view returns (uint256) {
+        (uint256 supplied, uint256 borrowed) =
+            IDevnetPoolBalances(POOL).getReserveScaledTotals(UNDERLYING_ASSET_ADDRESS);
+        return isDebtToken ? borrowed : supplied;
     }
 
     function RESERVE_TREASURY_ADDRESS() external view returns (address) {

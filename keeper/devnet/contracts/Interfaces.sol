@@ -31,7 +31,8 @@ interface IPoolAddressesProvider {
 }
 
 /// The devnet Pool's own views (not part of Aave's interface) that the token views and the
-/// data provider read balances through.
+/// data provider read balances through: current balances (scaled x normalized index, rounded
+/// as Aave's TokenMath) and the scaled balances behind them.
 interface IDevnetPoolBalances {
     function getUserBalances(address asset, address user)
         external
@@ -41,5 +42,13 @@ interface IDevnetPoolBalances {
         external
         view
         returns (uint256 supplied, uint256 borrowed);
+    function getUserScaledBalances(address asset, address user)
+        external
+        view
+        returns (uint256 scaledCollateral, uint256 scaledDebt);
+    function getReserveScaledTotals(address asset)
+        external
+        view
+        returns (uint256 scaledSupplied, uint256 scaledBorrowed);
     function getTreasury() external view returns (address);
 }
