@@ -11,8 +11,8 @@ from eth_utils import keccak, to_checksum_address
 from keeper.devnet import DevnetError
 from keeper.devnet.chain import Contract
 from keeper.devnet.deploy import MULTICALL3_ADDRESS, REQUIRED_FIELDS
-from keeper.devnet.market import MARKET, encode_configuration
-from keeper.devnet.seed import KIND_BORROW, KIND_COLLATERAL
+from keeper.devnet.market import EMODES, MARKET, emode_bitmap, encode_configuration, ray
+from keeper.devnet.seed import KIND_BORROW, KIND_COLLATERAL, SCALING_SLACK
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,13 @@ def test_reserves_configuration_and_prices(devnet):
         assert cfg == encode_configuration(spec)
         rd = pool.call("getReserveData", asset)
         assert len(rd) == 15 and rd[0][0] == cfg and rd[7] == rid
-        assert rd[1] == 10**27 and rd[3] == 10**27
+        # indexes well away from 1 ray (accruing since deployment), the listed rates
+        assert ray(spec.liquidity_index) <= rd[1] < ray(spec.liquidity_index) * 1001 // 1000
+        assert ray(spec.variable_borrow_index) <= rd[3]
+        assert rd[3] < ray(spec.variable_borrow_index) * 1001 // 1000
+        assert rd[1] > 10**27 and rd[3] > 10**27 * 102 // 100
+        assert (rd[2], rd[4]) == (ray(spec.liquidity_rate), ray(spec.variable_borrow_rate))
+        assert rd[14] == 0  # isolationModeTotalDebt: isolation mode is gone in v3.7
         assert oracle.call("getAssetPrice", asset) == round(spec.price_usd * 1e8)
         conf = data.call("getReserveConfigurationData", asset)
         assert conf[:4] == (
@@ -66,24 +72,46 @@ def test_reserves_configuration_and_prices(devnet):
         assert conf[5] is True and conf[8] is True
     prices = oracle.call("getAssetsPrices", listed)
     assert list(prices) == [round(s.price_usd * 1e8) for s in MARKET]
+    for e in EMODES:
+        assert pool.call("getEModeCategoryCollateralConfig", e.id) == (
+            e.ltv,
+            e.liquidation_threshold,
+            e.liquidation_bonus,
+        )
+        assert pool.call("getEModeCategoryLabel", e.id) == e.label
+        assert pool.call("getEModeCategoryCollateralBitmap", e.id) == emode_bitmap(e.collaterals)
+        assert pool.call("getEModeCategoryBorrowableBitmap", e.id) == emode_bitmap(e.borrowables)
+        assert pool.call("getEModeCategoryLtvzeroBitmap", e.id) == emode_bitmap(e.ltvzero)
+        assert pool.call("getIsEModeCategoryIsolated", e.id) is e.isolated
+        assert dep["emode_categories"][str(e.id)]["label"] == e.label
 
 
 def test_seeded_balances_match_book(devnet):
+    """Each seeded position is on chain: its flags, its e-mode, and balances equal to the
+    book's amounts up to the scaled storage's rounding and the interest accrued since."""
     dep = devnet.deployment
     pool = devnet.contract("Pool", dep["pool"])
     data = devnet.contract("AaveProtocolDataProvider", dep["data_provider"])
     tokens = [dep["reserves"][s.symbol]["token"] for s in MARKET]
-    for acct in devnet.book.accounts[:40]:
-        (ucfg,) = pool.call("getUserConfiguration", acct.address)
+    block = devnet.rpc.block_number()
+    for acct in devnet.book.accounts[:60]:
+        (ucfg,) = pool.call("getUserConfiguration", acct.address, block=block)
+        assert pool.call("getUserEMode", acct.address, block=block) == acct.emode
         expected = {}
         for rid, kind, amount in acct.positions:
             expected.setdefault(rid, [0, 0])[1 if kind == KIND_BORROW else 0] += amount
             bit = 2 * rid + (1 if kind == KIND_COLLATERAL else 0)
             assert (ucfg >> bit) & 1 == 1
         for rid, (coll, debt) in expected.items():
-            u = data.call("getUserReserveData", tokens[rid], acct.address)
-            assert u[0] == coll and u[2] == debt and u[4] == debt
-        hf = pool.call("getUserAccountData", acct.address)[5]
+            u = data.call("getUserReserveData", tokens[rid], acct.address, block=block)
+            scaled_coll, scaled_debt = pool.call(
+                "getUserScaledBalances", tokens[rid], acct.address, block=block
+            )
+            assert u[4] == scaled_debt
+            for got, want in ((u[0], coll), (u[2], debt)):
+                assert abs(got - want) <= SCALING_SLACK + want // 10**5, (rid, got, want)
+            assert (scaled_coll == 0) == (coll == 0) and (scaled_debt == 0) == (debt == 0)
+        hf = pool.call("getUserAccountData", acct.address, block=block)[5]
         assert hf >= 10**18
 
 
@@ -187,6 +215,13 @@ def test_user_supply_borrow_repay_withdraw(devnet_isolated):
     pool = devnet_isolated.contract("Pool", dep["pool"])
     weth = devnet_isolated.contract("DevnetERC20", dep["reserves"]["WETH"]["token"])
     usdc = devnet_isolated.contract("DevnetERC20", dep["reserves"]["USDC"]["token"])
+    # token-exact figures below: these two reserves at 1 ray, no interest (accrual is tested
+    # in test_devnet_emode.py)
+    for token in (weth, usdc):
+        pool.transact("setReserveRates", token.address, 0, 0, sender=devnet_isolated.admin)
+        pool.transact(
+            "setReserveIndexes", token.address, 10**27, 10**27, sender=devnet_isolated.admin
+        )
     weth.transact("mint", user, 10 * 10**18, sender=user)
     weth.transact("approve", pool.address, 2**256 - 1, sender=user)
     usdc.transact("approve", pool.address, 2**256 - 1, sender=user)

@@ -40,6 +40,7 @@ from keeper.devnet.seed import (
 pytestmark = pytest.mark.integration
 
 WAD = 10**18
+RAY = 10**27
 MAX_UINT = 2**256 - 1
 N = len(MARKET)
 SYM = [s.symbol for s in MARKET]
@@ -289,9 +290,16 @@ def _reset_snapshot(rpc, snap: str) -> str:
 
 @pytest.fixture(scope="module")
 def market(devnet) -> Iterator[Market]:
-    """The devnet with a funded liquidator (anvil account 1), reverted after the module."""
+    """The devnet with a funded liquidator (anvil account 1), reverted after the module.
+
+    Every reserve is put at indexes of 1 ray and rates of 0, so balances are the token amounts
+    the models here work in (the same rules at accruing indexes, with the scaled rounding, are
+    tested in test_devnet_emode.py)."""
     snap = devnet.rpc.snapshot()
     m = Market(devnet)
+    for token in m.tokens:
+        m.pool.transact("setReserveRates", token, 0, 0, sender=m.admin, gas=300_000)
+        m.pool.transact("setReserveIndexes", token, RAY, RAY, sender=m.admin, gas=300_000)
     for token in m.erc20:
         token.transact("mint", m.liquidator, 10**40, sender=m.liquidator)
         token.transact("approve", m.pool.address, MAX_UINT, sender=m.liquidator)

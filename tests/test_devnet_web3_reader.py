@@ -2,7 +2,8 @@
 
 Resolves the market through the PoolAddressesProvider, finds accounts by scanning Supply and
 Borrow logs, and recomputes every health factor from raw balances (data provider), oracle
-prices and reserve configurations, the way the acceptance check does.
+prices, reserve configurations and the user's e-mode category (the Pool's v3.2+ e-mode
+getters), the way the acceptance check does, all read at one block.
 """
 
 from __future__ import annotations
@@ -44,14 +45,36 @@ def test_reader_with_public_interface_finds_accounts_and_matches_hf(devnet):
     found = {w3.to_checksum_address(_topic_address(lg["topics"][2])) for lg in logs}
     assert found == set(devnet.accounts)
 
-    for user in sorted(found)[:40]:
+    emode_abi = [
+        e
+        for e in load_abi("devnet/Pool")
+        if e.get("name") in ("getEModeCategoryCollateralConfig", "getEModeCategoryCollateralBitmap")
+    ]
+    emode_reader = w3.eth.contract(address=pool.address, abi=emode_abi)
+    block = w3.eth.block_number
+    in_emode = 0
+    emode_users = sorted(a.address for a in devnet.book.accounts if a.emode)[:20]
+    for user in sorted(found)[:40] + emode_users:
+        category = pool.functions.getUserEMode(user).call(block_identifier=block)
+        e_lt, bitmap = 0, 0
+        if category:
+            in_emode += 1
+            e_lt = emode_reader.functions.getEModeCategoryCollateralConfig(category).call(
+                block_identifier=block
+            )[1]
+            bitmap = emode_reader.functions.getEModeCategoryCollateralBitmap(category).call(
+                block_identifier=block
+            )
         weighted = debt = 0
-        for asset, price, cfg in zip(reserves, prices, configs, strict=True):
+        for rid, (asset, price, cfg) in enumerate(zip(reserves, prices, configs, strict=True)):
             decimals, lt = cfg[0], cfg[2]
-            row = data.functions.getUserReserveData(asset, user).call()
+            row = data.functions.getUserReserveData(asset, user).call(block_identifier=block)
             a_balance, variable_debt, as_collateral = row[0], row[2], row[8]
             if as_collateral and lt:
-                weighted += (a_balance * price // 10**decimals) * lt
+                lt_used = e_lt if category and (bitmap >> rid) & 1 else lt
+                weighted += (a_balance * price // 10**decimals) * lt_used
             debt += -(-variable_debt * price // 10**decimals)
         expected = 2**256 - 1 if debt == 0 else ((weighted * 10**18 + debt // 2) // debt) // 10_000
-        assert pool.functions.getUserAccountData(user).call()[5] == expected, user
+        got = pool.functions.getUserAccountData(user).call(block_identifier=block)[5]
+        assert got == expected, user
+    assert in_emode >= 20

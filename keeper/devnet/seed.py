@@ -239,7 +239,7 @@ def plan_book(
     )
     eth_idx = np.flatnonzero(group == 1)
     if len(eth_idx):
-        n_whales = max(MIN_EMODE_WHALES, int(round(EMODE_WHALE_SHARE * len(eth_idx))))
+        n_whales = max(MIN_EMODE_WHALES, round(EMODE_WHALE_SHARE * len(eth_idx)))
         whale_idx = erng.choice(eth_idx, size=min(n_whales, len(eth_idx)), replace=False)
         size_usd[whale_idx] = 2e6 * (1.0 + erng.pareto(1.2, len(whale_idx)))
         size_usd[whale_idx] = np.minimum(size_usd[whale_idx], 2e8)
@@ -292,9 +292,7 @@ def plan_book(
         for rid, share in zip(colls, split, strict=True):
             amount = max(1, usd_to_units(size_usd[i] * share, rid))
             acct.positions.append((rid, KIND_COLLATERAL, amount))
-            weighted_usd += (
-                amount * price[rid] / 1e8 / 10 ** market[rid].decimals * lts[rid] / 1e4
-            )
+            weighted_usd += amount * price[rid] / 1e8 / 10 ** market[rid].decimals * lts[rid] / 1e4
         if emode is None:
             debts = _choose(rng, debt_w, int(n_debt[i]), set(colls))
         if debts:
