@@ -25,6 +25,23 @@ PROTOCOL_SELECTORS = {
         "getConfiguration(address)": "c44b11f7",
         "getUserConfiguration(address)": "4417a583",
         "liquidationCall(address,address,address,uint256,bool)": "00a718a9",
+        # liquid e-mode (aave-v3-origin v3.2+, the LTV-zero bitmap v3.4+, isolated v3.7)
+        "getUserEMode(address)": "eddf1b79",
+        "setUserEMode(uint8)": "28530a47",
+        "getEModeCategoryCollateralConfig(uint8)": "b286f467",
+        "getEModeCategoryLabel(uint8)": "2083e183",
+        "getEModeCategoryCollateralBitmap(uint8)": "b0771dba",
+        "getEModeCategoryBorrowableBitmap(uint8)": "903a2c71",
+        "getEModeCategoryLtvzeroBitmap(uint8)": "fd89dee5",
+        "getEModeCategoryData(uint8)": "6c6f6ae1",
+        # interest
+        "getReserveNormalizedIncome(address)": "d15e0053",
+        "getReserveNormalizedVariableDebt(address)": "386497fd",
+    },
+    "DevnetScaledToken": {
+        "scaledBalanceOf(address)": "1da24f3e",
+        "scaledTotalSupply()": "b1bf962d",
+        "getScaledUserBalanceAndSupply(address)": "0afbcdc9",
     },
     "Multicall3": {"aggregate3((address,bool,bytes)[])": "82ad56cb"},
 }
@@ -69,6 +86,27 @@ def test_protocol_selectors(contract: str) -> None:
     for signature, expected in PROTOCOL_SELECTORS[contract].items():
         assert signature in functions, signature
         assert selector(functions[signature]).hex() == expected
+
+
+def test_emode_getters_return_the_real_types() -> None:
+    functions = by_signature(devnet_abi("Pool"), "function")
+    outputs = {
+        "getEModeCategoryCollateralConfig(uint8)": ["(uint16,uint16,uint16)"],
+        "getEModeCategoryData(uint8)": ["(uint16,uint16,uint16,address,string)"],
+        "getEModeCategoryLabel(uint8)": ["string"],
+        "getEModeCategoryCollateralBitmap(uint8)": ["uint128"],
+        "getEModeCategoryBorrowableBitmap(uint8)": ["uint128"],
+        "getEModeCategoryLtvzeroBitmap(uint8)": ["uint128"],
+        "getIsEModeCategoryIsolated(uint8)": ["bool"],
+        "getUserEMode(address)": ["uint256"],
+    }
+    for signature, types in outputs.items():
+        assert [_type_str(o) for o in functions[signature]["outputs"]] == types, signature
+    events = by_signature(devnet_abi("Pool"), "event")
+    assert selector(events["UserEModeSet(address,uint8)"]).hex() == (
+        "d728da875fc88944cbf17638bcbe4af0eedaef63becd1d1c57cc097eb4608d84"
+    )
+    assert [i["indexed"] for i in events["UserEModeSet(address,uint8)"]["inputs"]] == [True, False]
 
 
 def test_protocol_event_topics() -> None:

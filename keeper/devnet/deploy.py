@@ -6,8 +6,8 @@ private key is handled here. ``deployment.json`` holds SPEC.md's fields (``rpc_u
 ``multicall3``, ``reserves: {SYMBOL: {token, feed, dex_pair}}``) plus a few extras
 (``deployer``, ``treasury``, per-reserve ``decimals``, ``a_token``, ``variable_debt_token``,
 ``dex_quote``; ``emode_categories: {ID: {label, ltv, liquidation_threshold, liquidation_bonus,
-collaterals, borrowables, isolated, ltvzero}}``; after seeding ``seed``, ``accounts`` and
-``block_number_after_seed``).
+collaterals, borrowables, isolated, ltvzero}}``; after seeding ``seed``, ``accounts``,
+``block_number_after_seed``, ``emode_accounts`` and ``emode_debt_share`` per category id).
 """
 
 from __future__ import annotations

@@ -540,4 +540,8 @@ def seed_book(
         "block_number_after_seed": rpc.block_number(),
         "seed_seconds": round(elapsed, 3),
         "dex_side_usd": {k: round(v, 2) for k, v in depths.items()},
+        "emode_accounts": {
+            str(e.id): sum(1 for a in book.accounts if a.emode == e.id) for e in EMODES
+        },
+        "emode_debt_share": {str(k): round(v, 6) for k, v in emode_debt_share(book).items() if k},
     }
