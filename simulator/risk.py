@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_SEED",
     "PROB_TOL",
+    "ChristoffersenResult",
     "ESInterval",
     "EVTResult",
     "GPDTail",
@@ -56,6 +57,7 @@ __all__ = [
     "Z2Test",
     "acerbi_szekely_z2",
     "acerbi_szekely_z2_pvalue",
+    "christoffersen",
     "es",
     "es_ci",
     "es_contributions",
@@ -64,7 +66,9 @@ __all__ = [
     "evt_es",
     "evt_fit",
     "evt_var",
+    "exception_probability",
     "kupiec_pof",
+    "kupiec_pof_varying",
     "tail_weights",
     "var",
     "var_normal",
@@ -873,6 +877,12 @@ def kupiec_pof(exceptions: int, n: int, alpha: float = DEFAULT_ALPHA) -> KupiecR
     ``LR = 2 [x ln(x / (n p)) + (n - x) ln((n - x) / (n (1 - p)))]`` with ``p = 1 - alpha``,
     ``x`` the exceptions and ``0 ln 0 = 0`` (so 0 and n exceptions are fine).
 
+    This assumes ``P(L > VaR) = 1 - alpha`` every period, true for a continuous loss. When
+    the forecast distribution has an atom at VaR (bad debt: VaR is often an atom at 0 and
+    ``P(L > 0)`` is far below ``1 - alpha``) a correct model is rejected; use
+    :func:`kupiec_pof_varying` with each period's own exception probability
+    (:func:`exception_probability`) instead.
+
     Args:
         exceptions: number of periods with loss > VaR, integer in [0, n].
         n: number of periods, integer >= 1.
@@ -913,19 +923,56 @@ def _z2_inputs(
             )
         out.append(arr)
     v, e = out
-    if not (e > 0.0).all():
-        i = int(np.argmax(e <= 0.0))
+    if not (e >= 0.0).all():
+        i = int(np.argmax(e < 0.0))
         raise InputError(
-            f"es_forecasts: must be > 0 (losses positive), got {float(e[i])!r} at index {i}"
+            f"es_forecasts: must be >= 0 (losses positive), got {float(e[i])!r} at index {i}"
         )
     return loss, v, e, alpha
 
 
-def _z2(loss: FloatArray, v: FloatArray, e: FloatArray, alpha: float) -> FloatArray:
-    """Z2 along the last axis of ``loss`` (shape ``(..., T)``)."""
+def _check_probs(probs: npt.ArrayLike, n: int, name: str = "exception_probs") -> FloatArray:
+    arr = np.asarray(probs, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    arr = _as_float_array(arr, name, 1)
+    if arr.size != n:
+        raise InputError(f"{name}: length {arr.size} does not match the {n} periods")
+    bad = (arr < 0.0) | (arr > 1.0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(f"{name}: {float(arr[i])!r} at index {i} is not a probability in [0, 1]")
+    return arr
+
+
+def _z2(
+    loss: FloatArray, v: FloatArray, e: FloatArray, alpha: float, shift: FloatArray | None = None
+) -> FloatArray:
+    """Z2 along the last axis of ``loss`` (shape ``(..., T)``).
+
+    ``shift`` (shape ``(T,)``) is ``VaR_t (1 - alpha - p_t)``, the part of ``(1 - alpha)
+    ES_t`` that the atom at VaR contributes (0 for a continuous forecast). A period with
+    ``ES_t = 0`` contributes 0 when its tail term is 0 and ``+inf`` (Z2 = -inf: the model
+    said impossible) when a loss exceeded it.
+    """
     t = loss.shape[-1]
-    hits = np.where(loss > v, loss / e, 0.0)
-    return np.asarray(1.0 - hits.sum(axis=-1) / (t * (1.0 - alpha)), dtype=np.float64)
+    tail = np.where(loss > v, loss, 0.0)
+    if shift is not None:
+        tail = tail + shift
+    pos = e > 0.0
+    safe = np.where(pos, e, 1.0)
+    with np.errstate(invalid="ignore"):
+        ratio = np.where(pos, tail / safe, np.where(tail > 0.0, np.inf, 0.0))
+    return np.asarray(1.0 - ratio.sum(axis=-1) / (t * (1.0 - alpha)), dtype=np.float64)
+
+
+def _z2_shift(
+    v: FloatArray, alpha: float, exception_probs: npt.ArrayLike | None
+) -> FloatArray | None:
+    if exception_probs is None:
+        return None
+    p = _check_probs(exception_probs, v.size)
+    return np.asarray(v * ((1.0 - alpha) - p), dtype=np.float64)
 
 
 def acerbi_szekely_z2(
@@ -933,6 +980,8 @@ def acerbi_szekely_z2(
     var_forecasts: npt.ArrayLike,
     es_forecasts: npt.ArrayLike,
     alpha: float = DEFAULT_ALPHA,
+    *,
+    exception_probs: npt.ArrayLike | None = None,
 ) -> float:
     """Acerbi-Szekely (2014) Z2 statistic of ES forecasts, losses positive.
 
@@ -940,16 +989,30 @@ def acerbi_szekely_z2(
     ``sum_t X_t I_t / (T alpha' ES_t) + 1`` with P&L ``X = -L`` and tail probability
     ``alpha' = 1 - alpha``. Sign convention (the paper's): ``E[Z2] = 0`` when VaR and ES
     are correct; **Z2 < 0 means risk is underestimated** (ES too low, or too many
-    exceptions), Z2 > 0 overestimated. The paper's 5% critical value is about -0.70.
+    exceptions), Z2 > 0 overestimated.
+
+    Atoms and ES = 0. With ``exception_probs`` ``p_t = P(L_t > VaR_t)`` under the forecast
+    (:func:`exception_probability`), each tail term gets the deterministic part the atom
+    at VaR contributes to ES, ``VaR_t (1 - alpha - p_t)``, so ``E[Z2] = 0`` for a correct
+    forecast with an atom at VaR too (for VaR = 0, the bad-debt case, the term is 0 and the
+    plain formula is already unbiased). A forecast ``ES_t = 0`` (a sure zero loss) is
+    allowed: that period adds 0, or ``-inf`` to Z2 if a loss nevertheless exceeded VaR.
+
+    Critical values depend on the sample size and the forecast distribution: the paper's
+    5% value of about -0.70 is for T = 250 Student-t days at 97.5% and shrinks roughly as
+    ``1/sqrt(T)`` (about -0.3 for T = 1,643). Use :func:`acerbi_szekely_z2_pvalue`,
+    which simulates the statistic for the sample at hand and reports its critical value.
 
     Args:
         realised_losses: realised loss per period, USD, shape ``(T,)``.
         var_forecasts: VaR forecast per period, USD, shape ``(T,)`` or a scalar.
-        es_forecasts: ES forecast per period, USD, > 0, shape ``(T,)`` or a scalar.
+        es_forecasts: ES forecast per period, USD, >= 0, shape ``(T,)`` or a scalar.
         alpha: confidence level of the forecasts.
+        exception_probs: ``P(L_t > VaR_t)`` per period under the forecast, shape ``(T,)``
+            or a scalar; ``None`` for ``1 - alpha`` (a continuous forecast).
     """
     loss, v, e, alpha = _z2_inputs(realised_losses, var_forecasts, es_forecasts, alpha)
-    return float(_z2(loss, v, e, alpha))
+    return float(_z2(loss, v, e, alpha, _z2_shift(v, alpha, exception_probs)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -960,11 +1023,16 @@ class Z2Test:
         statistic: Z2 of the realised losses (see :func:`acerbi_szekely_z2`).
         p_value: ``(1 + #{Z2_sim <= statistic}) / (1 + n_sim)``, one-sided (low Z2 rejects).
         n_sim: number of simulated histories.
+        critical_value: the ``level`` quantile of the simulated Z2, the critical value for
+            this sample's size and forecasts (Z2 below it rejects at ``level``).
+        level: the test size of ``critical_value`` (0.05).
     """
 
     statistic: float
     p_value: float
     n_sim: int
+    critical_value: float = math.nan
+    level: float = 0.05
 
 
 def acerbi_szekely_z2_pvalue(
@@ -975,17 +1043,27 @@ def acerbi_szekely_z2_pvalue(
     sampler: Callable[[np.random.Generator, int], npt.ArrayLike],
     n_sim: int = 10_000,
     rng: np.random.Generator | int | None = None,
+    *,
+    exception_probs: npt.ArrayLike | None = None,
+    level: float = 0.05,
 ) -> Z2Test:
     """Z2 and its p-value, simulating loss histories from the forecast distributions.
 
+    The simulated statistics also give the critical value at ``level`` for this sample's
+    size and forecasts (the paper's -0.70 holds only for 250 periods).
+
     Args:
-        realised_losses, var_forecasts, es_forecasts, alpha: as in :func:`acerbi_szekely_z2`.
+        realised_losses, var_forecasts, es_forecasts, alpha, exception_probs: as in
+            :func:`acerbi_szekely_z2`.
         sampler: ``sampler(rng, n_sim)`` returns ``n_sim`` loss histories drawn from the
             forecast distributions (the null hypothesis), USD, shape ``(n_sim, T)``.
         n_sim: number of simulated histories, >= 1.
         rng: a ``numpy.random.Generator``, an int seed, or None for ``DEFAULT_SEED``.
+        level: size of the test whose critical value is reported (0.05).
     """
     loss, v, e, alpha = _z2_inputs(realised_losses, var_forecasts, es_forecasts, alpha)
+    level = _check_alpha(level, "level")
+    shift = _z2_shift(v, alpha, exception_probs)
     if isinstance(n_sim, bool) or not isinstance(n_sim, numbers.Integral) or n_sim < 1:
         raise InputError(f"n_sim: must be an integer >= 1, got {n_sim!r}")
     gen = _as_generator(rng)
@@ -995,7 +1073,165 @@ def acerbi_szekely_z2_pvalue(
             f"sampler: returned shape {sims.shape}, expected (n_sim, T) = ({n_sim}, {loss.size})"
         )
     _check_finite_array(sims, "sampler output")
-    observed = float(_z2(loss, v, e, alpha))
-    z_sim = _z2(sims, v, e, alpha)
-    p = (1.0 + float(np.count_nonzero(z_sim <= observed))) / (1.0 + int(n_sim))
-    return Z2Test(observed, p, int(n_sim))
+    observed = float(_z2(loss, v, e, alpha, shift))
+    z_sim = _z2(sims, v, e, alpha, shift)
+    return _z2_test(observed, z_sim, level)
+
+
+def _z2_test(observed: float, z_sim: FloatArray, level: float = 0.05) -> Z2Test:
+    """Z2Test from the observed statistic and simulated ones (``-inf`` allowed in both)."""
+    n_sim = int(z_sim.size)
+    p = (1.0 + float(np.count_nonzero(z_sim <= observed))) / (1.0 + n_sim)
+    finite = np.where(np.isfinite(z_sim), z_sim, -1e300)
+    crit = float(np.quantile(finite, level, method="lower"))
+    return Z2Test(observed, p, n_sim, crit if crit > -1e300 else -math.inf, level)
+
+
+def exception_probability(
+    losses: npt.ArrayLike, var_value: float, weights: npt.ArrayLike | None = None
+) -> float:
+    """``P(L > var_value)`` under the (weighted) empirical distribution of ``losses``.
+
+    For a continuous forecast this is ``1 - alpha`` at ``var_value = var(losses, alpha)``;
+    with an atom at VaR (bad debt: mostly zeros) it is smaller, and it is what
+    :func:`kupiec_pof_varying` and :func:`acerbi_szekely_z2` need.
+    """
+    x = _as_losses(losses)
+    v = _check_finite_scalar(var_value, "var_value")
+    if weights is None:
+        return float(np.count_nonzero(x > v)) / x.size
+    w = _as_weights(weights, x.size)
+    return _sum(w[x > v]) / _sum(w)
+
+
+def _logit(p: FloatArray) -> FloatArray:
+    return np.asarray(np.log(p) - np.log1p(-p), dtype=np.float64)
+
+
+def _bernoulli_loglik(hits: npt.NDArray[np.bool_], p: FloatArray) -> float:
+    return float(special.xlogy(hits, p).sum() + special.xlog1py(~hits, -p).sum())
+
+
+def kupiec_pof_varying(hits: npt.ArrayLike, exception_probs: npt.ArrayLike) -> KupiecResult:
+    """Kupiec's proportion-of-failures test with each period's own exception probability.
+
+    Under the null the exception indicators ``I_t`` are independent Bernoulli(``p_t``),
+    ``p_t = P(L_t > VaR_t)`` under that period's forecast (``1 - alpha`` for a continuous
+    forecast; less when VaR is an atom, as for bad debt). The alternative scales every
+    period's odds by one factor, ``logit q_t = logit p_t + theta``, and the statistic is the
+    likelihood ratio of ``theta = theta_hat`` against ``theta = 0``, asymptotically
+    chi-squared with 1 df. With all ``p_t = 1 - alpha`` it is exactly :func:`kupiec_pof`.
+    Periods with ``p_t = 0`` (a loss above VaR is impossible) or ``p_t = 1`` carry no
+    information unless they are contradicted, which rejects at once (statistic ``inf``).
+
+    Args:
+        hits: exception indicators ``L_t > VaR_t``, booleans (or 0/1), shape ``(T,)``.
+        exception_probs: ``p_t`` per period, in [0, 1], shape ``(T,)`` or a scalar.
+
+    Returns:
+        :class:`KupiecResult` with ``expected_rate`` the mean of ``p_t``.
+    """
+    h_arr = np.asarray(hits)
+    if h_arr.ndim != 1 or h_arr.size == 0:
+        raise InputError(f"hits: expected a non-empty 1-D array, got shape {h_arr.shape}")
+    if h_arr.dtype != np.bool_:
+        if not np.isin(h_arr, (0, 1)).all():
+            raise InputError("hits: must be booleans or 0/1 exception indicators")
+        h_arr = h_arr.astype(bool)
+    h: npt.NDArray[np.bool_] = h_arr
+    p = _check_probs(exception_probs, h.size)
+    x, t = int(h.sum()), int(h.size)
+    rate = float(np.mean(p))
+    impossible = ((p == 0.0) & h) | ((p == 1.0) & ~h)
+    if impossible.any():
+        return KupiecResult(math.inf, 0.0, x, t, rate)
+    free = (p > 0.0) & (p < 1.0)
+    hf, pf = h[free], p[free]
+    if pf.size == 0:
+        return KupiecResult(0.0, 1.0, x, t, rate)
+    null = _bernoulli_loglik(hf, pf)
+    xf = int(hf.sum())
+    if xf == 0 or xf == pf.size:
+        alt = 0.0  # theta -> -inf / +inf: every q_t -> 0 / 1
+    else:
+        from scipy import optimize
+
+        lg = _logit(pf)
+
+        def excess(theta: float) -> float:
+            return float(special.expit(lg + theta).sum()) - xf
+
+        lo, hi = -1.0, 1.0
+        while excess(lo) > 0.0:
+            lo *= 2.0
+        while excess(hi) < 0.0:
+            hi *= 2.0
+        theta = float(optimize.brentq(excess, lo, hi, xtol=1e-12))
+        alt = _bernoulli_loglik(hf, np.asarray(special.expit(lg + theta), dtype=np.float64))
+    statistic = max(2.0 * (alt - null), 0.0)
+    return KupiecResult(statistic, float(stats.chi2.sf(statistic, 1)), x, t, rate)
+
+
+@dataclass(frozen=True, slots=True)
+class ChristoffersenResult:
+    """Christoffersen (1998) independence and conditional-coverage tests of VaR exceptions.
+
+    Attributes:
+        independence: LR statistic of first-order Markov dependence of the exceptions
+            against independence, chi-squared with 1 df.
+        independence_p: its p-value.
+        conditional_coverage: ``LR_uc + LR_ind`` (the unconditional-coverage statistic of
+            :func:`kupiec_pof_varying` plus the independence one), chi-squared with 2 df.
+        conditional_coverage_p: its p-value.
+        transitions: ``(n00, n01, n10, n11)``, counts of (yesterday, today) exception pairs.
+    """
+
+    independence: float
+    independence_p: float
+    conditional_coverage: float
+    conditional_coverage_p: float
+    transitions: tuple[int, int, int, int]
+
+
+def christoffersen(
+    hits: npt.ArrayLike, exception_probs: npt.ArrayLike | float
+) -> ChristoffersenResult:
+    """Christoffersen's independence test and the conditional-coverage test.
+
+    Independence: the probability of an exception after an exception (``pi_1``) against
+    after none (``pi_0``), ``LR_ind = 2 [l(pi_0, pi_1) - l(pi)]``. Conditional coverage adds
+    the unconditional-coverage LR of :func:`kupiec_pof_varying` (periods' own exception
+    probabilities), ``LR_cc = LR_uc + LR_ind``, chi-squared with 2 df.
+
+    Args:
+        hits: exception indicators, shape ``(T,)``, T >= 2.
+        exception_probs: ``P(L_t > VaR_t)`` per period, shape ``(T,)`` or a scalar.
+    """
+    h = np.asarray(hits).astype(bool)
+    if h.ndim != 1 or h.size < 2:
+        raise InputError(f"hits: expected a 1-D array of at least 2 periods, got {h.shape}")
+    prev, cur = h[:-1], h[1:]
+    n00 = int(np.count_nonzero(~prev & ~cur))
+    n01 = int(np.count_nonzero(~prev & cur))
+    n10 = int(np.count_nonzero(prev & ~cur))
+    n11 = int(np.count_nonzero(prev & cur))
+
+    def ll(k0: int, k1: int) -> float:  # k1 exceptions among k0 + k1 periods, at the MLE
+        n = k0 + k1
+        if n == 0:
+            return 0.0
+        q = k1 / n
+        return float(special.xlogy(k1, q) + special.xlog1py(k0, -q))
+
+    restricted = ll(n00 + n10, n01 + n11)
+    unrestricted = ll(n00, n01) + ll(n10, n11)
+    lr_ind = max(2.0 * (unrestricted - restricted), 0.0)
+    uc = kupiec_pof_varying(h, exception_probs)
+    lr_cc = uc.statistic + lr_ind
+    return ChristoffersenResult(
+        lr_ind,
+        float(stats.chi2.sf(lr_ind, 1)),
+        lr_cc,
+        float(stats.chi2.sf(lr_cc, 2)) if math.isfinite(lr_cc) else 0.0,
+        (n00, n01, n10, n11),
+    )

@@ -212,7 +212,7 @@ def test_bad_kupiec_arguments(args: tuple[Any, Any], message: str) -> None:
     [
         ((GOOD, np.ones(5), 2.0), r"var_forecasts: length 5 does not match realised_losses"),
         ((GOOD, 1.0, np.ones(5)), r"es_forecasts: length 5 does not match realised_losses"),
-        ((GOOD, 1.0, 0.0), r"es_forecasts: must be > 0"),
+        ((GOOD, 1.0, -1.0), r"es_forecasts: must be >= 0"),
         ((GOOD, math.nan, 1.0), r"var_forecasts: contains 100 NaN"),
         ((GOOD, 1.0, np.ones((100, 2))), r"es_forecasts: expected a 1-D array"),
         (([], 1.0, 1.0), r"realised_losses: is empty"),

@@ -29,6 +29,7 @@ from simulator.errors import NumericalWarning, ScenarioError
 from simulator.scenarios.assets import SPREAD_FACTORS
 
 __all__ = [
+    "DOF_BOUNDS",
     "GarchFit",
     "History",
     "PriceTable",
@@ -290,12 +291,32 @@ def nearest_correlation(corr: FloatArray, floor: float = 0.0) -> FloatArray:
     return out
 
 
+#: Bounds of the fitted Student-t degrees of freedom (finite variance needs > 2).
+DOF_BOUNDS: tuple[float, float] = (2.5, 100.0)
+
+
 def fit_t_dof(z: FloatArray) -> float:
-    """Maximum-likelihood Student-t degrees of freedom of standardised data (location 0)."""
+    """Maximum-likelihood Student-t degrees of freedom of standardised data (location 0).
+
+    The estimate is clipped to :data:`DOF_BOUNDS` ``(2.5, 100)``: below 2.5 the variance
+    (the scale the regimes are written in) is barely finite, above 100 the law is normal
+    for every practical purpose. A clipped estimate is reported with a
+    :class:`~simulator.errors.NumericalWarning` naming the raw MLE, because it means the
+    sample's tails are heavier (or lighter) than the model can say.
+    """
     from scipy import stats
 
     df, _, _ = stats.t.fit(z, floc=0.0)
-    return float(np.clip(df, 2.5, 100.0))
+    lo, hi = DOF_BOUNDS
+    raw = float(df)
+    if not lo <= raw <= hi:
+        warnings.warn(
+            f"Student-t fit: the MLE degrees of freedom {raw:.3g} of {len(z)} returns is "
+            f"outside [{lo:g}, {hi:g}]; using {min(max(raw, lo), hi):g}",
+            NumericalWarning,
+            stacklevel=2,
+        )
+    return float(np.clip(raw, lo, hi))
 
 
 @dataclass(frozen=True, slots=True)

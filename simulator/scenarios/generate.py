@@ -164,17 +164,21 @@ def mixing_groups(n_steps: int, dt_days: float, mixing: Literal["day", "step"]) 
 def bootstrap_block(
     rng: np.random.Generator, returns: FloatArray, n: int, n_obs: int, block_len: int
 ) -> FloatArray:
-    """Moving-block bootstrap of whole rows of ``returns`` (shape ``(T, f)``).
+    """Circular block bootstrap of whole rows of ``returns`` (shape ``(T, f)``).
 
     Each path glues together blocks of ``block_len`` consecutive historical days (all
     factors of a day together, so cross-asset dependence and short-range serial
-    dependence survive). Returns log-returns of shape ``(n, n_obs, f)``.
+    dependence survive). Blocks start at any of the ``T`` rows and wrap around the end of
+    the sample (Politis & Romano 1992), so every row, the last ones before ``as_of``
+    included, is drawn with the same probability; a moving-block bootstrap without the
+    wrap would never draw the last ``block_len - 1`` rows first, and would draw them less
+    often overall. Returns log-returns of shape ``(n, n_obs, f)``.
     """
     t = returns.shape[0]
     block_len = min(block_len, t)
     n_blocks = -(-n_obs // block_len)
-    starts = rng.integers(0, t - block_len + 1, size=(n, n_blocks))
-    idx = (starts[:, :, None] + np.arange(block_len)).reshape(n, -1)[:, :n_obs]
+    starts = rng.integers(0, t, size=(n, n_blocks))
+    idx = ((starts[:, :, None] + np.arange(block_len)) % t).reshape(n, -1)[:, :n_obs]
     out: FloatArray = returns[idx]
     return out
 
