@@ -230,8 +230,29 @@ def test_default_parameters_are_reproduced_from_the_data() -> None:
         "AAVE": "AAVE-USD", "LST": "STETH-ETH", "STABLE": "USDC-USD",
     }  # fmt: skip
     table = cal.read_close_files({f: price_file(f"{files[f]}.csv") for f in factors})
+    # the conditional (active) calibration: GARCH(1,1) per factor, residual corr / dof, wicks
+    lows = {}
+    for f in ("ETH", "BTC"):
+        df = pd.read_csv(price_file(f"{files[f]}.csv"), parse_dates=["date"])
+        lows[f] = (
+            df["date"].to_numpy().astype("datetime64[s]"),
+            df["close"].to_numpy(np.float64),
+            df["low"].to_numpy(np.float64),
+        )
+    fit = cal.calibrate_conditional(
+        table, as_of=dt.date(2024, 7, 1), start=dt.date(2018, 1, 1), lows=lows
+    )
+    cond, reg = doc["conditional"], doc["regimes"]["normal"]
+    np.testing.assert_allclose(fit.omega, cond["omega"], rtol=1e-4)
+    np.testing.assert_allclose(fit.alpha, cond["alpha"], atol=1e-4)
+    np.testing.assert_allclose(fit.beta, cond["beta"], atol=1e-4)
+    assert fit.intraday_scale == pytest.approx(cond["intraday_scale"], abs=0.01)
+    assert cond["intraday_scale"] > 1.1  # an hourly random walk alone has too few wicks
+    np.testing.assert_allclose(fit.regime.vol_daily, reg["vol_daily"], atol=1e-6)
+    np.testing.assert_allclose(fit.regime.corr, reg["corr"], atol=1e-4)
+    assert fit.regime.dof == pytest.approx(reg["dof"], abs=0.01)
+    assert reg["as_of"] == dt.date(2024, 7, 1)
     for name, (as_of, start, min_obs) in {
-        "normal": (dt.date(2024, 6, 17), dt.date(2022, 6, 17), 250),
         "stressed": (dt.date(2022, 12, 1), dt.date(2022, 5, 1), 60),
     }.items():
         fit = cal.calibrate_regime(table, name=name, as_of=as_of, start=start, min_obs=min_obs)

@@ -151,7 +151,9 @@ def test_default_one_day_es_is_the_calibrated_t_and_the_market_s(tmp_path: Any) 
     """The default scenario's one-day 97.5% ES of each volatile factor equals the closed-form
     ES of its calibrated daily t (scale = vol x sqrt((dof - 2) / dof)), and lies within the
     sampling error of the ES of the market's own daily returns over the calibration window
-    (data/prices; 730 days, about 18 in the tail)."""
+    (data/prices, 2018-01-01..2024-06-30; about 60 days in the tail): with no price history
+    the conditional default uses its long-run volatility, the unconditional level. LINK's
+    data end 2024-06-17."""
     import pandas as pd
     from price_data import price_file
 
@@ -171,7 +173,7 @@ def test_default_one_day_es_is_the_calibrated_t_and_the_market_s(tmp_path: Any) 
         # 200,000 paths: the sampling SE of ES is about 0.5%; 3%
         assert model == pytest.approx(closed, rel=0.03), name
         close = pd.read_csv(price_file(f"{name}-USD.csv"), parse_dates=["date"]).set_index("date")
-        window = close["close"].loc["2022-06-17":"2024-06-16"].to_numpy()
+        window = close["close"].loc["2018-01-01":"2024-06-30"].to_numpy()
         market = -np.diff(np.log(window))
         ci = risk.es_ci(market, 0.975, n_boot=200, rng=1)
         assert abs(model - ci.es) < 2 * ci.se, (name, model, ci.es, ci.se)
@@ -219,8 +221,28 @@ def test_jumps_add_the_compound_poisson_moments() -> None:
 
 
 def test_stressed_regime_is_more_volatile_and_more_correlated() -> None:
-    normal = load_scenario("default")
-    stressed = normal.with_regime("stressed")
+    """Against the default conditioned on a calm market (2023-10-01, after a quiet summer);
+    the stressed regime is the fixed May-Nov 2022 calibration and ignores any history."""
+    import datetime as dt
+
+    import pandas as pd
+    from price_data import price_file
+
+    closes = [
+        pd.read_csv(price_file(f"{s}-USD.csv"), parse_dates=["date"])
+        .set_index("date")["close"]
+        .rename(s)
+        for s in ("ETH", "BTC")
+    ]
+    logp = np.log(pd.concat(closes, axis=1, sort=True).loc["2021-01-01":"2023-09-30"].to_numpy())
+    base = load_scenario("default")
+    normal = base.conditioned(
+        np.diff(logp, axis=0), ["ETH", "BTC"], dt.date(2023, 10, 1), dt.date(2023, 9, 30)
+    )
+    stressed = base.with_regime("stressed")
+    assert (
+        stressed.conditioned(np.diff(logp, axis=0), ["ETH"], dt.date(2023, 10, 1), None) is stressed
+    )
     a = np.log(normal.paths(["WETH", "WBTC"], 5000, seed=1).multipliers[:, -1, :])
     b = np.log(stressed.paths(["WETH", "WBTC"], 5000, seed=1).multipliers[:, -1, :])
     assert b[:, 0].std() > 1.3 * a[:, 0].std()

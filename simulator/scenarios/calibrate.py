@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,12 +31,17 @@ from simulator.scenarios.assets import SPREAD_FACTORS
 
 __all__ = [
     "DOF_BOUNDS",
+    "ConditionalFit",
     "GarchFit",
     "History",
     "PriceTable",
     "RegimeFit",
+    "calibrate_conditional",
     "calibrate_regime",
+    "conditional_toml",
     "fit_garch",
+    "fit_garch11",
+    "fit_standardized_t_dof",
     "fit_t_dof",
     "history_returns",
     "nearest_correlation",
@@ -275,6 +281,54 @@ def fit_garch(
     return GarchFit(params, resid)
 
 
+#: Largest ``alpha + beta`` of :func:`fit_garch11` (a half-life of volatility shocks of
+#: about 140 days); more persistent fits are shrunk to it.
+MAX_PERSISTENCE = 0.995
+
+
+def fit_garch11(returns: FloatArray, name: str = "returns") -> tuple[float, float, float]:
+    """Zero-mean GARCH(1,1) of daily log-returns (Gaussian quasi-likelihood, ``arch``).
+
+    ``alpha`` and ``beta`` are the quasi-maximum-likelihood estimates (their sum capped at
+    :data:`MAX_PERSISTENCE`); ``omega`` is set by variance targeting, so the long-run
+    variance ``omega / (1 - alpha - beta)`` is the sample mean square of the returns: a
+    near-integrated fit (stablecoins, the LST ratio) cannot imply an absurd long-run level.
+
+    Returns ``(omega, alpha, beta)`` in daily-variance units of the log-returns, the model
+    ``sigma2_{t+1} = omega + alpha r_t^2 + beta sigma2_t`` (see
+    :class:`~simulator.scenarios.model.ConditionalSpec`). Optimiser warnings are re-issued
+    as :class:`~simulator.errors.NumericalWarning` naming ``name``.
+
+    Raises:
+        ScenarioError: fewer than 100 returns, constant returns, or a failed fit.
+    """
+    from arch import arch_model
+
+    r = np.asarray(returns, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if r.size < 100:
+        raise ScenarioError(f"{name}: only {r.size} returns; a GARCH(1,1) fit needs 100")
+    sd = float(r.std())
+    if not sd > 0.0:
+        raise ScenarioError(f"{name}: all {r.size} returns are equal; no GARCH can be fitted")
+    scale = 10.0 / sd
+    model = arch_model(r * scale, mean="Zero", vol="GARCH", p=1, q=1, dist="normal", rescale=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = model.fit(disp="off", show_warning=False)
+    for w in caught:
+        warnings.warn(f"GARCH(1,1) fit of {name}: {w.message}", NumericalWarning, stacklevel=2)
+    p = res.params
+    alpha, beta = float(p["alpha[1]"]), float(p["beta[1]"])
+    if not (np.isfinite([alpha, beta]).all() and alpha >= 0.0 and beta >= 0.0):
+        raise ScenarioError(f"{name}: the GARCH(1,1) fit failed (alpha={alpha!r}, beta={beta!r})")
+    if alpha + beta > MAX_PERSISTENCE:  # (near-)integrated: keep a finite long-run variance
+        shrink = MAX_PERSISTENCE / (alpha + beta)
+        alpha, beta = alpha * shrink, beta * shrink
+    omega = (1.0 - alpha - beta) * float(np.mean(r * r))  # variance targeting
+    return omega, alpha, beta
+
+
 # ----------------------------------------------------------------------------------------
 # Monte Carlo regimes
 
@@ -317,6 +371,43 @@ def fit_t_dof(z: FloatArray) -> float:
             stacklevel=2,
         )
     return float(np.clip(raw, lo, hi))
+
+
+def fit_standardized_t_dof(z: FloatArray) -> float:
+    """Maximum-likelihood dof of a *unit-variance* Student-t for standardised data.
+
+    The Monte Carlo kernel draws ``sqrt((dof - 2) / W) x normal``, a t law scaled to unit
+    variance, so the dof that belongs with a volatility forecast is the one of that law
+    (``arch``'s standardised t), not of a t with a free scale (:func:`fit_t_dof`), which
+    can put heavy tails on a body far narrower than the variance says. Bounded by
+    :data:`DOF_BOUNDS`, with a :class:`~simulator.errors.NumericalWarning` at a bound.
+    """
+    from scipy import optimize, stats
+
+    x = np.asarray(z, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    lo, hi = DOF_BOUNDS
+
+    def nll(log_nu: float) -> float:
+        nu = 2.0 + math.exp(log_nu)
+        c = math.sqrt((nu - 2.0) / nu)
+        return -float(np.sum(stats.t.logpdf(x / c, nu))) + x.size * math.log(c)
+
+    res = optimize.minimize_scalar(
+        nll,
+        bounds=(math.log(lo - 2.0) - 1.0, math.log(hi - 2.0) + 1.0),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    raw = 2.0 + math.exp(float(res.x))
+    if not lo <= raw <= hi:
+        warnings.warn(
+            f"standardised Student-t fit: the MLE degrees of freedom {raw:.3g} of {x.size} "
+            f"returns is outside [{lo:g}, {hi:g}]; using {min(max(raw, lo), hi):g}",
+            NumericalWarning,
+            stacklevel=2,
+        )
+    return float(min(max(raw, lo), hi))
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +505,131 @@ def calibrate_regime(
         window=(start.isoformat(), (as_of - dt.timedelta(days=1)).isoformat()),
         notes="; ".join(notes),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalFit:
+    """A market-conditional Monte Carlo calibration (``[conditional]`` plus its regime)."""
+
+    factors: tuple[str, ...]
+    omega: tuple[float, ...]
+    alpha: tuple[float, ...]
+    beta: tuple[float, ...]
+    regime: RegimeFit
+    intraday_scale: float
+    windows: tuple[str, ...]
+
+
+#: Paths and seed of the intraday-scale calibration (deterministic).
+_WICK_PATHS, _WICK_SEED = 20_000, 20_240_630
+
+
+def calibrate_conditional(
+    prices: PriceTable,
+    *,
+    as_of: dt.date,
+    start: dt.date,
+    lows: Mapping[str, tuple[npt.NDArray[np.datetime64], FloatArray, FloatArray]] | None = None,
+    n_steps: int = 24,
+) -> ConditionalFit:
+    """GARCH(1,1) per factor, correlation and Student-t dof of the standardised returns, and
+    the intraday scale of the wicks, from daily data in ``[start, as_of)``.
+
+    Each factor's GARCH(1,1) (:func:`fit_garch11`) uses all its daily returns in the
+    window (series start and end at different dates). The regime's ``vol_daily`` is the
+    long-run volatility ``sqrt(omega / (1 - alpha - beta))`` (what the scenario uses with no
+    history), its correlation the pairwise-complete correlation of the standardised
+    returns, its dof the MLE over the pooled standardised returns of the non-spread
+    factors (a unit-variance t, :func:`fit_standardized_t_dof`). ``lows`` maps factors to ``(dates, close, low)`` daily arrays: the intraday
+    scale ``k`` makes the model's mean downside excursion of a day below
+    ``min(open, close)``, in units of the day's conditional volatility, equal to the data's
+    (pooled over those factors); with an hourly random walk (``k = 1``) it is ~30% short.
+    """
+    from simulator.scenarios import generate as gen
+    from simulator.scenarios.model import garch_filter
+
+    cut = np.datetime64(as_of.isoformat(), "s")
+    lo = np.datetime64(start.isoformat(), "s")
+    dates = prices.dates
+    logp = np.log(prices.values)
+    ret = np.full_like(logp, np.nan)
+    ret[1:] = logp[1:] - logp[:-1]
+    ret[1:][np.diff(dates) != np.timedelta64(86400, "s")] = np.nan
+    inside = (dates < cut) & (dates - np.timedelta64(1, "D") >= lo)
+    f_n = len(prices.names)
+    z = np.full_like(ret, np.nan)
+    params: list[tuple[float, float, float]] = []
+    windows: list[str] = []
+    for j, name in enumerate(prices.names):
+        ok = inside & np.isfinite(ret[:, j])
+        r = ret[ok, j]
+        om, a, b = fit_garch11(r, name=name)
+        params.append((om, a, b))
+        s2 = garch_filter(r, om, a, b, om / (1.0 - a - b))
+        z[ok, j] = r / np.sqrt(s2[:-1])
+        windows.append(f"{name}: {_to_date(dates[ok][0])}..{_to_date(dates[ok][-1])}")
+    corr = np.eye(f_n)
+    for i in range(f_n):
+        for j in range(i + 1, f_n):
+            sel = np.isfinite(z[:, i]) & np.isfinite(z[:, j])
+            corr[i, j] = corr[j, i] = float(np.corrcoef(z[sel, i], z[sel, j])[0, 1])
+    if np.linalg.eigvalsh(corr).min() < 1e-6:
+        corr = nearest_correlation(corr, floor=1e-6)
+    pooled = np.concatenate(
+        [z[np.isfinite(z[:, j]), j] for j, f in enumerate(prices.names) if f not in SPREAD_FACTORS]
+    )
+    dof = fit_standardized_t_dof(pooled)
+    scale = 1.0
+    if lows:
+        excursions = []
+        for name, (d, close, low) in lows.items():
+            j = prices.names.index(name)
+            om, a, b = params[j]
+            keep = (d < cut) & (d - np.timedelta64(1, "D") >= lo)
+            c, lw = close[keep], low[keep]
+            r = np.diff(np.log(c))
+            sig = np.sqrt(garch_filter(r, om, a, b, om / (1.0 - a - b))[:-1])
+            base = np.minimum(c[:-1], c[1:])
+            excursions.append((np.log(base) - np.log(np.minimum(lw[1:], base))) / sig)
+        data = float(np.mean(np.concatenate(excursions)))
+        rng = np.random.default_rng(_WICK_SEED)
+        lv = gen.montecarlo_block(rng, _WICK_PATHS, n_steps, 1.0 / n_steps, (1.0,), (0.0,),
+                                  ((1.0,),), dof)  # fmt: skip
+        model = float(np.mean(np.minimum(lv[:, 0, 0], lv[:, -1, 0]) - lv[:, :, 0].min(axis=1)))
+        scale = data / model
+    lr_vol = tuple(math.sqrt(o / (1.0 - a - b)) for o, a, b in params)
+    regime = RegimeFit(
+        name="normal",
+        factors=prices.names,
+        vol_daily=tuple(round(v, 6) for v in lr_vol),
+        corr=tuple(tuple(round(float(c), 4) for c in row) for row in corr),
+        dof=round(dof, 2),
+        as_of=as_of,
+        window=(start.isoformat(), (as_of - dt.timedelta(days=1)).isoformat()),
+        notes="long-run GARCH volatility; correlation and dof of GARCH-standardised returns",
+    )
+    return ConditionalFit(
+        factors=prices.names,
+        omega=tuple(float(f"{o:.4e}") for o, _, _ in params),
+        alpha=tuple(round(a, 4) for _, a, _ in params),
+        beta=tuple(round(b, 4) for _, _, b in params),
+        regime=regime,
+        intraday_scale=round(scale, 2),
+        windows=tuple(windows),
+    )
+
+
+def conditional_toml(fit: ConditionalFit) -> str:
+    """The ``[conditional]`` table of a conditional calibration."""
+    lines = ["[conditional]", 'model = "garch"']
+    lines.append(f"# {', '.join(fit.factors)}")
+    lines.append("omega = [" + ", ".join(f"{o:.4e}" for o in fit.omega) + "]")
+    lines.append("alpha = [" + ", ".join(f"{a:.4f}" for a in fit.alpha) + "]")
+    lines.append("beta = [" + ", ".join(f"{b:.4f}" for b in fit.beta) + "]")
+    lines.append(f"intraday_scale = {fit.intraday_scale}")
+    lines.append("max_gap_days = 3")
+    lines.append(f'fitted = "{"; ".join(fit.windows)}"')
+    return "\n".join(lines) + "\n"
 
 
 def regime_toml(fit: RegimeFit) -> str:

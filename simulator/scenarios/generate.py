@@ -29,6 +29,7 @@ __all__ = [
     "knot_path",
     "mixing_groups",
     "montecarlo_block",
+    "scale_intraday",
     "spread_substeps",
 ]
 
@@ -217,6 +218,32 @@ def fhs_block(
         out[:, t, :] = mu + e
         sigma2 = omega + (alpha + gamma * (e < 0.0)) * e * e + beta * sigma2
     return out
+
+
+def scale_intraday(levels: FloatArray, dt_days: float, scale: float) -> None:
+    """Scale, in place, each day's excursion from the straight line between its open and
+    close by ``scale`` (log levels, shape ``(n, n_steps + 1, f)``).
+
+    Days are the groups of :func:`mixing_groups` (``"day"``); the level at each day's open
+    and close is unchanged, so daily returns keep their law, while the intraday lows and
+    highs (the wicks a liquidation sees) move ``scale`` times further from the line.
+    A trailing partial day is scaled the same way between its first and last step.
+    """
+    n_steps = levels.shape[1] - 1
+    if scale == 1.0 or dt_days >= 1.0 or n_steps < 2:
+        return
+    group = mixing_groups(n_steps, dt_days, "day")
+    bounds = np.flatnonzero(np.diff(np.append(group, group[-1] + 1))) + 1  # day ends (steps)
+    start = 0
+    for end in bounds:
+        if end - start >= 2:
+            a = levels[:, start : start + 1, :]
+            b = levels[:, end : end + 1, :]
+            frac = (np.arange(start, end + 1) - start)[None, :, None] / (end - start)
+            line = a + (b - a) * frac
+            seg = levels[:, start : end + 1, :]
+            seg[...] = line + scale * (seg - line)
+        start = int(end)
 
 
 def spread_substeps(returns: FloatArray, per_obs: int, n_steps: int) -> FloatArray:

@@ -10,7 +10,11 @@ A scenario is one of three kinds:
     variable shared by the steps of a day, ``mixing = "day"``, so daily returns have the
     calibrated t law), per-factor daily volatility, optional Poisson jumps, and named
     calibration regimes (``normal``, ``stressed``) chosen by ``regime`` or by a
-    ``NAME:REGIME`` scenario name.
+    ``NAME:REGIME`` scenario name. An optional ``[conditional]`` table makes it conditional
+    on the market: per-factor GARCH(1,1) parameters whose one-day-ahead volatility,
+    filtered from a price history the caller supplies (:meth:`Scenario.conditioned`),
+    replaces the regime's ``vol_daily``; without a history the long-run volatility is used
+    and a warning is logged. ``intraday_scale`` widens the intraday excursions (wicks).
 ``historical``
     block bootstrap or GARCH-filtered historical simulation from a price CSV (date column
     plus one column per factor), using only rows strictly before ``as_of``.
@@ -19,6 +23,7 @@ A scenario is one of three kinds:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,6 +48,7 @@ from simulator.scenarios.assets import (
 from simulator.scenarios.paths import OracleSpec, PricePaths
 
 __all__ = [
+    "ConditionalSpec",
     "GasSpec",
     "HistoricalSpec",
     "JumpSpec",
@@ -54,6 +60,22 @@ __all__ = [
     "StressSpec",
     "parse_scenario",
 ]
+
+_LOG = logging.getLogger(__name__)
+_WARNED: set[str] = set()
+
+
+def _warn_unconditioned(name: str) -> None:
+    """Log once per scenario name that a conditional scenario runs on long-run volatility."""
+    if name in _WARNED:
+        return
+    _WARNED.add(name)
+    _LOG.warning(
+        "scenario %s is conditional on the market but no price history was given "
+        "(Scenario.conditioned); its paths use the long-run volatility of its GARCH fit",
+        name,
+    )
+
 
 Kind = Literal["stress", "montecarlo", "historical"]
 KINDS: tuple[str, ...] = ("stress", "montecarlo", "historical")
@@ -84,6 +106,7 @@ _KIND_KEYS: dict[str, tuple[str, ...]] = {
         "regimes",
         "jumps",
         "calibration",
+        "conditional",
     ),
     "historical": (
         "method",
@@ -200,6 +223,72 @@ class JumpSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ConditionalSpec:
+    """Market-conditional volatility of a Monte Carlo scenario (``[conditional]``).
+
+    Per factor, a GARCH(1,1) on daily log-returns (zero mean),
+    ``sigma2_{t+1} = omega + alpha r_t^2 + beta sigma2_t``, started at the long-run
+    variance ``omega / (1 - alpha - beta)`` on the first return of the history and run
+    through the last one before ``as_of``; the result replaces the regime's
+    ``vol_daily`` (the regime's correlation and dof are those of the GARCH-standardised
+    returns).
+
+    Attributes:
+        omega, alpha, beta: per factor, shape ``(n_factors,)``; daily-variance units.
+        max_gap_days: the history must have a price no more than this many days before
+            ``as_of`` (else the long-run volatility is used, with a warning).
+        intraday_scale: factor on each day's excursion from the straight line between its
+            open and close (1 = the plain random walk of the steps); > 1 gives wicks the
+            hourly random walk misses.
+        fitted: description of the fit (data, window), informative.
+        conditioned_on: set by :meth:`Scenario.conditioned`: what history, through when;
+            empty when not conditioned (the long-run volatility is used).
+        regime: the regime it conditions (the file's ``regime``); other regimes, such as
+            ``stressed``, stay fixed calibrations.
+    """
+
+    omega: tuple[float, ...]
+    alpha: tuple[float, ...]
+    beta: tuple[float, ...]
+    max_gap_days: int = 3
+    intraday_scale: float = 1.0
+    fitted: str = ""
+    conditioned_on: str = ""
+    regime: str = ""
+
+    def long_run_vol(self) -> tuple[float, ...]:
+        """``sqrt(omega / (1 - alpha - beta))`` per factor."""
+        return tuple(
+            math.sqrt(o / (1.0 - a - b))
+            for o, a, b in zip(self.omega, self.alpha, self.beta, strict=True)
+        )
+
+    def filter(self, returns: FloatArray) -> FloatArray:
+        """One-day-ahead volatility after ``returns`` (shape ``(T, n_factors)``; NaN rows of
+        a factor are skipped for it), shape ``(n_factors,)``."""
+        out = np.empty(len(self.omega))
+        lr = self.long_run_vol()
+        for j, (o, a, b) in enumerate(zip(self.omega, self.alpha, self.beta, strict=True)):
+            r = returns[:, j]
+            r = r[np.isfinite(r)]
+            out[j] = math.sqrt(garch_filter(r, o, a, b, lr[j] ** 2)[-1])
+        return out
+
+
+def garch_filter(r: FloatArray, omega: float, alpha: float, beta: float, s0: float) -> FloatArray:
+    """GARCH(1,1) variances ``sigma2_t`` for t = 0..T (``sigma2_0 = s0``; ``sigma2_T`` is the
+    one-step-ahead forecast after the last return), shape ``(T + 1,)``. Linear recursion,
+    evaluated with ``scipy.signal.lfilter``."""
+    from scipy import signal
+
+    x = np.empty(r.size + 1)
+    x[0] = s0
+    x[1:] = omega + alpha * r * r
+    out: FloatArray = signal.lfilter([1.0], [1.0, -beta], x)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class MonteCarloSpec:
     """Parametric Monte Carlo over ``factors``.
 
@@ -214,6 +303,7 @@ class MonteCarloSpec:
             day's log-return is Student-t with the regime's dof, as calibrated on daily
             returns) or ``step`` (each step is Student-t; a day of many steps is close to
             normal). See :func:`simulator.scenarios.generate.montecarlo_block`.
+        conditional: GARCH volatility conditional on a price history, or ``None``.
     """
 
     factors: tuple[str, ...]
@@ -223,6 +313,7 @@ class MonteCarloSpec:
     jumps: JumpSpec | None = None
     calibration: str = ""
     mixing: Literal["day", "step"] = "day"
+    conditional: ConditionalSpec | None = None
 
     @property
     def active(self) -> Regime:
@@ -343,6 +434,75 @@ class Scenario:
         base = self.name.rpartition(":")[0] if ":" in self.name else self.name
         return replace(self, name=f"{base}:{regime}", spec=replace(self.spec, regime=regime))
 
+    def conditioned(
+        self,
+        returns: FloatArray,
+        factors: Sequence[str],
+        as_of: dt.date,
+        last: dt.date | None,
+        source: str = "price history",
+    ) -> Scenario:
+        """This conditional Monte Carlo scenario with its volatility filtered from history.
+
+        Args:
+            returns: daily log-returns strictly before ``as_of``, shape ``(T, len(factors))``
+                (NaN where a factor has no return that day).
+            factors: the scenario factor of each column (a subset of ``self.factors``).
+            as_of: the date the paths start (a snapshot's block date).
+            last: the date of the last price in the history (``None``: no history).
+            source: what the history is, for the record.
+
+        Returns:
+            The scenario with the active regime's ``vol_daily`` replaced, for the factors in
+            ``factors``, by the GARCH one-day-ahead volatility, and ``conditioned_on`` set.
+            A history that ends more than ``max_gap_days`` before ``as_of`` is not used: the
+            long-run volatility stays and a warning is logged. Scenarios without a
+            ``[conditional]`` table are returned unchanged.
+        """
+        spec = self.spec
+        if not isinstance(spec, MonteCarloSpec) or spec.conditional is None:
+            return self
+        cond = spec.conditional
+        if cond.regime != spec.active.name:
+            return self  # a fixed calibration such as default:stressed
+        unknown = [f for f in factors if f not in spec.factors]
+        if unknown:
+            raise ScenarioError(
+                f"scenario {self.name!r}: no factor {unknown[0]!r}; it has {', '.join(spec.factors)}"
+            )
+        if last is None or (as_of - last).days > cond.max_gap_days or returns.shape[0] == 0:
+            _LOG.warning(
+                "scenario %s: no price history within %d days before %s (%s ends %s); using "
+                "the long-run volatility, not one conditional on the market",
+                self.name,
+                cond.max_gap_days,
+                as_of,
+                source,
+                last,
+            )
+            note = f"long-run volatility (no history within {cond.max_gap_days} days of {as_of})"
+            return replace(self, spec=replace(spec, conditional=replace(cond, conditioned_on=note)))
+        idx = [spec.factors.index(f) for f in factors]
+        sub = ConditionalSpec(
+            tuple(cond.omega[i] for i in idx),
+            tuple(cond.alpha[i] for i in idx),
+            tuple(cond.beta[i] for i in idx),
+        )
+        if cond.regime != spec.regime:  # pragma: no cover - prevented above
+            return self
+        vols = sub.filter(np.asarray(returns, dtype=np.float64))
+        reg = spec.active
+        vol = list(reg.vol_daily)
+        for i, v in zip(idx, vols, strict=True):
+            vol[i] = float(v)
+        new_reg = replace(reg, vol_daily=tuple(vol), as_of=as_of)
+        regimes = tuple(new_reg if r.name == reg.name else r for r in spec.regimes)
+        note = f"{source} through {last} (as of {as_of}): {', '.join(factors)}"
+        return replace(
+            self,
+            spec=replace(spec, regimes=regimes, conditional=replace(cond, conditioned_on=note)),
+        )
+
     # ------------------------------------------------------------------------------------
     def resolve(self, symbols: Sequence[str]) -> list[tuple[Term, ...]]:
         """For each symbol, the factors (or stressed symbols) it follows; see ``assets``."""
@@ -394,7 +554,12 @@ class Scenario:
         if isinstance(spec, MonteCarloSpec):
             reg = spec.active
             jumps = spec.jumps
-            return gen.montecarlo_block(
+            cond = spec.conditional
+            if cond is not None and cond.regime != reg.name:
+                cond = None  # a fixed calibration (default:stressed)
+            if cond is not None and not cond.conditioned_on:
+                _warn_unconditioned(self.name)
+            levels = gen.montecarlo_block(
                 rng,
                 n,
                 self.n_steps,
@@ -409,6 +574,9 @@ class Scenario:
                 jump_beta=jumps.beta if jumps else (),
                 mixing=spec.mixing,
             )
+            if cond is not None and cond.intraday_scale != 1.0:
+                gen.scale_intraday(levels, self.step_seconds / 86400.0, cond.intraday_scale)
+            return levels
         assert isinstance(spec, HistoricalSpec)
         per_obs = round(spec.obs_seconds / self.step_seconds)
         n_obs = -(-self.n_steps // per_obs)
@@ -921,6 +1089,33 @@ def _parse_montecarlo(top: Table) -> MonteCarloSpec:
             beta=jt.float_list("beta", default=(1.0,) * n, length=n, ge=-10.0, le=10.0),
         )
     calibration = top.get_str("calibration", default="")
+    conditional = None
+    ct = top.table("conditional", default=None)
+    if ct is not None:
+        ct.check_keys(
+            ("model", "omega", "alpha", "beta", "max_gap_days", "intraday_scale", "fitted"),
+            required=("omega", "alpha", "beta"),
+        )
+        ct.get_str("model", default="garch", choices=("garch",))
+        omega = ct.float_list("omega", length=n, gt=0.0, le=1.0)
+        a = ct.float_list("alpha", length=n, ge=0.0, le=0.9999)
+        b = ct.float_list("beta", length=n, ge=0.0, le=0.9999)
+        for i in range(n):
+            if a[i] + b[i] >= 1.0:
+                raise ct.error(
+                    f"alpha[{i}]",
+                    f"alpha + beta = {a[i] + b[i]:g} for {factors[i]}; must be < 1 (a finite "
+                    "long-run variance)",
+                )
+        conditional = ConditionalSpec(
+            omega=omega,
+            alpha=a,
+            beta=b,
+            max_gap_days=ct.get_int("max_gap_days", default=3, ge=0, le=3650),
+            intraday_scale=ct.get_float("intraday_scale", default=1.0, gt=0.0, le=10.0),
+            fitted=ct.get_str("fitted", default=""),
+            regime=regime,
+        )
     return MonteCarloSpec(
         factors=factors,
         innovations=innovations,
@@ -929,6 +1124,7 @@ def _parse_montecarlo(top: Table) -> MonteCarloSpec:
         jumps=jumps,
         calibration=calibration,
         mixing=mixing,
+        conditional=conditional,
     )
 
 
