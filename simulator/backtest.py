@@ -1057,3 +1057,137 @@ def run_backtest(
         "baselines": [n for n, _ in models[1:]],
     }
     return BacktestResult(d0[rows], realised, fc, tuple(scores), meta)
+
+
+# --------------------------------------------------------------------------- results directory
+
+#: Files of a backtest results directory.
+BACKTEST_FILES: tuple[str, ...] = ("backtest.json", "forecasts.parquet")
+
+#: Layout version of ``backtest.json``.
+BACKTEST_FORMAT = 1
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, float | np.floating):
+        v = float(x)
+        return v if math.isfinite(v) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def summary_dict(result: BacktestResult) -> dict[str, Any]:
+    """``backtest.json``: inputs, diagnostics and the test table (JSON-ready)."""
+    out: dict[str, Any] = _clean(
+        {
+            "kind": "backtest",
+            "backtest_format": BACKTEST_FORMAT,
+            **result.meta,
+            "tests": [s.to_dict() for s in result.scores],
+        }
+    )
+    return out
+
+
+def check_backtest_target(path: str | Path) -> Path:
+    """``path`` if a backtest may be written there, else ``InputError`` saying why not."""
+    from simulator.atomic import replaceable_directory_problem
+
+    problem = replaceable_directory_problem(path, BACKTEST_FILES, "backtest")
+    if problem is not None:
+        raise InputError(problem)
+    return Path(path)
+
+
+def save_backtest(
+    result: BacktestResult, path: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``backtest.json`` and ``forecasts.parquet`` (one row per date, model and level:
+    VaR, ES, P(L > VaR), realised loss, exception) atomically into ``path``."""
+    import pandas as pd
+
+    from simulator.atomic import atomic_directory, atomic_write_json, write_parquet
+
+    check_backtest_target(path)
+    frames = []
+    for model, levels in result.forecasts.items():
+        label = result.meta["scenario"] if model == "model" else model
+        for a, (v, e, p) in levels.items():
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "date": result.dates.astype("datetime64[ns]"),
+                        "model": label,
+                        "alpha": a,
+                        "var": v,
+                        "es": e,
+                        "p_exception": p,
+                        "realised": result.realised,
+                        "exception": result.realised > v,
+                    }
+                )
+            )
+    summary = summary_dict(result)
+    if extra:
+        summary.update(_clean(extra))
+    with atomic_directory(path) as tmp:
+        atomic_write_json(tmp / "backtest.json", summary)
+        write_parquet(pd.concat(frames, ignore_index=True), tmp / "forecasts.parquet")
+    return Path(path)
+
+
+def is_backtest_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a directory written by :func:`save_backtest`."""
+    return (Path(path) / "backtest.json").is_file()
+
+
+def load_backtest(path: str | Path) -> tuple[dict[str, Any], Any]:
+    """``(backtest.json as a dict, forecasts DataFrame)``; ``InputError`` naming the file."""
+    import json
+
+    import pandas as pd
+
+    base = Path(path)
+    try:
+        summary = json.loads((base / "backtest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{base / 'backtest.json'}: cannot read ({exc})") from None
+    if not isinstance(summary, dict) or summary.get("kind") != "backtest":
+        raise InputError(f"{base / 'backtest.json'}: not a backtest summary (no kind = backtest)")
+    try:
+        frame = pd.read_parquet(base / "forecasts.parquet")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{base / 'forecasts.parquet'}: cannot read ({exc})") from None
+    missing = {"date", "model", "alpha", "var", "es", "realised", "exception"} - set(frame.columns)
+    if missing:
+        raise InputError(f"{base / 'forecasts.parquet'}: missing columns {sorted(missing)}")
+    return summary, frame
+
+
+def format_table(scores: Sequence[ModelScore | dict[str, Any]]) -> str:
+    """The test table as plain text (what the CLI prints and the README shows)."""
+    head = (
+        f"{'model':<16} {'alpha':>6} {'exc':>4} {'exp':>6} {'Kupiec p':>9} {'Chr.ind p':>9} "
+        f"{'Chr.cc p':>9} {'Z2':>7} {'Z2 p':>7} {'Z2 5%':>7} {'FRTB last/worst':>16} {'FZ0':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for s in scores:
+        d = s.to_dict() if isinstance(s, ModelScore) else s
+
+        def g(k: str, fmt: str, d: dict[str, Any] = d) -> str:
+            v = d.get(k)
+            return format(v, fmt) if isinstance(v, int | float) else "n/a"
+
+        lines.append(
+            f"{d['model']:<16} {d['alpha']:>6.3g} {d['exceptions']:>4} {g('expected', '6.1f')} "
+            f"{g('kupiec_p', '9.3g')} {g('christoffersen_ind_p', '9.3g')} "
+            f"{g('christoffersen_cc_p', '9.3g')} {g('z2', '7.3f')} {g('z2_p', '7.3g')} "
+            f"{g('z2_critical', '7.3f')} {d['traffic_light'] + '/' + d['traffic_worst']:>16} "
+            f"{g('fz0', '8.4f')}"
+        )
+    return "\n".join(lines)

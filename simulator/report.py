@@ -546,7 +546,15 @@ def build_report(
         top_n: how many accounts the contribution table lists.
         generated_at: report time (defaults to now, UTC).
     """
-    items = [r if isinstance(r, ResultsInput) else read_results(r) for r in results]
+    results = list(results)
+    backtests = [_backtest(r) for r in results if isinstance(r, str | Path) and _is_backtest(r)]
+    items = [
+        r if isinstance(r, ResultsInput) else read_results(r)
+        for r in results
+        if not _is_backtest(r)
+    ]
+    if not items and backtests:
+        return _backtest_report(backtests, command, generated_at)
     if not items:
         raise ResultsError("no results directory given; pass at least one")
     if top_n < 1:
@@ -576,6 +584,8 @@ def build_report(
         "snapshot_mismatches": mismatches,
         "scenarios": scenarios,
     }
+    if backtests:
+        report["backtests"] = backtests
     return _jsonable(report)  # type: ignore[no-any-return]
 
 
@@ -1452,6 +1462,8 @@ def _other_fields(other: Mapping[str, Any]) -> str:
 
 def render_html(report: Mapping[str, Any]) -> str:
     """One self-contained HTML page for a ``build_report`` result."""
+    if not report.get("scenarios"):
+        return _render_backtest_page(report)
     scenarios = report["scenarios"]
     primary = scenarios[0]
     snap = report["snapshot"]
@@ -1518,6 +1530,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         )
         + _per_scenario(scenarios, _reproduce_block, section="reproduce")
         + "</section>",
+        _section_backtest(report.get("backtests") or []),
         f"<footer>Generated {_e(report['generated_at'])} by shortfall {_e(report['software_version'])}; "
         f"report format {_e(report['report_format'])}. Self-contained: no network resources.</footer>",
     ]
@@ -1538,3 +1551,194 @@ def make_report(
         raise ResultsError(f"format {fmt!r}; expected 'html' or 'json'")
     report = build_report(results_dirs, command=command, top_n=top_n)
     return render_html(report) if fmt == "html" else render_json(report)
+
+
+# --------------------------------------------------------------------------------------
+# Backtests (directories written by `shortfall backtest`)
+# --------------------------------------------------------------------------------------
+
+
+def _is_backtest(item: Any) -> bool:
+    from simulator.backtest import is_backtest_dir
+
+    return isinstance(item, str | Path) and is_backtest_dir(item)
+
+
+def _backtest(path: str | Path) -> dict[str, Any]:
+    """A backtest directory as report data: its summary, tests and forecast series."""
+    from simulator.backtest import load_backtest
+    from simulator.errors import InputError
+
+    try:
+        summary, frame = load_backtest(path)
+    except InputError as exc:
+        raise ResultsError(str(exc)) from None
+    series = []
+    for (model, alpha), g in frame.groupby(["model", "alpha"], sort=False):
+        g = g.sort_values("date")
+        series.append(
+            {
+                "model": str(model),
+                "alpha": float(alpha),
+                "dates": [str(d)[:10] for d in g["date"].to_numpy().astype("datetime64[D]")],
+                "var": g["var"].to_numpy(np.float64),
+                "es": g["es"].to_numpy(np.float64),
+                "realised": g["realised"].to_numpy(np.float64),
+                "exception": g["exception"].to_numpy(bool),
+            }
+        )
+    return {"results_dir": str(path), "summary": summary, "series": series}
+
+
+def _backtest_report(
+    backtests: list[dict[str, Any]], command: Any, generated_at: dt.datetime | None
+) -> dict[str, Any]:
+    if isinstance(command, str) or command is None:
+        cmd = command
+    else:
+        cmd = shlex.join(str(a) for a in command)
+    when = generated_at or dt.datetime.now(tz=dt.UTC)
+    report = {
+        "report_format": REPORT_FORMAT_VERSION,
+        "generated_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "software_version": __version__,
+        "command": cmd,
+        "scenarios": [],
+        "backtests": backtests,
+    }
+    return _jsonable(report)  # type: ignore[no-any-return]
+
+
+def _backtest_figure(bt: Mapping[str, Any]) -> str | None:
+    summary = bt["summary"]
+    scen = summary.get("scenario")
+    series = [s for s in bt["series"] if s["model"] == scen] or bt["series"]
+    if not series:
+        return None
+    n = len(series)
+    fig = _figure(9.0, 2.6 * n)
+    for k, s in enumerate(series):
+        ax = fig.add_subplot(n, 1, k + 1)
+        dates = np.array(s["dates"], dtype="datetime64[D]")
+        realised = np.array(s["realised"], dtype=np.float64)
+        var = np.array(s["var"], dtype=np.float64)
+        exc = np.array(s["exception"], dtype=bool)
+        ax.plot(dates, realised, lw=0.5, color="#888888", label="realised loss")
+        ax.plot(dates, var, lw=0.9, color="#1f5fa8", label=f"VaR {s['alpha']:.1%}")
+        ax.plot(dates, s["es"], lw=0.7, color="#c77c0e", label=f"ES {s['alpha']:.1%}")
+        ax.scatter(dates[exc], realised[exc], s=10, color="#c0392b", zorder=3,
+                   label=f"exceptions ({int(exc.sum())})")  # fmt: skip
+        ax.set_title(f"{s['model']} at {s['alpha']:.1%}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", ncols=4)
+        ax.tick_params(labelsize=7)
+    return _png(fig, f"forecast VaR and ES against realised loss, {scen}")
+
+
+def _backtest_block(bt: Mapping[str, Any]) -> str:
+    s = bt["summary"]
+    facts = _kv(
+        [
+            ("scenario", _e(s.get("scenario"))),
+            ("position", f"<code>{_e(s.get('position'))}</code>"),
+            ("window", f"{_e(s.get('from'))} .. {_e(s.get('to'))}"),
+            ("forecasts", f"{_e(s.get('n_forecasts'))} × {_e(s.get('paths'))} paths"),
+            (
+                "calibration",
+                f"{_e(s.get('calibration'))}, refit every {_e(s.get('refit_days'))} days",
+            ),
+            ("command", f"<code>{_e(s.get('command', ''))}</code>"),
+        ]
+    )
+    head = [
+        ("model", False), ("level", True), ("exceptions", True), ("expected", True),
+        ("Kupiec p", True), ("Christoffersen ind. p", True), ("cond. coverage p", True),
+        ("Z2", True), ("Z2 p", True), ("Z2 5% crit.", True), ("FRTB last / worst", False),
+        ("FZ0", True),
+    ]  # fmt: skip
+
+    def num(v: Any, fmt: str) -> str:
+        return _e(format(v, fmt)) if isinstance(v, int | float) else "n/a"
+
+    rows = [
+        [
+            _e(t["model"]), _e(_level(t["alpha"])), _e(t["exceptions"]), num(t["expected"], ".1f"),
+            num(t["kupiec_p"], ".3g"), num(t["christoffersen_ind_p"], ".3g"),
+            num(t["christoffersen_cc_p"], ".3g"), num(t["z2"], ".3f"), num(t["z2_p"], ".3g"),
+            num(t["z2_critical"], ".3f"), _e(f"{t['traffic_light']} / {t['traffic_worst']}"),
+            num(t["fz0"], ".4f"),
+        ]
+        for t in s.get("tests", [])
+    ]  # fmt: skip
+    cmp_rows = []
+    for t in s.get("tests", []):
+        for base, d in (t.get("fz0_vs") or {}).items():
+            cmp_rows.append(
+                [_e(t["model"]), _e(_level(t["alpha"])), _e(base), num(d.get("diff"), "+.4f"),
+                 num(d.get("dm_t"), ".2f"), num(d.get("dm_p"), ".3g"), _e(d.get("days"))]
+            )  # fmt: skip
+    fig = _backtest_figure(bt)
+    return (
+        facts
+        + (fig or "")
+        + "<h3>Tests</h3>"
+        + _table(head, rows)
+        + '<p class="note">Expected exceptions are the sum of each day\u2019s forecast '
+        "P(L &gt; VaR) (below n(1 - alpha) when VaR is an atom, as for bad debt). Z2 p-values "
+        "and critical values are simulated from each day\u2019s forecast for this sample\u2019s "
+        "size. FRTB: Basel traffic light of the last and of the worst 250-day window.</p>"
+        + (
+            "<h3>FZ0 against the baselines</h3>"
+            + _table(
+                [
+                    ("model", False),
+                    ("level", True),
+                    ("baseline", False),
+                    ("FZ0 difference", True),
+                    ("DM t", True),
+                    ("DM p", True),
+                    ("days", True),
+                ],
+                cmp_rows,
+            )
+            + '<p class="note">Negative: the scenario scores better. Diebold-Mariano t with '
+            "Newey-West (5 lags).</p>"
+            if cmp_rows
+            else ""
+        )
+    )
+
+
+def _section_backtest(backtests: Sequence[Mapping[str, Any]]) -> str:
+    if not backtests:
+        return ""
+    parts = []
+    for i, bt in enumerate(backtests):
+        inner = _backtest_block(bt)
+        title = f"{_e(bt['summary'].get('scenario'))} on {_e(bt['summary'].get('position'))}"
+        opened = " open" if i == 0 else ""
+        parts.append(f"<details{opened}><summary>{title}</summary>{inner}</details>")
+    return (
+        '<section id="backtest"><h2>Backtest of the forecasts</h2>' + "".join(parts) + "</section>"
+    )
+
+
+def _render_backtest_page(report: Mapping[str, Any]) -> str:
+    backtests = report.get("backtests") or []
+    first = backtests[0]["summary"] if backtests else {}
+    title = f"Shortfall backtest: {first.get('scenario', '')} on {first.get('position', '')}"
+    body = [
+        '<header class="top"><h1>Backtest of VaR / ES forecasts</h1>'
+        f'<p class="lead">{_e(title)}</p></header>',
+        _section_backtest(backtests),
+        (
+            f"<p>This report: <code>{_e(report['command'])}</code></p>"
+            if report.get("command")
+            else ""
+        ),
+        f"<footer>Generated {_e(report['generated_at'])} by shortfall "
+        f"{_e(report['software_version'])}; report format {_e(report['report_format'])}. "
+        "Self-contained: no network resources.</footer>",
+    ]
+    return _TEMPLATE.substitute(
+        version=_e(report["software_version"]), title=_e(title), body="\n".join(body)
+    )

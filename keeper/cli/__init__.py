@@ -23,7 +23,16 @@ from simulator.errors import ShortfallError
 __all__ = ["main"]
 
 #: Sub-command modules, in the order ``shortfall --help`` lists them.
-COMMANDS: tuple[str, ...] = ("devnet", "pull", "simulate", "report", "scenarios", "keeper", "demo")
+COMMANDS: tuple[str, ...] = (
+    "devnet",
+    "pull",
+    "simulate",
+    "backtest",
+    "report",
+    "scenarios",
+    "keeper",
+    "demo",
+)
 
 EPILOG = """\
 examples:
@@ -31,6 +40,8 @@ examples:
   shortfall devnet --accounts 2000 --out deployment.json
   shortfall pull --deployment deployment.json --out snap/
   shortfall simulate --snapshot snap/ --scenario black-thursday-2020 --out results/
+  shortfall backtest --prices ETH-USD.csv --scenario default --position ETH \\
+      --from 2020-01-01 --to 2024-06-30 --out bt/
   shortfall report results/ --out report.html
   shortfall keeper --deployment deployment.json --db keeper.sqlite
 """
