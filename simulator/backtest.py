@@ -128,12 +128,17 @@ class PriceHistory:
                 "(name a file NAME=FILE, or give a wide CSV with a column per symbol)"
             ) from None
 
-    def perturbed_after(self, day: dt.date, factor: float) -> PriceHistory:
-        """Prices after ``day`` multiplied by ``factor`` (a test of no look-ahead)."""
+    def perturbed_after(
+        self, day: dt.date, factor: float, names: Sequence[str] | None = None
+    ) -> PriceHistory:
+        """Prices of ``names`` (default all) after ``day`` multiplied by ``factor`` (a test
+        of no look-ahead)."""
         after = self.dates > np.datetime64(day.isoformat(), "D")
+        cols = list(range(len(self.names))) if names is None else [self.column(n) for n in names]
         close, low = self.close.copy(), self.low.copy()
-        close[after] *= factor
-        low[after] *= factor
+        for j in cols:
+            close[after, j] *= factor
+            low[after, j] *= factor
         return replace(self, close=close, low=low)
 
 
