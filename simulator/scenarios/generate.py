@@ -241,8 +241,10 @@ def scale_intraday(levels: FloatArray, dt_days: float, scale: float) -> None:
             b = levels[:, end : end + 1, :]
             frac = (np.arange(start, end + 1) - start)[None, :, None] / (end - start)
             line = a + (b - a) * frac
+            line *= 1.0 - scale
             seg = levels[:, start : end + 1, :]
-            seg[...] = line + scale * (seg - line)
+            seg *= scale  # line + scale (seg - line), in place
+            seg += line
         start = int(end)
 
 
