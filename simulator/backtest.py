@@ -35,7 +35,9 @@ price: liquidations repeat while HF < 1, each seizing ``repay x (1 + bonus)`` of
 so the debt not covered once the collateral is gone is ``max(D - C / (1 + bonus), 0)``,
 whatever the close factor). Forecast paths see the worst of their hourly steps (wicks
 included); the realised loss uses the day's low of the collateral when the price file has a
-``low`` column.
+``low`` column. The GARCH-t baseline of a lending position models the close-to-close
+collateral/debt log ratio, so it sees no wicks; HS250 replays the realised losses (wicks
+included) of the last 250 days.
 
 Pure numerics: no chain I/O, no asyncio.
 """

@@ -1629,6 +1629,7 @@ def _backtest_figure(bt: Mapping[str, Any]) -> str | None:
         ax.scatter(dates[exc], realised[exc], s=10, color="#c0392b", zorder=3,
                    label=f"exceptions ({int(exc.sum())})")  # fmt: skip
         ax.set_title(f"{s['model']} at {s['alpha']:.1%}", fontsize=9)
+        ax.set_ylabel("loss, USD", fontsize=7)
         ax.legend(fontsize=7, loc="upper left", ncols=4)
         ax.tick_params(labelsize=7)
     return _png(fig, f"forecast VaR and ES against realised loss, {scen}")

@@ -237,14 +237,16 @@ def scale_intraday(levels: FloatArray, dt_days: float, scale: float) -> None:
     start = 0
     for end in bounds:
         if end - start >= 2:
-            a = levels[:, start : start + 1, :]
-            b = levels[:, end : end + 1, :]
+            a = levels[:, start, :].copy()
+            b = levels[:, end, :].copy()
             frac = (np.arange(start, end + 1) - start)[None, :, None] / (end - start)
-            line = a + (b - a) * frac
+            line = a[:, None, :] + (b - a)[:, None, :] * frac
             line *= 1.0 - scale
             seg = levels[:, start : end + 1, :]
             seg *= scale  # line + scale (seg - line), in place
             seg += line
+            levels[:, start, :] = a  # open and close exactly as drawn
+            levels[:, end, :] = b
         start = int(end)
 
 
