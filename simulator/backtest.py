@@ -76,11 +76,13 @@ __all__ = [
     "ModelScore",
     "Position",
     "PriceHistory",
+    "condition_on_prices",
     "fz0",
     "parse_position",
     "read_prices",
     "run_backtest",
     "score",
+    "series_for",
     "traffic_light",
 ]
 
@@ -426,6 +428,81 @@ def _dof(z: FloatArray, counters: _Counters, standardized: bool = False) -> floa
     return dof
 
 
+def series_for(scenario: Scenario, prices: PriceHistory, factor: str) -> int:
+    """Column of ``prices`` that measures scenario factor ``factor``: the series named as the
+    factor, else a symbol that the scenario maps to that factor alone (``USDC`` -> ``STABLE``).
+
+    Raises:
+        InputError: no series measures the factor (the message lists what was given).
+    """
+    if factor in prices.names:
+        return prices.names.index(factor)
+    for j, name in enumerate(prices.names):
+        try:
+            terms = scenario.resolve([name])[0]
+        except ScenarioError:
+            continue
+        if len(terms) == 1 and terms[0].name == factor:
+            return j
+    raise InputError(
+        f"scenario {scenario.name!r} factor {factor} has no price series: pass --prices "
+        f"with a series named {factor} or a symbol that maps to it (have "
+        f"{', '.join(prices.names)})"
+    )
+
+
+def condition_on_prices(scenario: Scenario, prices: PriceHistory, as_of: dt.date) -> Scenario:
+    """``scenario`` conditioned on the daily prices strictly before ``as_of`` (what
+    ``shortfall simulate --prices`` does with a snapshot's block date).
+
+    Every factor some series measures (``series_for``) is filtered through the scenario's
+    GARCH from its daily log-returns before ``as_of``; the other factors keep the long-run
+    volatility. A scenario without a ``[conditional]`` table (a fixed calibration, a stress,
+    a historical replay) is returned unchanged.
+
+    Raises:
+        InputError: no series measures any factor of the scenario.
+    """
+    spec = scenario.spec
+    if not isinstance(spec, MonteCarloSpec) or spec.conditional is None:
+        return scenario
+    factors: list[str] = []
+    columns: list[int] = []
+    for f in spec.factors:
+        try:
+            columns.append(series_for(scenario, prices, f))
+        except InputError:
+            continue
+        factors.append(f)
+    if not factors:
+        raise InputError(
+            f"--prices gave {', '.join(prices.names)}, none of which measures a factor of "
+            f"scenario {scenario.name!r} ({', '.join(spec.factors)}); name a file FACTOR=FILE "
+            "or SYMBOL=FILE (e.g. ETH=ETH-USD.csv, LST=STETH-ETH.csv, USDC=USDC-USD.csv)"
+        )
+    before = prices.dates < np.datetime64(as_of.isoformat(), "D")
+    dates = prices.dates[before]
+    close = prices.close[before][:, columns]
+    lasts: list[dt.date | None] = []
+    for k in range(len(columns)):
+        seen = np.flatnonzero(np.isfinite(close[:, k]))
+        lasts.append(dt.date.fromisoformat(str(dates[seen[-1]])) if seen.size else None)
+    gap = spec.conditional.max_gap_days
+    fresh = [k for k, d in enumerate(lasts) if d is not None and (as_of - d).days <= gap]
+    if fresh:  # a factor whose series stopped long ago keeps its long-run volatility
+        factors = [factors[k] for k in fresh]
+        columns = [columns[k] for k in fresh]
+        close = close[:, fresh]
+        known = [d for d in (lasts[k] for k in fresh) if d is not None]
+        last: dt.date | None = min(known)
+    else:
+        known = [d for d in lasts if d is not None]
+        last = max(known) if known else None
+    returns = np.log(close[1:]) - np.log(close[:-1])
+    source = "; ".join(f"{prices.names[c]} ({prices.sources[c]})" for c in columns)
+    return scenario.conditioned(returns, factors, as_of, last, source=source)
+
+
 class _ScenarioModel:
     """The scenario, conditioned on the data before each forecast date."""
 
@@ -471,7 +548,7 @@ class _ScenarioModel:
                     if t.name not in needed:
                         needed.append(t.name)
             self.factors = tuple(f for f in scenario.factors if f in needed)
-            series = [self._series_for(scenario, prices, f) for f in self.factors]
+            series = [series_for(scenario, prices, f) for f in self.factors]
             self.scenario = _restrict(scenario, self.factors)
         logc = np.log(prices.close[:, series])
         self.returns = np.full_like(logc, np.nan)
@@ -480,23 +557,6 @@ class _ScenarioModel:
         self._fit_at = -1
         self._params: Any = None
         self._chol: Any = None
-
-    @staticmethod
-    def _series_for(scenario: Scenario, prices: PriceHistory, factor: str) -> int:
-        if factor in prices.names:
-            return prices.names.index(factor)
-        for j, name in enumerate(prices.names):
-            try:
-                terms = scenario.resolve([name])[0]
-            except ScenarioError:
-                continue
-            if len(terms) == 1 and terms[0].name == factor:
-                return j
-        raise InputError(
-            f"scenario {scenario.name!r} factor {factor} has no price series: pass --prices "
-            f"with a series named {factor} or a symbol that maps to it (have "
-            f"{', '.join(prices.names)})"
-        )
 
     # -- conditioning -------------------------------------------------------------------
     def _history(self, i: int) -> FloatArray:

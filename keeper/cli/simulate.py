@@ -53,6 +53,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="number of paths (default: the scenario's, 1 for a deterministic stress)",
     )
     p.add_argument("--seed", type=int, default=1, help="scenario seed")
+    p.add_argument(
+        "--prices",
+        nargs="+",
+        metavar="[NAME=]CSV",
+        default=None,
+        help="daily price histories that condition a market-conditional scenario (the "
+        "default) on the market before the snapshot's block date: each factor's GARCH "
+        "volatility is filtered from its series' daily returns up to that date (files as for "
+        "shortfall backtest: date,close or a wide CSV; NAME=FILE names a series, e.g. "
+        "ETH=ETH-USD.csv LST=STETH-ETH.csv USDC=USDC-USD.csv). Without it the long-run "
+        "volatility is used and a warning logged",
+    )
     p.add_argument("--alpha", type=float, default=0.975, help="confidence level of VaR / ES")
     p.add_argument(
         "--executor",
@@ -159,6 +171,24 @@ def _dask_client(scheduler: str | None) -> Any:
     return Client(cluster)
 
 
+def _conditioned(scenario: Any, snapshot: Any, prices: list[str]) -> Any:
+    """The scenario conditioned on ``prices`` before the snapshot's block date (UTC)."""
+    import datetime as dt
+
+    from simulator.backtest import condition_on_prices, read_prices
+
+    as_of = dt.datetime.fromtimestamp(int(snapshot.meta["timestamp"]), tz=dt.UTC).date()
+    return condition_on_prices(scenario, read_prices(prices), as_of)
+
+
+def _conditioning(scenario: Any) -> dict[str, Any]:
+    """``{"conditioned_on": ...}`` for a market-conditional scenario, else ``{}``."""
+    cond = getattr(getattr(scenario, "spec", None), "conditional", None)
+    if cond is None:
+        return {}
+    return {"conditioned_on": cond.conditioned_on or "long-run volatility (no --prices)"}
+
+
 def run(args: argparse.Namespace) -> int:
     from keeper.progress import progress
     from simulator.errors import InputError
@@ -179,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
     from simulator.scenarios import load_scenario
 
     scenario = load_scenario(args.scenario)
+    if args.prices:
+        scenario = _conditioned(scenario, snapshot, args.prices)
     n_paths = args.paths if args.paths is not None else scenario.default_paths
     client = _dask_client(args.scheduler) if args.executor == "dask" else None
     try:
@@ -202,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
     argv = ["shortfall", "simulate", "--snapshot", str(args.snapshot), "--scenario"]
     argv += [str(args.scenario), "--paths", str(n_paths), "--seed", str(args.seed)]
     argv += ["--alpha", str(args.alpha), "--out", str(args.out)]
+    if args.prices:
+        argv += ["--prices", *args.prices]
     result = dataclasses.replace(
         result,
         extra={
@@ -210,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
             "executor": args.executor,
             "chunk_paths": args.chunk_paths,
             **provenance(args.snapshot, scenario),
+            **_conditioning(scenario),
         },
     )
     out_dir = save_results(result, args.out)
