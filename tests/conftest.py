@@ -22,6 +22,12 @@ Fixture names (stable; other test modules rely on them):
     ``set_price(symbol, price_usd) -> block_number``: sets the reserve's feed and mines a block.
 ``mine`` (function, isolated)
     ``mine(n=1) -> block_number``: mines ``n`` empty blocks.
+``comet_devnet`` (session)
+    Our Compound-V3-compatible Comet market (``keeper.devnet.comet``) on its own anvil node,
+    seeded with ``COMET_ACCOUNTS`` (300) accounts, seed ``DEVNET_SEED``: a ``DevnetHandle``
+    whose ``.deployment`` is the compound-v3 deployment.json (``comet``, ``reserves``, ...) and
+    whose ``.book`` is a ``keeper.devnet.comet.CometBook``. Tests that change chain state use
+    ``comet_isolated`` (evm_snapshot / evm_revert).
 ``_discovery_cache_in_tmp`` (session, autouse)
     Points ``SHORTFALL_CACHE_DIR`` at a temporary directory, so a pull or keeper run without
     ``--cache`` never writes the user's ``~/.cache/shortfall/discovery.sqlite``.
@@ -50,10 +56,10 @@ from keeper.devnet.anvil import Anvil
 from keeper.devnet.chain import Contract, Rpc
 from keeper.devnet.deploy import set_price as _set_price
 from keeper.devnet.launch import setup_market
-from keeper.devnet.seed import Book
 
 DEVNET_ACCOUNTS = 300
 DEVNET_SEED = 7
+COMET_ACCOUNTS = 300
 
 
 @dataclass
@@ -63,7 +69,8 @@ class DevnetHandle:
     deployment: dict[str, Any]
     deployment_path: Path
     rpc: Rpc
-    book: Book
+    book: Any
+    """The seeded book: a ``keeper.devnet.seed.Book`` (Aave) or ``CometBook`` (Compound V3)."""
     _w3: Any = field(default=None, repr=False)
 
     @property
@@ -148,6 +155,31 @@ def devnet(anvil: Anvil, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
         yield handle
     finally:
         rpc.close()
+
+
+@pytest.fixture(scope="session")
+def comet_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetHandle]:
+    node = Anvil(log_path=tmp_path_factory.mktemp("anvil-comet") / "anvil.log")
+    node.start()
+    rpc = Rpc(node.rpc_url)
+    try:
+        deployment, book = setup_market(rpc, COMET_ACCOUNTS, DEVNET_SEED, protocol="compound-v3")
+        path = tmp_path_factory.mktemp("comet") / "deployment.json"
+        path.write_text(json.dumps(deployment, indent=2))
+        yield DevnetHandle(deployment=deployment, deployment_path=path, rpc=rpc, book=book)
+    finally:
+        rpc.close()
+        node.stop()
+
+
+@pytest.fixture
+def comet_isolated(comet_devnet: DevnetHandle) -> Iterator[DevnetHandle]:
+    snapshot = comet_devnet.rpc.snapshot()
+    try:
+        yield comet_devnet
+    finally:
+        if not comet_devnet.rpc.revert(snapshot):
+            raise RuntimeError(f"evm_revert({snapshot}) failed on the Comet devnet")
 
 
 @pytest.fixture

@@ -101,3 +101,39 @@ def test_devnet_runs_until_sigterm(tmp_path, devnet):
     assert "devnet up at" in stdout
     with pytest.raises(DevnetError, match="cannot reach"):
         Rpc(f"http://127.0.0.1:{port}", timeout=2).chain_id()
+
+
+def test_compound_v3_devnet_and_set_price(tmp_path):
+    """``shortfall devnet --protocol compound-v3`` deploys a Comet market; ``set-price`` moves
+    one of its feeds (Comet's ``getPrice`` reads it)."""
+    out = tmp_path / "comet.json"
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "keeper.cli", "devnet", "--protocol", "compound-v3"),
+            *("--accounts", "40", "--seed", "5", "--port", str(port), "--out", str(out)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not out.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "devnet did not write its deployment in time"
+            time.sleep(0.1)
+        dep = json.loads(out.read_text())
+        assert dep["protocol"] == "compound-v3" and dep["accounts"] == 40
+        assert main(["devnet", "set-price", "--deployment", str(out), "WETH", "1234.5"]) == 0
+        rpc = Rpc(dep["rpc_url"])
+        comet = Contract(rpc, dep["comet"], "Comet")
+        assert comet.call("getPrice", dep["reserves"]["WETH"]["feed"]) == 123_450_000_000
+        rpc.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "compound-v3 devnet up at" in stdout and "near liquidation" in stdout

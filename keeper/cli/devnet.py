@@ -1,4 +1,5 @@
-"""``shortfall devnet``: a local Aave-V3-compatible market on anvil, deployed and seeded.
+"""``shortfall devnet``: a local Aave-V3- (or, with ``--protocol compound-v3``, Compound-V3-)
+compatible market on anvil, deployed and seeded.
 
 ``shortfall devnet [--accounts 2000] [--seed 7] [--port 8545] [--out deployment.json]`` starts
 anvil, deploys the market, seeds it, writes deployment.json and stays up until Ctrl-C or
@@ -23,6 +24,7 @@ EXAMPLES = """\
 examples:
   shortfall devnet                                   2,000 accounts on 127.0.0.1:8545
   shortfall devnet --accounts 500 --seed 3 --port 8546 --out devnet.json
+  shortfall devnet --protocol compound-v3 --out comet.json     a Comet (cUSDCv3-like) market
   shortfall devnet set-price --deployment deployment.json WETH 2150.5
 """
 
@@ -30,6 +32,7 @@ SET_PRICE_EXAMPLES = """\
 examples:
   shortfall devnet set-price --deployment deployment.json WETH 2150.5
   shortfall devnet set-price --deployment deployment.json WBTC 41000
+  shortfall devnet set-price --deployment comet.json WETH 1800   (Comet: any listed asset)
 """
 
 
@@ -38,16 +41,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser(
         "devnet",
-        usage="shortfall devnet [--accounts N] [--seed N] [--port PORT] [--out FILE] "
+        usage="shortfall devnet [--protocol aave-v3|compound-v3] [--accounts N] [--seed N] "
+        "[--port PORT] [--out FILE] "
         "[--anvil-log FILE] [--json]\n"
         "       shortfall devnet set-price [--deployment FILE] SYMBOL PRICE_USD",
         help="run a local Aave-V3-compatible market on anvil (or move its prices)",
         description="Start anvil on 127.0.0.1, deploy an Aave-V3-compatible market (Pool, "
         "AaveOracle, PoolAddressesProvider, data provider, Multicall3, Uniswap-V2-style pairs), "
         "seed it with a deterministic book of accounts, write deployment.json and stay up "
-        "until Ctrl-C.",
+        "until Ctrl-C. With --protocol compound-v3: a Compound-V3-compatible Comet market "
+        "(USDC base, five collateral assets) instead.",
         epilog=EXAMPLES,
         formatter_class=HelpFormatter,
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("aave-v3", "compound-v3"),
+        default="aave-v3",
+        help="which market to deploy (default: aave-v3)",
     )
     p.add_argument("--accounts", type=int, default=2000, metavar="N", help="accounts to seed")
     p.add_argument("--seed", type=int, default=7, metavar="N", help="seed of the account book")
@@ -104,12 +115,30 @@ def run(args: argparse.Namespace) -> int:
     anvil = Anvil(port=args.port, log_path=args.anvil_log)
     try:
         started = time.perf_counter()
-        devnet = launch(args.accounts, args.seed, anvil=anvil)
+        devnet = launch(args.accounts, args.seed, anvil=anvil, protocol=args.protocol)
         write_deployment(args.out, devnet.deployment)
         elapsed = time.perf_counter() - started
         dep = devnet.deployment
         if args.json:
             print(json.dumps(dep, indent=2), flush=True)
+        elif dep.get("protocol") == "compound-v3":
+            unit = 10 ** int(dep["reserves"][dep["base_symbol"]]["decimals"])
+            print(
+                f"compound-v3 devnet up at {dep['rpc_url']} (chain {dep['chain_id']}) in "
+                f"{elapsed:.1f} s\n"
+                f"  comet                   {dep['comet']} (base {dep['base_symbol']})\n"
+                f"  multicall3              {dep['multicall3']}\n"
+                f"  assets                  {', '.join(dep['reserves'])}\n"
+                f"  accounts                {dep['accounts']} (seed {dep['seed']}, "
+                f"{dep['borrowers']} borrowers, {dep['near_liquidation']} near liquidation, "
+                f"{dep['whales']} whales, seeded in {dep['seed_seconds']:.1f} s)\n"
+                f"  reserves                {dep['initial_reserves'] / unit:,.2f} {dep['base_symbol']} "
+                f"(target {dep['target_reserves'] / unit:,.0f})\n"
+                f"  deployment              {args.out}\n"
+                f"  anvil log               {anvil.log_path}\n"
+                "Ctrl-C stops the node.",
+                flush=True,
+            )
         else:
             print(
                 f"devnet up at {dep['rpc_url']} (chain {dep['chain_id']}) in {elapsed:.1f} s\n"

@@ -33,6 +33,7 @@ ABI_DIR = PACKAGE_DIR.parent.parent / "contracts_abi" / "devnet"
 CONTRACTS: tuple[str, ...] = (
     "Pool",
     "PoolAddressesProvider",
+    "Comet",
     "AaveOracle",
     "AaveProtocolDataProvider",
     "DevnetERC20",

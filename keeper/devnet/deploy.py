@@ -302,7 +302,12 @@ def load_deployment(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> di
             ) from None
         except (OSError, ValueError) as exc:
             raise DevnetError(f"{where} is not readable JSON: {exc}") from None
-    missing = [f for f in REQUIRED_FIELDS if f not in deployment]
+    required = REQUIRED_FIELDS
+    if deployment.get("protocol") == "compound-v3":
+        from keeper.devnet.comet import COMET_REQUIRED
+
+        required = COMET_REQUIRED
+    missing = [f for f in required if f not in deployment]
     if missing:
         raise DevnetError(f"{where} lacks the field(s) {', '.join(missing)}")
     return deployment
