@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "devnet",
     "pull",
     "simulate",
+    "sweep",
     "backtest",
     "report",
     "scenarios",
@@ -40,6 +41,8 @@ examples:
   shortfall devnet --accounts 2000 --out deployment.json
   shortfall pull --deployment deployment.json --out snap/
   shortfall simulate --snapshot snap/ --scenario black-thursday-2020 --out results/
+  shortfall sweep --snapshot snap/ --scenario default \\
+      --param WETH.liquidation_threshold=0.78:0.86:0.01 --target-es 1e6 --out sweep/
   shortfall backtest --prices ETH-USD.csv --scenario default --position ETH \\
       --from 2020-01-01 --to 2024-06-30 --out bt/
   shortfall report results/ --out report.html
