@@ -9,6 +9,7 @@ stay at 1) with a gas price that spikes as ETH falls.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,19 +42,29 @@ class SyntheticAsset:
     pool_usd: float
     stable: bool
     pool_share: float
+    supply_rate: float = 0.0
+    borrow_rate: float = 0.0
+    """Annual supply / variable borrow rates (used by ``synthetic_snapshot(rates=True)``),
+    close to Aave V3 Ethereum's in 2024."""
 
 
 #: The eight reserves of the synthetic market (parameters close to Aave V3 Ethereum's).
 SYNTHETIC_ASSETS: tuple[SyntheticAsset, ...] = (
-    SyntheticAsset("WETH", 3000.0, 0.80, 0.83, 0.05, 0.10, 18, 150e6, False, 4.0),
-    SyntheticAsset("WBTC", 60000.0, 0.73, 0.78, 0.05, 0.10, 8, 80e6, False, 4.0),
-    SyntheticAsset("wstETH", 3500.0, 0.785, 0.81, 0.06, 0.10, 18, 60e6, False, 2.0),
-    SyntheticAsset("LINK", 15.0, 0.66, 0.71, 0.07, 0.10, 18, 8e6, False, 1.5),
-    SyntheticAsset("AAVE", 100.0, 0.66, 0.73, 0.075, 0.10, 18, 5e6, False, 1.5),
-    SyntheticAsset("USDC", 1.0, 0.75, 0.78, 0.045, 0.10, 6, 200e6, True, 5.0),
-    SyntheticAsset("USDT", 1.0, 0.74, 0.76, 0.045, 0.10, 6, 150e6, True, 5.0),
-    SyntheticAsset("DAI", 1.0, 0.63, 0.77, 0.05, 0.10, 18, 60e6, True, 3.0),
+    SyntheticAsset("WETH", 3000.0, 0.80, 0.83, 0.05, 0.10, 18, 150e6, False, 4.0, 0.02, 0.028),
+    SyntheticAsset("WBTC", 60000.0, 0.73, 0.78, 0.05, 0.10, 8, 80e6, False, 4.0, 0.001, 0.01),
+    SyntheticAsset("wstETH", 3500.0, 0.785, 0.81, 0.06, 0.10, 18, 60e6, False, 2.0, 0.0005, 0.005),
+    SyntheticAsset("LINK", 15.0, 0.66, 0.71, 0.07, 0.10, 18, 8e6, False, 1.5, 0.001, 0.02),
+    SyntheticAsset("AAVE", 100.0, 0.66, 0.73, 0.075, 0.10, 18, 5e6, False, 1.5, 0.0, 0.0),
+    SyntheticAsset("USDC", 1.0, 0.75, 0.78, 0.045, 0.10, 6, 200e6, True, 5.0, 0.045, 0.06),
+    SyntheticAsset("USDT", 1.0, 0.74, 0.76, 0.045, 0.10, 6, 150e6, True, 5.0, 0.04, 0.055),
+    SyntheticAsset("DAI", 1.0, 0.63, 0.77, 0.05, 0.10, 18, 60e6, True, 3.0, 0.05, 0.07),
 )
+
+#: The synthetic ETH-correlated e-mode category (``synthetic_snapshot(emode_debt_share=...)``):
+#: wstETH and WETH at LTV 93%, LT 94.5%, bonus 1% (Aave V3 Ethereum's ETH-correlated
+#: category is 93% / 95% / 1%).
+SYNTHETIC_EMODE_ASSETS: tuple[str, ...] = ("WETH", "wstETH")
+SYNTHETIC_EMODE_LTV, SYNTHETIC_EMODE_LT, SYNTHETIC_EMODE_BONUS = 0.93, 0.945, 0.01
 
 
 def _address(prefix: int, i: int) -> str:
@@ -66,6 +77,8 @@ def synthetic_snapshot(
     *,
     near_one_share: float = 0.03,
     median_collateral_usd: float = 20_000.0,
+    emode_debt_share: float = 0.0,
+    rates: bool | None = None,
 ) -> MarketSnapshot:
     """An Aave-like market of ``n_accounts`` accounts over ``SYNTHETIC_ASSETS``.
 
@@ -73,7 +86,16 @@ def synthetic_snapshot(
     (median ``median_collateral_usd``) and borrows 1-2 other assets (mostly stablecoins) so that
     its health factor is lognormal clipped to [1.02, 4]; a share ``near_one_share`` of accounts
     sits in [1.001, 1.03].
+
+    With ``emode_debt_share > 0``, a tenth of the accounts (drawn after the rest, so the
+    others are the same book) become e-mode loopers of the ``SYNTHETIC_EMODE_*`` category:
+    wstETH collateral against WETH debt at an HF uniform in [1.01, 1.10] at the category's LT, their sizes
+    scaled together so that they hold ``emode_debt_share`` of all debt (USD). ``rates``
+    (default: on with e-mode) sets each reserve's ``SyntheticAsset`` supply and borrow rates,
+    so balances accrue interest over the horizon.
     """
+    if not 0.0 <= emode_debt_share < 1.0:
+        raise InputError(f"emode_debt_share = {emode_debt_share}; expected in [0, 1)")
     if n_accounts < 1:
         raise InputError(f"n_accounts = {n_accounts}; expected >= 1")
     rng = np.random.default_rng(np.random.SeedSequence(seed))
@@ -110,6 +132,9 @@ def synthetic_snapshot(
     dsplit = rng.gamma(1.0, size=(n_accounts, n_assets)) * owed
     dsplit /= dsplit.sum(axis=1, keepdims=True)
     debt = (weighted / hf)[:, None] * dsplit / price[None, :]
+    account_class = np.zeros(n_accounts, dtype=np.int64)
+    if emode_debt_share > 0.0:
+        account_class = _add_loopers(rng, collateral, debt, coll_usd, emode_debt_share)
     # Pools as deep as a share of the book's own collateral in the asset (liquidators reach
     # aggregated on- and off-chain depth), never shallower than the asset's reference pool.
     book_usd = (collateral * price).sum(axis=0)
@@ -132,6 +157,14 @@ def synthetic_snapshot(
         dex_reserve_quote=pool_usd,
         dex_fee=np.full(n_assets, 0.003),
     )
+    if emode_debt_share > 0.0:
+        book = _with_emode(book, account_class)
+    if emode_debt_share > 0.0 if rates is None else rates:
+        book = dataclasses.replace(
+            book,
+            supply_rate=np.array([a.supply_rate for a in assets]),
+            borrow_rate=np.array([a.borrow_rate for a in assets]),
+        )
     meta = {
         "protocol": "synthetic",
         "chain_id": 0,
@@ -140,9 +173,62 @@ def synthetic_snapshot(
         "timestamp": 0,
         "addresses": {},
         "software_version": __version__,
-        "synthetic": {"n_accounts": n_accounts, "seed": seed},
+        "synthetic": {
+            "n_accounts": n_accounts,
+            "seed": seed,
+            "emode_debt_share": emode_debt_share,
+        },
     }
     return MarketSnapshot.from_book(meta, book)
+
+
+def _add_loopers(
+    rng: np.random.Generator,
+    collateral: npt.NDArray[np.float64],
+    debt: npt.NDArray[np.float64],
+    coll_usd: npt.NDArray[np.float64],
+    share: float,
+) -> npt.NDArray[np.int64]:
+    """Turn a tenth of the accounts into e-mode loopers in place (``synthetic_snapshot``);
+    returns each account's class (1: the e-mode category)."""
+    symbols = [a.symbol for a in SYNTHETIC_ASSETS]
+    price = np.array([a.price_usd for a in SYNTHETIC_ASSETS])
+    weth, lst = symbols.index("WETH"), symbols.index("wstETH")
+    n = collateral.shape[0]
+    loop = np.asarray(rng.random(n) < 0.1, dtype=np.bool_)
+    if not loop.any():
+        loop[int(rng.integers(0, n))] = True
+    hf = rng.uniform(1.01, 1.10, int(loop.sum()))
+    others_debt = float((debt[~loop] * price).sum())
+    size = coll_usd[loop]
+    looper_debt_usd = size * SYNTHETIC_EMODE_LT / hf
+    # sizes scaled together: their debt is `share` of the book's (HF unchanged)
+    if others_debt > 0.0:
+        k = share / (1.0 - share) * others_debt / float(looper_debt_usd.sum())
+        size, looper_debt_usd = size * k, looper_debt_usd * k
+    collateral[loop] = 0.0
+    debt[loop] = 0.0
+    collateral[loop, lst] = size / price[lst]
+    debt[loop, weth] = looper_debt_usd / price[weth]
+    return np.asarray(loop, dtype=np.int64)
+
+
+def _with_emode(book: Book, account_class: npt.NDArray[np.int64]) -> Book:
+    """``book`` with the synthetic e-mode category as class 1 (category 1)."""
+    member = np.array([s in SYNTHETIC_EMODE_ASSETS for s in book.symbols])
+
+    def row(own: npt.NDArray[np.float64], value: float) -> npt.NDArray[np.float64]:
+        return np.stack([own, np.where(member, value, own)])
+
+    return dataclasses.replace(
+        book,
+        account_class=account_class,
+        class_category=np.array([0, 1], dtype=np.int64),
+        class_ltv=row(book.ltv, SYNTHETIC_EMODE_LTV),
+        class_lt=row(book.liquidation_threshold, SYNTHETIC_EMODE_LT),
+        class_bonus=row(book.liquidation_bonus, SYNTHETIC_EMODE_BONUS),
+        class_price_usd=np.stack([book.price_usd, book.price_usd]),
+    )
 
 
 def synthetic_paths(
@@ -160,6 +246,7 @@ def synthetic_paths(
     stop: int | None = None,
     gas_base_gwei: float = 30.0,
     oracle: OracleSpec | None = None,
+    tracks: dict[str, tuple[str, float]] | None = None,
 ) -> PricePaths:
     """Correlated Student-t price paths; rows ``[start, stop)`` of an ``n_paths`` run.
 
@@ -169,7 +256,15 @@ def synthetic_paths(
     ``1 + 20 x`` the fall of the first volatile asset below its start. Each path has its own
     random stream (``SeedSequence(seed).spawn``), so any row range equals the same rows of the
     full run.
+
+    ``tracks`` maps an asset to ``(base, daily_vol)``: it follows ``base`` times its own
+    Gaussian log-ratio walk of that daily vol (an LST against ETH: about 0.3% a day), drawn
+    after the other returns so the other assets' paths are unchanged.
     """
+    tracks = tracks or {}
+    for asset, (base, _) in tracks.items():
+        if asset not in symbols or base not in symbols:
+            raise InputError(f"tracks: {asset!r} -> {base!r}: both must be in {list(symbols)}")
     stop = n_paths if stop is None else stop
     if not 0 <= start <= stop <= n_paths:
         raise InputError(f"rows [{start}, {stop}) are outside [0, {n_paths})")
@@ -192,6 +287,11 @@ def synthetic_paths(
         shocks = z / np.sqrt(chi / df) * t_scale * sigma
         logs = np.cumsum(shocks - 0.5 * sigma * sigma, axis=0)
         out[row, 1:, vol_idx] = np.exp(logs).T
+        for asset, (base, vol) in tracks.items():
+            a, b = symbols.index(asset), symbols.index(base)
+            s_t = vol * np.sqrt(step_seconds / 86400.0)
+            walk = np.cumsum(rng.standard_normal(n_steps) * s_t - 0.5 * s_t * s_t)
+            out[row, 1:, a] = out[row, 1:, b] * np.exp(walk)
         fall = np.maximum(0.0, 1.0 - out[row, :, vol_idx[0]])
         gas[row] = gas_base_gwei * (1.0 + 20.0 * fall)
     return PricePaths(

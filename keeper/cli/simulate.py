@@ -82,6 +82,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--chunk-paths", type=int, default=1000, metavar="N", help="paths per chunk / task"
     )
+    p.add_argument(
+        "--no-accrual",
+        action="store_true",
+        help="hold balances at their snapshot amounts: no interest over the horizon (by "
+        "default debt grows at each reserve's variable borrow rate and collateral at its "
+        "supply rate, read at the snapshot block); recorded as engine.accrual in summary.json",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="results directory to write")
     p.add_argument("--json", action="store_true", help="print summary.json instead of a table")
     p.set_defaults(func=run)
@@ -191,6 +198,7 @@ def _conditioning(scenario: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from keeper.progress import progress
+    from simulator.cascade import EngineConfig
     from simulator.errors import InputError
     from simulator.results import check_results_target, provenance, save_results, summary_dict
     from simulator.simulation import simulate
@@ -221,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
                 n_paths,
                 seed=args.seed,
                 alpha=args.alpha,
+                config=EngineConfig(accrual=not args.no_accrual),
                 executor=client,
                 chunk_paths=args.chunk_paths,
                 progress=bar.advance,
@@ -236,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
     argv += ["--alpha", str(args.alpha), "--out", str(args.out)]
     if args.prices:
         argv += ["--prices", *args.prices]
+    if args.no_accrual:
+        argv += ["--no-accrual"]
     result = dataclasses.replace(
         result,
         extra={

@@ -40,6 +40,12 @@ class EngineConfig:
     liquidation is profitable); ``math.inf`` means infinite liquidity (no price impact, no
     slippage beyond the pool fee)."""
 
+    accrual: bool = True
+    """Interest over the horizon: debt grows at each reserve's variable borrow rate and
+    collateral at its supply rate, read at the snapshot block (Aave's index formulas,
+    ``Book.accrual_factors``). ``False`` holds balances at their snapshot amounts
+    (``shortfall simulate --no-accrual``)."""
+
     round_limit: int = 100
     """Most liquidation rounds per time step; a step that still holds an account a
     liquidator would profitably liquidate after this many rounds counts one rounds-limit
@@ -111,6 +117,7 @@ class EngineConfig:
         need(0.0 < self.default_close_factor <= 1.0, "default_close_factor", "in (0, 1]")
         need(self.min_leftover_usd >= 0, "min_leftover_usd", ">= 0")
         need(0.0 <= self.impact_floor_hint <= 1.0, "impact_floor_hint", "in [0, 1]")
+        need(isinstance(self.accrual, bool), "accrual", "True or False")
         need(self.engine in ("fast", "reference"), "engine", "'fast' or 'reference'")
 
     def to_dict(self) -> dict[str, Any]:

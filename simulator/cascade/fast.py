@@ -10,10 +10,14 @@ account in every round, gives the same liquidations in the same order (the tests
    collateral and debt assets, in account order.
 2. **Candidates per path.** Liquidators only sell, so a market price is the scenario price
    times an impact factor in ``[floor, 1]``, and the oracle only ever holds past market prices:
-   every oracle multiplier lies in ``[floor x min(1, path min), max(1, path max)]``. Accounts
-   are grouped by (collateral assets, debt assets) and sorted by snapshot health factor HF0
-   within a group. Since HF >= HF0 x min(low end over the group's collateral) / max(high end
-   over its debt), the accounts that can become liquidatable on the path are a prefix of each
+   every oracle multiplier lies in ``[floor x min(1, path min), max(1, path max)]``; balances
+   are scaled, a scaled unit of debt is worth at most its horizon's index growth more (the
+   high end of the debt side includes it), one of collateral never less. Accounts
+   are grouped by (collateral assets, debt assets) and sorted by a snapshot health factor HF0
+   within a group (at its e-mode class's parameters, collateral at ``min(LT x r, 1)`` and debt
+   at ``max(r, 1)`` of the price with ``r`` the class's price ratio, so it bounds both the HF
+   and the market-value shortfall). Since HF >= HF0 x min(low end over the group's collateral)
+   / max(high end over its debt), the accounts that can become liquidatable on the path are a prefix of each
    group (a galloping search), filtered by the same bound per account (on a copy of the
    bound's inputs stored in group order, so the prefixes are read sequentially). The rest are
    never liquidated and never under water there. ``floor`` starts at ``max(impact_floor_hint,
@@ -32,13 +36,15 @@ account in every round, gives the same liquidations in the same order (the tests
    (a widening merges the newcomers in), so every pass over them is sequential and the
    reference's account order comes for free. All helpers are inlined into the path kernel;
    records are prefetched a few accounts ahead wherever a list is walked.
-4. **Scans.** An account's health factor changes only through its own liquidation or an
-   oracle update, so a candidate is *watched* (HF >= 1 at its last exact check), *listed*
+4. **Scans.** An account's health factor changes only through its own liquidation, an
+   oracle update or interest (the oracle value of a scaled unit, ``oc`` for collateral and
+   ``od`` for debt: oracle x index growth), so a candidate is *watched* (HF >= 1 at its last exact check), *listed*
    (liquidatable), *parked* (liquidatable, point 5) or *new* (admitted, not checked yet).
-   After an oracle update a scan skips a watched account when none of its collateral
-   assets' oracle prices fell and none of its debt assets' rose since the last scan (bit
-   masks), or when its HF at its last exact check (kept as a float32 rounded down) times
-   the worst relative oracle move since then (oracle snapshots per scan, "epochs") stays
+   After an oracle update or a step's interest a scan skips a watched account when none of
+   its collateral assets' ``oc`` fell and none of its debt assets' ``od`` rose since the last
+   scan (bit masks), or when its HF at its last exact check (kept as a float32 rounded down)
+   times the worst relative move since then (smallest ``oc`` ratio over largest ``od`` ratio;
+   snapshots per scan, "epochs"; a class's price ratio is constant and cancels) stays
    above 1; a listed account stays listed without a check unless the oracle moved in its
    favour. A round writes the next round's list itself: an account it liquidates is checked
    again at once (the oracle only moves between rounds), the others stay listed.
@@ -47,8 +53,9 @@ account in every round, gives the same liquidations in the same order (the tests
    seizes ``r (1 + b_i) / P_i`` tokens, of which the treasury keeps ``b_i pf_i / P_i`` per
    USD, the pool charges its fee and never pays more than its marginal price ``mkt_i``, so the
    profit before gas is at most ``r (((1 + b_i) - b_i pf_i) (1 - fee_i) mkt_i / P_i - mkt_j /
-   P_j)`` (per-asset tables refreshed when a price moves, ``_reprice``), with ``r`` at most
-   the pair's repayment cap. Such an account is parked: it leaves the scans and sits in a
+   P_j)`` (with the account's class's bonus and prices per scaled unit, and ``mkt`` times the
+   index growth: per-(class, asset) tables refreshed when a price moves, ``_reprice``), with
+   ``r`` at most the pair's repayment cap. Such an account is parked: it leaves the scans and sits in a
    compact list of its own (``_park_row``) that each round merges with the listed accounts
    in account order, looking at one again only when its repayment cap grown by the oracle's
    moves times the best margin one of its pairs could earn now (bounded with its
@@ -87,6 +94,9 @@ IntArray = npt.NDArray[np.int64]
 
 #: Asset indices and per-account trip counts are stored as bytes (``_pack_records``).
 _MAX_ASSETS = 255
+
+#: Each candidate's e-mode class is a byte.
+_MAX_CLASSES = 256
 
 #: Loops over an account's entries run over as many entries as its record's header says:
 #: the book's widest (``kc`` collateral, ``kd`` debt entries; the unused ones hold amount 0:
@@ -243,7 +253,7 @@ def _rigorous_floors(market: Market, mult: FloatArray) -> FloatArray:
     A floor no path can break: liquidators never sell more than the book holds, and the pool
     is shallowest in tokens at the highest price.
     """
-    total = market.collateral.sum(axis=0)
+    total = market.collateral.sum(axis=0) * market.supply_growth.max(axis=0)
     top = market.price0 * np.maximum(1.0, mult.max(axis=(0, 1)))
     out = np.empty(market.price0.shape[0])
     for j in range(out.shape[0]):
@@ -279,9 +289,16 @@ class _Groups:
 
     @classmethod
     def build(cls, rows: SparseAccounts, market: Market) -> _Groups:
-        weight = market.lt * market.price0
-        w_entry = rows.coll_amount * weight[rows.coll_asset]
-        v_entry = rows.debt_amount * market.price0[rows.debt_asset]
+        # per (class, asset) values at the snapshot that bound both the HF (collateral x LT
+        # x the class's price ratio r) and the market value the horizon's shortfall reads
+        # (ratio 1): collateral at min(LT x r, 1), debt at max(r, 1) (the same as the HF's
+        # where r = 1, LT <= 1)
+        klass = market.account_class[rows.index][:, None]
+        r = market.class_ratio
+        weight = market.price0[None, :] * np.minimum(market.class_lt * r, 1.0)
+        owed = market.price0[None, :] * np.maximum(r, 1.0)
+        w_entry = rows.coll_amount * weight[klass, rows.coll_asset]
+        v_entry = rows.debt_amount * owed[klass, rows.debt_asset]
         w0 = w_entry.sum(axis=1)
         v0 = v_entry.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -302,7 +319,7 @@ class _Groups:
             rec=rec,
             lay=lay,
             hf0=hf0[order],
-            scm=_narrow_mask(rows.coll_mask[order], market.lt.shape[0]),
+            scm=_narrow_mask(rows.coll_mask[order], market.price0.shape[0]),
         )
 
 
@@ -378,6 +395,7 @@ class _Prepared:
     lay: IntArray
     cmask: npt.NDArray[Any]
     dmask: npt.NDArray[Any]
+    cls: npt.NDArray[np.uint8]
 
 
 _PREPARED: dict[int, tuple[Book, _Prepared]] = {}
@@ -397,6 +415,7 @@ def _prepared(book: Book, market: Market) -> _Prepared:
         *_records(rows),
         _narrow_mask(rows.coll_mask, book.n_assets),
         _narrow_mask(rows.debt_mask, book.n_assets),
+        np.ascontiguousarray(market.account_class[debtors], dtype=np.uint8),
     )
     while len(_PREPARED) >= 2:
         _PREPARED.pop(next(iter(_PREPARED)))
@@ -418,6 +437,11 @@ def run_fast(
             f"the book has {book.n_assets} assets; the fast engine handles at most "
             f"{_MAX_ASSETS} (its records keep asset indices in bytes): use run_reference"
         )
+    if book.n_classes > _MAX_CLASSES:
+        raise InputError(
+            f"the book has {book.n_classes} e-mode classes; the fast engine handles at most "
+            f"{_MAX_CLASSES} (it keeps an account's class in a byte): use run_reference"
+        )
     paths = align_paths(paths, book.symbols)
     check_paths(paths, book.n_assets)
     market = Market.build(book, paths, config)
@@ -429,7 +453,9 @@ def run_fast(
     rigorous = _rigorous_floors(market, mult)
     floors = np.maximum(rigorous, config.impact_floor_hint)
     path_min = np.ascontiguousarray(np.minimum(1.0, mult.min(axis=1)))
-    hi = np.ascontiguousarray(np.maximum(1.0, mult.max(axis=1)))
+    # the debt side of the bounds: the highest price times the debt's growth at the horizon
+    # (index growth never falls)
+    hi = np.ascontiguousarray(np.maximum(1.0, mult.max(axis=1)) * market.debt_growth[-1][None, :])
     counts = _count_candidates(
         np.ascontiguousarray(floors[None, :] * path_min),
         hi,
@@ -446,20 +472,29 @@ def run_fast(
         np.stack(
             [
                 market.price0,
-                market.lt,
-                market.bonus,
                 market.protocol_fee,
                 market.dex_fee,
                 market.depth,
                 rigorous,
                 floors,
-                # the gain factor: what a liquidator gets per USD of collateral seized at
-                # the oracle price, after the treasury's fee and the pool's (_reprice)
-                ((1.0 + market.bonus) - market.bonus * market.protocol_fee)
-                * (1.0 - market.dex_fee),
             ]
         )
     )
+    # per (class, asset): LT, bonus, price ratio and the gain factor: what a liquidator gets
+    # per USD of collateral seized at the class's oracle price, after the treasury's fee and
+    # the pool's (_reprice)
+    cb = market.class_bonus
+    classes = np.ascontiguousarray(
+        np.stack(
+            [
+                market.class_lt,
+                cb,
+                market.class_ratio,
+                ((1.0 + cb) - cb * market.protocol_fee[None, :]) * (1.0 - market.dex_fee[None, :]),
+            ]
+        )
+    )
+    growth = np.ascontiguousarray(np.stack([market.supply_growth, market.debt_growth]))
     params = np.array(
         [
             paths.step_seconds,
@@ -498,8 +533,8 @@ def run_fast(
         old_chunk = numba.set_parallel_chunksize(1)
         try:
             _simulate(
-                mult, gas, asset, params, iparams, prep.records, prep.lay, prep.cmask,
-                prep.dmask, groups.ptr, groups.cmask, groups.dmask, groups.hf0, groups.scm,
+                mult, gas, asset, classes, growth, params, iparams, prep.records, prep.lay,
+                prep.cmask, prep.dmask, prep.cls, groups.ptr, groups.cmask, groups.dmask, groups.hf0, groups.scm,
                 groups.rec, groups.lay,
                 block_start, out_start, out_path, out_row, out_val, out_n,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
@@ -614,8 +649,8 @@ def _may_trigger(s: int, lo: Any, hi: Any, brec: Any, bb: Any, blay: Any) -> boo
 
 @_inline
 def _copy_in(
-    k: int, q: int, src: Any, cmask: Any, dmask: Any, cand: Any, rec: Any, lcm: Any,
-    ldm: Any, pend: Any, lhf: Any, lepoch: Any,
+    k: int, q: int, src: Any, cmask: Any, dmask: Any, scls: Any, cand: Any, rec: Any,
+    lcm: Any, ldm: Any, lcls: Any, pend: Any, lhf: Any, lepoch: Any,
 ) -> None:  # fmt: skip
     """Make account row ``q`` candidate ``k`` with its snapshot balances, unchecked."""
     cand[k] = q
@@ -623,6 +658,7 @@ def _copy_in(
         rec[k, f] = src[q, f]
     lcm[k] = cmask[q]
     ldm[k] = dmask[q]
+    lcls[k] = scls[q]
     pend[k] = _NEW
     lhf[k] = 0.0
     lepoch[k] = 0
@@ -630,7 +666,8 @@ def _copy_in(
 
 @_inline
 def _move(
-    a: int, b: int, cand: Any, rec: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any,
+    a: int, b: int, cand: Any, rec: Any, lcm: Any, ldm: Any, lcls: Any, pend: Any, lhf: Any,
+    lepoch: Any,
 ) -> None:  # fmt: skip
     """Move candidate ``a`` to index ``b``."""
     cand[b] = cand[a]
@@ -638,6 +675,7 @@ def _move(
         rec[b, f] = rec[a, f]
     lcm[b] = lcm[a]
     ldm[b] = ldm[a]
+    lcls[b] = lcls[a]
     pend[b] = pend[a]
     lhf[b] = lhf[a]
     lepoch[b] = lepoch[a]
@@ -645,12 +683,13 @@ def _move(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _widen(
-    floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any,
+    floor: Any, pmin: Any, hi: Any, src: Any, cmask: Any, dmask: Any, scls: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, bb: Any, blay: Any,
     stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, lcm: Any, ldm: Any,
-    pend: Any, lhf: Any, lepoch: Any, n_cand: int, lowered: Any,
+    lcls: Any, pend: Any, lhf: Any, lepoch: Any, n_cand: int, lowered: Any,
 ) -> int:  # fmt: skip
-    """Merge the accounts the bound ``[floor x pmin, hi]`` admits, and that are not
+    """Merge the accounts the bound ``[floor x pmin, hi]`` (``hi``: the debt side's, index
+    growth included) admits, and that are not
     candidates yet, into the candidates (kept in account order); returns their new count.
 
     Incremental over a path: the floor only falls, so each group's prefix only grows.
@@ -724,10 +763,10 @@ def _widen(
             _prefetch_row(dmask, newpos[c - _AHEAD])
         q = newpos[c]
         while i >= 0 and cand[i] > q:
-            _move(i, w, cand, rec, lcm, ldm, pend, lhf, lepoch)
+            _move(i, w, cand, rec, lcm, ldm, lcls, pend, lhf, lepoch)
             i -= 1
             w -= 1
-        _copy_in(w, q, src, cmask, dmask, cand, rec, lcm, ldm, pend, lhf, lepoch)
+        _copy_in(w, q, src, cmask, dmask, scls, cand, rec, lcm, ldm, lcls, pend, lhf, lepoch)
         w -= 1
     return n_cand + n_new
 
@@ -749,51 +788,69 @@ def _lower_floors(min_imp: Any, floor: Any, rigorous: Any) -> Any:
 
 
 @_inline
-def _sums(k: int, rec: Any, rb: Any, lay: Any, lt: Any, price: Any) -> tuple[float, float]:
-    """(sum of collateral x LT, sum of debt) of candidate ``k`` at ``price``, USD."""
+def _sums(
+    k: int, rec: Any, rb: Any, lay: Any, lcls: Any, clt: Any, pc: Any, pd: Any
+) -> tuple[float, float]:
+    """(sum of collateral x LT, sum of debt) of candidate ``k`` at its class's oracle prices
+    per scaled unit (``pc`` collateral, ``pd`` debt, ``(classes, assets)``), USD."""
+    c = np.int64(lcls[k])
     w = 0.0
     for e in range(_n_coll(k, rb, lay)):
         j = np.int64(rb[k, lay[0] + e])
-        w += rec[k, lay[1] + e] * lt[j] * price[j]
+        w += rec[k, lay[1] + e] * clt[c, j] * pc[c, j]
     v = 0.0
     for e in range(_n_debt(k, rb, lay)):
-        v += rec[k, lay[3] + e] * price[np.int64(rb[k, lay[2] + e])]
+        v += rec[k, lay[3] + e] * pd[c, np.int64(rb[k, lay[2] + e])]
     return w, v
 
 
 @_inline
-def _underwater(k: int, rec: Any, rb: Any, lay: Any, mkt: Any) -> tuple[float, float]:
-    """(max(0, debt - collateral), debt) of candidate ``k`` at market prices, USD."""
+def _underwater(
+    k: int, rec: Any, rb: Any, lay: Any, mkt: Any, sg: Any, bg: Any
+) -> tuple[float, float]:
+    """(max(0, debt - collateral), debt) of candidate ``k`` at market prices, USD (scaled
+    balances times the index growth ``sg`` / ``bg``)."""
     c = 0.0
     for e in range(_n_coll(k, rb, lay)):
-        c += rec[k, lay[1] + e] * mkt[np.int64(rb[k, lay[0] + e])]
+        j = np.int64(rb[k, lay[0] + e])
+        c += rec[k, lay[1] + e] * (mkt[j] * sg[j])
     d = 0.0
     for e in range(_n_debt(k, rb, lay)):
-        d += rec[k, lay[3] + e] * mkt[np.int64(rb[k, lay[2] + e])]
+        j = np.int64(rb[k, lay[2] + e])
+        d += rec[k, lay[3] + e] * (mkt[j] * bg[j])
     return (d - c if d > c else 0.0), d
 
 
 @_inline
+def _rel(now: float, then: float) -> float:
+    """``now / then`` (``inf`` for a price that left zero, 1 for one still at zero)."""
+    if then > 0.0:
+        return now / then
+    if now > 0.0:
+        return np.inf
+    return 1.0
+
+
+@_inline
 def _epoch_ratios(
-    e: int, oracle: Any, ep_oracle: Any, stable_mask: Any, ratios: Any, r_top: Any
-) -> None:
-    """Relative oracle moves since epoch ``e``, ``O_j / O_e,j`` (``inf`` for a price that
-    left zero, 1 for one still at zero): the worst move, the smallest divided by the largest
-    over the near-constant ones (``ratios[e, 0]``) or over all assets (``ratios[e, 1]``),
-    and the largest, ``r_top``."""
-    n = oracle.shape[0]
+    e: int, oc: Any, od: Any, ep_oc: Any, ep_od: Any, stable_mask: Any, ratios: Any,
+    r_top: Any,
+) -> None:  # fmt: skip
+    """Relative moves since epoch ``e`` of the oracle value of a scaled unit of collateral
+    (``oc``) and of debt (``od``; oracle x index growth): the worst move, the smallest
+    collateral move divided by the largest debt move over the near-constant assets
+    (``ratios[e, 0]``) or over all assets (``ratios[e, 1]``), and the largest of all,
+    ``r_top``. (A class's price ratio is constant, so it cancels.)"""
+    n = oc.shape[0]
     low = np.inf
     top_all = 0.0
     top_sub = 0.0
+    top_c = 0.0
     for j in range(n):
-        then = ep_oracle[e, j]
-        if then > 0.0:
-            x = oracle[j] / then
-        elif oracle[j] > 0.0:
-            x = np.inf
-        else:
-            x = 1.0
-        low = min(low, x)
+        xc = _rel(oc[j], ep_oc[e, j])
+        x = _rel(od[j], ep_od[e, j])
+        low = min(low, xc)
+        top_c = max(top_c, xc)
         top_all = max(top_all, x)
         if stable_mask & (np.int64(1) << np.int64(min(j, 62))):
             top_sub = max(top_sub, x)
@@ -801,38 +858,49 @@ def _epoch_ratios(
     r_sub = low / top_sub if top_sub > 0.0 and top_sub < np.inf else 0.0
     ratios[e, 0] = r_all if top_sub == 0.0 else r_sub
     ratios[e, 1] = r_all
-    r_top[e] = top_all
+    r_top[e] = max(top_all, top_c)
 
 
 @_inline
 def _reprice(
-    j: int, oracle: Any, mkt: Any, bonus: Any, gfac: Any, gain: Any, mrel: Any, capf: Any
-) -> None:
-    """Refresh asset ``j``'s entries of the per-asset tables the profit bound reads (after its
-    market or oracle price moved): ``gain`` is the most a liquidator can get per USD of debt
-    repaid against collateral ``j`` (the seized collateral less the treasury's fee, sold at the
+    j: int, oc: Any, od: Any, mkt: Any, sg: Any, bg: Any, ratio: Any, bonus: Any,
+    gfac: Any, pc: Any, pd: Any, gain: Any, crel: Any, mrel: Any, capf: Any,
+) -> None:  # fmt: skip
+    """Refresh asset ``j``'s entries of the per-(class, asset) tables (after its market or
+    oracle price or its index moved): ``pc`` / ``pd`` the class's oracle value of a scaled
+    unit of collateral / debt (``oc`` / ``od`` times the class's price ratio), and what the
+    profit bound reads: ``gain`` is the most a liquidator can get per USD of debt repaid
+    against collateral ``j`` (the seized collateral less the treasury's fee, sold at the
     pool's marginal price less its fee; module docstring, point 5): the gain factor ``gfac``
-    times the pool's price over the oracle's; ``mrel`` what a USD of debt ``j`` costs at the
-    market, ``capf`` USD of repayment per token of collateral ``j``."""
-    if oracle[j] > 0.0:
-        gain[j] = gfac[j] * mkt[j] / oracle[j]
-        mrel[j] = mkt[j] / oracle[j]
-        capf[j] = oracle[j] / (1.0 + bonus[j])
-    else:
-        gain[j] = 0.0
-        mrel[j] = 0.0
-        capf[j] = 0.0
+    times ``crel``, the pool's value of a scaled unit over the class's oracle value;
+    ``mrel`` what a USD of debt ``j`` costs at the market, ``capf`` USD of repayment per
+    scaled unit of collateral ``j``."""
+    for c in range(ratio.shape[0]):
+        pcj = oc[j] * ratio[c, j]
+        pdj = od[j] * ratio[c, j]
+        pc[c, j] = pcj
+        pd[c, j] = pdj
+        if pcj > 0.0:
+            crel[c, j] = (mkt[j] * sg[j]) / pcj
+            gain[c, j] = gfac[c, j] * crel[c, j]
+            capf[c, j] = pcj / (1.0 + bonus[c, j])
+        else:
+            crel[c, j] = 0.0
+            gain[c, j] = 0.0
+            capf[c, j] = 0.0
+        mrel[c, j] = (mkt[j] * bg[j]) / pdj if pdj > 0.0 else 0.0
 
 
 @_inline
 def _best_pair(
-    k: int, w: float, v: float, rec: Any, rb: Any, lay: Any,
-    oracle: Any, mkt: Any, pp: Any, inv: Any, bonus: Any, pfee: Any, depth: Any, dexfee: Any,
-    gain: Any, mrel: Any, capf: Any, gas_usd: float, cf_thr: float, cf_hf: float, cf: float,
-    min_left: float,
+    k: int, w: float, v: float, rec: Any, rb: Any, lay: Any, lcls: Any,
+    pc: Any, pd: Any, mkt: Any, sg: Any, bg: Any, pp: Any, inv: Any, bonus: Any, pfee: Any,
+    depth: Any, dexfee: Any, gain: Any, mrel: Any, capf: Any, gas_usd: float, cf_thr: float,
+    cf_hf: float, cf: float, min_left: float,
 ) -> tuple[int, int, float, float, float, int]:  # fmt: skip
     """The liquidator's most profitable pair of candidate ``k`` (entry indices), ``-1`` if
-    none pays: ``(ei, ej, repay, seize, fee, flags)``."""
+    none pays: ``(ei, ej, repay, seize, fee, flags)`` (scaled amounts)."""
+    c = np.int64(lcls[k])
     hf = w / v
     best = 0.0
     bi = -1
@@ -846,27 +914,27 @@ def _best_pair(
         if ci <= 0.0:
             continue
         i = np.int64(rb[k, lay[0] + ei])
-        cap = ci * capf[i]
-        gi = gain[i]
+        cap = ci * capf[c, i]
+        gi = gain[c, i]
         for ej in range(_n_debt(k, rb, lay)):
             dj = rec[k, lay[3] + ej]
             if dj <= 0.0:
                 continue
             j = np.int64(rb[k, lay[2] + ej])
-            if oracle[j] > 0.0:
+            if pd[c, j] > 0.0:
                 # an upper bound of this pair's profit: skip it when it cannot beat the best
                 # so far (ties keep the earlier pair, as in the reference)
-                bound = min(dj * oracle[j], cap) * (gi - mrel[j]) - gas_usd
+                bound = min(dj * pd[c, j], cap) * (gi - mrel[c, j]) - gas_usd
                 if bound + abs(bound) * _BOUND_SLACK + _BOUND_SLACK * (1.0 + gas_usd) <= best:
                     continue
             repay, seize, fee, flags = _plan(
-                ci, dj, v, hf, oracle[i], oracle[j], bonus[i], pfee[i],
+                ci, dj, v, hf, pc[c, i], pd[c, j], bonus[c, i], pfee[i],
                 cf_thr, cf_hf, cf, min_left,
             )  # fmt: skip
             if flags == -1:
                 continue
-            proceeds = _proceeds(depth[i], inv[i], pp[i], dexfee[i], seize - fee)
-            profit = proceeds - repay * mkt[j] - gas_usd
+            proceeds = _proceeds(depth[i], inv[i], pp[i], dexfee[i], (seize - fee) * sg[i])
+            profit = proceeds - repay * (mkt[j] * bg[j]) - gas_usd
             if profit > best:
                 best = profit
                 bi = ei
@@ -880,7 +948,7 @@ def _best_pair(
 
 @_inline
 def _may_pay(
-    k: int, rec: Any, rb: Any, lay: Any, oracle: Any,
+    k: int, rec: Any, rb: Any, lay: Any, lcls: Any, pd: Any,
     gain: Any, mrel: Any, capf: Any, gas_usd: float,
 ) -> tuple[bool, float]:  # fmt: skip
     """Can some (collateral, debt) pair of candidate ``k`` pay for the gas? Also returns the
@@ -890,47 +958,50 @@ def _may_pay(
     coll_i P_i / (1 + b_i))`` (oracle prices), and the profit before gas is at most
     ``r P_j (gain_i - mkt_j / P_j)`` (``_reprice``).
     """
+    c = np.int64(lcls[k])
     size = 0.0
     ok = False
     # branch-free: an entry not held, or priced 0, has cap 0
     for ei in range(_n_coll(k, rb, lay)):
         i = np.int64(rb[k, lay[0] + ei])
-        cap = rec[k, lay[1] + ei] * capf[i]
-        gi = gain[i]
+        cap = rec[k, lay[1] + ei] * capf[c, i]
+        gi = gain[c, i]
         for ej in range(_n_debt(k, rb, lay)):
             j = np.int64(rb[k, lay[2] + ej])
-            owed = rec[k, lay[3] + ej] * oracle[j]
+            owed = rec[k, lay[3] + ej] * pd[c, j]
             pair = owed if owed < cap else cap
             size = size if size > pair else pair
-            paid = pair * (gi - mrel[j]) * (1.0 + _BOUND_SLACK) + _BOUND_SLACK
+            paid = pair * (gi - mrel[c, j]) * (1.0 + _BOUND_SLACK) + _BOUND_SLACK
             ok |= (pair > 0.0) & (paid >= gas_usd)
     return ok, size
 
 
 @_inline
-def _edge(oracle: Any, gain: Any, mrel: Any) -> tuple[float, float, float]:
-    """``(max_i gain_i - min_j mkt_j / P_j, max_i mkt_i / P_i, min_j mkt_j / P_j)`` over
-    all assets: the first is the best margin any pair could earn per USD repaid; a pair
-    whose collateral's gain factor is at most ``G`` earns at most ``G x`` the second less
-    the third (``gain_i = G_i x mkt_i / P_i``, ``_reprice``)."""
+def _edge(pc: Any, gain: Any, crel: Any, mrel: Any) -> tuple[float, float, float]:
+    """``(max gain - min mrel, max crel, min mrel)`` over all classes and assets priced
+    above 0: the first is the best margin any pair could earn per USD repaid; a pair whose
+    collateral's gain factor is at most ``G`` earns at most ``G x`` the second less the
+    third (``gain = G x crel``, ``_reprice``)."""
     top = -np.inf
     low = np.inf
     rho = -np.inf
-    for i in range(oracle.shape[0]):
-        if oracle[i] > 0.0:
-            top = max(top, gain[i])
-            low = min(low, mrel[i])
-            rho = max(rho, mrel[i])
+    for c in range(pc.shape[0]):
+        for i in range(pc.shape[1]):
+            if pc[c, i] > 0.0:
+                top = max(top, gain[c, i])
+                low = min(low, mrel[c, i])
+                rho = max(rho, crel[c, i])
     return top - low, rho, low
 
 
 @_inline
-def _gain_factor(k: int, rec: Any, rb: Any, lay: Any, gfac: Any) -> float:
-    """The largest gain factor ``G_i`` over candidate ``k``'s collateral held."""
+def _gain_factor(k: int, rec: Any, rb: Any, lay: Any, lcls: Any, gfac: Any) -> float:
+    """The largest gain factor ``G_i`` (its class's) over candidate ``k``'s collateral held."""
+    c = np.int64(lcls[k])
     g = 0.0
     for e in range(_n_coll(k, rb, lay)):
         if rec[k, lay[1] + e] > 0.0:
-            g = max(g, gfac[np.int64(rb[k, lay[0] + e])])
+            g = max(g, gfac[c, np.int64(rb[k, lay[0] + e])])
     return g
 
 
@@ -948,17 +1019,18 @@ def _park_row(park: Any, n: int, k: int, size: float, epoch: int, gk: float) -> 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _pick(
     n_cand: int, epoch: int, lepoch: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
-    ratios: Any, nonstable: Any, down: Any, up: Any, look: Any, todo: Any,
+    ratios: Any, nonstable: Any, c_down: Any, d_up: Any, look: Any, todo: Any,
 ) -> int:  # fmt: skip
     """A scan's pass 1, branch-free: the candidates that need a look into ``todo``, in order;
     returns their count. Listed and new ones always; watched ones when the oracle moved
-    against them (masks ``down`` / ``up``) by enough to bring HF at their last check x the
+    against them (masks ``c_down``: collateral values fell, ``d_up``: debt values rose) by
+    enough to bring HF at their last check x the
     worst relative move since (over all assets, or over the near-constant ones for debt only
     in those) to 1. Parked ones stay in their own list. (Two plain loops with few live
     values: the first one carries no dependency.)"""
     for k in range(n_cand):
         ratio = ratios[lepoch[k], 1 if (ldm[k] & nonstable) != 0 else 0]
-        moved = ((lcm[k] & down) | (ldm[k] & up)) != 0
+        moved = ((lcm[k] & c_down) | (ldm[k] & d_up)) != 0
         pk = pend[k]
         watch = (pk == _WATCHED) & moved & (lhf[k] * ratio <= 1.0 + _BOUND_SLACK)
         look[k] = ((pk & 1) != 0) | watch  # _LISTED or _NEW
@@ -971,8 +1043,9 @@ def _pick(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _check(
-    n_todo: int, todo: Any, epoch: int, rec: Any, rb: Any, lay: Any, lt: Any, oracle: Any,
-    lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any, down: Any, up: Any, cur: Any,
+    n_todo: int, todo: Any, epoch: int, rec: Any, rb: Any, lay: Any, lcls: Any, clt: Any,
+    pc: Any, pd: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any, c_up: Any,
+    d_down: Any, cur: Any,
 ) -> int:  # fmt: skip
     """A scan's pass 2: exact checks of the new candidates among ``todo``, of the listed ones
     the oracle moved in favour of (the others stay liquidatable) and of the watched ones pass
@@ -984,11 +1057,11 @@ def _check(
             _prefetch_row(rec, todo[q + _AHEAD])
         k = todo[q]
         pk = pend[k]
-        if pk == _LISTED and ((lcm[k] & up) | (ldm[k] & down)) == 0:
+        if pk == _LISTED and ((lcm[k] & c_up) | (ldm[k] & d_down)) == 0:
             cur[n_cur] = k
             n_cur += 1
             continue
-        w, v = _sums(k, rec, rb, lay, lt, oracle)
+        w, v = _sums(k, rec, rb, lay, lcls, clt, pc, pd)
         if _liquidatable(w, v):
             pend[k] = _LISTED
             cur[n_cur] = k
@@ -1003,8 +1076,8 @@ def _check(
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _simulate(
-    mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
-    src: Any, lay: Any, cmask: Any, dmask: Any,
+    mult: Any, gas: Any, asset: Any, classes: Any, growth: Any, params: Any, iparams: Any,
+    src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, blay: Any,
     block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -1023,6 +1096,7 @@ def _simulate(
         rb = rec.view(np.uint8)
         lcm = np.empty_like(cmask)
         ldm = np.empty_like(dmask)
+        lcls = np.empty_like(scls)
         pend = np.empty(n_rows, dtype=np.uint8)  # these three are set by the copy-in
         lhf = np.empty(n_rows, dtype=np.float32)
         lepoch = np.empty(n_rows, dtype=np.uint32)
@@ -1037,9 +1111,9 @@ def _simulate(
         overflow = False
         for p in range(block_start[b], block_start[b + 1]):
             pos, over = _run_path(
-                p, mult[p], gas[p], asset, params, iparams, src, lay, cmask, dmask,
-                g_ptr, g_cmask, g_dmask, ghf, scm, brec, bb, blay,
-                stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, pend, lhf, lepoch,
+                p, mult[p], gas[p], asset, classes, growth, params, iparams, src, lay, cmask,
+                dmask, scls, g_ptr, g_cmask, g_dmask, ghf, scm, brec, bb, blay,
+                stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, lcls, pend, lhf, lepoch,
                 list_a, list_b, park_a, park_b, look, todo, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
@@ -1049,24 +1123,27 @@ def _simulate(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _run_path(
-    p: int, mult: Any, gas: Any, asset: Any, params: Any, iparams: Any,
-    src: Any, lay: Any, cmask: Any, dmask: Any,
+    p: int, mult: Any, gas: Any, asset: Any, classes: Any, growth: Any, params: Any,
+    iparams: Any, src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, bb: Any, blay: Any,
     stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any,
-    lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any,
+    lcm: Any, ldm: Any, lcls: Any, pend: Any, lhf: Any, lepoch: Any,
     list_a: Any, list_b: Any, park_a: Any, park_b: Any, look: Any, todo: Any, out_path: Any,
     out_row: Any, out_val: Any,
     pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> tuple[int, bool]:  # fmt: skip
     p0 = asset[0]
-    lt = asset[1]
-    bonus = asset[2]
-    pfee = asset[3]
-    dexfee = asset[4]
-    depth = asset[5]
-    rigorous = asset[6]
-    gfac = asset[8]
+    pfee = asset[1]
+    dexfee = asset[2]
+    depth = asset[3]
+    rigorous = asset[4]
+    clt = classes[0]  # per (class, asset): LT, bonus, price ratio, gain factor
+    bonus = classes[1]
+    ratio = classes[2]
+    gfac = classes[3]
+    s_grow = growth[0]  # per (step, asset): liquidity and borrow index growth
+    d_grow = growth[1]
     step_seconds = params[0]
     deviation = params[1]
     heartbeat = params[2]
@@ -1092,24 +1169,32 @@ def _run_path(
         for j in range(n_assets):
             pmin[j] = min(pmin[j], mult[t, j])
             pmax[j] = max(pmax[j], mult[t, j])
-    floor = asset[7].copy()
+    floor = asset[5].copy()
+    # the debt side of the candidates' bound: the highest price times the debt's growth
+    dhi = np.empty(n_assets)
+    for j in range(n_assets):
+        dhi[j] = pmax[j] * d_grow[n_steps1 - 1, j]
     min_imp = np.ones(n_assets)
     n_cand = _widen(
-        floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask, ghf, scm,
-        brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend, lhf, lepoch,
-        0, np.int64(-1),
+        floor, pmin, dhi, src, cmask, dmask, scls, g_ptr, g_cmask, g_dmask, ghf,
+        scm, brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, lcls, pend, lhf,
+        lepoch, 0, np.int64(-1),
     )  # fmt: skip
     widened = 0
-    # oracle snapshots at each full scan ("epochs"); a candidate found safe at epoch e with
-    # health factor h stays safe while h x min_i(O_i / O_e,i) / max_j(O_j / O_e,j) > 1
+    # snapshots of the oracle value of a scaled unit of collateral (oc = oracle x liquidity
+    # index growth) and debt (od = oracle x borrow index growth) at each full scan
+    # ("epochs"); a candidate found safe at epoch e with health factor h stays safe while
+    # h x min_i(oc_i / oc_e,i) / max_j(od_j / od_e,j) > 1
     max_epochs = n_steps1 * (round_limit + 2) + 2
-    ep_oracle = np.empty((max_epochs, n_assets))
+    ep_oc = np.empty((max_epochs, n_assets))
+    ep_od = np.empty((max_epochs, n_assets))
     ratios = np.zeros((max_epochs, 2))
     r_top = np.zeros(max_epochs)
     epoch = 0
     e_lo = 0  # no candidate's last check is older than this epoch
     for j in range(n_assets):
-        ep_oracle[0, j] = p0[j]
+        ep_oc[0, j] = p0[j]
+        ep_od[0, j] = p0[j]
     stable_mask = np.int64(0)  # assets whose path stays within 1% of the snapshot
     for j in range(n_assets):
         if pmax[j] <= 1.01 and pmin[j] >= 0.99:
@@ -1119,13 +1204,19 @@ def _run_path(
     nonstable = ~stable_mask
 
     oracle = p0.copy()
+    oc = p0.copy()
+    od = p0.copy()
+    n_cls = ratio.shape[0]
+    vc = np.empty((n_cls, n_assets))  # per (class, asset) tables (_reprice)
+    vd = np.empty((n_cls, n_assets))
+    crel = np.zeros((n_cls, n_assets))
     updated = np.zeros(n_assets)
     inv = np.zeros(n_assets)
     pp = p0.copy()
     mkt = p0.copy()
-    gain = np.zeros(n_assets)  # per-asset tables of the profit bound (_reprice)
-    mrel = np.zeros(n_assets)
-    capf = np.zeros(n_assets)
+    gain = np.zeros((n_cls, n_assets))  # the profit bound's tables (_reprice)
+    mrel = np.zeros((n_cls, n_assets))
+    capf = np.zeros((n_cls, n_assets))
     hist = np.empty((n_steps1, n_assets))
     def_asset = np.zeros(n_assets)
     deficit = 0.0
@@ -1133,8 +1224,11 @@ def _run_path(
     fee_usd = 0.0
     n_liq = 0
     hits = 0
-    down = np.int64(0)  # oracle assets that moved down / up since the last scan (bits)
-    up = np.int64(0)
+    # assets whose collateral value (oc) / debt value (od) fell / rose since the last scan
+    c_down = np.int64(0)
+    c_up = np.int64(0)
+    d_down = np.int64(0)
+    d_up = np.int64(0)
     cur = list_a  # the listed (liquidatable) candidates, in order
     nxt = list_b
     n_cur = 0
@@ -1145,6 +1239,8 @@ def _run_path(
 
     for t in range(n_steps1):
         now = t * step_seconds
+        sg = s_grow[t]
+        bg = d_grow[t]
         for j in range(n_assets):
             pp[j] = p0[j] * mult[t, j]
             if t > 0:
@@ -1157,9 +1253,9 @@ def _run_path(
         lowered = _lower_floors(min_imp, floor, rigorous)
         if lowered != 0:
             n_cand = _widen(
-                floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask, ghf,
-                scm, brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, pend,
-                lhf, lepoch, n_cand, lowered,
+                floor, pmin, dhi, src, cmask, dmask, scls, g_ptr, g_cmask, g_dmask, ghf,
+                scm, brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, lcls,
+                pend, lhf, lepoch, n_cand, lowered,
             )  # fmt: skip
             widened = 1
             rebuild = True  # the next scan rebuilds both lists (indices have moved)
@@ -1173,15 +1269,24 @@ def _run_path(
                 else:
                     obs = p0[j]
                 if _deviates(obs, oracle[j], deviation) or now - updated[j] >= heartbeat:
-                    bit = np.int64(1) << np.int64(min(j, 62))
-                    if obs < oracle[j]:
-                        down |= bit
-                    elif obs > oracle[j]:
-                        up |= bit
                     oracle[j] = obs
                     updated[j] = now
         for j in range(n_assets):
-            _reprice(j, oracle, mkt, bonus, gfac, gain, mrel, capf)
+            # the oracle and the indexes moved: the values of a scaled unit
+            bit = np.int64(1) << np.int64(min(j, 62))
+            x = oracle[j] * sg[j]
+            if x < oc[j]:
+                c_down |= bit
+            elif x > oc[j]:
+                c_up |= bit
+            oc[j] = x
+            x = oracle[j] * bg[j]
+            if x < od[j]:
+                d_down |= bit
+            elif x > od[j]:
+                d_up |= bit
+            od[j] = x
+            _reprice(j, oc, od, mkt, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel, mrel, capf)
         eth_usd = mkt[eth] if eth >= 0 else eth_price
         gas_usd = gas_units * gas[t] * 1e-9 * eth_usd
         rounds = 0
@@ -1189,10 +1294,11 @@ def _run_path(
             # -- scan: exact HF check of the candidates the oracle moved against, and the
             # lists rebuilt (after a widening the oracle has not moved: watched candidates
             # stay safe, the scan checks the newcomers and lists the others again)
-            if down != 0 or up != 0 or rebuild:
+            if (c_down | c_up | d_down | d_up) != 0 or rebuild:
                 epoch += 1
                 for j in range(n_assets):
-                    ep_oracle[epoch, j] = oracle[j]
+                    ep_oc[epoch, j] = oc[j]
+                    ep_od[epoch, j] = od[j]
                 # every candidate's last check is at an epoch >= e_lo: refresh those, and
                 # the rounds up to the next scan read them as they are (parked ones too)
                 if epoch - e_lo > 64:  # now and then: the oldest last check still held
@@ -1200,25 +1306,27 @@ def _run_path(
                     for k in range(n_cand):
                         e_lo = min(e_lo, int(lepoch[k]))
                 for e in range(e_lo, epoch + 1):
-                    _epoch_ratios(e, oracle, ep_oracle, stable_mask, ratios, r_top)
+                    _epoch_ratios(e, oc, od, ep_oc, ep_od, stable_mask, ratios, r_top)
                 # pass 1 picks the candidates that need a look, pass 2 checks them
                 n_todo = _pick(
-                    n_cand, epoch, lepoch, lcm, ldm, pend, lhf, ratios, nonstable, down,
-                    up, look, todo,
+                    n_cand, epoch, lepoch, lcm, ldm, pend, lhf, ratios, nonstable, c_down,
+                    d_up, look, todo,
                 )  # fmt: skip
                 n_cur = _check(
-                    n_todo, todo, epoch, rec, rb, lay, lt, oracle, lcm, ldm, pend, lhf,
-                    lepoch, down, up, cur,
+                    n_todo, todo, epoch, rec, rb, lay, lcls, clt, vc, vd, lcm, ldm, pend,
+                    lhf, lepoch, c_up, d_down, cur,
                 )  # fmt: skip
                 if rebuild:  # candidates moved: list the parked ones again, in order
                     n_park = 0
                     for k in range(n_cand):
                         if pend[k] == _PARKED:
-                            gk = _gain_factor(k, rec, rb, lay, gfac)
+                            gk = _gain_factor(k, rec, rb, lay, lcls, gfac)
                             _park_row(pc, n_park, k, lhf[k], lepoch[k], gk)
                             n_park += 1
-                down = np.int64(0)
-                up = np.int64(0)
+                c_down = np.int64(0)
+                c_up = np.int64(0)
+                d_down = np.int64(0)
+                d_up = np.int64(0)
                 rebuild = False
             if n_cur == 0 and n_park == 0:
                 break
@@ -1226,11 +1334,11 @@ def _run_path(
                 # a hit: the limit stops a liquidation that would still happen
                 for q in range(n_cur + n_park):
                     k = cur[q] if q < n_cur else int(pc[q - n_cur, 0])
-                    w, v = _sums(k, rec, rb, lay, lt, oracle)
+                    w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
                     if not _liquidatable(w, v):
                         continue
                     bi, _, _, _, _, _ = _best_pair(
-                        k, w, v, rec, rb, lay, oracle, mkt, pp, inv, bonus,
+                        k, w, v, rec, rb, lay, lcls, vc, vd, mkt, sg, bg, pp, inv, bonus,
                         pfee, depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf,
                         min_left,
                     )  # fmt: skip
@@ -1263,7 +1371,7 @@ def _run_path(
                     # epoch, times the best margin one of its pairs could earn now (its
                     # collateral's gain factor bounds that), stays below gas: it stays parked
                     if edge_stale:
-                        edge, rho_top, rho_low = _edge(oracle, gain, mrel)
+                        edge, rho_top, rho_low = _edge(vc, gain, crel, mrel)
                         edge_stale = False
                     margin = min(edge, pc[r, 3] * rho_top - rho_low)
                     bound = pc[r, 1] * r_top[np.int64(pc[r, 2])] * margin
@@ -1277,24 +1385,25 @@ def _run_path(
                     parked = True
                 else:
                     break
-                ok, size = _may_pay(k, rec, rb, lay, oracle, gain, mrel, capf, gas_usd)
+                ok, size = _may_pay(k, rec, rb, lay, lcls, vd, gain, mrel, capf, gas_usd)
                 if not ok:
                     # no pair can pay for the gas (the reference finds no profit): park it;
                     # the parked list is only looked at when it might pay
                     pend[k] = _PARKED
                     lhf[k] = _up32(size)  # what a rebuilt parked list reads
                     lepoch[k] = epoch
-                    _park_row(pn, n_pn, k, lhf[k], epoch, _gain_factor(k, rec, rb, lay, gfac))
+                    gk = _gain_factor(k, rec, rb, lay, lcls, gfac)
+                    _park_row(pn, n_pn, k, lhf[k], epoch, gk)
                     n_pn += 1
                     continue
-                w, v = _sums(k, rec, rb, lay, lt, oracle)
+                w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
                 if parked:  # parked, and now it might pay: is it still under water?
                     if not _liquidatable(w, v):
                         _watch(k, w, v, epoch, pend, lhf, lepoch)
                         continue
                     pend[k] = _LISTED
                 bi, bj, b_repay, b_seize, b_fee, b_flags = _best_pair(
-                    k, w, v, rec, rb, lay, oracle, mkt, pp, inv, bonus, pfee,
+                    k, w, v, rec, rb, lay, lcls, vc, vd, mkt, sg, bg, pp, inv, bonus, pfee,
                     depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
                 )  # fmt: skip
                 if bi < 0:
@@ -1312,15 +1421,16 @@ def _run_path(
                     rec[k, lay[3] + bj] = 0.0
                 else:
                     rec[k, lay[3] + bj] = max(rec[k, lay[3] + bj] - b_repay, 0.0)
-                inv[i] += b_seize - b_fee
+                kc = np.int64(lcls[k])
+                inv[i] += (b_seize - b_fee) * sg[i]
                 imp = _impact(depth[i], inv[i], pp[i])
                 if imp < min_imp[i]:
                     min_imp[i] = imp
                 mkt[i] = pp[i] * imp
-                _reprice(i, oracle, mkt, bonus, gfac, gain, mrel, capf)
+                _reprice(i, oc, od, mkt, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel, mrel, capf)
                 edge_stale = True
-                liquidated += b_repay * oracle[j]
-                fee_usd += b_fee * oracle[i]
+                liquidated += b_repay * vd[kc, j]
+                fee_usd += b_fee * vc[kc, i]
                 n_liq += 1
                 empty = True
                 for e in range(_n_coll(k, rb, lay)):
@@ -1331,13 +1441,13 @@ def _run_path(
                     for e in range(_n_debt(k, rb, lay)):
                         if rec[k, lay[3] + e] > 0.0:
                             jj = np.int64(rb[k, lay[2] + e])
-                            burned = rec[k, lay[3] + e] * oracle[jj]
+                            burned = rec[k, lay[3] + e] * vd[kc, jj]
                             rec[k, lay[4]] += burned
                             def_asset[jj] += burned
                             deficit += burned
                             rec[k, lay[3] + e] = 0.0
                 # still under water at these oracle prices? (they hold until the next scan)
-                w, v = _sums(k, rec, rb, lay, lt, oracle)
+                w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
                 if _liquidatable(w, v):
                     nxt[n_nxt] = k
                     n_nxt += 1
@@ -1358,9 +1468,9 @@ def _run_path(
             lowered = _lower_floors(min_imp, floor, rigorous)
             if lowered != 0:
                 n_cand = _widen(
-                    floor, pmin, pmax, src, cmask, dmask, g_ptr, g_cmask, g_dmask,
+                    floor, pmin, dhi, src, cmask, dmask, scls, g_ptr, g_cmask, g_dmask,
                     ghf, scm, brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm,
-                    ldm, pend, lhf, lepoch, n_cand, lowered,
+                    ldm, lcls, pend, lhf, lepoch, n_cand, lowered,
                 )  # fmt: skip
                 widened = 1
                 rebuild = True
@@ -1370,12 +1480,19 @@ def _run_path(
                     if _deviates(mkt[j], oracle[j], deviation):
                         bit = np.int64(1) << np.int64(min(j, 62))
                         if mkt[j] < oracle[j]:
-                            down |= bit
+                            c_down |= bit
+                            d_down |= bit
                         elif mkt[j] > oracle[j]:
-                            up |= bit
+                            c_up |= bit
+                            d_up |= bit
                         oracle[j] = mkt[j]
+                        oc[j] = oracle[j] * sg[j]
+                        od[j] = oracle[j] * bg[j]
                         updated[j] = now
-                        _reprice(j, oracle, mkt, bonus, gfac, gain, mrel, capf)
+                        _reprice(
+                            j, oc, od, mkt, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel,
+                            mrel, capf,
+                        )  # fmt: skip
         for j in range(n_assets):
             hist[t, j] = mkt[j]
             now_m = mkt[j] / p0[j]
@@ -1387,17 +1504,19 @@ def _run_path(
             tr_l[p, t] = liquidated
             mtm = 0.0
             for k in range(n_cand):
-                s, _ = _underwater(k, rec, rb, lay, mkt)
+                s, _ = _underwater(k, rec, rb, lay, mkt, sg, bg)
                 mtm += s
             tr_s[p, t] = mtm + deficit
 
     # -- horizon: shortfall per account, summed in account order --------------------------
+    sg = s_grow[n_steps1 - 1]
+    bg = d_grow[n_steps1 - 1]
     for j in range(n_assets):
         by_asset[p, j] = def_asset[j]
     total = 0.0
     overflow = False
     for k in range(n_cand):
-        s, d = _underwater(k, rec, rb, lay, mkt)
+        s, d = _underwater(k, rec, rb, lay, mkt, sg, bg)
         val = s + rec[k, lay[4]]
         if not val > 0.0:
             continue
@@ -1405,7 +1524,7 @@ def _run_path(
             for e in range(_n_debt(k, rb, lay)):
                 if rec[k, lay[3] + e] > 0.0:
                     j = int(np.int64(rb[k, lay[2] + e]))
-                    by_asset[p, j] += s * (rec[k, lay[3] + e] * mkt[j]) / d
+                    by_asset[p, j] += s * (rec[k, lay[3] + e] * (mkt[j] * bg[j])) / d
         total += val
         if pos < end:
             out_path[pos] = p

@@ -26,12 +26,31 @@ ETH_SYMBOLS: tuple[str, ...] = ("WETH", "ETH")
 class Market:
     """Per-asset and per-account arrays one engine run needs, derived from a ``Book``.
 
+    Balances are *scaled* (Aave's aToken / variable-debt-token scaled balances relative to
+    the snapshot block): an account's tokens at step ``t`` are its scaled balance times the
+    asset's index growth since the snapshot (``supply_growth[t]`` for collateral,
+    ``debt_growth[t]`` for debt). Liquidations convert what they repay and seize back to
+    scaled amounts, so interest accrues on what is left, as on the Pool.
+
+    Each account has an e-mode class (``Book.account_class``); its LT, liquidation bonus and
+    prices come from the class's row of the tables (row 0: the reserves' own).
+
     Attributes:
         price0: snapshot oracle prices, USD per token, ``(n_assets,)``.
-        lt, bonus, protocol_fee, dex_fee: fractions, ``(n_assets,)``.
+        lt, bonus: the reserves' own LT and liquidation bonus (class 0), ``(n_assets,)``.
+        protocol_fee, dex_fee: fractions, ``(n_assets,)``.
         depth: constant-product depth ``sqrt(x * y) * liquidity_scale``, ``(n_assets,)``.
-        collateral: collateral that counts (enabled, LT > 0), tokens, ``(n_accounts, n_assets)``.
-        debt: debt, tokens, ``(n_accounts, n_assets)``.
+        collateral: collateral that counts (enabled, reserve LT > 0), scaled tokens (tokens
+            at the snapshot), ``(n_accounts, n_assets)``.
+        debt: debt, scaled tokens, ``(n_accounts, n_assets)``.
+        account_class: each account's e-mode class, ``(n_accounts,)``.
+        class_lt, class_bonus: LT and bonus of each collateral for each class,
+            ``(n_classes, n_assets)``.
+        class_ratio: each class's price over the oracle's (``class_price_usd / price_usd``:
+            1 unless a v3.0 category price source prices the asset), ``(n_classes, n_assets)``.
+        supply_growth, debt_growth: liquidity and variable-borrow index growth since the
+            snapshot at each step (``Book.accrual_factors(t x step_seconds)``; all 1 without
+            accrual), ``(n_steps + 1, n_assets)``.
         eth_index: column of WETH/ETH for gas prices, ``-1`` if none.
         oracle_lag: oracle delay in whole steps (``round(delay_s / step_seconds)``).
     """
@@ -44,6 +63,12 @@ class Market:
     depth: FloatArray
     collateral: FloatArray
     debt: FloatArray
+    account_class: IntArray
+    class_lt: FloatArray
+    class_bonus: FloatArray
+    class_ratio: FloatArray
+    supply_growth: FloatArray
+    debt_growth: FloatArray
     eth_index: int
     oracle_lag: int
 
@@ -59,6 +84,18 @@ class Market:
         upper = [s.upper() for s in book.symbols]
         eth_index = next((upper.index(s) for s in ETH_SYMBOLS if s in upper), -1)
         lag = round(paths.oracle.delay_s / paths.step_seconds) if paths.step_seconds > 0 else 0
+        n_steps1 = paths.multipliers.shape[1]
+        s_grow = np.ones((n_steps1, book.n_assets))
+        d_grow = np.ones((n_steps1, book.n_assets))
+        if config.accrual:
+            for t in range(1, n_steps1):
+                s_grow[t], d_grow[t] = book.accrual_factors(t * float(paths.step_seconds))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(
+                book.price_usd[None, :] > 0.0,
+                book.class_price_usd / book.price_usd[None, :],
+                1.0,
+            )
         return cls(
             price0=np.ascontiguousarray(book.price_usd, dtype=np.float64),
             lt=np.ascontiguousarray(book.liquidation_threshold, dtype=np.float64),
@@ -68,6 +105,12 @@ class Market:
             depth=depth,
             collateral=np.ascontiguousarray(book.effective_collateral(), dtype=np.float64),
             debt=np.ascontiguousarray(book.debt, dtype=np.float64),
+            account_class=np.ascontiguousarray(book.account_class, dtype=np.int64),
+            class_lt=np.ascontiguousarray(book.class_lt, dtype=np.float64),
+            class_bonus=np.ascontiguousarray(book.class_bonus, dtype=np.float64),
+            class_ratio=np.ascontiguousarray(ratio, dtype=np.float64),
+            supply_growth=s_grow,
+            debt_growth=d_grow,
             eth_index=eth_index,
             oracle_lag=int(lag),
         )

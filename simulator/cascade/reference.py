@@ -3,6 +3,13 @@
 Written for reading, not speed (a few hundred accounts). The fast engine
 (``simulator.cascade.fast``) must give the same numbers; the tests compare them.
 
+Balances are scaled (``Market``): an account's tokens are its scaled balance times the
+asset's liquidity-index growth (collateral) or variable-borrow-index growth (debt) since the
+snapshot (``EngineConfig.accrual``; 1 without it), so the engine values a scaled unit at the
+oracle price times that growth and converts what a liquidation repays and seizes back to
+scaled amounts. Each account values its positions with its e-mode class's LT, liquidation
+bonus and price ratio (``Book.class_lt`` / ``class_bonus`` / ``class_price_usd``).
+
 One path, step ``t = 0 .. n_steps`` (step 0 is the snapshot itself):
 
 1. The DEX's excess inventory decays by ``recovery_rate`` (``t > 0``) and the market price is
@@ -24,7 +31,7 @@ One path, step ``t = 0 .. n_steps`` (step 0 is the snapshot itself):
    (``EngineConfig.round_limit``).
 
 At the horizon each account's shortfall is max(0, debt value - collateral value) at market
-prices plus the deficit burned from it.
+prices (balances accrued to the horizon) plus the deficit burned from it.
 """
 
 from __future__ import annotations
@@ -145,16 +152,27 @@ class _PathRun:
         self.lag = market.oracle_lag
         self.eth = market.eth_index
         self.p0 = [float(x) for x in market.price0]
-        self.lt = [float(x) for x in market.lt]
-        self.bonus = [float(x) for x in market.bonus]
         self.pfee = [float(x) for x in market.protocol_fee]
         self.dex_fee = [float(x) for x in market.dex_fee]
         self.depth = [float(x) for x in market.depth]
+        # e-mode: each account's class, and each class's LT, bonus and price ratio per asset
+        self.cls = [int(c) for c in market.account_class]
+        self.clt = [[float(x) for x in row] for row in market.class_lt]
+        self.cbonus = [[float(x) for x in row] for row in market.class_bonus]
+        self.ratio = [[float(x) for x in row] for row in market.class_ratio]
+        self.s_growth = market.supply_growth
+        self.d_growth = market.debt_growth
+        # balances are scaled: tokens = scaled x the index growth of the current step
         self.coll = [[float(x) for x in row] for row in market.collateral]
         self.debt = [[float(x) for x in row] for row in market.debt]
         self.n_accounts = len(self.coll)
         self.n_assets = len(self.p0)
+        self.sg = [1.0] * self.n_assets
+        self.bg = [1.0] * self.n_assets
         self.oracle = list(self.p0)
+        # oracle value of one scaled unit of collateral / debt: oracle x index growth
+        self.oc = list(self.p0)
+        self.od = list(self.p0)
         self.updated_at = [0.0] * self.n_assets
         self.inventory = [0.0] * self.n_assets
         self.path_price = list(self.p0)
@@ -183,6 +201,8 @@ class _PathRun:
         cfg = self.cfg
         now = t * self.step_seconds
         for j in range(self.n_assets):
+            self.sg[j] = float(self.s_growth[t, j])
+            self.bg[j] = float(self.d_growth[t, j])
             self.path_price[j] = self.p0[j] * mult[j]
             if t > 0:
                 self.inventory[j] = self.inventory[j] * (1.0 - cfg.recovery_rate)
@@ -201,6 +221,8 @@ class _PathRun:
                 ):
                     self.oracle[j] = observed
                     self.updated_at[j] = now
+        for j in range(self.n_assets):
+            self._scaled_prices(j)
         eth = self.mkt[self.eth] if self.eth >= 0 else cfg.eth_price_usd
         self.gas_usd = cfg.gas_units * gas_gwei * 1e-9 * eth
         rounds = 0
@@ -226,19 +248,34 @@ class _PathRun:
                     if oracle_deviates(self.mkt[j], self.oracle[j], self.deviation):
                         self.oracle[j] = self.mkt[j]
                         self.updated_at[j] = now
+                        self._scaled_prices(j)
         self.history.append(list(self.mkt))
+
+    def _scaled_prices(self, j: int) -> None:
+        """Oracle value of one scaled unit of asset ``j``'s collateral and debt."""
+        self.oc[j] = self.oracle[j] * self.sg[j]
+        self.od[j] = self.oracle[j] * self.bg[j]
+
+    def price_coll(self, c: int, j: int) -> float:
+        """What an account of class ``c`` values one scaled unit of collateral ``j`` at, USD."""
+        return self.oc[j] * self.ratio[c][j]
+
+    def price_debt(self, c: int, j: int) -> float:
+        """What an account of class ``c`` values one scaled unit of debt ``j`` at, USD."""
+        return self.od[j] * self.ratio[c][j]
 
     # -- accounts ---------------------------------------------------------------------------
 
     def _weighted_and_debt(self, a: int) -> tuple[float, float]:
-        """(sum of collateral x LT, sum of debt) at oracle prices, USD."""
+        """(sum of collateral x LT, sum of debt) at the account's oracle prices, USD."""
+        c = self.cls[a]
         w = 0.0
         v = 0.0
         for j in range(self.n_assets):
             if self.coll[a][j] > 0.0:
-                w += self.coll[a][j] * self.lt[j] * self.oracle[j]
+                w += self.coll[a][j] * self.clt[c][j] * self.price_coll(c, j)
             if self.debt[a][j] > 0.0:
-                v += self.debt[a][j] * self.oracle[j]
+                v += self.debt[a][j] * self.price_debt(c, j)
         return w, v
 
     def liquidatable(self, a: int) -> bool:
@@ -248,6 +285,7 @@ class _PathRun:
         """The liquidator's most profitable (collateral, debt) pair for account ``a``:
         ``(i, j, repay, seize, fee, flags, proceeds, profit)``, or ``None`` if none pays."""
         cfg = self.cfg
+        c = self.cls[a]
         w, v = self._weighted_and_debt(a)
         hf = w / v
         best = 0.0
@@ -263,9 +301,9 @@ class _PathRun:
                     self.debt[a][j],
                     v,
                     hf,
-                    self.oracle[i],
-                    self.oracle[j],
-                    self.bonus[i],
+                    self.price_coll(c, i),
+                    self.price_debt(c, j),
+                    self.cbonus[c][i],
                     self.pfee[i],
                     cfg.close_factor_threshold_usd,
                     cfg.close_factor_hf,
@@ -279,9 +317,9 @@ class _PathRun:
                     self.inventory[i],
                     self.path_price[i],
                     self.dex_fee[i],
-                    seize - fee,
+                    (seize - fee) * self.sg[i],
                 )
-                profit = proceeds - repay * self.mkt[j] - self.gas_usd
+                profit = proceeds - repay * (self.mkt[j] * self.bg[j]) - self.gas_usd
                 if profit > best:
                     best = profit
                     choice = (i, j, repay, seize, fee, flags, proceeds, profit)
@@ -293,14 +331,15 @@ class _PathRun:
         if choice is None:
             return False
         i, j, repay, seize, fee, flags, proceeds, best = choice
+        c = self.cls[a]
         row_c = self.coll[a]
         row_d = self.debt[a]
         row_c[i] = 0.0 if flags & FLAG_ALL_COLLATERAL else max(row_c[i] - seize, 0.0)
         row_d[j] = 0.0 if flags & FLAG_FULL_DEBT else max(row_d[j] - repay, 0.0)
-        self.inventory[i] += seize - fee
+        self.inventory[i] += (seize - fee) * self.sg[i]
         self.mkt[i] = self._market_price(i)
-        self.liquidated_usd += repay * self.oracle[j]
-        self.fee_usd += fee * self.oracle[i]
+        self.liquidated_usd += repay * self.price_debt(c, j)
+        self.fee_usd += fee * self.price_coll(c, i)
         self.n_liquidations += 1
         if self.record:
             self.events.append(
@@ -311,21 +350,21 @@ class _PathRun:
                     account=a,
                     collateral_asset=i,
                     debt_asset=j,
-                    repaid=repay,
-                    seized=seize,
-                    protocol_fee=fee,
-                    price_collateral=self.oracle[i],
-                    price_debt=self.oracle[j],
+                    repaid=repay * self.bg[j],
+                    seized=seize * self.sg[i],
+                    protocol_fee=fee * self.sg[i],
+                    price_collateral=self.oracle[i] * self.ratio[c][i],
+                    price_debt=self.oracle[j] * self.ratio[c][j],
                     proceeds_usd=proceeds,
                     profit_usd=best,
-                    collateral_after=row_c[i],
-                    debt_after=row_d[j],
+                    collateral_after=row_c[i] * self.sg[i],
+                    debt_after=row_d[j] * self.bg[j],
                 )
             )
         if all(x == 0.0 for x in row_c):
             for k in range(self.n_assets):
                 if row_d[k] > 0.0:
-                    burned = row_d[k] * self.oracle[k]
+                    burned = row_d[k] * self.price_debt(c, k)
                     self.deficit_account[a] += burned
                     self.deficit_asset[k] += burned
                     self.deficit_usd += burned
@@ -337,8 +376,8 @@ class _PathRun:
         c = 0.0
         d = 0.0
         for j in range(self.n_assets):
-            c += self.coll[a][j] * self.mkt[j]
-            d += self.debt[a][j] * self.mkt[j]
+            c += self.coll[a][j] * (self.mkt[j] * self.sg[j])
+            d += self.debt[a][j] * (self.mkt[j] * self.bg[j])
         return d - c if d > c else 0.0
 
     def horizon(self) -> tuple[float, list[tuple[int, float]], list[float]]:
@@ -351,10 +390,10 @@ class _PathRun:
             if s > 0.0:
                 d = 0.0
                 for j in range(self.n_assets):
-                    d += self.debt[a][j] * self.mkt[j]
+                    d += self.debt[a][j] * (self.mkt[j] * self.bg[j])
                 for j in range(self.n_assets):
                     if self.debt[a][j] > 0.0:
-                        by_asset[j] += s * (self.debt[a][j] * self.mkt[j]) / d
+                        by_asset[j] += s * (self.debt[a][j] * (self.mkt[j] * self.bg[j])) / d
             value = s + self.deficit_account[a]
             total += value
             if value > 0.0:
