@@ -548,11 +548,14 @@ def build_report(
     """
     results = list(results)
     backtests = [_backtest(r) for r in results if isinstance(r, str | Path) and _is_backtest(r)]
+    sweeps = [_sweep(r) for r in results if isinstance(r, str | Path) and _is_sweep(r)]
     items = [
         r if isinstance(r, ResultsInput) else read_results(r)
         for r in results
-        if not _is_backtest(r)
+        if not _is_backtest(r) and not _is_sweep(r)
     ]
+    if not items and sweeps:  # a sweep alone: its base point leads the report
+        items = list(_sweep_base_results(sweeps))
     if not items and backtests:
         return _backtest_report(backtests, command, generated_at)
     if not items:
@@ -586,6 +589,8 @@ def build_report(
     }
     if backtests:
         report["backtests"] = backtests
+    if sweeps:
+        report["sweeps"] = sweeps
     return _jsonable(report)  # type: ignore[no-any-return]
 
 
@@ -1530,6 +1535,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         )
         + _per_scenario(scenarios, _reproduce_block, section="reproduce")
         + "</section>",
+        _section_sweep(report.get("sweeps") or []),
         _section_backtest(report.get("backtests") or []),
         f"<footer>Generated {_e(report['generated_at'])} by shortfall {_e(report['software_version'])}; "
         f"report format {_e(report['report_format'])}. Self-contained: no network resources.</footer>",
@@ -1742,4 +1748,219 @@ def _render_backtest_page(report: Mapping[str, Any]) -> str:
     ]
     return _TEMPLATE.substitute(
         version=_e(report["software_version"]), title=_e(title), body="\n".join(body)
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Parameter sweeps (directories written by `shortfall sweep`)
+# --------------------------------------------------------------------------------------
+
+
+#: How the sweep section names its intervals' coverage (``simulator.sweep.CI_LEVEL``).
+CI_TEXT = "95%"
+
+
+def _is_sweep(item: Any) -> bool:
+    from simulator.sweep import is_sweep_dir
+
+    return isinstance(item, str | Path) and is_sweep_dir(item)
+
+
+def _sweep(path: str | Path) -> dict[str, Any]:
+    """A sweep directory as report data: its settings, recommendations and point table."""
+    from simulator.sweep import load_sweep
+
+    summary, table = load_sweep(path)
+    summary = {k: v for k, v in summary.items() if k != "table"}
+    return {"results_dir": str(path), "summary": summary, "points": table.to_dict("records")}
+
+
+def _sweep_base_results(sweeps: Sequence[Mapping[str, Any]]) -> list[Results]:
+    """The first sweep's base point, as the report's primary results (snapshot, risk...)."""
+    sw = sweeps[0]
+    base = next(p for p in sw["points"] if p["is_base"])
+    return [read_results(Path(sw["results_dir"]) / str(base["results_dir"]))]
+
+
+def _sweep_curve_figure(sw: Mapping[str, Any]) -> str | None:
+    """ES against the one swept parameter, intervals shaded, target and recommendation
+    marked; below it the paired difference to the base with its interval (and the
+    unpaired one, lighter)."""
+    s = sw["summary"]
+    name = s["params"][0]["name"]
+    pts = sorted(sw["points"], key=lambda p: p[name])
+    if len(pts) < 2:
+        return None
+    x = np.array([p[name] for p in pts], dtype=np.float64)
+
+    def col(key: str) -> FloatArray:
+        return np.array([p[key] for p in pts], dtype=np.float64)
+
+    fig = _figure(8.0, 5.6)
+    ax, dx = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    ax.fill_between(x, col("es_low_usd"), col("es_high_usd"), color=_COLORS["es"], alpha=0.18,
+                    lw=0, label=f"ES {CI_TEXT} interval")  # fmt: skip
+    ax.plot(x, col("es_usd"), "o-", color=_COLORS["es"], ms=4, lw=1.4,
+            label=f"ES {_level(s['alpha'])}")  # fmt: skip
+    ax.plot(x, col("var_usd"), "s--", color=_COLORS["var"], ms=3, lw=0.9,
+            label=f"VaR {_level(s['alpha'])}")  # fmt: skip
+    base = [p for p in pts if p["is_base"]]
+    if base:
+        ax.plot([base[0][name]], [base[0]["es_usd"]], "D", color="#000000", ms=6, zorder=4,
+                label="base (snapshot)")  # fmt: skip
+    target = s.get("target_es_usd")
+    if target is not None:
+        ax.axhline(target, color="#555555", lw=1.0, ls=":", label="target ES")
+        for rec in s.get("recommendations") or []:
+            if rec.get("fixed") or rec.get("boundary") is None:
+                continue
+            lo, hi = rec["boundary_ci"]
+            ax.axvspan(lo, hi, color="#4d9221", alpha=0.12, lw=0, label="boundary interval")
+            ax.axvline(rec["recommended"], color="#4d9221", lw=1.6, label="recommended")
+    ax.set_ylabel("USD", fontsize=8)
+    ax.yaxis.set_major_formatter(_usd_formatter())
+    ax.legend(fontsize=7, loc="best", ncols=2)
+    ax.set_title(f"ES of bad debt against {name} ({s['scenario']}, {s['paths']:,} common paths)",
+                 fontsize=9)  # fmt: skip
+    dx.fill_between(x, col("es_diff_unpaired_low_usd"), col("es_diff_unpaired_high_usd"),
+                    color="#999999", alpha=0.2, lw=0, label="unpaired interval")  # fmt: skip
+    dx.fill_between(x, col("es_diff_low_usd"), col("es_diff_high_usd"), color=_COLORS["es"],
+                    alpha=0.35, lw=0, label="paired interval (common paths)")  # fmt: skip
+    dx.plot(x, col("es_diff_usd"), "o-", color=_COLORS["es"], ms=3, lw=1.0)
+    dx.axhline(0.0, color="#333333", lw=0.6)
+    dx.set_ylabel("ES - base, USD", fontsize=8)
+    dx.set_xlabel(name, fontsize=8)
+    dx.yaxis.set_major_formatter(_usd_formatter())
+    dx.legend(fontsize=7, loc="best")
+    for a in (ax, dx):
+        a.tick_params(labelsize=7)
+    return _png(fig, f"ES against {name} with intervals")
+
+
+def _sweep_heatmap_figure(sw: Mapping[str, Any]) -> str | None:
+    """ES over a two-parameter grid; cells meeting the target outlined, the base marked."""
+    s = sw["summary"]
+    n1, n2 = (p["name"] for p in s["params"][:2])
+    pts = [p for p in sw["points"] if p["results_dir"] and p["point"] != "base"]
+    v1 = sorted({p[n1] for p in pts})
+    v2 = sorted({p[n2] for p in pts})
+    grid = np.full((len(v2), len(v1)), np.nan)
+    for p in pts:
+        grid[v2.index(p[n2]), v1.index(p[n1])] = p["es_usd"]
+    fig = _figure(7.5, 1.2 + 0.45 * len(v2))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="Reds")
+    ax.set_xticks(range(len(v1)), [f"{v:g}" for v in v1], fontsize=7)
+    ax.set_yticks(range(len(v2)), [f"{v:g}" for v in v2], fontsize=7)
+    ax.set_xlabel(n1, fontsize=8)
+    ax.set_ylabel(n2, fontsize=8)
+    target = s.get("target_es_usd")
+    top = np.nanmax(grid) if np.isfinite(grid).any() else 0.0
+    for i in range(len(v2)):
+        for j in range(len(v1)):
+            if not np.isfinite(grid[i, j]):
+                continue
+            dark = grid[i, j] > 0.6 * top
+            ax.text(j, i, _usd_short(grid[i, j]), ha="center", va="center", fontsize=6,
+                    color="white" if dark else "black")  # fmt: skip
+            if target is not None and grid[i, j] <= target:
+                ax.add_patch(_rectangle(j, i, "#4d9221"))
+    for p in sw["points"]:
+        if p["is_base"] and p[n1] in v1 and p[n2] in v2:
+            ax.add_patch(_rectangle(v1.index(p[n1]), v2.index(p[n2]), "#000000"))
+    cb = fig.colorbar(im, ax=ax)
+    cb.ax.tick_params(labelsize=7)
+    cb.ax.yaxis.set_major_formatter(_usd_formatter())
+    ax.set_title(f"ES {_level(s['alpha'])} over the grid (black: base"
+                 + (", green: meets the target)" if target is not None else ")"), fontsize=9)  # fmt: skip
+    return _png(fig, f"ES heatmap over {n1} and {n2}")
+
+
+def _rectangle(j: int, i: int, color: str) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, ec=color, lw=1.6)
+
+
+def _sweep_block(sw: Mapping[str, Any]) -> str:
+    s = sw["summary"]
+    names = [p["name"] for p in s["params"]]
+    facts = _kv(
+        [
+            ("scenario", _e(s.get("scenario"))),
+            (
+                "paths",
+                f"{_e(s.get('paths'))} per point, common to every point (seed {_e(s.get('seed'))})",
+            ),
+            ("points", _e(s.get("points"))),
+            (
+                "parameters",
+                "; ".join(
+                    f"<code>{_e(p['name'])}</code> {_e(', '.join(f'{v:g}' for v in p['values']))} "
+                    f"(base {_e(format(p['base'], 'g'))} {_e(p['unit'])})"
+                    for p in s["params"]
+                ),
+            ),
+            ("command", f"<code>{_e(s.get('command', ''))}</code>"),
+        ]
+    )
+    recs = []
+    for rec in s.get("recommendations") or []:
+        fixed = ", ".join(f"{k}={v:g}" for k, v in rec["fixed"].items())
+        recs.append(
+            f"<p><b>Target ES {_e(_usd(rec['target_es_usd']))}</b> along "
+            f"<code>{_e(rec['parameter'])}</code>{' at ' + _e(fixed) if fixed else ''}: "
+            f"{_e(rec['text'])}.</p>"
+        )
+    fig = _sweep_curve_figure(sw) if len(names) == 1 else None
+    if len(names) == 2:
+        fig = _sweep_heatmap_figure(sw)
+    head = [(n, True) for n in names] + [
+        ("ES", True), (f"ES {CI_TEXT} CI", True), ("ES − base", True),
+        ("paired CI", True), ("unpaired CI", True), ("VaR", True), ("LaR", True),
+        ("P(shortfall > 0)", True), ("liquidatable at once (new)", True), ("notes", False),
+    ]  # fmt: skip
+    rows = [
+        [_e(format(p[n], "g")) + (" <b>(base)</b>" if p["is_base"] and i == 0 else "")
+         for i, n in enumerate(names)]
+        + [
+            _e(_usd(p["es_usd"])), _e(_ci([p["es_low_usd"], p["es_high_usd"]])),
+            _e(_usd(p["es_diff_usd"])), _e(_ci([p["es_diff_low_usd"], p["es_diff_high_usd"]])),
+            _e(_ci([p["es_diff_unpaired_low_usd"], p["es_diff_unpaired_high_usd"]])),
+            _e(_usd(p["var_usd"])), _e(_usd(p["lar_usd"])), _e(_pct(p["p_shortfall"], 2)),
+            _e(f"{p['liquidatable_now']:,} ({p['newly_liquidatable']:,})"), _e(p.get("notes", "")),
+        ]
+        for p in sw["points"]
+    ]  # fmt: skip
+    return (
+        facts
+        + "".join(recs)
+        + (fig or "")
+        + _table(head, rows)
+        + '<p class="note">Every point runs the same paths, so the difference of ES to the '
+        "base (the snapshot's own parameters) has a paired bootstrap interval (path indices "
+        "resampled once for all points), far narrower than the unpaired one beside it. LaR: "
+        "the alpha-quantile of liquidated volume per path. A changed LT leaves positions as "
+        "they are: <i>liquidatable at once</i> counts accounts with HF &lt; 1 at the "
+        "snapshot's prices (new: not so at the base). A cap rescales the accounts holding the "
+        "asset to it, each account's HF unchanged. Each point's own results directory is "
+        "under <code>points/</code>.</p>"
+    )
+
+
+def _section_sweep(sweeps: Sequence[Mapping[str, Any]]) -> str:
+    if not sweeps:
+        return ""
+    parts = []
+    for i, sw in enumerate(sweeps):
+        names = ", ".join(p["name"] for p in sw["summary"]["params"])
+        opened = " open" if i == 0 else ""
+        parts.append(
+            f'<details{opened}><summary>{_e(names)} <span class="note">'
+            f"({_e(sw['results_dir'])})</span></summary>{_sweep_block(sw)}</details>"
+        )
+    return (
+        '<section id="sweep"><h2>Parameter sweep: what-if and recommendation</h2>'
+        + "".join(parts)
+        + "</section>"
     )

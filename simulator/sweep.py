@@ -456,8 +456,9 @@ def apply_point(
     """The snapshot, scenario and engine settings of one grid point (rules in the module
     docstring), and notes on what was adjusted (an LTV lowered to a new LT).
 
-    The snapshot is rebuilt through ``MarketSnapshot.from_frames`` (validated), so the book
-    the engine sees is exactly what a pulled snapshot with these parameters would give.
+    The book is built by ``MarketSnapshot.book()`` from the changed tables, so the engine
+    sees exactly what a pulled snapshot with these parameters would give (a rescaled book
+    is re-validated by ``MarketSnapshot.from_frames``).
     ``check_only``: apply the configurator rules only (raises on a refused point) and return
     the snapshot unchanged."""
     reserves = snapshot.reserves.copy()
@@ -499,7 +500,15 @@ def apply_point(
         _configurator_rules(emode, emode["category"].to_numpy() == c, f"e-mode {c}", notes)
     if check_only:
         return snapshot, source, config, notes
-    point = MarketSnapshot.from_frames(snapshot.meta, reserves, positions, snapshot.accounts, emode)
+    if not any(p.kind == "cap" for p in assignment):
+        # positions unchanged (validated with the snapshot); the new values were checked
+        # above, so only the reserve and e-mode tables change (a 100k-account book's
+        # positions take longer to re-validate than its book takes to build)
+        point = dataclasses.replace(snapshot, reserves=reserves, emode=emode, _book=[])
+    else:
+        point = MarketSnapshot.from_frames(
+            snapshot.meta, reserves, positions, snapshot.accounts, emode
+        )
     if oracle:
         source = OracleOverride(source, oracle.get("deviation"), oracle.get("heartbeat_s"))
     if engine:

@@ -15,7 +15,6 @@ from simulator import risk
 from simulator.cascade import EngineConfig
 from simulator.errors import InputError, ResultsError
 from simulator.results import load_results
-from simulator.scenarios.paths import OracleSpec
 from simulator.simulation import FixedPaths
 from simulator.snapshot import Book, MarketSnapshot
 from simulator.sweep import (
@@ -31,21 +30,13 @@ from simulator.sweep import (
     save_sweep,
 )
 from simulator.synthetic import synthetic_paths, synthetic_snapshot
+from tests.sweep_data import META, monotone_book, monotone_paths
 
 BOOK_FIELDS = [
     "accounts", "assets", "symbols", "collateral", "debt", "collateral_enabled", "price_usd",
     "ltv", "liquidation_threshold", "liquidation_bonus", "protocol_fee", "decimals",
     "dex_reserve_asset", "dex_reserve_quote", "dex_fee",
 ]  # fmt: skip
-META = {
-    "protocol": "synthetic",
-    "chain_id": 0,
-    "block_number": 0,
-    "block_hash": "0x" + "00" * 32,
-    "timestamp": 0,
-    "addresses": {},
-    "software_version": "test",
-}
 
 
 @pytest.fixture(scope="module")
@@ -56,51 +47,6 @@ def snap() -> MarketSnapshot:
 @pytest.fixture(scope="module")
 def paths(snap: MarketSnapshot):  # type: ignore[no-untyped-def]
     return synthetic_paths(snap.book().symbols, 300, 24, step_seconds=3600.0, seed=3, daily_vol=0.1)
-
-
-def _monotone_book(n: int = 200, seed: int = 0) -> MarketSnapshot:
-    """WETH collateral against USDC debt, each account below the close-factor threshold (a
-    liquidation repays all), pools deep enough for no price impact: an account's bad debt is
-    set by the price at its first HF < 1, which a lower LT only brings earlier, at a price at
-    least as high, so every path's shortfall is non-decreasing in the LT."""
-    rng = np.random.default_rng(seed)
-    coll_usd = rng.uniform(300.0, 1800.0, n)
-    hf = rng.uniform(1.0, 1.6, n)
-    lt = 0.83
-    collateral = np.zeros((n, 2))
-    debt = np.zeros((n, 2))
-    collateral[:, 0] = coll_usd / 3000.0
-    debt[:, 1] = coll_usd * lt / hf
-    book = Book(
-        accounts=np.array([f"0x{0xAC:02x}{i:038x}" for i in range(n)]),
-        assets=(f"0x{0xA5:02x}{0:038x}", f"0x{0xA5:02x}{1:038x}"),
-        symbols=("WETH", "USDC"),
-        collateral=collateral,
-        debt=debt,
-        collateral_enabled=collateral > 0,
-        price_usd=np.array([3000.0, 1.0]),
-        ltv=np.array([0.80, 0.75]),
-        liquidation_threshold=np.array([lt, 0.78]),
-        liquidation_bonus=np.array([0.05, 0.045]),
-        protocol_fee=np.array([0.10, 0.10]),
-        decimals=np.array([18, 6], dtype=np.int64),
-        dex_reserve_asset=np.array([1e12 / 3000.0, 1e12]),
-        dex_reserve_quote=np.array([1e12, 1e12]),
-        dex_fee=np.array([0.003, 0.0001]),
-    )
-    return MarketSnapshot.from_book(META, book)
-
-
-def _monotone_paths(n_paths: int = 400):  # type: ignore[no-untyped-def]
-    return synthetic_paths(
-        ("WETH", "USDC"),
-        n_paths,
-        24,
-        step_seconds=3600.0,
-        seed=11,
-        daily_vol=0.25,
-        oracle=OracleSpec(deviation=0.0, heartbeat_s=3600.0),
-    )
 
 
 # ----------------------------------------------------------------------------- grammar
@@ -160,6 +106,12 @@ def test_lt_change_keeps_positions_and_never_raises_hf(snap: MarketSnapshot) -> 
         assert b.ltv[0] == min(0.80, v)  # LTV lowered to a new LT below it, and noted
         assert bool(notes) == (v < 0.80)
         hfs.append(b.health_factor())
+        # the same book a validated snapshot with these tables builds
+        ref = MarketSnapshot.from_frames(
+            point.meta, point.reserves, point.positions, point.accounts, point.emode
+        ).book()
+        for f in [*BOOK_FIELDS, "class_lt", "class_ltv", "class_bonus", "account_class"]:
+            np.testing.assert_array_equal(getattr(b, f), getattr(ref, f))
     assert np.all(hfs[0] <= hfs[1]) and np.all(hfs[1] <= hf0)  # lower LT, lower HF
     assert (hfs[0] < hf0).sum() > 100
 
@@ -280,10 +232,10 @@ def test_paired_interval_is_narrower_than_unpaired(lt_sweep: SweepResult) -> Non
 
 
 def test_es_monotone_in_lt_on_a_book_built_for_it() -> None:
-    snap = _monotone_book()
+    snap = monotone_book()
     r = run_sweep(
         snap,
-        _monotone_paths(),
+        monotone_paths(),
         ["WETH.liquidation_threshold=0.70:0.90:0.04"],
         seed=1,
         config=EngineConfig(gas_units=0.0),
@@ -300,7 +252,7 @@ def test_es_monotone_in_lt_on_a_book_built_for_it() -> None:
 
 
 def test_recommendation_brackets_a_target_between_grid_points() -> None:
-    snap, pp = _monotone_book(), _monotone_paths()
+    snap, pp = monotone_book(), monotone_paths()
     spec = ["WETH.liquidation_threshold=0.70:0.90:0.04"]
     cfg = EngineConfig(gas_units=0.0)
     first = run_sweep(snap, pp, spec, seed=1, config=cfg).table
