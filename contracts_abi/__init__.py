@@ -2,8 +2,8 @@
 
 Each ``NAME.json`` holds the subset of a contract's *public* interface that Shortfall uses,
 with the signatures of the real deployed contracts (Aave V3 from aave/aave-v3-core and
-aave-dao/aave-v3-origin; Multicall3; Chainlink AggregatorV3; Uniswap V2 pair), so the same
-code reads our devnet and a live market. ``contracts_abi/devnet/`` holds the devnet's own
+aave-dao/aave-v3-origin; Compound V3's Comet from compound-finance/comet; Multicall3;
+Chainlink AggregatorV3; Uniswap V2 pair), so the same code reads our devnet and a live market. ``contracts_abi/devnet/`` holds the devnet's own
 contracts and is loaded as ``load_abi("devnet/NAME")``.
 """
 

@@ -36,6 +36,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_ZERO_ADDRESS = "0x" + "0" * 40
+
 
 def default_cache_path() -> Path:
     """``$SHORTFALL_CACHE_DIR/discovery.sqlite``, else ``$XDG_CACHE_HOME/shortfall/...``,
@@ -127,7 +129,7 @@ class AdaptiveRange:
 async def scan_accounts(
     chain: Chain,
     address: str,
-    account_topic: Mapping[str, int],
+    account_topic: Mapping[str, int | tuple[int, ...]],
     from_block: int,
     to_block: int,
     *,
@@ -140,7 +142,9 @@ async def scan_accounts(
     """Accounts named in ``address``'s logs in ``[from_block, to_block]``.
 
     ``account_topic`` maps each event's topic0 to the index of the topic holding the account
-    (Aave's ``Supply``: 2, for ``onBehalfOf``). Returns lower-case account -> first block it
+    (Aave's ``Supply``: 2, for ``onBehalfOf``), or to a tuple of indexes when the event names
+    several accounts (Comet's ``Transfer``: 1 and 2); the zero address (a mint's or burn's
+    other side) is never an account. Returns lower-case account -> first block it
     appears in. ``on_progress(n_blocks)`` reports scanned blocks. ``checkpoint(found, upto)``
     is awaited at most every ``checkpoint_seconds`` once every block in ``[from_block, upto]``
     has been scanned, so a long first scan that is interrupted need not start over.
@@ -169,12 +173,17 @@ async def scan_accounts(
         for entry in logs:
             entry_topics = entry.get("topics") or []
             index = account_topic.get(entry_topics[0].lower()) if entry_topics else None
-            if index is None or index >= len(entry_topics):
+            if index is None:
                 continue
-            account = topic_address(entry_topics[index])
             block = int(entry["blockNumber"], 16)
-            if block < found.get(account, block + 1):
-                found[account] = block
+            for i in (index,) if isinstance(index, int) else index:
+                if i >= len(entry_topics):
+                    continue
+                account = topic_address(entry_topics[i])
+                if account == _ZERO_ADDRESS:
+                    continue
+                if block < found.get(account, block + 1):
+                    found[account] = block
         if on_progress is not None:
             on_progress(hi - lo + 1)
 

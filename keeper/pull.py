@@ -56,6 +56,7 @@ __all__ = [
     "PullSettings",
     "SnapshotMismatch",
     "build_snapshot",
+    "check_not_reorganised",
     "load_dex_map",
     "make_adapter",
     "pull",
@@ -74,7 +75,7 @@ class PullSettings:
     rpc_url: str
     """JSON-RPC endpoint (secret-bearing; stored only redacted)."""
     provider: str
-    """The market's root address (Aave V3: PoolAddressesProvider)."""
+    """The market's root address (Aave V3: PoolAddressesProvider; Compound V3: the Comet)."""
     protocol: str = "aave-v3"
     """Adapter name (``keeper.adapters.base.adapter_names()``)."""
     block: int | None = None
@@ -160,8 +161,9 @@ def load_dex_map(path: str | Path) -> dict[str, DexSource]:
 
 
 def settings_from_deployment(path: str | Path, **overrides: Any) -> PullSettings:
-    """Pull settings for a devnet described by ``deployment.json`` (its RPC, provider, chain
-    id, Multicall3, and each reserve's ``dex_pair``); ``overrides`` replace fields."""
+    """Pull settings for a devnet described by ``deployment.json`` (its protocol, RPC, root
+    address (Aave: ``pool_addresses_provider``; Compound V3: ``comet``), chain id, Multicall3,
+    and each reserve's ``dex_pair``); ``overrides`` replace fields."""
     file = Path(path)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -171,7 +173,9 @@ def settings_from_deployment(path: str | Path, **overrides: Any) -> PullSettings
         raise ConfigError(f"{file}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a JSON object")
-    for key in ("rpc_url", "chain_id", "pool_addresses_provider"):
+    protocol = data.get("protocol", "aave-v3")
+    root_key = "comet" if protocol == "compound-v3" else "pool_addresses_provider"
+    for key in ("rpc_url", "chain_id", root_key):
         if key not in data:
             raise ConfigError(f"{file}: missing {key!r} (write it with shortfall devnet)")
     if not isinstance(data["chain_id"], int):
@@ -187,9 +191,8 @@ def settings_from_deployment(path: str | Path, **overrides: Any) -> PullSettings
             sources[token] = DexSource(pair=pair)
     settings = PullSettings(
         rpc_url=str(data["rpc_url"]),
-        provider=_checked_address(
-            data["pool_addresses_provider"], f"{file}: pool_addresses_provider"
-        ),
+        provider=_checked_address(data[root_key], f"{file}: {root_key}"),
+        protocol=str(protocol),
         expected_chain_id=data["chain_id"],
         multicall3=_checked_address(
             data.get("multicall3", MULTICALL3_ADDRESS), f"{file}: multicall3"
@@ -444,6 +447,13 @@ async def pull(
         chain_id = await chain.check_chain_id(settings.expected_chain_id)
         block = await chain.block(settings.block)
         log.info("pulling %s at block %d (%s)", settings.protocol, block.number, block.hash)
+        if settings.protocol == "compound-v3":
+            from keeper.adapters.compound_v3 import CompoundV3Adapter
+            from keeper.pull_comet import pull_comet
+
+            assert isinstance(adapter, CompoundV3Adapter)
+            meta = _meta(settings, adapter_cls.name, adapter_cls.hf_rounding, chain_id, block, None)
+            return await pull_comet(adapter, chain, block, meta, started, out)
         addresses = await adapter.resolve(block)
 
         with progress("scanning logs") as bar:
@@ -469,7 +479,7 @@ async def pull(
         with progress("verifying accounts", total=len(with_debt)) as bar:
             chain_data = await adapter.read_account_data(with_debt, block.number)
             bar.advance(len(with_debt))
-        await _check_not_reorganised(chain, block)
+        await check_not_reorganised(chain, block)
         meta = _meta(
             settings, adapter_cls.name, adapter_cls.hf_rounding, chain_id, block, addresses
         )
@@ -551,7 +561,7 @@ def _exact_snapshot(
     )
 
 
-async def _check_not_reorganised(chain: Chain, block: BlockRef) -> None:
+async def check_not_reorganised(chain: Chain, block: BlockRef) -> None:
     again = await chain.block(block.number)
     if again.hash != block.hash:
         raise ChainError(
@@ -566,7 +576,7 @@ def _meta(
     hf_rounding: str,
     chain_id: int,
     block: BlockRef,
-    addresses: MarketAddresses,
+    addresses: MarketAddresses | None,
 ) -> dict[str, Any]:
     return {
         "protocol": protocol,
@@ -574,7 +584,7 @@ def _meta(
         "block_number": block.number,
         "block_hash": block.hash,
         "timestamp": block.timestamp,
-        "addresses": addresses.as_dict(),
+        "addresses": addresses.as_dict() if addresses is not None else {},
         "software_version": __version__,
         "rpc": redact_url(settings.rpc_url),
         "hf_rounding": hf_rounding,

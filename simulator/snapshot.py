@@ -170,6 +170,17 @@ RESERVE_OPTIONAL: dict[str, tuple[str, str, Any]] = {
     "stable_borrow_rate": ("float", "stable borrow rate (v3.0), annual fraction", 0.0),
     "liquidity_index": ("float", "normalised income at the block (ray / 1e27)", 1.0),
     "variable_borrow_index": ("float", "normalised variable debt at the block", 1.0),
+    # Compound V3 (Comet) snapshots; an Aave snapshot reads the defaults
+    "liquidation_factor": (
+        "float",
+        "Compound V3: share of an absorbed collateral's value credited to the account",
+        0.0,
+    ),
+    "is_base_asset": (
+        "bool",
+        "Compound V3: the market's base asset (borrowed and supplied; never collateral)",
+        False,
+    ),
 }
 
 #: accounts.parquet: one row per account of positions.parquet.

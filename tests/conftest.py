@@ -66,10 +66,10 @@ COMET_ACCOUNTS = 300
 class DevnetHandle:
     """What the ``devnet`` fixtures hand to tests."""
 
-    deployment: dict[str, Any]
+    deployment: dict[str, Any] = field(repr=False)
     deployment_path: Path
-    rpc: Rpc
-    book: Any
+    rpc: Rpc = field(repr=False)
+    book: Any = field(repr=False)
     """The seeded book: a ``keeper.devnet.seed.Book`` (Aave) or ``CometBook`` (Compound V3)."""
     _w3: Any = field(default=None, repr=False)
 

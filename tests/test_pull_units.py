@@ -74,6 +74,7 @@ def test_every_abi_loads() -> None:
         "AaveOracle",
         "AaveProtocolDataProvider",
         "AggregatorV3",
+        "Comet",
         "ERC20",
         "Multicall3",
         "Pool",

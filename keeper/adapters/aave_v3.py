@@ -19,7 +19,7 @@ not used as collateral unless ``AdapterConfig.all_reserves`` is set.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import eth_abi
@@ -64,6 +64,7 @@ __all__ = [
     "ray_mul_ceil",
     "ray_mul_floor",
     "ray_mul_half_up",
+    "read_pair_liquidity",
 ]
 
 log = logging.getLogger(__name__)
@@ -1001,78 +1002,90 @@ class AaveV3Adapter(ProtocolAdapter):
     async def read_dex_liquidity(
         self, reserves: Sequence[Reserve], block: int
     ) -> dict[str, DexLiquidity]:
-        by_key = {k.lower(): v for k, v in self.config.dex_sources.items()}
-        sources = {
-            r.asset.lower(): by_key.get(r.asset.lower()) or by_key.get(r.symbol.lower())
-            for r in reserves
-        }
-        chosen = [(r, s) for r in reserves if (s := sources[r.asset.lower()]) is not None]
-        for r in reserves:
-            if r.usage_as_collateral_enabled and sources[r.asset.lower()] is None:
-                log.warning(
-                    "no DEX pool known for collateral %s (%s): its liquidity is taken as zero "
-                    "(give one with --dex-map)",
-                    r.symbol,
-                    r.asset,
-                )
-        if not chosen:
-            return {}
-        for _, source in chosen:
-            if source.kind != "uniswap-v2":
-                raise ConfigError(f"DEX pool {source.pair}: unsupported kind {source.kind!r}")
-        calls: list[Call] = []
-        for _, source in chosen:
-            pair = to_checksum_address(source.pair)
-            calls += [
-                Call(pair, _PAIR_RESERVES.encode(), False),
-                Call(pair, _TOKEN0.encode(), False),
-                Call(pair, _TOKEN1.encode(), False),
-            ]
-        try:
-            results = await self.multicall.run(calls, block)
-        except CallReverted as exc:
+        return await read_pair_liquidity(self.multicall, self.config.dex_sources, reserves, block)
+
+
+async def read_pair_liquidity(
+    multicall: Multicall,
+    dex_sources: Mapping[str, DexSource],
+    reserves: Sequence[Reserve],
+    block: int,
+) -> dict[str, DexLiquidity]:
+    """Constant-product pool reserves at ``block`` for the ``reserves`` that ``dex_sources``
+    (asset address or symbol, any case -> pool) names; a collateral without a pool is logged
+    and gets no liquidity. Shared by the protocol adapters."""
+    by_key = {k.lower(): v for k, v in dex_sources.items()}
+    sources = {
+        r.asset.lower(): by_key.get(r.asset.lower()) or by_key.get(r.symbol.lower())
+        for r in reserves
+    }
+    chosen = [(r, s) for r in reserves if (s := sources[r.asset.lower()]) is not None]
+    for r in reserves:
+        if r.usage_as_collateral_enabled and sources[r.asset.lower()] is None:
+            log.warning(
+                "no DEX pool known for collateral %s (%s): its liquidity is taken as zero "
+                "(give one with --dex-map)",
+                r.symbol,
+                r.asset,
+            )
+    if not chosen:
+        return {}
+    for _, source in chosen:
+        if source.kind != "uniswap-v2":
+            raise ConfigError(f"DEX pool {source.pair}: unsupported kind {source.kind!r}")
+    calls: list[Call] = []
+    for _, source in chosen:
+        pair = to_checksum_address(source.pair)
+        calls += [
+            Call(pair, _PAIR_RESERVES.encode(), False),
+            Call(pair, _TOKEN0.encode(), False),
+            Call(pair, _TOKEN1.encode(), False),
+        ]
+    try:
+        results = await multicall.run(calls, block)
+    except CallReverted as exc:
+        raise ConfigError(
+            f"a DEX pool in the map does not answer getReserves/token0/token1 ({exc})"
+        ) from None
+    decimals = {r.asset: r.decimals for r in reserves}
+    pending: list[tuple[Reserve, DexSource, str, int, int]] = []
+    for k, (reserve, source) in enumerate(chosen):
+        (_, res), (_, t0), (_, t1) = results[3 * k : 3 * k + 3]
+        if not res:  # a call to an address without code "succeeds" with no answer
             raise ConfigError(
-                f"a DEX pool in the map does not answer getReserves/token0/token1 ({exc})"
-            ) from None
-        decimals = {r.asset: r.decimals for r in reserves}
-        pending: list[tuple[Reserve, DexSource, str, int, int]] = []
-        for k, (reserve, source) in enumerate(chosen):
-            (_, res), (_, t0), (_, t1) = results[3 * k : 3 * k + 3]
-            if not res:  # a call to an address without code "succeeds" with no answer
-                raise ConfigError(
-                    f"no contract at DEX pool {source.pair} (for {reserve.symbol}) at block "
-                    f"{block}: fix the DEX map"
-                )
-            r0, r1, _ts = words(res, 3, what=f"getReserves() of {source.pair}")
-            token0 = _address(t0, f"token0() of {source.pair}")
-            token1 = _address(t1, f"token1() of {source.pair}")
-            if reserve.asset == token0:
-                quote, ra, rq = token1, r0, r1
-            elif reserve.asset == token1:
-                quote, ra, rq = token0, r1, r0
-            else:
-                raise ConfigError(
-                    f"DEX pool {source.pair} trades {token0}/{token1}, not {reserve.symbol} "
-                    f"({reserve.asset}): fix the DEX map"
-                )
-            pending.append((reserve, source, quote, ra, rq))
-        unknown = sorted({p[2] for p in pending} - set(decimals))
-        if unknown:
-            dec_results = await self.multicall.run(
-                [Call(q, _DECIMALS.encode(), False) for q in unknown], block
+                f"no contract at DEX pool {source.pair} (for {reserve.symbol}) at block "
+                f"{block}: fix the DEX map"
             )
-            for q, (_, data) in zip(unknown, dec_results, strict=True):
-                decimals[q] = words(data, 1, what=f"decimals() of {q}")[0]
-        out: dict[str, DexLiquidity] = {}
-        for reserve, source, quote, ra, rq in pending:
-            out[reserve.asset] = DexLiquidity(
-                asset=reserve.asset,
-                pair=to_checksum_address(source.pair),
-                quote_asset=quote,
-                reserve_asset=ra,
-                reserve_quote=rq,
-                asset_decimals=reserve.decimals,
-                quote_decimals=decimals[quote],
-                fee=source.fee,
+        r0, r1, _ts = words(res, 3, what=f"getReserves() of {source.pair}")
+        token0 = _address(t0, f"token0() of {source.pair}")
+        token1 = _address(t1, f"token1() of {source.pair}")
+        if reserve.asset == token0:
+            quote, ra, rq = token1, r0, r1
+        elif reserve.asset == token1:
+            quote, ra, rq = token0, r1, r0
+        else:
+            raise ConfigError(
+                f"DEX pool {source.pair} trades {token0}/{token1}, not {reserve.symbol} "
+                f"({reserve.asset}): fix the DEX map"
             )
-        return out
+        pending.append((reserve, source, quote, ra, rq))
+    unknown = sorted({p[2] for p in pending} - set(decimals))
+    if unknown:
+        dec_results = await multicall.run(
+            [Call(q, _DECIMALS.encode(), False) for q in unknown], block
+        )
+        for q, (_, data) in zip(unknown, dec_results, strict=True):
+            decimals[q] = words(data, 1, what=f"decimals() of {q}")[0]
+    out: dict[str, DexLiquidity] = {}
+    for reserve, source, quote, ra, rq in pending:
+        out[reserve.asset] = DexLiquidity(
+            asset=reserve.asset,
+            pair=to_checksum_address(source.pair),
+            quote_asset=quote,
+            reserve_asset=ra,
+            reserve_quote=rq,
+            asset_decimals=reserve.decimals,
+            quote_decimals=decimals[quote],
+            fee=source.fee,
+        )
+    return out

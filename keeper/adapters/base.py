@@ -428,4 +428,6 @@ def get_adapter(name: str) -> type[ProtocolAdapter]:
 
 
 def _load_builtin() -> None:
-    import keeper.adapters.aave_v3  # noqa: F401  (registers itself)
+    # each module registers its adapter when imported
+    import keeper.adapters.aave_v3
+    import keeper.adapters.compound_v3  # noqa: F401

@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from keeper.cli.market import add_market_arguments, resolve_market, url_scheme_host
+from keeper.cli.market import (
+    add_market_arguments,
+    effective_protocol,
+    resolve_market,
+    url_scheme_host,
+)
 from keeper.errors import ConfigError
 
 EXAMPLES = """\
@@ -115,7 +120,13 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     from keeper.adapters.base import get_adapter
     from keeper.daemon import KeeperSettings
 
-    get_adapter(args.protocol)  # an unknown name fails before any network traffic
+    protocol = effective_protocol(args)
+    get_adapter(protocol)  # an unknown name fails before any network traffic
+    if protocol != "aave-v3":
+        raise ConfigError(
+            f"the keeper watches Aave V3 markets only for now (--protocol {protocol}); "
+            "shortfall pull reads a Compound V3 market"
+        )
     if args.stress_from is not None and not args.stress_from.is_dir():
         raise ConfigError(f"--stress-from {args.stress_from}: no such results directory")
     if args.mc_paths < 0 or args.clear_blocks < 1 or args.full_every < 1 or args.retries < 0:
@@ -129,7 +140,6 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     return KeeperSettings(
         **resolve_market(args).chain_fields(),
         db_path=args.db,
-        protocol=args.protocol,
         start_block=args.from_block,
         alpha=args.alpha,
         margin=args.margin,

@@ -1,8 +1,10 @@
 """Choosing the market to read: shared by every command that talks to a chain.
 
-A market is named either by a devnet ``deployment.json`` (its RPC, provider, chain id,
-Multicall3 and DEX pairs) or by ``--rpc`` (default ``$ETH_RPC_URL``) plus ``--provider``;
-the explicit flags override what the deployment file says.
+A market is named either by a devnet ``deployment.json`` (its protocol, RPC, root address,
+chain id, Multicall3 and DEX pairs) or by ``--rpc`` (default ``$ETH_RPC_URL``) plus the
+market's root address: ``--provider`` (Aave V3's PoolAddressesProvider) or ``--comet``
+(a Compound V3 market, with ``--protocol compound-v3``); the explicit flags override what the
+deployment file says. ``--protocol`` defaults to the deployment's protocol, else aave-v3.
 """
 
 from __future__ import annotations
@@ -19,9 +21,17 @@ from eth_utils import is_address
 from keeper.errors import ConfigError
 from keeper.redact import redact_url
 
-__all__ = ["Market", "add_market_arguments", "check_rpc_url", "resolve_market", "url_scheme_host"]
+__all__ = [
+    "Market",
+    "add_market_arguments",
+    "check_rpc_url",
+    "effective_protocol",
+    "resolve_market",
+    "url_scheme_host",
+]
 
 AAVE_V3_MAINNET_PROVIDER = "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"
+COMPOUND_V3_USDC_MAINNET = "0xc3d688B66703497DAA19211EEdff47f25384cdc3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,8 @@ class Market:
     """Multicall3 address; ``None`` for the canonical one."""
     dex_sources: dict[str, Any] = field(default_factory=dict)
     """Asset address -> DEX pool, from the deployment file (empty for ``--rpc``)."""
+    protocol: str = "aave-v3"
+    """Adapter name (``--protocol``, else the deployment's, else aave-v3)."""
 
     def chain_fields(self) -> dict[str, Any]:
         """The fields both ``PullSettings`` and ``KeeperSettings`` take by these names."""
@@ -45,6 +57,7 @@ class Market:
             "rpc_url": self.rpc_url,
             "provider": self.provider,
             "expected_chain_id": self.expected_chain_id,
+            "protocol": self.protocol,
         }
         if self.multicall3 is not None:
             out["multicall3"] = self.multicall3
@@ -64,11 +77,15 @@ def add_market_arguments(parser: argparse.ArgumentParser) -> None:
         help="JSON-RPC URL (default: $ETH_RPC_URL; with --deployment: its rpc_url)",
     )
     group.add_argument(
-        "--protocol", default="aave-v3", metavar="NAME", help="protocol adapter (default: aave-v3)"
+        "--protocol",
+        default=None,
+        metavar="NAME",
+        help="protocol adapter: aave-v3 or compound-v3 (default: the deployment's, else aave-v3)",
     )
     group.add_argument(
         "--provider", metavar="ADDR", help="market root address (Aave V3: PoolAddressesProvider)"
     )
+    group.add_argument("--comet", metavar="ADDR", help="Compound V3 market (Comet proxy) address")
     group.add_argument("--chain-id", type=int, metavar="ID", help="refuse any other chain")
     group.add_argument(
         "--multicall", metavar="ADDR", help="Multicall3 address (default: canonical)"
@@ -111,11 +128,35 @@ def check_rpc_url(url: str, where: str) -> str:
     )
 
 
+def effective_protocol(args: argparse.Namespace) -> str:
+    """``--protocol``, else the ``--deployment`` file's protocol (``--comet`` alone implies
+    compound-v3), else aave-v3."""
+    if args.protocol:
+        return str(args.protocol)
+    if getattr(args, "comet", None):
+        return "compound-v3"
+    if args.deployment is not None:
+        from keeper.pull import settings_from_deployment
+
+        return settings_from_deployment(args.deployment).protocol
+    return "aave-v3"
+
+
 def resolve_market(args: argparse.Namespace) -> Market:
     """The market the arguments name, or a ``ConfigError`` saying what is missing."""
     from keeper.pull import settings_from_deployment
 
-    for name, value in (("--provider", args.provider), ("--multicall", args.multicall)):
+    protocol = effective_protocol(args)
+    comet = getattr(args, "comet", None)
+    if comet is not None and protocol != "compound-v3":
+        raise ConfigError(f"--comet names a Compound V3 market, but --protocol is {protocol}")
+    if comet is not None and args.provider is not None:
+        raise ConfigError("pass either --comet (Compound V3) or --provider (Aave V3), not both")
+    root = comet or args.provider
+    for name, value in (
+        ("--comet" if comet else "--provider", root),
+        ("--multicall", args.multicall),
+    ):
         if value is not None and not is_address(value):
             raise ConfigError(f"{name} {value!r} is not an address (0x and 40 hex digits)")
     if args.rpc is not None:
@@ -124,26 +165,38 @@ def resolve_market(args: argparse.Namespace) -> Market:
         dep = settings_from_deployment(args.deployment)
         if args.rpc is None:
             check_rpc_url(dep.rpc_url, f"rpc_url in {args.deployment}")
+        if dep.protocol != protocol:
+            raise ConfigError(
+                f"{args.deployment} describes a {dep.protocol} market, not {protocol}: drop "
+                f"--protocol or pass --protocol {dep.protocol}"
+            )
         return Market(
             rpc_url=args.rpc or dep.rpc_url,
-            provider=args.provider or dep.provider,
+            provider=root or dep.provider,
             expected_chain_id=dep.expected_chain_id if args.chain_id is None else args.chain_id,
             multicall3=args.multicall or dep.multicall3,
             dex_sources=dict(dep.dex_sources),
+            protocol=protocol,
         )
     rpc = args.rpc or os.environ.get("ETH_RPC_URL")
     if not rpc:
         raise ConfigError("no RPC: pass --rpc URL, set ETH_RPC_URL, or use --deployment FILE")
     if args.rpc is None:
         check_rpc_url(rpc, "ETH_RPC_URL")
-    if not args.provider:
+    if not root:
+        if protocol == "compound-v3":
+            raise ConfigError(
+                "--comet is required with --rpc and --protocol compound-v3 (cUSDCv3 on "
+                f"Ethereum: {COMPOUND_V3_USDC_MAINNET}), or use --deployment FILE"
+            )
         raise ConfigError(
             f"--provider is required with --rpc (Aave V3 Ethereum: {AAVE_V3_MAINNET_PROVIDER}), "
             "or use --deployment FILE"
         )
     return Market(
         rpc_url=rpc,
-        provider=args.provider,
+        provider=root,
         expected_chain_id=args.chain_id,
         multicall3=args.multicall,
+        protocol=protocol,
     )

@@ -20,6 +20,8 @@ examples:
   shortfall pull --protocol aave-v3 --provider 0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e \\
       --dex-map dex.toml --rps 10 --out snap/
   shortfall pull --deployment deployment.json --block 120 --json --out snap-120/
+  shortfall pull --protocol compound-v3 --comet 0xc3d688B66703497DAA19211EEdff47f25384cdc3 \\
+      --dex-map dex.toml --out comet-snap/
 """
 
 
@@ -82,7 +84,6 @@ def _settings(args: argparse.Namespace) -> Any:
     from keeper.pull import PullSettings, load_dex_map
 
     common: dict[str, Any] = {
-        "protocol": args.protocol,
         "block": args.block,
         "rps": args.rps,
         "max_concurrency": args.concurrency,
@@ -111,9 +112,10 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from keeper.adapters.base import get_adapter
+    from keeper.cli.market import effective_protocol
     from keeper.pull import pull, summarize
 
-    get_adapter(args.protocol)  # unknown names fail before any network traffic
+    get_adapter(effective_protocol(args))  # unknown names fail before any network traffic
     settings = _settings(args)
     started = time.perf_counter()
     snapshot = asyncio.run(pull(settings, out=args.out))
@@ -144,6 +146,17 @@ def run(args: argparse.Namespace) -> int:
             f"({per_request:.0f} accounts/request, {summary['rpc_retries']} retries)"
         )
         meta = snapshot.meta
+        comet = meta.get("comet")
+        if comet is not None:
+            print(
+                f"  Comet base {comet['base_symbol']}: reserves {comet['reserves']:,.2f} "
+                f"(target {comet['target_reserves']:,.2f}), store-front factor "
+                f"{comet['store_front_price_factor']:g}, utilisation {comet['utilization']:.2%}\n"
+                f"  {meta.get('verified_accounts', 0):,} accounts with a base balance match "
+                f"borrowBalanceOf / balanceOf / isLiquidatable; "
+                f"{meta.get('liquidatable_accounts', 0):,} liquidatable"
+            )
+            return 0
         print(
             f"  Pool revision {meta.get('pool_revision') or '-'}, rounding "
             f"{meta.get('rounding_model', '-')}: {meta.get('verified_accounts', 0):,} accounts "
