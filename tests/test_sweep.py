@@ -382,3 +382,36 @@ def test_cli_sweep(
     )
     with pytest.raises(SystemExit):
         main([*argv, "--target-es", "1", "--target-es-pct", "1", "--out", str(tmp_path / "s5")])
+
+
+def test_weighted_paths_use_the_weighted_estimators(snap: MarketSnapshot, paths) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    few = FixedPaths(paths).paths(snap.book().symbols, 60, 1, start=0, stop=60)
+    w = np.random.default_rng(3).uniform(0.2, 2.0, 60)
+    weighted = dataclasses.replace(few, weights=w)
+    r = run_sweep(
+        snap, weighted, ["WETH.liquidation_threshold=0.79,0.83"], seed=1, keep_results=True
+    )
+    assert r.results is not None
+    for row in r.table.to_dict(orient="records"):
+        res = r.results[row["point"]]
+        assert row["es_usd"] == risk.es(res.shortfall_usd, 0.975, w)
+        assert row["lar_usd"] == risk.var(res.liquidated_usd, 0.975, w)
+        assert row["p_shortfall"] == pytest.approx(np.average(res.shortfall_usd > 0, weights=w))
+        assert row["es_low_usd"] <= row["es_high_usd"]
+    base = r.table[r.table["is_base"]].iloc[0]
+    assert base["es_diff_low_usd"] == 0.0 == base["es_diff_high_usd"]
+
+
+def test_ltv_sweep_changes_no_shortfall_but_counts_accounts_over_it(
+    snap: MarketSnapshot,
+    paths,  # type: ignore[no-untyped-def]
+) -> None:
+    few = FixedPaths(paths).paths(snap.book().symbols, 40, 1, start=0, stop=40)
+    t = run_sweep(snap, few, ["WETH.ltv=0.5,0.8"], seed=1).table
+    assert t["es_usd"].nunique() == 1 and (t["es_diff_usd"] == 0).all()
+    assert t["accounts_over_ltv"].iloc[0] > t["accounts_over_ltv"].iloc[1]
+    assert (t["liquidatable_now"] == 0).all()
+    with pytest.raises(InputError, match="not both"):
+        run_sweep(snap, few, ["WETH.ltv=0.5"], target_es_usd=1.0, target_es_pct=1.0)
