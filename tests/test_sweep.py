@@ -369,6 +369,10 @@ def test_cli_sweep(
     assert main([*argv, "--target-es", "1e9", "--out", str(tmp_path / "s")]) == 0
     text = capsys.readouterr().out
     assert "ES - base" in text and "every value in the range meets the target" in text
+    assert "$-" not in text
+    from keeper.cli.sweep import _usd
+
+    assert (_usd(-29.4), _usd(1234.5)) == ("-$29", "$1,234")
     summary, table = load_sweep(tmp_path / "s")
     assert "shortfall sweep" in summary["command"] and summary["snapshot_sha256"]
     assert len(table) == 2

@@ -117,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _usd(x: float) -> str:
-    return f"${x:,.0f}"
+    return f"${x:,.0f}" if x >= 0 else f"-${-x:,.0f}"
 
 
 def _print_table(summary: dict[str, Any], table: Any, out_dir: Path) -> None:
