@@ -1,5 +1,6 @@
 """``shortfall pull`` speed: 20,000 accounts from a fresh devnet in under 30 s, with at least
-100 accounts per RPC request on average (quick: 2,000 accounts).
+100 accounts per RPC request on average (quick: 2,000 accounts), for the Aave V3 devnet and
+for the Compound V3 (Comet) devnet.
 
 Starts anvil, deploys and seeds the devnet (not timed), then times a cold pull (empty
 discovery cache: scans every log) and a warm one (the cache covers the block), both with the
@@ -21,7 +22,11 @@ from keeper.pull import pull, settings_from_deployment
 
 def run(quick: bool) -> list[dict[str, Any]]:
     n = 2_000 if quick else 20_000
-    devnet = launch(accounts=n, seed=7)
+    return _measure("aave-v3", n, quick) + _measure("compound-v3", n, quick)
+
+
+def _measure(protocol: str, n: int, quick: bool) -> list[dict[str, Any]]:
+    devnet = launch(accounts=n, seed=7, protocol=protocol)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-pull-") as tmp:
             root = Path(tmp)
@@ -41,7 +46,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     accounts = int(cold.meta["accounts_discovered"])
     requests = int(cold.meta["pull"]["requests"])
     per_request = accounts / max(1, requests)
-    name = f"pull {n:,} accounts"
+    name = f"pull {n:,} accounts" + (" (compound-v3)" if protocol == "compound-v3" else "")
     return [
         {
             "benchmark": name,

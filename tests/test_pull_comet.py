@@ -238,3 +238,13 @@ def test_cli_pull_by_deployment_and_by_comet_address(
         == 1
     )
     assert "--comet is required" in capsys.readouterr().err
+
+
+def test_simulate_refuses_a_comet_snapshot_until_the_engine_has_comet_rules(
+    comet_devnet: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _pull(_settings(comet_devnet, tmp_path), out=tmp_path / "snap")
+    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", "ftx-2022"]
+    assert main([*argv, "--paths", "10", "--out", str(tmp_path / "res")]) == 1
+    err = capsys.readouterr().err
+    assert "Compound V3 (Comet) snapshot" in err and not (tmp_path / "res").exists()

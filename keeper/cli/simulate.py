@@ -214,6 +214,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--scheduler only applies with --executor dask")
     check_results_target(args.out)  # before the run: a bad --out fails at once
     snapshot = MarketSnapshot.load(args.snapshot)
+    if snapshot.meta.get("protocol") == "compound-v3":
+        raise InputError(
+            f"{args.snapshot} is a Compound V3 (Comet) snapshot: the cascade engine models Aave "
+            "V3 liquidations only so far; Comet's absorb / store-front rules "
+            "(simulator/cascade/comet_rules.py) are not plugged into it yet"
+        )
     from simulator.scenarios import load_scenario
 
     scenario = load_scenario(args.scenario)

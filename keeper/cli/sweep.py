@@ -178,6 +178,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--scheduler only applies with --executor dask")
     check_sweep_target(args.out)
     snapshot = MarketSnapshot.load(args.snapshot)
+    if snapshot.meta.get("protocol") == "compound-v3":
+        raise InputError(
+            f"{args.snapshot} is a Compound V3 (Comet) snapshot: the cascade engine models Aave "
+            "V3 liquidations only so far; Comet's absorb / store-front rules "
+            "(simulator/cascade/comet_rules.py) are not plugged into it yet"
+        )
     params = [parse_param(spec, snapshot) for spec in args.param]
     scenario = load_scenario(args.scenario)
     if args.prices:

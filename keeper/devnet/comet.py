@@ -60,6 +60,7 @@ __all__ = [
     "plan_comet_book",
     "seed_comet",
     "setup_comet_market",
+    "supply_caps",
 ]
 
 log = logging.getLogger(__name__)
@@ -355,8 +356,21 @@ def _seed_call(comet: Contract, accounts: list[CometAccount]) -> str:
     return "0x" + selector(fn).hex() + body.hex()
 
 
-def deploy_comet(rpc: Rpc, spec: CometMarketSpec = COMET_MARKET) -> dict[str, Any]:
-    """Deploy tokens, feeds, the Comet market, Multicall3; returns deployment.json (unseeded)."""
+def supply_caps(book: CometBook, spec: CometMarketSpec = COMET_MARKET) -> dict[str, int]:
+    """Whole-token supply cap per collateral: the listed cap, or twice what the book supplies
+    when that is more (a large book must fit under its market's caps)."""
+    caps: dict[str, int] = {}
+    for offset, c in enumerate(spec.collateral):
+        held = sum(a.collateral(offset) for a in book.accounts)
+        caps[c.symbol] = max(c.supply_cap, -(-2 * held // 10**c.decimals))
+    return caps
+
+
+def deploy_comet(
+    rpc: Rpc, spec: CometMarketSpec = COMET_MARKET, caps: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Deploy tokens, feeds, the Comet market, Multicall3; returns deployment.json (unseeded).
+    ``caps``: whole-token supply caps by symbol (default: the listed ones)."""
     admin = rpc.accounts()[0]
     base = deploy(
         rpc, "DevnetERC20", spec.base_name, spec.base_symbol, spec.base_decimals, sender=admin
@@ -417,7 +431,7 @@ def deploy_comet(rpc: Rpc, spec: CometMarketSpec = COMET_MARKET) -> dict[str, An
                 factor(c.borrow_collateral_factor),
                 factor(c.liquidate_collateral_factor),
                 factor(c.liquidation_factor),
-                c.supply_cap * 10**c.decimals,
+                (caps or {}).get(c.symbol, c.supply_cap) * 10**c.decimals,
             ),
             sender=admin,
         )
@@ -427,6 +441,7 @@ def deploy_comet(rpc: Rpc, spec: CometMarketSpec = COMET_MARKET) -> dict[str, An
             "dex_pair": None,
             "decimals": c.decimals,
             "is_base": False,
+            "supply_cap": (caps or {}).get(c.symbol, c.supply_cap),
         }
     _place_multicall3(rpc, admin)
     return {
@@ -570,9 +585,9 @@ def setup_comet_market(
 ) -> tuple[dict[str, Any], CometBook]:
     """Deploy and seed the Comet market on a running node; returns (deployment, book)."""
     started = time.perf_counter()
-    deployment = deploy_comet(rpc, spec)
-    deployed = time.perf_counter()
     book = plan_comet_book(accounts, seed, spec)
+    deployment = deploy_comet(rpc, spec, supply_caps(book, spec))
+    deployed = time.perf_counter()
     facts = seed_comet(rpc, deployment, book, spec)
     facts["seed_seconds"] = round(time.perf_counter() - deployed, 3)
     deployment.update(seed=seed, **facts)
