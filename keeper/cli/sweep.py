@@ -213,12 +213,21 @@ def run(args: argparse.Namespace) -> int:
         "chunk_paths": args.chunk_paths,
         **provenance(args.snapshot, scenario),
     }
-    n_points = 1
-    for p in params:
-        n_points *= len(p.values)
+    import math
+
+    from simulator.cascade import EngineConfig
+    from simulator.sweep import base_value
+
+    n_points = math.prod(len(p.values) for p in params)
+    base = [base_value(p, snapshot, scenario, EngineConfig(), args.seed) for p in params]
+    base_in_grid = all(
+        any(math.isclose(v, b, rel_tol=1e-12) for v in p.values)
+        for p, b in zip(params, base, strict=True)
+    )
+    n_points += 0 if base_in_grid else 1  # the base runs as a point of its own
     client = _dask_client(args.scheduler) if args.executor == "dask" else None
     try:
-        with progress(f"sweep {scenario.name}", total=(n_points + 1) * n_paths) as bar:
+        with progress(f"sweep {scenario.name}", total=n_points * n_paths) as bar:
             run_sweep(
                 snapshot,
                 scenario,
