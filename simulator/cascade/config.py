@@ -40,6 +40,13 @@ class EngineConfig:
     liquidation is profitable); ``math.inf`` means infinite liquidity (no price impact, no
     slippage beyond the pool fee)."""
 
+    liquidator_sizing: Literal["optimal", "max"] = "optimal"
+    """How a liquidator sizes ``debtToCover``: ``"optimal"`` repays what maximises its profit
+    (venue price impact, fees and gas) within the close factor and the dust rule
+    (``rules.best_liquidation``); ``"max"`` always tries the largest repayment allowed and
+    acts only if that pays (earlier versions). Either way, within a round the accounts are
+    served most profitable first."""
+
     accrual: bool = True
     """Interest over the horizon: debt grows at each reserve's variable borrow rate and
     collateral at its supply rate, read at the snapshot block (Aave's index formulas,
@@ -118,6 +125,11 @@ class EngineConfig:
         need(self.min_leftover_usd >= 0, "min_leftover_usd", ">= 0")
         need(0.0 <= self.impact_floor_hint <= 1.0, "impact_floor_hint", "in [0, 1]")
         need(isinstance(self.accrual, bool), "accrual", "True or False")
+        need(
+            self.liquidator_sizing in ("optimal", "max"),
+            "liquidator_sizing",
+            "'optimal' or 'max'",
+        )
         need(self.engine in ("fast", "reference"), "engine", "'fast' or 'reference'")
 
     def to_dict(self) -> dict[str, Any]:

@@ -123,7 +123,10 @@ _BOUND_SLACK = 1e-9
 _inline = numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
 _impact = _inline(rules.impact_factor)
 _proceeds = _inline(rules.sale_proceeds)
-_plan = _inline(rules.plan_liquidation)
+_marginal = _inline(rules.venue_marginal)
+_liquidation_at = _inline(rules.liquidation_at)
+_amount_at_marginal = _inline(rules.venue_amount_at_marginal)
+_best_liquidation = _inline(rules.best_liquidation)
 _deviates = _inline(rules.oracle_deviates)
 _liquidatable = _inline(rules.liquidatable)
 
@@ -511,7 +514,14 @@ def run_fast(
         dtype=np.float64,
     )
     iparams = np.array(
-        [market.eth_index, market.oracle_lag, config.round_limit, int(trace)], dtype=np.int64
+        [
+            market.eth_index,
+            market.oracle_lag,
+            config.round_limit,
+            int(trace),
+            int(config.liquidator_sizing == "optimal"),
+        ],
+        dtype=np.int64,
     )
     scalars = np.zeros((n_paths, 4))
     ints = np.zeros((n_paths, 3), dtype=np.int64)
@@ -896,10 +906,11 @@ def _best_pair(
     k: int, w: float, v: float, rec: Any, rb: Any, lay: Any, lcls: Any,
     pc: Any, pd: Any, mkt: Any, sg: Any, bg: Any, pp: Any, inv: Any, bonus: Any, pfee: Any,
     depth: Any, dexfee: Any, gain: Any, mrel: Any, capf: Any, gas_usd: float, cf_thr: float,
-    cf_hf: float, cf: float, min_left: float,
-) -> tuple[int, int, float, float, float, int]:  # fmt: skip
+    cf_hf: float, cf: float, min_left: float, optimal: bool,
+) -> tuple[int, int, float, float, float, int, float]:  # fmt: skip
     """The liquidator's most profitable pair of candidate ``k`` (entry indices), ``-1`` if
-    none pays: ``(ei, ej, repay, seize, fee, flags)`` (scaled amounts)."""
+    none pays: ``(ei, ej, repay, seize, fee, flags, profit)`` (scaled amounts, each pair's
+    repayment sized by ``rules.best_liquidation``)."""
     c = np.int64(lcls[k])
     hf = w / v
     best = 0.0
@@ -927,14 +938,13 @@ def _best_pair(
                 bound = min(dj * pd[c, j], cap) * (gi - mrel[c, j]) - gas_usd
                 if bound + abs(bound) * _BOUND_SLACK + _BOUND_SLACK * (1.0 + gas_usd) <= best:
                     continue
-            repay, seize, fee, flags = _plan(
+            repay, seize, fee, flags, _, profit = _best_liquidation(
                 ci, dj, v, hf, pc[c, i], pd[c, j], bonus[c, i], pfee[i],
-                cf_thr, cf_hf, cf, min_left,
+                cf_thr, cf_hf, cf, min_left, depth[i], inv[i], pp[i], dexfee[i], sg[i],
+                mkt[j] * bg[j], gas_usd, optimal,
             )  # fmt: skip
             if flags == -1:
                 continue
-            proceeds = _proceeds(depth[i], inv[i], pp[i], dexfee[i], (seize - fee) * sg[i])
-            profit = proceeds - repay * (mkt[j] * bg[j]) - gas_usd
             if profit > best:
                 best = profit
                 bi = ei
@@ -943,7 +953,7 @@ def _best_pair(
                 b_seize = seize
                 b_fee = fee
                 b_flags = flags
-    return bi, bj, b_repay, b_seize, b_fee, b_flags
+    return bi, bj, b_repay, b_seize, b_fee, b_flags, best
 
 
 @_inline
@@ -1106,6 +1116,9 @@ def _simulate(
         list_b = np.empty(n_rows, dtype=np.int32)
         todo = np.empty(n_rows, dtype=np.int32)
         look = np.empty(n_rows, dtype=np.uint8)
+        first_k = np.empty(n_rows, dtype=np.int32)  # a round's phase 1 (most profitable)
+        first_v = np.empty(n_rows)
+        first = np.zeros(n_rows, dtype=np.uint8)
         pos = out_start[b]
         end = out_start[b + 1]
         overflow = False
@@ -1114,7 +1127,8 @@ def _simulate(
                 p, mult[p], gas[p], asset, classes, growth, params, iparams, src, lay, cmask,
                 dmask, scls, g_ptr, g_cmask, g_dmask, ghf, scm, brec, bb, blay,
                 stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, lcls, pend, lhf, lepoch,
-                list_a, list_b, park_a, park_b, look, todo, out_path, out_row, out_val, pos, end,
+                list_a, list_b, park_a, park_b, look, todo, first_k, first_v, first,
+                out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -1128,7 +1142,8 @@ def _run_path(
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, bb: Any, blay: Any,
     stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any,
     lcm: Any, ldm: Any, lcls: Any, pend: Any, lhf: Any, lepoch: Any,
-    list_a: Any, list_b: Any, park_a: Any, park_b: Any, look: Any, todo: Any, out_path: Any,
+    list_a: Any, list_b: Any, park_a: Any, park_b: Any, look: Any, todo: Any,
+    first_k: Any, first_v: Any, first: Any, out_path: Any,
     out_row: Any, out_val: Any,
     pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -1158,6 +1173,7 @@ def _run_path(
     lag = iparams[1]
     round_limit = iparams[2]
     trace = iparams[3] != 0
+    optimal = iparams[4] != 0
     n_steps1 = mult.shape[0]
     n_assets = mult.shape[1]
 
@@ -1337,122 +1353,170 @@ def _run_path(
                     w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
                     if not _liquidatable(w, v):
                         continue
-                    bi, _, _, _, _, _ = _best_pair(
+                    bi, _, _, _, _, _, _ = _best_pair(
                         k, w, v, rec, rb, lay, lcls, vc, vd, mkt, sg, bg, pp, inv, bonus,
                         pfee, depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf,
-                        min_left,
+                        min_left, optimal,
                     )  # fmt: skip
                     if bi >= 0:
                         hits += 1
                         break
                 break
-            # -- round: one liquidation per listed account, in account order: the active
-            # list and the parked list merged. It writes the next round's lists: the
-            # accounts still liquidatable (an oracle update rebuilds them in a scan)
-            executed = 0
-            n_nxt = 0
-            n_pn = 0
-            qa = 0
-            r = 0
+            # -- round: one liquidation per listed account, most profitable first. Pass 0
+            # walks the listed and the parked lists merged in account order at the round's
+            # start and only evaluates: the accounts some liquidation pays for go to the
+            # round's first part (``first_*``), the others through the bookkeeping of pass 1
+            # (parked, listed again, watched). When none pays, that is the round (pass 1
+            # would find the same: nothing executes, nothing moves). Else pass 1 serves the
+            # first part in order of that profit (stable: ties in account order), each
+            # evaluated again at the current state, then the others in account order, and
+            # writes the next round's lists afresh: the accounts still liquidatable (an
+            # oracle update rebuilds them in a scan)
             edge = 0.0
             rho_top = 0.0
             rho_low = 0.0
-            edge_stale = True  # recomputed lazily: only parked accounts need it
-            while True:
-                if qa < n_cur and (r == n_park or cur[qa] < pc[r, 0]):
-                    k = cur[qa]
-                    if qa + _AHEAD < n_cur:
-                        _prefetch_row(rec, cur[qa + _AHEAD])
-                    qa += 1
+            n_first = 0
+            order = np.zeros(0, dtype=np.int64)
+            executed = 0
+            for mode in range(2):
+                evaluate = mode == 0
+                if not evaluate:
+                    if n_first == 0:
+                        break  # pass 0 was the round
+                    order = np.argsort(first_v[:n_first], kind="mergesort")
+                n_nxt = 0
+                n_pn = 0
+                qa = 0
+                r = 0
+                q1 = 0
+                edge_stale = True  # recomputed lazily: only parked accounts need it
+                while True:
+                    phase1 = False
                     parked = False
-                elif r < n_park:
-                    k = int(pc[r, 0])
-                    # parked: its largest repayment then, grown by the oracle since its
-                    # epoch, times the best margin one of its pairs could earn now (its
-                    # collateral's gain factor bounds that), stays below gas: it stays parked
-                    if edge_stale:
-                        edge, rho_top, rho_low = _edge(vc, gain, crel, mrel)
-                        edge_stale = False
-                    margin = min(edge, pc[r, 3] * rho_top - rho_low)
-                    bound = pc[r, 1] * r_top[np.int64(pc[r, 2])] * margin
-                    if bound * (1.0 + _BOUND_SLACK) + _BOUND_SLACK < gas_usd:
-                        for f in range(pc.shape[1]):
-                            pn[n_pn, f] = pc[r, f]
-                        n_pn += 1
+                    if not evaluate and q1 < n_first:
+                        k = first_k[order[q1]]
+                        q1 += 1
+                        phase1 = True
+                        pend[k] = _LISTED  # (it may come from the parked list)
+                    elif qa < n_cur and (r == n_park or cur[qa] < pc[r, 0]):
+                        k = cur[qa]
+                        if qa + _AHEAD < n_cur:
+                            _prefetch_row(rec, cur[qa + _AHEAD])
+                        qa += 1
+                        if first[k]:
+                            continue  # served in phase 1
+                    elif r < n_park:
+                        k = int(pc[r, 0])
+                        if first[k]:
+                            r += 1
+                            continue
+                        # parked: its largest repayment then, grown by the oracle since its
+                        # epoch, times the best margin one of its pairs could earn now (its
+                        # collateral's gain factor bounds that), stays below gas: it stays parked
+                        if edge_stale:
+                            edge, rho_top, rho_low = _edge(vc, gain, crel, mrel)
+                            edge_stale = False
+                        margin = min(edge, pc[r, 3] * rho_top - rho_low)
+                        bound = pc[r, 1] * r_top[np.int64(pc[r, 2])] * margin
+                        if bound * (1.0 + _BOUND_SLACK) + _BOUND_SLACK < gas_usd:
+                            for f in range(pc.shape[1]):
+                                pn[n_pn, f] = pc[r, f]
+                            n_pn += 1
+                            # (as it was parked: pass 0 may have looked at it)
+                            pend[k] = _PARKED
+                            lhf[k] = np.float32(pc[r, 1])
+                            lepoch[k] = np.uint32(pc[r, 2])
+                            r += 1
+                            continue
                         r += 1
-                        continue
-                    r += 1
-                    parked = True
-                else:
-                    break
-                ok, size = _may_pay(k, rec, rb, lay, lcls, vd, gain, mrel, capf, gas_usd)
-                if not ok:
-                    # no pair can pay for the gas (the reference finds no profit): park it;
-                    # the parked list is only looked at when it might pay
-                    pend[k] = _PARKED
-                    lhf[k] = _up32(size)  # what a rebuilt parked list reads
-                    lepoch[k] = epoch
-                    gk = _gain_factor(k, rec, rb, lay, lcls, gfac)
-                    _park_row(pn, n_pn, k, lhf[k], epoch, gk)
-                    n_pn += 1
-                    continue
-                w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
-                if parked:  # parked, and now it might pay: is it still under water?
-                    if not _liquidatable(w, v):
-                        _watch(k, w, v, epoch, pend, lhf, lepoch)
-                        continue
-                    pend[k] = _LISTED
-                bi, bj, b_repay, b_seize, b_fee, b_flags = _best_pair(
-                    k, w, v, rec, rb, lay, lcls, vc, vd, mkt, sg, bg, pp, inv, bonus, pfee,
-                    depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
-                )  # fmt: skip
-                if bi < 0:
-                    nxt[n_nxt] = k  # still liquidatable, nothing pays now
-                    n_nxt += 1
-                    continue
-                executed += 1
-                i = int(np.int64(rb[k, lay[0] + bi]))
-                j = int(np.int64(rb[k, lay[2] + bj]))
-                if b_flags & 2:
-                    rec[k, lay[1] + bi] = 0.0
-                else:
-                    rec[k, lay[1] + bi] = max(rec[k, lay[1] + bi] - b_seize, 0.0)
-                if b_flags & 1:
-                    rec[k, lay[3] + bj] = 0.0
-                else:
-                    rec[k, lay[3] + bj] = max(rec[k, lay[3] + bj] - b_repay, 0.0)
-                kc = np.int64(lcls[k])
-                inv[i] += (b_seize - b_fee) * sg[i]
-                imp = _impact(depth[i], inv[i], pp[i])
-                if imp < min_imp[i]:
-                    min_imp[i] = imp
-                mkt[i] = pp[i] * imp
-                _reprice(i, oc, od, mkt, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel, mrel, capf)
-                edge_stale = True
-                liquidated += b_repay * vd[kc, j]
-                fee_usd += b_fee * vc[kc, i]
-                n_liq += 1
-                empty = True
-                for e in range(_n_coll(k, rb, lay)):
-                    if rec[k, lay[1] + e] != 0.0:
-                        empty = False
+                        parked = True
+                    else:
                         break
-                if empty:
-                    for e in range(_n_debt(k, rb, lay)):
-                        if rec[k, lay[3] + e] > 0.0:
-                            jj = np.int64(rb[k, lay[2] + e])
-                            burned = rec[k, lay[3] + e] * vd[kc, jj]
-                            rec[k, lay[4]] += burned
-                            def_asset[jj] += burned
-                            deficit += burned
-                            rec[k, lay[3] + e] = 0.0
-                # still under water at these oracle prices? (they hold until the next scan)
-                w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
-                if _liquidatable(w, v):
-                    nxt[n_nxt] = k
-                    n_nxt += 1
-                else:
-                    _watch(k, w, v, epoch, pend, lhf, lepoch)
+                    if not phase1:
+                        ok, size = _may_pay(k, rec, rb, lay, lcls, vd, gain, mrel, capf, gas_usd)
+                        if not ok:
+                            # no pair can pay for the gas (the reference finds no profit): park
+                            # it; the parked list is only looked at when it might pay
+                            pend[k] = _PARKED
+                            lhf[k] = _up32(size)  # what a rebuilt parked list reads
+                            lepoch[k] = epoch
+                            gk = _gain_factor(k, rec, rb, lay, lcls, gfac)
+                            _park_row(pn, n_pn, k, lhf[k], epoch, gk)
+                            n_pn += 1
+                            continue
+                    w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
+                    if parked:  # parked, and now it might pay: is it still under water?
+                        if not _liquidatable(w, v):
+                            _watch(k, w, v, epoch, pend, lhf, lepoch)
+                            continue
+                        pend[k] = _LISTED
+                    bi, bj, b_repay, b_seize, b_fee, b_flags, b_profit = _best_pair(
+                        k, w, v, rec, rb, lay, lcls, vc, vd, mkt, sg, bg, pp, inv, bonus, pfee,
+                        depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
+                        optimal,
+                    )  # fmt: skip
+                    if bi < 0:
+                        nxt[n_nxt] = k  # still liquidatable, nothing pays now
+                        n_nxt += 1
+                        pend[k] = _LISTED
+                        continue
+                    if evaluate:  # pays at the round's start: the round's first part
+                        first_k[n_first] = k
+                        first_v[n_first] = -b_profit
+                        first[k] = 1
+                        n_first += 1
+                        continue
+                    executed += 1
+                    i = int(np.int64(rb[k, lay[0] + bi]))
+                    j = int(np.int64(rb[k, lay[2] + bj]))
+                    if b_flags & 2:
+                        rec[k, lay[1] + bi] = 0.0
+                    else:
+                        rec[k, lay[1] + bi] = max(rec[k, lay[1] + bi] - b_seize, 0.0)
+                    if b_flags & 1:
+                        rec[k, lay[3] + bj] = 0.0
+                    else:
+                        rec[k, lay[3] + bj] = max(rec[k, lay[3] + bj] - b_repay, 0.0)
+                    kc = np.int64(lcls[k])
+                    inv[i] += (b_seize - b_fee) * sg[i]
+                    imp = _impact(depth[i], inv[i], pp[i])
+                    if imp < min_imp[i]:
+                        min_imp[i] = imp
+                    mkt[i] = pp[i] * imp
+                    _reprice(
+                        i, oc, od, mkt, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel, mrel, capf
+                    )
+                    edge_stale = True
+                    liquidated += b_repay * vd[kc, j]
+                    fee_usd += b_fee * vc[kc, i]
+                    n_liq += 1
+                    empty = True
+                    for e in range(_n_coll(k, rb, lay)):
+                        if rec[k, lay[1] + e] != 0.0:
+                            empty = False
+                            break
+                    if empty:
+                        for e in range(_n_debt(k, rb, lay)):
+                            if rec[k, lay[3] + e] > 0.0:
+                                jj = np.int64(rb[k, lay[2] + e])
+                                burned = rec[k, lay[3] + e] * vd[kc, jj]
+                                rec[k, lay[4]] += burned
+                                def_asset[jj] += burned
+                                deficit += burned
+                                rec[k, lay[3] + e] = 0.0
+                    # still under water at these oracle prices? (they hold until the next scan)
+                    w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
+                    if _liquidatable(w, v):
+                        nxt[n_nxt] = k
+                        n_nxt += 1
+                        pend[k] = _LISTED
+                    else:
+                        _watch(k, w, v, epoch, pend, lhf, lepoch)
+            if n_first > 0:
+                # phase 1 wrote its accounts in profit order: the lists are in account order
+                nxt[:n_nxt].sort()
+                for q in range(n_first):
+                    first[first_k[q]] = 0
             tmp = cur
             cur = nxt
             nxt = tmp

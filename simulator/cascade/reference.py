@@ -18,12 +18,17 @@ One path, step ``t = 0 .. n_steps`` (step 0 is the snapshot itself):
    is 0) and updates an asset when it moved more than the deviation threshold from the last
    answer or the heartbeat elapsed.
 3. Rounds: every account with HF < 1 at oracle prices (listed at the start of the round) is
-   liquidated once, in account order, through the (collateral, debt) pair that pays the
-   liquidator most: proceeds of selling the seized collateral (less the treasury fee) into
-   the pool, minus the debt bought at market price, minus gas. Only a positive profit is
-   acted on. Each sale moves the pool. An account whose collateral is exhausted has its
-   remaining debt burned as deficit (Aave V3.3). After a round that executed something and
-   with no oracle lag, the oracle applies its deviation rule to the moved market, and the
+   liquidated at most once, most profitable first: each listed account's best profit is
+   computed at the round's start, the accounts are sorted by it (those nothing pays for count
+   0; ties in account order), and each is then evaluated again at the current state when its
+   turn comes. An account's best liquidation is over its (collateral, debt) pairs, each sized
+   by ``rules.best_liquidation``: the ``debtToCover`` that maximises proceeds of selling the
+   seized collateral (less the treasury fee) into the pool, minus the debt bought at market
+   price, minus gas, within the close factor and the dust rule
+   (``EngineConfig.liquidator_sizing``). Only a positive profit is acted on. Each sale moves
+   the pool. An account whose collateral is exhausted has its remaining debt burned as
+   deficit (Aave V3.3). After a round that executed something and with no oracle lag, the
+   oracle applies its deviation rule to the moved market, and the
    next round starts. Rounds stop when no account is liquidatable, when a round executes
    nothing, or at ``round_limit`` (counted as a hit when a listed account would still be
    liquidated profitably). The rules end a cascade by themselves (gas and the dust rule
@@ -50,11 +55,10 @@ from simulator.cascade.rules import (
     FLAG_ALL_COLLATERAL,
     FLAG_FULL_DEBT,
     FLAG_INVALID,
+    best_liquidation,
     impact_factor,
     liquidatable,
     oracle_deviates,
-    plan_liquidation,
-    sale_proceeds,
 )
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book
@@ -144,6 +148,7 @@ class _PathRun:
         self, market: Market, config: EngineConfig, paths: PricePaths, path: int, record: bool
     ) -> None:
         self.cfg = config
+        self.optimal = config.liquidator_sizing == "optimal"
         self.path = path
         self.record = record
         self.step_seconds = float(paths.step_seconds)
@@ -237,8 +242,15 @@ class _PathRun:
                 break
             self.round = rounds
             executed = 0
-            for a in listed:
-                if self.liquidate(a):
+            # most profitable first: profits at the round's start (0 when nothing pays),
+            # ties in account order; each is evaluated again when its turn comes
+            start = [self.best_pair(a) for a in listed]
+            order = sorted(
+                range(len(listed)),
+                key=lambda q: (-(start[q][7] if start[q] is not None else 0.0), listed[q]),  # type: ignore[index]
+            )
+            for q in order:
+                if self.liquidate(listed[q]):
                     executed += 1
             rounds += 1
             if executed == 0:
@@ -296,7 +308,7 @@ class _PathRun:
             for j in range(self.n_assets):
                 if self.debt[a][j] <= 0.0:
                     continue
-                repay, seize, fee, flags = plan_liquidation(
+                repay, seize, fee, flags, proceeds, profit = best_liquidation(
                     self.coll[a][i],
                     self.debt[a][j],
                     v,
@@ -309,17 +321,17 @@ class _PathRun:
                     cfg.close_factor_hf,
                     cfg.default_close_factor,
                     cfg.min_leftover_usd,
-                )
-                if flags == FLAG_INVALID:
-                    continue
-                proceeds = sale_proceeds(
                     self.depth[i],
                     self.inventory[i],
                     self.path_price[i],
                     self.dex_fee[i],
-                    (seize - fee) * self.sg[i],
+                    self.sg[i],
+                    self.mkt[j] * self.bg[j],
+                    self.gas_usd,
+                    self.optimal,
                 )
-                profit = proceeds - repay * (self.mkt[j] * self.bg[j]) - self.gas_usd
+                if flags == FLAG_INVALID:
+                    continue
                 if profit > best:
                     best = profit
                     choice = (i, j, repay, seize, fee, flags, proceeds, profit)
