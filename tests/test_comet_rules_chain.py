@@ -51,15 +51,23 @@ def _read(handle: Any, block: int) -> dict[str, Any]:
     }
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    # each example drives the chain; a failure is reported as drawn, without slow shrinking
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(falls=FALLS, spend_share=st.floats(0.05, 0.9), n_absorb=st.integers(1, 4))
-def test_absorb_and_buy_collateral_follow_the_rules(
+def test_absorb_and_buy_collateral_follow_the_rules(comet_devnet: Any) -> None:
+    # the fixture stays outside @given, so hypothesis reports only the drawn values
+    @settings(
+        max_examples=15,
+        deadline=None,
+        # each example drives the chain; a failure is reported as drawn, without slow shrinking
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(falls=FALLS, spend_share=st.floats(0.05, 0.9), n_absorb=st.integers(1, 4))
+    def check(falls: list[float], spend_share: float, n_absorb: int) -> None:
+        _absorb_and_buy(comet_devnet, falls, spend_share, n_absorb)
+
+    check()
+
+
+def _absorb_and_buy(
     comet_devnet: Any, falls: list[float], spend_share: float, n_absorb: int
 ) -> None:
     handle = comet_devnet
