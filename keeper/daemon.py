@@ -66,23 +66,25 @@ from eth_utils import to_checksum_address
 from keeper.adapters.base import AdapterConfig, ProtocolAdapter, Reserve, get_adapter
 from keeper.chain import BlockRef, Chain, ChainSettings
 from keeper.errors import ChainError, ConfigError, ContractMissing, WrongChain
-from keeper.flags import DEFAULT_CLEAR_BLOCKS, Flag, FlagEvent, step
+from keeper.flags import DEFAULT_CLEAR_BLOCKS, Assessment, Flag, FlagEvent, step
 from keeper.metrics import Health, KeeperMetrics, MetricsServer
 from keeper.progress import progress as progress_bar
 from keeper.redact import redact_text, redact_url
 from keeper.sinks import JsonLinesSink, Publisher, Sink, WebhookSink
 from keeper.store import Store
-from keeper.stress_inputs import build_stress_set
+from keeper.stress_inputs import StressInputs, build_stress_set
 from simulator import __version__
 from simulator.stress import (
     DEFAULT_ALPHA,
     DEFAULT_MC_PATHS,
     DEFAULT_MC_SEED,
+    DEFAULT_MIN_USD,
+    RULE_ES,
+    RULE_STRESS,
     SEVERITIES,
     FlagThresholds,
     MarginKind,
     StressEvaluation,
-    StressSet,
     evaluate,
 )
 
@@ -129,6 +131,10 @@ class KeeperSettings:
     """One-day Monte Carlo draws in the stress set (0: none)."""
     mc_seed: int = DEFAULT_MC_SEED
     """Seed of the Monte Carlo draws."""
+    min_usd: float = DEFAULT_MIN_USD
+    """No flag opens for an account with less debt than this, USD (``--min-usd``)."""
+    state_budget: int = 4096
+    """States kept from ``--stress-from`` results (``simulator.states.reduce_states``)."""
     thresholds: FlagThresholds = field(default_factory=FlagThresholds)
     """Severity thresholds (ratios ES / margin) and the clearing ratio."""
     clear_blocks: int = DEFAULT_CLEAR_BLOCKS
@@ -178,6 +184,10 @@ class KeeperSettings:
             raise ConfigError("full_refresh_blocks and clear_blocks must be >= 1")
         if self.poll_interval_s <= 0:
             raise ConfigError("poll_interval_s must be > 0")
+        if not self.min_usd >= 0:
+            raise ConfigError(f"--min-usd {self.min_usd}: expected a USD amount >= 0")
+        if self.state_budget < 1:
+            raise ConfigError(f"--states {self.state_budget}: expected >= 1")
 
     def __repr__(self) -> str:
         # The dataclass repr would print the secret-bearing URLs whole.
@@ -197,6 +207,8 @@ class KeeperSettings:
             "stress_from": str(self.stress_from) if self.stress_from else None,
             "mc_paths": self.mc_paths,
             "mc_seed": self.mc_seed,
+            "min_usd": self.min_usd,
+            "state_budget": self.state_budget,
             "webhook": redact_url(self.webhook_url) if self.webhook_url else None,
             "ws": redact_url(self.ws_url) if self.ws_url else None,
         }
@@ -332,7 +344,7 @@ class Keeper:
         self.server: MetricsServer | None = None
         self.chain_id: int | None = None
         self.book: _Positions | None = None
-        self.stress: StressSet | None = None
+        self.stress: StressInputs | None = None
         self.flags: dict[str, Flag] = {}
         self.prices: np.ndarray | None = None
         self.last: BlockRef | None = None
@@ -623,6 +635,9 @@ class Keeper:
         if evaluated:
             coll, debt, enabled = book.arrays(rows)
             lt = np.array([r.liquidation_threshold for r in book.reserves])
+            bonus = np.array([r.liquidation_bonus for r in book.reserves])
+            fee = np.array([r.protocol_fee for r in book.reserves])
+            stress = self.stress
             # One dedicated thread for the numpy work: a single malloc arena, so the big
             # per-chunk temporaries are reused rather than spread over every pool thread.
             result: StressEvaluation = await self._in_thread(
@@ -633,12 +648,37 @@ class Keeper:
                 enabled.copy(),
                 prices,
                 lt,
-                self.stress,
+                stress.probabilistic,
+                named=stress.named,
+                liquidation_bonus=bonus,
+                protocol_fee=fee,
                 alpha=s.alpha,
                 margin=s.margin,
                 thresholds=s.thresholds,
+                min_usd=s.min_usd,
                 chunk_rows=s.chunk_rows,
             )
+            contributions = stress.contributions
+
+            def details(i: int) -> Assessment:
+                r = result
+                code = int(r.rule[i])
+                name = r.stress_name(i)
+                rule = "es" if code == RULE_ES else f"stress:{name}" if code == RULE_STRESS else ""
+                k = int(r.worst_stress[i])
+                return Assessment(
+                    es_usd=float(r.es_usd[i]),
+                    margin_usd=float(r.margin_usd[i]),
+                    severity=int(r.severity[i]),
+                    safe=bool(r.safe[i]),
+                    rule=rule,
+                    at_risk_usd=float(r.at_risk_usd[i]),
+                    debt_usd=float(r.debt_usd[i]),
+                    stress_name=name,
+                    stress_loss_usd=float(r.stress_loss_usd[i, k]) if k >= 0 else 0.0,
+                    es_contribution_usd=contributions.get(evaluated[i]) if contributions else None,
+                )
+
             changed_flags, events = step(
                 self.flags,
                 evaluated,
@@ -648,6 +688,7 @@ class Keeper:
                 result.safe,
                 n,
                 clear_blocks=s.clear_blocks,
+                details=details,
             )
         await self.db(
             "commit_block",
@@ -702,7 +743,10 @@ class Keeper:
             mc_paths=s.mc_paths,
             mc_seed=s.mc_seed,
             stress_from=s.stress_from,
+            alpha=s.alpha,
+            budget=s.state_budget,
         )
+        self._publish_contribution_shares()
         old = self.book
         self.book = _Positions(reserves, s.full_refresh_blocks)
         if old is not None:
@@ -712,11 +756,34 @@ class Keeper:
 
     def _publish_flag_gauges(self) -> None:
         counts = dict.fromkeys(SEVERITIES[1:], 0)
+        at_risk = dict.fromkeys(SEVERITIES[1:], 0.0)
         for f in self.flags.values():
             if f.status == "open":
                 counts[f.severity] = counts.get(f.severity, 0) + 1
+                at_risk[f.severity] = at_risk.get(f.severity, 0.0) + f.at_risk_usd
         for sev, c in counts.items():
             self.metrics.open_flags.labels(severity=sev).set(c)
+            self.metrics.at_risk_usd.labels(severity=sev).set(at_risk[sev])
+        self._publish_flagged_share()
+
+    def _publish_contribution_shares(self) -> None:
+        """``es_contribution_share{rank}``: the top 10 contributors' shares of the protocol's
+        ES in the ``--stress-from`` results."""
+        stress = self.stress
+        if stress is None or not stress.contributions or stress.protocol_es_usd <= 0:
+            return
+        top = sorted(stress.contributions.values(), reverse=True)[:10]
+        for k, value in enumerate(top, start=1):
+            self.metrics.es_share.labels(rank=str(k)).set(value / stress.protocol_es_usd)
+
+    def _publish_flagged_share(self) -> None:
+        stress = self.stress
+        if stress is None or not stress.contributions or stress.protocol_es_usd <= 0:
+            return
+        flagged = sum(
+            stress.contributions.get(a, 0.0) for a, f in self.flags.items() if f.status == "open"
+        )
+        self.metrics.es_share.labels(rank="flagged").set(flagged / stress.protocol_es_usd)
 
     # -- the loops --------------------------------------------------------------------------
 

@@ -130,8 +130,23 @@ class KeeperMetrics:
             p + "webhook_failures", "Failed webhook POSTs (each attempt)", registry=r
         )
         self.events = Counter(p + "flag_events", "Flag events by kind", ["kind"], registry=r)
-        for k in ("open", "escalate", "clear"):
+        for k in ("open", "escalate", "deescalate", "clear"):
             self.events.labels(kind=k)
+        self.at_risk_usd = Gauge(
+            p + "open_flags_at_risk_usd",
+            "USD at risk (binding loss minus margin) summed over open flags, by severity",
+            ["severity"],
+            registry=r,
+        )
+        for s in SEVERITIES[1:]:
+            self.at_risk_usd.labels(severity=s).set(0)
+        self.es_share = Gauge(
+            p + "es_contribution_share",
+            "Share of the protocol's ES (--stress-from results) of its top contributors, by "
+            "rank (1 = largest); 'flagged' is the share of the accounts with an open flag",
+            ["rank"],
+            registry=r,
+        )
         self.reorgs = Counter(p + "reorgs", "Reorgs detected", registry=r)
         self.loop_errors = Counter(
             p + "loop_errors", "Iterations that failed and were retried", registry=r

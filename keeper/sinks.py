@@ -8,10 +8,13 @@ stable ``event_id``; the only duplicate possible is a crash between a send and i
 
 Webhook body (Slack-compatible: Slack shows ``text``; other receivers read the fields)::
 
-    {"text": ":rotating_light: flag OPEN (high) 0xAbc... ES $12,345 > margin $5,000 at block 123",
+    {"text": ":rotating_light: flag OPEN (medium) 0xAbc...: $7,345 at risk: stressed ES
+              $12,345 > margin $5,000 at block 123",
      "event_id": "123:0xAbc...:open", "kind": "open", "account": "0xAbc...", "block": 123,
      "block_hash": "0x...", "severity": "high", "previous_severity": "none",
-     "es_usd": 12345.0, "margin_usd": 5000.0, "chain_id": 1, "market": "0x87870B..."}
+     "es_usd": 12345.0, "margin_usd": 5000.0, "rule": "es", "at_risk_usd": 7345.0,
+     "debt_usd": 40000.0, "stress_name": "ftx-2022", "stress_loss_usd": 3000.0,
+     "es_contribution_usd": null, "chain_id": 1, "market": "0x87870B..."}
 
 The webhook URL (it carries a secret) never appears in logs, metrics or errors: only its
 scheme and host.
@@ -50,6 +53,7 @@ log = logging.getLogger(__name__)
 _EMOJI = {
     "open": ":rotating_light:",
     "escalate": ":arrow_double_up:",
+    "deescalate": ":arrow_double_down:",
     "clear": ":white_check_mark:",
 }
 
@@ -93,16 +97,29 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
+def _rule_text(rule: str) -> str:
+    if rule.startswith("stress:"):
+        return f"stress {rule[len('stress:') :]} loss"
+    return "stressed ES"
+
+
 def event_text(event: dict[str, Any], *, emoji: bool = True) -> str:
-    """One human line for an event (``emoji``: with a Slack emoji code in front)."""
+    """One human line for an event (``emoji``: with a Slack emoji code in front): the USD
+    at risk, the rule that opened the flag and the loss it compares with the margin."""
     kind = str(event["kind"])
     es, margin = float(event["es_usd"]), float(event["margin_usd"])
+    at_risk = float(event.get("at_risk_usd") or 0.0)
+    rule = str(event.get("rule") or "es")
+    loss = float(event.get("stress_loss_usd") or 0.0) if rule.startswith("stress:") else es
     mark = _EMOJI.get(kind, "") if emoji else ""
     head = f"{mark} flag {kind.upper()} ({event['severity']}) {event['account']}"
     if kind == "clear":
-        detail = f"ES ${es:,.0f} back under margin ${margin:,.0f}"
+        detail = f"{_rule_text(rule)} ${loss:,.0f} back under margin ${margin:,.0f}"
     else:
-        detail = f"stressed ES ${es:,.0f} > margin ${margin:,.0f}"
+        detail = f"${at_risk:,.0f} at risk: {_rule_text(rule)} ${loss:,.0f} > margin ${margin:,.0f}"
+    share = event.get("es_contribution_usd")
+    if share is not None and kind != "clear":
+        detail += f" (ES contribution ${float(share):,.0f})"
     return f"{head.strip()}: {detail} at block {event['block_number']}"
 
 
@@ -119,6 +136,12 @@ def webhook_body(event: dict[str, Any], extra: dict[str, Any] | None = None) -> 
         "previous_severity": event["previous_severity"],
         "es_usd": event["es_usd"],
         "margin_usd": event["margin_usd"],
+        "rule": event.get("rule", "es"),
+        "at_risk_usd": event.get("at_risk_usd", 0.0),
+        "debt_usd": event.get("debt_usd", 0.0),
+        "stress_name": event.get("stress_name", ""),
+        "stress_loss_usd": event.get("stress_loss_usd", 0.0),
+        "es_contribution_usd": event.get("es_contribution_usd"),
     }
     body.update(extra or {})
     return body

@@ -31,7 +31,7 @@ from simulator.errors import ShortfallError
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "Progress", "Store", "StoreError"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: How many recent block hashes are kept for reorg detection.
 HASH_WINDOW = 128
 
@@ -67,13 +67,19 @@ CREATE TABLE IF NOT EXISTS flags (
     es_usd           REAL NOT NULL,
     margin_usd       REAL NOT NULL,
     severity         TEXT NOT NULL,
-    safe_since_block INTEGER
+    safe_since_block INTEGER,
+    rule             TEXT NOT NULL DEFAULT 'es',
+    at_risk_usd      REAL NOT NULL DEFAULT 0,
+    below_since_block INTEGER,
+    below_peak       INTEGER NOT NULL DEFAULT 0,
+    es_contribution_usd REAL
 );
 -- Every open / escalate / clear, in order.
 CREATE TABLE IF NOT EXISTS flag_events (
     seq               INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id          TEXT NOT NULL UNIQUE,
-    kind              TEXT NOT NULL CHECK (kind IN ('open', 'escalate', 'clear')),
+    kind              TEXT NOT NULL
+                      CHECK (kind IN ('open', 'escalate', 'deescalate', 'clear')),
     account           TEXT NOT NULL,
     block_number      INTEGER NOT NULL,
     block_hash        TEXT NOT NULL,
@@ -81,7 +87,13 @@ CREATE TABLE IF NOT EXISTS flag_events (
     previous_severity TEXT NOT NULL,
     es_usd            REAL NOT NULL,
     margin_usd        REAL NOT NULL,
-    created_at        REAL NOT NULL
+    created_at        REAL NOT NULL,
+    rule              TEXT NOT NULL DEFAULT 'es',
+    at_risk_usd       REAL NOT NULL DEFAULT 0,
+    debt_usd          REAL NOT NULL DEFAULT 0,
+    stress_name       TEXT NOT NULL DEFAULT '',
+    stress_loss_usd   REAL NOT NULL DEFAULT 0,
+    es_contribution_usd REAL
 );
 CREATE INDEX IF NOT EXISTS flag_events_account ON flag_events (account, seq);
 -- Messages owed to each sink; written with the event, marked after delivery.
@@ -141,6 +153,8 @@ class Store:
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) == 1:
+            self._migrate_1_to_2()
         elif int(version) != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: schema version {version}; this keeper writes {SCHEMA_VERSION}"
@@ -148,6 +162,50 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def _migrate_1_to_2(self) -> None:
+        """Version 1 -> 2 in one transaction: flags gain the opening rule, USD at risk, the
+        de-escalation run and the ES contribution; flag_events gain the rule, USD at risk,
+        debt, the worst named stress and the contribution, and accept ``deescalate``
+        (SQLite cannot alter a CHECK: the table is copied into its new form). Old rows get
+        rule ``es`` (the only rule version 1 had) and zeros."""
+        db = self._db
+        db.execute("PRAGMA foreign_keys=OFF")
+        # The outbox's REFERENCES flag_events must keep naming the new table, not follow
+        # the old one's rename.
+        db.execute("PRAGMA legacy_alter_table=ON")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for col, decl in (
+                ("rule", "TEXT NOT NULL DEFAULT 'es'"),
+                ("at_risk_usd", "REAL NOT NULL DEFAULT 0"),
+                ("below_since_block", "INTEGER"),
+                ("below_peak", "INTEGER NOT NULL DEFAULT 0"),
+                ("es_contribution_usd", "REAL"),
+            ):
+                db.execute(f"ALTER TABLE flags ADD COLUMN {col} {decl}")
+            db.execute("ALTER TABLE flag_events RENAME TO flag_events_v1")
+            db.execute("DROP INDEX IF EXISTS flag_events_account")
+            start = _SCHEMA.index("CREATE TABLE IF NOT EXISTS flag_events")
+            end = _SCHEMA.index("-- Messages owed")
+            for stmt in _SCHEMA[start:end].split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute(
+                "INSERT INTO flag_events (seq, event_id, kind, account, block_number, "
+                "block_hash, severity, previous_severity, es_usd, margin_usd, created_at) "
+                "SELECT seq, event_id, kind, account, block_number, block_hash, severity, "
+                "previous_severity, es_usd, margin_usd, created_at FROM flag_events_v1"
+            )
+            db.execute("DROP TABLE flag_events_v1")
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.execute("PRAGMA legacy_alter_table=OFF")
+            db.execute("PRAGMA foreign_keys=ON")
 
     # -- meta -------------------------------------------------------------------------------
 
@@ -199,7 +257,8 @@ class Store:
     def flags(self) -> dict[str, Flag]:
         rows = self._db.execute(
             "SELECT account, status, severity, first_block, last_block, es_usd, margin_usd, "
-            "safe_since_block FROM flags"
+            "safe_since_block, rule, at_risk_usd, below_since_block, below_peak, "
+            "es_contribution_usd FROM flags"
         ).fetchall()
         return {
             str(r[0]): Flag(
@@ -211,6 +270,11 @@ class Store:
                 es_usd=float(r[5]),
                 margin_usd=float(r[6]),
                 safe_since=None if r[7] is None else int(r[7]),
+                rule=str(r[8]),
+                at_risk_usd=float(r[9]),
+                below_since=None if r[10] is None else int(r[10]),
+                below_peak=int(r[11]),
+                es_contribution_usd=None if r[12] is None else float(r[12]),
             )
             for r in rows
         }
@@ -281,11 +345,16 @@ class Store:
                 )
             db.executemany(
                 "INSERT INTO flags (account, status, first_block, last_block, es_usd, "
-                "margin_usd, severity, safe_since_block) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "margin_usd, severity, safe_since_block, rule, at_risk_usd, below_since_block, "
+                "below_peak, es_contribution_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (account) DO UPDATE SET status = excluded.status, "
                 "first_block = excluded.first_block, last_block = excluded.last_block, "
                 "es_usd = excluded.es_usd, margin_usd = excluded.margin_usd, "
-                "severity = excluded.severity, safe_since_block = excluded.safe_since_block",
+                "severity = excluded.severity, safe_since_block = excluded.safe_since_block, "
+                "rule = excluded.rule, at_risk_usd = excluded.at_risk_usd, "
+                "below_since_block = excluded.below_since_block, "
+                "below_peak = excluded.below_peak, "
+                "es_contribution_usd = excluded.es_contribution_usd",
                 (
                     (
                         f.account,
@@ -296,6 +365,11 @@ class Store:
                         f.margin_usd,
                         f.severity,
                         f.safe_since,
+                        f.rule,
+                        f.at_risk_usd,
+                        f.below_since,
+                        f.below_peak,
+                        f.es_contribution_usd,
                     )
                     for f in flags
                 ),
@@ -303,8 +377,9 @@ class Store:
             for ev in events:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO flag_events (event_id, kind, account, block_number, "
-                    "block_hash, severity, previous_severity, es_usd, margin_usd, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "block_hash, severity, previous_severity, es_usd, margin_usd, created_at, "
+                    "rule, at_risk_usd, debt_usd, stress_name, stress_loss_usd, "
+                    "es_contribution_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         ev.event_id,
                         ev.kind,
@@ -316,6 +391,12 @@ class Store:
                         ev.es_usd,
                         ev.margin_usd,
                         now,
+                        ev.rule,
+                        ev.at_risk_usd,
+                        ev.debt_usd,
+                        ev.stress_name,
+                        ev.stress_loss_usd,
+                        ev.es_contribution_usd,
                     ),
                 )
                 if cur.rowcount:
@@ -389,8 +470,8 @@ class Store:
     def dump_flags(self) -> list[dict[str, Any]]:
         """The flags table as plain rows sorted by account (for tests and ``--json``)."""
         rows = self._db.execute(
-            "SELECT account, status, first_block, last_block, es_usd, margin_usd, severity "
-            "FROM flags ORDER BY account"
+            "SELECT account, status, first_block, last_block, es_usd, margin_usd, severity, "
+            "rule, at_risk_usd FROM flags ORDER BY account"
         ).fetchall()
         return [dict(r) for r in rows]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,16 @@ from simulator.errors import ResultsError, ScenarioError
 from simulator.scenarios.library import DEFAULT_SCENARIO, list_scenarios, load_scenario
 from simulator.stress import DEFAULT_MC_PATHS, DEFAULT_MC_SEED, StressSet
 
-__all__ = ["WORST_MOVE_PREFIX", "build_stress_set", "default_named_scenarios", "results_stress_set"]
+__all__ = [
+    "STATES_FILE",
+    "WORST_MOVE_PREFIX",
+    "StressInputs",
+    "build_stress_set",
+    "default_named_scenarios",
+    "results_stress_set",
+]
+
+STATES_FILE = "states.parquet"
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +85,35 @@ def _scenario_set(name: str, symbols: Sequence[str], n_paths: int, seed: int) ->
     return out.aligned(symbols)
 
 
-def results_stress_set(results_dir: str | Path, symbols: Sequence[str]) -> StressSet:
-    """One scenario per simulated path of a results directory: its worst move per asset.
+def results_stress_set(
+    results_dir: str | Path,
+    symbols: Sequence[str],
+    *,
+    alpha: float = 0.975,
+    budget: int = 4096,
+    seed: int = 0,
+) -> StressSet:
+    """The joint market states of a results directory (``states.parquet``), reduced to
+    ``budget`` states by ``simulator.states.reduce_states``; for results written before
+    ``states.parquet`` existed, one scenario per path: its worst move per asset.
 
     The directory is loaded and validated by ``simulator.results.load_results``.
     """
     from simulator.results import load_results
 
     results = load_results(results_dir)
+    states_file = Path(results_dir) / STATES_FILE
+    if states_file.is_file():
+        from simulator.states import load_states, reduce_states
+
+        states = load_states(states_file, symbols)
+        return reduce_states(states, alpha=alpha, budget=budget, seed=seed)
+    log.warning(
+        "%s: no %s (results from an older simulate); using each path's worst move per asset, "
+        "not a joint state of the market",
+        results_dir,
+        STATES_FILE,
+    )
     frame = results.paths
     columns = {
         str(c)[len(WORST_MOVE_PREFIX) :]: str(c)
@@ -114,6 +145,19 @@ def results_stress_set(results_dir: str | Path, symbols: Sequence[str]) -> Stres
     return StressSet.from_scenarios(tuple(symbols), labels, weights)
 
 
+@dataclass(frozen=True, slots=True)
+class StressInputs:
+    """The keeper's two stress sets: the probabilistic one (its ES is compared with the
+    margin) and the named stresses (each scored alone as the worst loss along its path)."""
+
+    probabilistic: StressSet | None
+    named: StressSet | None
+    contributions: dict[str, float] = field(default_factory=dict)
+    """Account -> Euler contribution to the protocol's ES (``--stress-from`` only), USD."""
+    protocol_es_usd: float = 0.0
+    """The protocol's ES in the ``--stress-from`` results, USD (0 without)."""
+
+
 def build_stress_set(
     symbols: Sequence[str],
     scenarios: Sequence[str] | None = None,
@@ -121,25 +165,43 @@ def build_stress_set(
     mc_paths: int = DEFAULT_MC_PATHS,
     mc_seed: int = DEFAULT_MC_SEED,
     stress_from: str | Path | None = None,
-) -> StressSet:
-    """The keeper's stress set for a market with assets ``symbols`` (see the module doc)."""
+    alpha: float = 0.975,
+    budget: int = 4096,
+) -> StressInputs:
+    """The keeper's stress sets for a market with assets ``symbols`` (see the module doc)."""
     names = default_named_scenarios() if scenarios is None else list(scenarios)
     parts: list[StressSet] = [_scenario_set(n, symbols, mc_paths, mc_seed) for n in names]
+    named = None
+    if parts:
+        named = parts[0]
+        for p in parts[1:]:
+            named = named.concat(p)
+    contributions: dict[str, float] = {}
+    protocol_es = 0.0
     if stress_from is not None:
-        # Weighted (importance-sampled) paths keep their weights within their share of the
-        # union (``StressSet.concat``).
-        parts.append(results_stress_set(stress_from, symbols))
+        probabilistic: StressSet | None = results_stress_set(
+            stress_from, symbols, alpha=alpha, budget=budget
+        )
+        from simulator.results import load_results
+
+        res = load_results(stress_from)
+        contributions = {
+            str(a): float(v)
+            for a, v in zip(
+                res.contributions["account"], res.contributions["es_contribution_usd"], strict=True
+            )
+        }
+        protocol_es = float(res.summary["es_usd"])
     elif mc_paths > 0:
-        parts.append(_scenario_set(DEFAULT_SCENARIO, symbols, mc_paths, mc_seed))
-    if not parts:
+        probabilistic = _scenario_set(DEFAULT_SCENARIO, symbols, mc_paths, mc_seed)
+    else:
+        probabilistic = None
+    if probabilistic is None and named is None:
         raise ScenarioError("the stress set is empty: name a scenario or keep the Monte Carlo set")
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.concat(p)
     log.info(
-        "stress set: %d scenarios (%d price points) over %s",
-        out.n_scenarios,
-        out.n_points,
+        "stress sets: %s probabilistic states, %d named stresses, over %s",
+        "no" if probabilistic is None else probabilistic.n_points,
+        0 if named is None else named.n_scenarios,
         ", ".join(symbols),
     )
-    return out
+    return StressInputs(probabilistic, named, contributions, protocol_es)

@@ -10,6 +10,9 @@ Files (formats in the README):
 * ``asset_contributions.parquet``: the same per debt reserve.
 * ``timeline.parquet``: per step of the median, VaR and worst paths: market prices,
   cumulative liquidated volume, mark-to-market shortfall.
+* ``states.parquet`` (when recorded): per path and step the market price multiplier of every
+  asset, the path's weight and shortfall (``simulator.states``; the keeper's
+  ``--stress-from``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ PATHS_FILE = "paths.parquet"
 CONTRIBUTIONS_FILE = "contributions.parquet"
 ASSET_CONTRIBUTIONS_FILE = "asset_contributions.parquet"
 TIMELINE_FILE = "timeline.parquet"
+#: Optional: per path and step the market multipliers (``simulator.states``).
+STATES_FILE = "states.parquet"
 #: The files of a results directory, and the only ones it holds.
 RESULTS_FILES: tuple[str, ...] = (
     SUMMARY_FILE,
@@ -61,6 +66,7 @@ RESULTS_FILES: tuple[str, ...] = (
     CONTRIBUTIONS_FILE,
     ASSET_CONTRIBUTIONS_FILE,
     TIMELINE_FILE,
+    STATES_FILE,
 )
 
 #: Keys every summary.json has.
@@ -244,6 +250,13 @@ def save_results(result: SimulationResult, path: str | Path) -> Path:
         write_parquet(contributions, tmp / CONTRIBUTIONS_FILE)
         write_parquet(result.asset_table(), tmp / ASSET_CONTRIBUTIONS_FILE)
         write_parquet(result.timeline, tmp / TIMELINE_FILE)
+        if result.market_states is not None:
+            from simulator.states import states_frame
+
+            frame = states_frame(
+                result.symbols, result.market_states, result.weights, result.shortfall_usd
+            )
+            write_parquet(frame, tmp / STATES_FILE)
     return Path(path)
 
 

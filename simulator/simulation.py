@@ -210,6 +210,9 @@ class SimulationResult:
             results are unaffected).
         scenario_kind: ``stress``, ``montecarlo`` or ``historical`` (``None`` for given
             ``PricePaths``).
+        market_states: market price multipliers (scenario x impact) relative to the
+            snapshot at the end of every step of every path, ``(n_paths, n_steps + 1,
+            n_assets)``, when recorded (the engine does not trace oracle prices).
     """
 
     scenario: str
@@ -244,6 +247,7 @@ class SimulationResult:
     software_version: str = __version__
     reruns: int = 0
     scenario_kind: str | None = None
+    market_states: FloatArray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -296,11 +300,12 @@ def _run_chunks(
     bounds: list[tuple[int, int]],
     executor: Any,
     progress: Callable[[int], None] | None,
+    trace: bool = False,
 ) -> list[ChunkResult]:
     if executor is None or executor == "local":
         out = []
         for a, z in bounds:
-            out.append(simulate_chunk(book, source, n_paths, seed, a, z, config))
+            out.append(simulate_chunk(book, source, n_paths, seed, a, z, config, trace))
             if progress is not None:
                 progress(z - a)
         return out
@@ -316,7 +321,7 @@ def _run_chunks(
         book_ref = executor.scatter(book, broadcast=True)
         source_ref = executor.scatter(source, broadcast=True)
     futures = [
-        executor.submit(simulate_chunk, book_ref, source_ref, n_paths, seed, a, z, config)
+        executor.submit(simulate_chunk, book_ref, source_ref, n_paths, seed, a, z, config, trace)
         for a, z in bounds
     ]
     results = []
@@ -423,6 +428,7 @@ def simulate(
     executor: Any = None,
     chunk_paths: int = DEFAULT_CHUNK_PATHS,
     progress: Callable[[int], None] | None = None,
+    record_states: bool = False,
 ) -> SimulationResult:
     """Replay liquidation cascades of ``snapshot`` under ``scenario`` and measure shortfall.
 
@@ -440,6 +446,8 @@ def simulate(
             executor, a ``dask.distributed.Client``) runs them there.
         chunk_paths: paths per chunk; results do not depend on it.
         progress: called with the number of paths finished after each chunk.
+        record_states: trace every path and keep its per-step market prices
+            (``SimulationResult.market_states``, written as ``states.parquet``).
 
     Returns:
         A frozen ``SimulationResult``.
@@ -458,7 +466,9 @@ def simulate(
     if n_paths < 1:
         raise InputError(f"n_paths = {n_paths}; expected >= 1")
     bounds = _chunks(n_paths, chunk_paths)
-    chunks = _run_chunks(book, source, n_paths, seed, config, bounds, executor, progress)
+    chunks = _run_chunks(
+        book, source, n_paths, seed, config, bounds, executor, progress, record_states
+    )
 
     outs = [c.output for c in chunks]
     cat = np.concatenate
@@ -545,7 +555,16 @@ def simulate(
         runtime_s=time.perf_counter() - started,
         reruns=sum(o.reruns for o in outs),
         scenario_kind=getattr(source, "kind", None),
+        market_states=_market_states(outs) if record_states else None,
     )
+
+
+def _market_states(outs: Sequence[CascadeOutput]) -> FloatArray | None:
+    """Traced market multipliers of every path, ``(n_paths, n_steps + 1, n_assets)``."""
+    traces = [o.trace_market for o in outs]
+    if any(t is None for t in traces):
+        return None
+    return np.concatenate([np.asarray(t, dtype=np.float64) for t in traces], axis=0)
 
 
 def _timeline(

@@ -47,7 +47,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -58,17 +58,26 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_MC_PATHS",
     "DEFAULT_MC_SEED",
+    "DEFAULT_MIN_USD",
     "MARGIN_KINDS",
+    "RULE_ES",
+    "RULE_NAMES",
+    "RULE_NONE",
+    "RULE_STRESS",
     "SEVERITIES",
     "FlagThresholds",
+    "LiquidationRules",
     "MarginKind",
+    "Severity",
     "StressEvaluation",
     "StressSet",
     "classify",
     "es_rows",
+    "es_weighted",
     "evaluate",
     "exposure_usd",
     "margin_usd",
+    "point_losses",
     "scenario_losses",
     "stressed_es",
     "stressed_es_reference",
@@ -265,25 +274,6 @@ class FlagThresholds:
             raise InputError(f"clear_ratio = {self.clear_ratio!r}; expected in (0, 1]")
 
 
-@dataclass(frozen=True, slots=True)
-class StressEvaluation:
-    """Per-account result of one evaluation; every array has shape ``(n_accounts,)``.
-
-    Attributes:
-        es_usd: stressed expected shortfall of the account's equity loss, USD.
-        margin_usd: posted margin (equity or liquidation buffer), USD.
-        debt_usd: debt value, USD.
-        severity: 0 not over the margin, 1 low, 2 medium, 3 high, 4 critical.
-        safe: ES is below the clearing threshold (the account may clear).
-    """
-
-    es_usd: FloatArray
-    margin_usd: FloatArray
-    debt_usd: FloatArray
-    severity: npt.NDArray[np.int8]
-    safe: BoolArray
-
-
 def _effective_collateral(
     collateral: FloatArray, enabled: BoolArray, liquidation_threshold: FloatArray
 ) -> FloatArray:
@@ -449,30 +439,487 @@ def stressed_es_reference(
     return out
 
 
+#: Severity by USD at risk (loss above margin): a flag's severity is the lower of its ratio
+#: grade and its USD grade, so an account with little at stake is never ``critical``.
+#: ``low`` below ``usd_medium``, ``medium`` below ``usd_high``, ``high`` below
+#: ``usd_critical``, ``critical`` above.
+DEFAULT_MIN_USD = 100.0
+
+#: Rule codes of ``StressEvaluation.rule``: why an account is over its margin.
+RULE_NONE, RULE_ES, RULE_STRESS = 0, 1, 2
+RULE_NAMES: tuple[str, ...] = ("none", "es", "stress")
+
+
+@dataclass(frozen=True, slots=True)
+class Severity:
+    """USD grades of the severity table (see ``classify``)."""
+
+    usd_medium: float = 10_000.0
+    usd_high: float = 100_000.0
+    usd_critical: float = 1_000_000.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.usd_medium < self.usd_high < self.usd_critical:
+            raise InputError("USD severity grades must satisfy 0 < medium < high < critical")
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationRules:
+    """The close-factor and dust constants ``plan_liquidation`` needs (Aave V3.3, the
+    engine's defaults in ``simulator.cascade.EngineConfig``)."""
+
+    close_factor_threshold_usd: float = 2000.0
+    close_factor_hf: float = 0.95
+    default_close_factor: float = 0.5
+    min_leftover_usd: float = 1000.0
+
+    @classmethod
+    def from_engine(cls) -> LiquidationRules:
+        from simulator.cascade import EngineConfig
+
+        c = EngineConfig()
+        return cls(
+            c.close_factor_threshold_usd,
+            c.close_factor_hf,
+            c.default_close_factor,
+            c.min_leftover_usd,
+        )
+
+
 def classify(
     es_usd: FloatArray,
     margin: FloatArray,
     debt_usd: FloatArray,
     thresholds: FlagThresholds | None = None,
+    *,
+    stress_loss_usd: FloatArray | None = None,
+    min_usd: float = 0.0,
+    usd_grades: Severity | None = None,
 ) -> tuple[npt.NDArray[np.int8], BoolArray]:
     """Severity code (0 none .. 4 critical) and the *safe* mask per account.
 
-    Over: debt > 0 and ES > margin. Severity by ES / margin; margin <= 0 is critical.
-    Safe: no debt, or ES < margin - (1 - clear_ratio) x |margin|.
+    Over: debt >= ``min_usd`` (and > 0) and the binding loss (the larger of ES and the worst
+    named stress loss, ``stress_loss_usd`` ``(n_accounts,)``) exceeds the margin. Severity is
+    the lower of two grades: the ratio loss / margin (``low`` <= 1.25 < ``medium`` <= 2 <
+    ``high`` <= 4 < ``critical``; margin <= 0 grades critical) and the USD at risk, loss -
+    margin (``low`` < $10k <= ``medium`` < $100k <= ``high`` < $1M <= ``critical``).
+    Safe: debt below ``min_usd`` (or none), or loss < margin - (1 - clear_ratio) x |margin|.
     """
     t = thresholds or FlagThresholds()
+    g = usd_grades or Severity()
     es = np.asarray(es_usd, dtype=np.float64)
+    loss = es if stress_loss_usd is None else np.maximum(es, stress_loss_usd)
     m = np.asarray(margin, dtype=np.float64)
-    has_debt = np.asarray(debt_usd, dtype=np.float64) > 0.0
-    over = has_debt & (es > m)
+    d = np.asarray(debt_usd, dtype=np.float64)
+    sized = (d > 0.0) & (d >= min_usd)
+    over = sized & (loss > m)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(m > 0.0, es / np.where(m > 0.0, m, 1.0), np.inf)
-    sev = np.where(
+        ratio = np.where(m > 0.0, loss / np.where(m > 0.0, m, 1.0), np.inf)
+    by_ratio = np.where(
         ratio > t.critical, 4, np.where(ratio > t.high, 3, np.where(ratio > t.medium, 2, 1))
     )
-    severity = np.where(over, sev, 0).astype(np.int8)
-    safe = ~has_debt | (es < m - (1.0 - t.clear_ratio) * np.abs(m))
+    at_risk = loss - m
+    by_usd = np.where(
+        at_risk >= g.usd_critical,
+        4,
+        np.where(at_risk >= g.usd_high, 3, np.where(at_risk >= g.usd_medium, 2, 1)),
+    )
+    severity = np.where(over, np.minimum(by_ratio, by_usd), 0).astype(np.int8)
+    safe = ~sized | (loss < m - (1.0 - t.clear_ratio) * np.abs(m))
     return severity, np.asarray(safe, dtype=np.bool_)
+
+
+@dataclass(frozen=True, slots=True)
+class StressEvaluation:
+    """Per-account result of one evaluation; arrays ``(n_accounts,)`` unless said.
+
+    Attributes:
+        es_usd: ES at alpha of the account's loss over the probabilistic set, USD (0 for an
+            account below ``min_usd`` of debt, which is never flagged).
+        margin_usd: posted margin (equity or liquidation buffer), USD.
+        debt_usd: debt value, USD.
+        stress_loss_usd: worst loss along each named stress path, ``(n_accounts, n_named)``.
+        stress_names: the named stresses, in column order.
+        worst_stress: column of the worst named loss, -1 without named stresses.
+        at_risk_usd: binding loss minus margin, clipped at 0, USD.
+        rule: ``RULE_ES`` when ES exceeds the margin, else ``RULE_STRESS`` when a named
+            stress loss does, else ``RULE_NONE``.
+        severity: 0 not over the margin, 1 low, 2 medium, 3 high, 4 critical.
+        safe: the binding loss is below the clearing threshold (the account may clear).
+    """
+
+    es_usd: FloatArray
+    margin_usd: FloatArray
+    debt_usd: FloatArray
+    stress_loss_usd: FloatArray
+    stress_names: tuple[str, ...]
+    worst_stress: IntArray
+    at_risk_usd: FloatArray
+    rule: npt.NDArray[np.int8]
+    severity: npt.NDArray[np.int8]
+    safe: BoolArray
+
+    def stress_name(self, i: int) -> str:
+        k = int(self.worst_stress[i])
+        return "" if k < 0 else self.stress_names[k]
+
+
+# -- the kernels ------------------------------------------------------------------------------
+
+_PLAN: Any = None
+
+
+def _kernels() -> tuple[Any, Any]:  # also builds the fused ``state_es`` (``_PLAN[2]``)
+    """Compile (once) the state-loss and tail kernels; ``plan_liquidation`` is the engine's
+    own rule, compiled here as the fast engine compiles it."""
+    global _PLAN
+    if _PLAN is not None:
+        return _PLAN[0], _PLAN[1]
+    import numba
+
+    from simulator.cascade import rules
+
+    plan = numba.njit(cache=False, nogil=True, error_model="numpy")(rules.plan_liquidation)
+    invalid = rules.FLAG_INVALID
+
+    @numba.njit(parallel=True, nogil=True, error_model="numpy", cache=False)
+    def state_losses(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+        coll,
+        debt,
+        price,
+        lt,
+        bonus,
+        fee,
+        points,
+        margin_now,
+        margin_at,
+        weighted_at,
+        debt_at,
+        buffer_units,
+        cft,
+        cfh,
+        dcf,
+        mlo,
+    ):
+        n, s = margin_at.shape
+        m = coll.shape[1]
+        out = np.empty((n, s))
+        for i in numba.prange(n):
+            for k in range(s):
+                loss = margin_now[i] - margin_at[i, k]
+                dv = debt_at[i, k]
+                wv = weighted_at[i, k]
+                if dv > 0.0 and wv < dv:
+                    jc, jd = -1, -1
+                    bc, bd = 0.0, 0.0
+                    for j in range(m):
+                        q = price[j] * points[k, j]
+                        if coll[i, j] * q > bc:
+                            bc, jc = coll[i, j] * q, j
+                        if debt[i, j] * q > bd:
+                            bd, jd = debt[i, j] * q, j
+                    if jc >= 0 and jd >= 0:
+                        pc = price[jc] * points[k, jc]
+                        pd = price[jd] * points[k, jd]
+                        repay, seize, _f, flags = plan(
+                            coll[i, jc],
+                            debt[i, jd],
+                            dv,
+                            wv / dv,
+                            pc,
+                            pd,
+                            bonus[i, jc],
+                            fee[jc],
+                            cft,
+                            cfh,
+                            dcf,
+                            mlo,
+                        )
+                        if flags != invalid:
+                            cost = max(0.0, seize * pc - repay * pd)
+                            loss += cost * lt[i, jc] if buffer_units else cost
+                out[i, k] = loss
+        return out
+
+    @numba.njit(parallel=True, nogil=True, error_model="numpy", cache=False)
+    def tail_means(losses, weights, tail):  # type: ignore[no-untyped-def]  # compiled
+        n, s = losses.shape
+        out = np.empty(n)
+        for i in numba.prange(n):
+            v = losses[i].copy()
+            w = weights.copy()
+            lo, hi = 0, s
+            mass, total = 0.0, 0.0
+            while lo < hi:
+                a, b, c = v[lo], v[(lo + hi) // 2], v[hi - 1]
+                pivot = max(min(a, b), min(max(a, b), c))
+                # three-way partition of [lo, hi): > pivot, == pivot, < pivot
+                gt, j, lt_ = lo, lo, hi
+                while j < lt_:
+                    if v[j] > pivot:
+                        v[gt], v[j] = v[j], v[gt]
+                        w[gt], w[j] = w[j], w[gt]
+                        gt += 1
+                        j += 1
+                    elif v[j] < pivot:
+                        lt_ -= 1
+                        v[lt_], v[j] = v[j], v[lt_]
+                        w[lt_], w[j] = w[j], w[lt_]
+                    else:
+                        j += 1
+                m_gt, s_gt = 0.0, 0.0
+                for q in range(lo, gt):
+                    m_gt += w[q]
+                    s_gt += w[q] * v[q]
+                if mass + m_gt >= tail and gt > lo:
+                    hi = gt
+                    continue
+                mass += m_gt
+                total += s_gt
+                m_eq = 0.0
+                for q in range(gt, lt_):
+                    m_eq += w[q]
+                take = min(m_eq, tail - mass)
+                total += take * pivot
+                mass += take
+                if mass >= tail - 1e-15:
+                    break
+                lo = lt_
+            out[i] = total / tail
+        return out
+
+    @numba.njit(inline="always")
+    def _sift_down(hv, hw, h):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+        i = 0
+        while True:
+            left = 2 * i + 1
+            if left >= h:
+                return
+            c = left
+            if left + 1 < h and hv[left + 1] < hv[left]:
+                c = left + 1
+            if hv[c] >= hv[i]:
+                return
+            hv[i], hv[c] = hv[c], hv[i]
+            hw[i], hw[c] = hw[c], hw[i]
+            i = c
+
+    @numba.njit(parallel=True, nogil=True, error_model="numpy", cache=False)
+    def state_es(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+        coll,
+        debt,
+        price,
+        lt,
+        bonus,
+        fee,
+        points,
+        margin_now,
+        margin_at,
+        buffer_at,
+        buffer_units,
+        weights,
+        tail,
+        cft,
+        cfh,
+        dcf,
+        mlo,
+    ):
+        """ES per account over single-point scenarios, the losses never stored: a min-heap
+        keeps the fewest largest losses whose mass reaches the tail."""
+        n, s = margin_at.shape
+        m = coll.shape[1]
+        out = np.empty(n)
+        for i in numba.prange(n):
+            hv = np.empty(s)
+            hw = np.empty(s)
+            h = 0
+            mass = 0.0
+            for k in range(s):
+                loss = margin_now[i] - margin_at[i, k]
+                if buffer_at[i, k] < 0.0:
+                    dv = 0.0
+                    jc, jd = -1, -1
+                    bc, bd = 0.0, 0.0
+                    for j in range(m):
+                        q = price[j] * points[k, j]
+                        dv += debt[i, j] * q
+                        if coll[i, j] * q > bc:
+                            bc, jc = coll[i, j] * q, j
+                        if debt[i, j] * q > bd:
+                            bd, jd = debt[i, j] * q, j
+                    if dv > 0.0 and jc >= 0 and jd >= 0:
+                        wv = buffer_at[i, k] + dv
+                        pc = price[jc] * points[k, jc]
+                        pd = price[jd] * points[k, jd]
+                        repay, seize, _f, flags = plan(
+                            coll[i, jc],
+                            debt[i, jd],
+                            dv,
+                            wv / dv,
+                            pc,
+                            pd,
+                            bonus[i, jc],
+                            fee[jc],
+                            cft,
+                            cfh,
+                            dcf,
+                            mlo,
+                        )
+                        if flags != invalid:
+                            cost = max(0.0, seize * pc - repay * pd)
+                            loss += cost * lt[i, jc] if buffer_units else cost
+                wk = weights[k]
+                if h > 0 and mass >= tail and loss <= hv[0]:
+                    continue
+                # push
+                j = h
+                hv[j] = loss
+                hw[j] = wk
+                h += 1
+                mass += wk
+                while j > 0:
+                    parent = (j - 1) // 2
+                    if hv[parent] <= hv[j]:
+                        break
+                    hv[parent], hv[j] = hv[j], hv[parent]
+                    hw[parent], hw[j] = hw[j], hw[parent]
+                    j = parent
+                # pop the minimum while the rest still covers the tail
+                while h > 1 and mass - hw[0] >= tail:
+                    mass -= hw[0]
+                    h -= 1
+                    hv[0] = hv[h]
+                    hw[0] = hw[h]
+                    _sift_down(hv, hw, h)
+            total = 0.0
+            for q in range(1, h):
+                total += hv[q] * hw[q]
+            above = mass - hw[0]
+            total += hv[0] * min(hw[0], tail - above)
+            out[i] = total / tail
+        return out
+
+    _PLAN = (state_losses, tail_means, state_es)
+    return state_losses, tail_means
+
+
+def _as_rows(a: npt.ArrayLike, n: int, m: int) -> FloatArray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = np.broadcast_to(arr[None, :], (n, m))
+    return np.ascontiguousarray(arr)
+
+
+def point_losses(
+    coll: FloatArray,
+    debt: FloatArray,
+    price: FloatArray,
+    lt: FloatArray,
+    bonus: FloatArray,
+    fee: FloatArray,
+    points: FloatArray,
+    kind: MarginKind,
+    rules: LiquidationRules,
+) -> FloatArray:
+    """Loss of each account at each point, USD, ``(n_accounts, n_points)``.
+
+    ``coll`` is the collateral that counts (token units), ``lt`` and ``bonus`` per account
+    and asset (e-mode where it applies). Loss = margin now - margin at the point, plus, where
+    the point leaves the account liquidatable (HF < 1), the bonus on what a liquidation there
+    would seize (``simulator.cascade.rules.plan_liquidation`` on the largest collateral and
+    debt reserves at the point's prices), LT-weighted for ``liquidation-buffer``.
+    """
+    state_losses, _ = _kernels()
+    w_now = (coll * lt) @ price
+    d_now = debt @ price
+    c_now = coll @ price
+    margin_now = c_now - d_now if kind == "equity" else w_now - d_now
+    pts = np.ascontiguousarray(points, dtype=np.float64)
+    weighted_at = (coll * lt * price) @ pts.T
+    debt_at = (debt * price) @ pts.T
+    margin_at = (coll * price) @ pts.T - debt_at if kind == "equity" else weighted_at - debt_at
+    out: FloatArray = state_losses(
+        np.ascontiguousarray(coll),
+        np.ascontiguousarray(debt),
+        price,
+        lt,
+        bonus,
+        fee,
+        pts,
+        margin_now,
+        margin_at,
+        weighted_at,
+        debt_at,
+        kind == "liquidation-buffer",
+        rules.close_factor_threshold_usd,
+        rules.close_factor_hf,
+        rules.default_close_factor,
+        rules.min_leftover_usd,
+    )
+    return out
+
+
+def _states_es(
+    coll: FloatArray,
+    debt: FloatArray,
+    price: FloatArray,
+    lt: FloatArray,
+    bonus: FloatArray,
+    fee: FloatArray,
+    stress: StressSet,
+    kind: MarginKind,
+    rules: LiquidationRules,
+    alpha: float,
+) -> FloatArray:
+    """ES over a set of single-point scenarios (the loss of ``point_losses``), fused: the
+    linear parts by two matrix products, liquidation costs and the tail in one kernel."""
+    _check_alpha(alpha)
+    _kernels()
+    state_es = _PLAN[2]
+    pts = np.ascontiguousarray(stress.points, dtype=np.float64)
+    n = pts.shape[0]
+    w = np.full(n, 1.0 / n) if stress.weights is None else stress.weights / stress.weights.sum()
+    buffer_x = (coll * lt - debt) * price
+    buffer_at = buffer_x @ pts.T
+    if kind == "equity":
+        margin_x = (coll - debt) * price
+        margin_at = margin_x @ pts.T
+    else:
+        margin_x = buffer_x
+        margin_at = buffer_at
+    out: FloatArray = state_es(
+        np.ascontiguousarray(coll),
+        np.ascontiguousarray(debt),
+        price,
+        lt,
+        bonus,
+        fee,
+        pts,
+        margin_x.sum(axis=1),
+        margin_at,
+        buffer_at,
+        kind == "liquidation-buffer",
+        np.ascontiguousarray(w),
+        1.0 - float(alpha),
+        rules.close_factor_threshold_usd,
+        rules.close_factor_hf,
+        rules.default_close_factor,
+        rules.min_leftover_usd,
+    )
+    return out
+
+
+def es_weighted(losses: FloatArray, alpha: float, weights: FloatArray | None = None) -> FloatArray:
+    """Acerbi-Tasche ES per row, as ``es_rows``, by a weighted three-way quickselect per row
+    (expected linear time, compiled, rows in parallel)."""
+    _check_alpha(alpha)
+    _, tail_means = _kernels()
+    loss = np.ascontiguousarray(losses, dtype=np.float64)
+    n = loss.shape[1]
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    out: FloatArray = tail_means(loss, w, 1.0 - float(alpha))
+    return out
 
 
 def evaluate(
@@ -481,34 +928,94 @@ def evaluate(
     collateral_enabled: npt.ArrayLike,
     price_usd: npt.ArrayLike,
     liquidation_threshold: npt.ArrayLike,
-    stress: StressSet,
+    stress: StressSet | None,
     *,
+    named: StressSet | None = None,
+    liquidation_bonus: npt.ArrayLike | None = None,
+    protocol_fee: npt.ArrayLike | None = None,
     alpha: float = DEFAULT_ALPHA,
     margin: MarginKind = "equity",
     thresholds: FlagThresholds | None = None,
+    usd_grades: Severity | None = None,
+    min_usd: float = DEFAULT_MIN_USD,
+    rules: LiquidationRules | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    debtors_only: bool = True,
 ) -> StressEvaluation:
-    """Stressed ES, margin, severity and safe mask of every account of a book.
+    """Stressed ES, named stress losses, margin, rule, severity and safe mask of a book.
 
-    Balances ``(n_accounts, n_assets)`` in token units, prices USD per token and LTs as
-    fractions ``(n_assets,)``, assets in the order of ``stress.symbols``. With
-    ``debtors_only`` ES is computed only for accounts with debt (the others can never be
-    flagged) and reported as 0 for the rest, which saves the bulk of the work on books where
-    most accounts only supply.
+    Balances ``(n_accounts, n_assets)`` in token units, prices USD per token ``(n_assets,)``;
+    ``liquidation_threshold`` and ``liquidation_bonus`` either per asset ``(n_assets,)`` or
+    per account and asset (e-mode); ``protocol_fee`` per asset. ``stress`` is the
+    probabilistic set (one scenario per state, or per path with its states as points: the
+    loss is the worst point), ``named`` the named stresses, each scored alone as the
+    account's worst loss along its path. Accounts below ``min_usd`` of debt are never flagged
+    and their losses are not computed (reported 0).
     """
-    x = exposure_usd(collateral, debt, collateral_enabled, price_usd, liquidation_threshold)
-    m = margin_usd(margin, collateral, debt, collateral_enabled, price_usd, liquidation_threshold)
-    d = np.asarray(
-        np.asarray(debt, dtype=np.float64) @ np.asarray(price_usd, dtype=np.float64),
-        dtype=np.float64,
+    if margin not in MARGIN_KINDS:
+        raise InputError(f"margin {margin!r} is unknown; expected one of {list(MARGIN_KINDS)}")
+    if stress is None and named is None:
+        raise InputError("nothing to evaluate: no probabilistic set and no named stress")
+    c = np.asarray(collateral, dtype=np.float64)
+    d = np.asarray(debt, dtype=np.float64)
+    e = np.asarray(collateral_enabled, dtype=bool)
+    p = np.asarray(price_usd, dtype=np.float64)
+    n, m_assets = c.shape
+    lt = _as_rows(liquidation_threshold, n, m_assets)
+    bonus = _as_rows(
+        np.zeros(m_assets) if liquidation_bonus is None else liquidation_bonus, n, m_assets
     )
-    if debtors_only:
-        es = np.zeros(x.shape[0], dtype=np.float64)
-        rows = np.flatnonzero(d > 0.0)
-        if rows.size:
-            es[rows] = stressed_es(x[rows], stress, alpha, chunk_rows=chunk_rows)
+    fee = np.asarray(np.zeros(m_assets) if protocol_fee is None else protocol_fee, np.float64)
+    eff = np.where(e & (lt > 0.0), c, 0.0)
+    debt_usd = np.asarray(d @ p, dtype=np.float64)
+    if margin == "equity":
+        margin_now = np.asarray(eff @ p - debt_usd, dtype=np.float64)
     else:
-        es = stressed_es(x, stress, alpha, chunk_rows=chunk_rows)
-    severity, safe = classify(es, m, d, thresholds)
-    return StressEvaluation(es_usd=es, margin_usd=m, debt_usd=d, severity=severity, safe=safe)
+        margin_now = np.asarray((eff * lt) @ p - debt_usd, dtype=np.float64)
+    rules = rules or LiquidationRules.from_engine()
+    es = np.zeros(n)
+    n_named = 0 if named is None else named.n_scenarios
+    stress_loss = np.zeros((n, n_named))
+    rows = np.flatnonzero((debt_usd > 0.0) & (debt_usd >= min_usd))
+    step = max(1, chunk_rows)
+    for lo in range(0, rows.size, step):
+        r = rows[lo : lo + step]
+        args = (eff[r], d[r], p, lt[r], bonus[r], fee)
+        if stress is not None and stress.n_scenarios == stress.n_points:
+            es[r] = _states_es(*args, stress, margin, rules, alpha)
+        elif stress is not None:
+            pl = point_losses(*args, stress.points, margin, rules)
+            pl = np.maximum.reduceat(pl, stress.starts, axis=1)
+            es[r] = es_weighted(pl, alpha, stress.weights)
+        if named is not None:
+            nl = point_losses(*args, named.points, margin, rules)
+            stress_loss[r] = np.maximum.reduceat(nl, named.starts, axis=1)
+    if n_named:
+        worst = np.argmax(stress_loss, axis=1).astype(np.int64)
+        worst_loss = stress_loss[np.arange(n), worst]
+    else:
+        worst = np.full(n, -1, dtype=np.int64)
+        worst_loss = np.zeros(n)
+    severity, safe = classify(
+        es,
+        margin_now,
+        debt_usd,
+        thresholds,
+        stress_loss_usd=worst_loss,
+        min_usd=min_usd,
+        usd_grades=usd_grades,
+    )
+    over = severity > 0
+    rule = np.where(over & (es > margin_now), RULE_ES, np.where(over, RULE_STRESS, RULE_NONE))
+    at_risk = np.maximum(0.0, np.maximum(es, worst_loss) - margin_now)
+    return StressEvaluation(
+        es_usd=es,
+        margin_usd=margin_now,
+        debt_usd=debt_usd,
+        stress_loss_usd=stress_loss,
+        stress_names=() if named is None else named.labels,
+        worst_stress=worst,
+        at_risk_usd=at_risk,
+        rule=rule.astype(np.int8),
+        severity=severity,
+        safe=safe,
+    )

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from keeper.flags import Flag, FlagEvent, step
-from simulator.stress import classify
+from simulator.stress import Severity, classify
+
+#: USD grades so small that these tests grade by ratio alone.
+RATIO_ONLY = Severity(1e-9, 2e-9, 3e-9)
 
 A = "0x00000000000000000000000000000000000000aA"
 B = "0x00000000000000000000000000000000000000bB"
@@ -19,7 +22,9 @@ def _run(
     flags: dict[str, Flag] = {}
     events: list[FlagEvent] = []
     for k, (es, margin) in enumerate(series):
-        sev, safe = classify(np.array([es]), np.array([margin]), np.array([1.0]))
+        sev, safe = classify(
+            np.array([es]), np.array([margin]), np.array([1.0]), usd_grades=RATIO_ONLY
+        )
         changed, evs = step(
             flags, [A], [es], [margin], sev, safe, start + k, clear_blocks=clear_blocks
         )
@@ -105,3 +110,44 @@ def test_accounts_not_evaluated_are_untouched_and_order_is_stable() -> None:
 def test_bad_clear_blocks() -> None:
     with pytest.raises(ValueError, match="clear_blocks"):
         step({}, [], [], [], [], [], 1, clear_blocks=0)
+
+
+def test_deescalates_after_clear_blocks_below_and_not_on_a_blip() -> None:
+    # critical, one blip down (no event), then three blocks at medium: deescalate once.
+    series = [(500, 100), (150, 100), (500, 100), (150, 100), (150, 100), (150, 100)]
+    flags, events = _run(series, clear_blocks=3)
+    assert [(e.kind, e.severity, e.previous_severity, e.block) for e in events] == [
+        ("open", "critical", "none", 100),
+        ("deescalate", "medium", "critical", 105),
+    ]
+    assert flags[A].severity == "medium" and flags[A].status == "open"
+    # rising again is announced anew
+    _, again = _run([*series, (500, 100)], clear_blocks=3)
+    assert [e.kind for e in again][-1] == "escalate"
+
+
+def test_severity_needs_usd_at_risk_as_well_as_ratio() -> None:
+    es = np.array([5.0, 50_000.0, 5_000_000.0, 0.0])
+    margin = np.array([-1.0, 1_000.0, 100_000.0, 0.0])
+    debt = np.array([500.0, 500_000.0, 5_000_000.0, 0.0])
+    sev, _ = classify(es, margin, debt, min_usd=100.0)
+    # $6 at risk with margin < 0 is low, not critical; $49k at 50x is medium; $4.9M critical
+    assert sev.tolist() == [1, 2, 4, 0]
+
+
+def test_zero_account_is_never_flagged() -> None:
+    sev, safe = classify(np.array([1e9]), np.array([0.0]), np.array([0.0]), min_usd=100.0)
+    assert sev.tolist() == [0] and safe.tolist() == [True]
+    small, _ = classify(np.array([1e3]), np.array([-5.0]), np.array([99.0]), min_usd=100.0)
+    assert small.tolist() == [0]
+
+
+def test_flag_names_the_rule_that_opened_it() -> None:
+    from keeper.flags import Assessment
+
+    def details(i: int) -> Assessment:
+        return Assessment(50.0, 100.0, 2, False, "stress:ftx-2022", 80.0, 1000.0, "ftx-2022", 180.0)
+
+    changed, events = step({}, [A], [50.0], [100.0], [2], [False], 7, details=details)
+    assert changed[0].rule == "stress:ftx-2022" and events[0].rule == "stress:ftx-2022"
+    assert events[0].at_risk_usd == 80.0 and events[0].stress_loss_usd == 180.0

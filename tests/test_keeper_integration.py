@@ -1,9 +1,12 @@
 """The keeper against a real anvil devnet: flags, clears, anvil restart, SIGKILL, webhook.
 
 The expected flags are computed here, independently of the keeper's reads and kernels:
-balances, prices and LTs come from plain ``eth_call``s on the devnet contracts, losses from
-a loop over the stress set's scenarios, and ES from ``simulator.risk.es``; then the
-documented rule (over: debt > 0 and ES > margin; safe: no debt or ES < 0.9 x margin).
+balances, prices, LTs and bonuses come from plain ``eth_call``s on the devnet contracts,
+losses from a loop over the stress sets' points (margin fall plus the bonus of the
+liquidation ``simulator.cascade.rules.plan_liquidation`` allows there), ES from
+``simulator.risk.es`` over the probabilistic set, each named stress's worst point apart; then
+the documented rule (over: debt >= $100 and max(ES, worst named loss) > margin; safe: less
+debt, or that loss < 0.9 x margin).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-import pandas as pd
 import pytest
 from aiohttp import web
 from eth_abi import decode
@@ -73,6 +75,7 @@ def _chain_book(rpc: Rpc, deployment: dict[str, Any], accounts: list[str]) -> di
     conf = [dp.call("getReserveConfigurationData", a) for a in assets]
     decimals = np.array([c[0] for c in conf])
     lt = np.array([c[2] / 1e4 for c in conf])
+    bonus = np.array([max(0.0, (c[3] - 10_000) / 1e4) for c in conf])
     prices = np.array([oracle.call("getAssetPrice", a) / 1e8 for a in assets])
     calls = [
         ("eth_call", [{"to": dp.address, "data": dp.encode("getUserReserveData", a, u)}, "latest"])
@@ -108,7 +111,46 @@ def _chain_book(rpc: Rpc, deployment: dict[str, Any], accounts: list[str]) -> di
         "enabled": enabled,
         "prices": prices,
         "lt": lt,
+        "bonus": bonus,
     }
+
+
+def _losses(book: dict[str, Any], i: int, points: np.ndarray, margin: str) -> np.ndarray:
+    """Account ``i``'s loss at each point, plainly."""
+    from simulator.cascade import EngineConfig
+    from simulator.cascade.rules import FLAG_INVALID, plan_liquidation
+
+    cfg = EngineConfig()
+    p, lt = book["prices"], book["lt"]
+    eff = np.where(book["enabled"][i] & (lt > 0), book["coll"][i], 0.0)
+    debt = book["debt"][i]
+    w = np.ones_like(lt) if margin == "equity" else lt
+    now = float((eff * w * p).sum() - (debt * p).sum())
+    out = []
+    for pt in points:
+        q = p * pt
+        loss = now - float((eff * w * q).sum() - (debt * q).sum())
+        dv, wv = float((debt * q).sum()), float((eff * lt * q).sum())
+        if dv > 0 and wv < dv and (eff * q).max() > 0:
+            jc, jd = int(np.argmax(eff * q)), int(np.argmax(debt * q))
+            repay, seize, _, flag = plan_liquidation(
+                eff[jc],
+                debt[jd],
+                dv,
+                wv / dv,
+                q[jc],
+                q[jd],
+                book["bonus"][jc],
+                0.0,
+                cfg.close_factor_threshold_usd,
+                cfg.close_factor_hf,
+                cfg.default_close_factor,
+                cfg.min_leftover_usd,
+            )
+            if flag != FLAG_INVALID:
+                loss += (seize * q[jc] - repay * q[jd]) * (1.0 if margin == "equity" else lt[jc])
+        out.append(loss)
+    return np.array(out)
 
 
 def _expected(
@@ -117,23 +159,32 @@ def _expected(
     """(over, safe) account sets by the documented rule, computed plainly."""
     if stress is None:
         stress = build_stress_set(book["symbols"], SCENARIOS, mc_paths=MC_PATHS)
-    bounds = [*stress.starts.tolist(), stress.n_points]
     p, lt = book["prices"], book["lt"]
-    eff = np.where(book["enabled"] & (lt > 0), book["coll"], 0.0)
     over, safe = set(), set()
     for i, account in enumerate(accounts):
-        net = (eff[i] - book["debt"][i]) * p
+        eff = np.where(book["enabled"][i] & (lt > 0), book["coll"][i], 0.0)
         debt_usd = float(book["debt"][i] @ p)
-        equity = float(net.sum())
-        m = equity if margin == "equity" else float(eff[i] @ (p * lt)) - debt_usd
-        losses = []
-        for s in range(stress.n_scenarios):
-            pts = stress.points[bounds[s] : bounds[s + 1]]
-            losses.append(max(equity - float(net @ pt) for pt in pts))
-        es = float(risk_es(np.array(losses), alpha=ALPHA, weights=stress.weights))
-        if debt_usd > 0 and es > m:
+        w = np.ones_like(lt) if margin == "equity" else lt
+        m = float((eff * w * p).sum()) - debt_usd
+        if debt_usd < 100.0:
+            safe.add(account)
+            continue
+        loss = -np.inf
+        prob = stress.probabilistic
+        if prob is not None:
+            per = _losses(book, i, prob.points, margin)
+            bounds = [*prob.starts.tolist(), prob.n_points]
+            scen = [per[bounds[k] : bounds[k + 1]].max() for k in range(prob.n_scenarios)]
+            loss = float(risk_es(np.array(scen), alpha=ALPHA, weights=prob.weights))
+        named = stress.named
+        if named is not None:
+            per = _losses(book, i, named.points, margin)
+            bounds = [*named.starts.tolist(), named.n_points]
+            for k in range(named.n_scenarios):
+                loss = max(loss, float(per[bounds[k] : bounds[k + 1]].max()))
+        if loss > m:
             over.add(account)
-        if debt_usd == 0 or es < m - 0.1 * abs(m):
+        if loss < m - 0.1 * abs(m):
             safe.add(account)
     return over, safe
 
@@ -616,9 +667,15 @@ def test_reorg_rolls_back_and_recomputes(devnet_isolated, set_price, mine, tmp_p
             for _ in range(CLEAR_BLOCKS):
                 await asyncio.to_thread(mine, 1)
                 await keeper.iterate()
-            assert not (_open_flags(db) & opened)
+            # Those safe again on the new chain clear; one left in the hysteresis band (loss
+            # under the margin but not under 0.9 x margin) keeps its flag, by the rule.
+            accounts = sorted(opened)
+            _, safe = _expected(_chain_book(dev.rpc, dep, accounts), accounts)
+            assert safe, "the price came back: some opened account should be safe again"
+            assert not (_open_flags(db) & safe)
             kinds = {(e["account"], e["kind"]) for e in keeper.store.events()}  # type: ignore[union-attr]
-            assert all((a, "clear") in kinds for a in opened)
+            assert all((a, "clear") in kinds for a in safe)
+            assert all((a, "clear") not in kinds for a in opened - safe)
         finally:
             await keeper.close()
 
@@ -746,13 +803,12 @@ def test_stress_from_simulate_results(devnet_isolated, tmp_path: Path) -> None:
     from keeper.pull import pull, settings_from_deployment
     from simulator.results import save_results
     from simulator.simulation import simulate
-    from simulator.stress import StressSet
 
     dev = devnet_isolated
     dep = dev.deployment
     snap = asyncio.run(pull(settings_from_deployment(dev.deployment_path, use_cache=False)))
     results = tmp_path / "results"
-    save_results(simulate(snap, "default", n_paths=200, seed=4), results)
+    save_results(simulate(snap, "default", n_paths=200, seed=4, record_states=True), results)
     db = tmp_path / "keeper.sqlite"
     settings = _settings(
         dep, db, scenarios=(), stress_from=results, margin="liquidation-buffer", once=True
@@ -761,14 +817,16 @@ def test_stress_from_simulate_results(devnet_isolated, tmp_path: Path) -> None:
 
     accounts = sorted(snap.book().accounts.tolist())
     book = _chain_book(dev.rpc, dep, accounts)
-    frame = pd.read_parquet(results / "paths.parquet")
-    points = np.column_stack([1.0 + frame[f"worst_move_{s}"].to_numpy() for s in book["symbols"]])
-    stress = StressSet.from_scenarios(
-        tuple(book["symbols"]), [(str(i), p) for i, p in enumerate(points)]
-    )
+    # the joint states, reduced as documented (simulator.states), named stresses apart
+    stress = build_stress_set(book["symbols"], [], stress_from=results, alpha=ALPHA)
+    assert stress.probabilistic is not None and stress.named is None
     over, _ = _expected(book, accounts, "liquidation-buffer", stress)
     assert over, "cascade-adjusted moves should put some accounts over their buffer"
     assert _open_flags(db) == over
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT rule, es_contribution_usd FROM flags").fetchall()
+    assert {r[0] for r in rows} == {"es"}  # no named stress: ES opened every flag
+    assert all(r[1] is not None for r in rows)  # each carries its ES contribution
 
 
 # -- newHeads over WebSocket wakes the keeper before the next poll -----------------------------

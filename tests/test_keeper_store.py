@@ -127,3 +127,70 @@ def test_sigkill_mid_commit_leaves_a_whole_block(tmp_path: Path) -> None:
         assert len({e["event_id"] for e in events}) == len(events)
         assert sum(store.outbox_counts()["jsonl"].values()) == len(events)
         store.close()
+
+
+def test_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    from keeper.flags import Flag, FlagEvent
+    from keeper.store import SCHEMA_VERSION, Store
+
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE flags (account TEXT PRIMARY KEY, status TEXT NOT NULL CHECK (status IN
+            ('open', 'cleared')), first_block INTEGER NOT NULL, last_block INTEGER NOT NULL,
+            es_usd REAL NOT NULL, margin_usd REAL NOT NULL, severity TEXT NOT NULL,
+            safe_since_block INTEGER);
+        INSERT INTO flags VALUES ('0xA', 'open', 5, 6, 120.0, 100.0, 'low', NULL);
+        CREATE TABLE flag_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL
+            UNIQUE, kind TEXT NOT NULL CHECK (kind IN ('open', 'escalate', 'clear')),
+            account TEXT NOT NULL, block_number INTEGER NOT NULL, block_hash TEXT NOT NULL,
+            severity TEXT NOT NULL, previous_severity TEXT NOT NULL, es_usd REAL NOT NULL,
+            margin_usd REAL NOT NULL, created_at REAL NOT NULL);
+        INSERT INTO flag_events (event_id, kind, account, block_number, block_hash, severity,
+            previous_severity, es_usd, margin_usd, created_at)
+            VALUES ('5:0xA:open', 'open', '0xA', 5, '0x05', 'low', 'none', 120.0, 100.0, 1.0);
+        """
+    )
+    con.commit()
+    con.close()
+    store = Store(db)
+    try:
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+        flag = store.flags()["0xA"]
+        assert flag.rule == "es" and flag.severity == "low" and flag.first_block == 5
+        assert [e["event_id"] for e in store.events()] == ["5:0xA:open"]
+        # the new event kind and columns are accepted after the migration
+        ev = FlagEvent(
+            "7:0xA:deescalate",
+            "deescalate",
+            "0xA",
+            7,
+            "low",
+            "medium",
+            1.0,
+            2.0,
+            "stress:ftx-2022",
+            3.0,
+            400.0,
+            "ftx-2022",
+            5.0,
+            6.0,
+        )
+        store.commit_block(
+            7,
+            "0x07",
+            flags=[Flag("0xA", "open", "low", 5, 7, 1.0, 2.0)],
+            events=[ev],
+            sinks=["jsonl"],
+        )
+        row = store.events()[-1]
+        assert row["kind"] == "deescalate" and row["rule"] == "stress:ftx-2022"
+        assert row["at_risk_usd"] == 3.0 and row["es_contribution_usd"] == 6.0
+        assert store.pending("jsonl", now=1e12)[0].event_id == "7:0xA:deescalate"
+    finally:
+        store.close()

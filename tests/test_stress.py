@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from simulator.errors import InputError, NumericalWarning
 from simulator.stress import (
     FlagThresholds,
+    Severity,
     StressSet,
     classify,
     es_rows,
@@ -158,27 +159,172 @@ def test_classify_severities_and_hysteresis_band() -> None:
     es = np.array([50.0, 95.0, 110.0, 150.0, 300.0, 500.0, 10.0, 1.0, 5.0])
     margin = np.array([100.0, 100.0, 100.0, 100.0, 100.0, 100.0, -5.0, 100.0, 1.0])
     debt = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
-    sev, safe = classify(es, margin, debt)
+    sev, safe = classify(es, margin, debt, usd_grades=Severity(1e-9, 2e-9, 3e-9))
     assert sev.tolist() == [0, 0, 1, 2, 3, 4, 4, 0, 0]
     assert safe.tolist() == [True, False, False, False, False, False, False, True, True]
     with pytest.raises(InputError):
         FlagThresholds(medium=0.9)
 
 
-def test_evaluate_end_to_end_small() -> None:
-    book = _book(100, seed=5)
-    stress = _stress(6)
-    ev = evaluate(**book, stress=stress, alpha=0.95, margin="liquidation-buffer")
-    x = exposure_usd(**book)
-    full = stressed_es(x, stress, 0.95)
+def _plain_losses(book: dict, bonus: np.ndarray, points: np.ndarray, kind: str) -> np.ndarray:
+    """Loss per account and point written plainly: margin fall plus the bonus of the
+    largest liquidation ``plan_liquidation`` allows there (LT-weighted for the buffer)."""
+    from simulator.cascade import EngineConfig
+    from simulator.cascade.rules import FLAG_INVALID, plan_liquidation
+
+    cfg = EngineConfig()
+    lt, p = book["liquidation_threshold"], book["price_usd"]
+    eff = np.where(book["collateral_enabled"] & (lt > 0), book["collateral"], 0.0)
+    debt = book["debt"]
+    n = eff.shape[0]
+    out = np.zeros((n, points.shape[0]))
+    for i in range(n):
+
+        def margin(q: np.ndarray, i: int = i) -> float:
+            w = 1.0 if kind == "equity" else lt
+            return float((eff[i] * w * q).sum() - (debt[i] * q).sum())
+
+        for k, pt in enumerate(points):
+            q = p * pt
+            loss = margin(p) - margin(q)
+            dv = float((debt[i] * q).sum())
+            wv = float((eff[i] * lt * q).sum())
+            if dv > 0 and wv < dv:
+                jc = int(np.argmax(eff[i] * q))
+                jd = int(np.argmax(debt[i] * q))
+                if eff[i, jc] > 0:
+                    repay, seize, _, flag = plan_liquidation(
+                        eff[i, jc],
+                        debt[i, jd],
+                        dv,
+                        wv / dv,
+                        q[jc],
+                        q[jd],
+                        bonus[jc],
+                        0.0,
+                        cfg.close_factor_threshold_usd,
+                        cfg.close_factor_hf,
+                        cfg.default_close_factor,
+                        cfg.min_leftover_usd,
+                    )
+                    if flag != FLAG_INVALID:
+                        cost = seize * q[jc] - repay * q[jd]
+                        loss += cost * (1.0 if kind == "equity" else lt[jc])
+            out[i, k] = loss
+    return out
+
+
+@pytest.mark.parametrize("kind", ["equity", "liquidation-buffer"])
+def test_evaluate_matches_a_plain_loop_with_the_engines_liquidation(kind: str) -> None:
+    from simulator.risk import es as risk_es
+
+    book = _book(60, seed=5)
+    bonus = np.array([0.05, 0.045, 0.1, 0.07])
+    rng = np.random.default_rng(3)
+    probabilistic = StressSet.from_scenarios(
+        ("WETH", "USDC", "WBTC", "LINK"),
+        [(f"s{i}", np.exp(rng.normal(0, 0.25, 4))) for i in range(120)],
+        rng.dirichlet(np.ones(120)),
+    )
+    named = _stress(6, n_mc=1)
+    ev = evaluate(
+        **book,
+        stress=probabilistic,
+        named=named,
+        liquidation_bonus=bonus,
+        margin=kind,
+        alpha=0.95,
+        min_usd=0.0,
+    )
+    losses = _plain_losses(book, bonus, probabilistic.points, kind)
     debtors = ev.debt_usd > 0
-    assert 0 < debtors.sum() < len(debtors)
-    np.testing.assert_allclose(ev.es_usd[debtors], full[debtors])
+    assert 0 < debtors.sum() < debtors.size
+    assert (losses[debtors] > ev.margin_usd[debtors, None]).any(), "no state liquidates"
+    for i in np.flatnonzero(debtors):
+        assert ev.es_usd[i] == pytest.approx(
+            risk_es(losses[i], 0.95, probabilistic.weights), rel=1e-9, abs=1e-6
+        )
+    named_plain = _plain_losses(book, bonus, named.points, kind)
+    bounds = [*named.starts.tolist(), named.n_points]
+    for s_ in range(named.n_scenarios):
+        worst = named_plain[:, bounds[s_] : bounds[s_ + 1]].max(axis=1)
+        np.testing.assert_allclose(ev.stress_loss_usd[debtors, s_], worst[debtors], rtol=1e-9)
     np.testing.assert_array_equal(ev.es_usd[~debtors], 0.0)
-    every = evaluate(**book, stress=stress, alpha=0.95, debtors_only=False)
-    np.testing.assert_allclose(every.es_usd, full)
-    over = (ev.debt_usd > 0) & (ev.es_usd > ev.margin_usd)
+    over = debtors & (np.maximum(ev.es_usd, ev.stress_loss_usd.max(axis=1)) > ev.margin_usd)
     assert ((ev.severity > 0) == over).all()
+    assert ((ev.rule == 1) == (over & (ev.es_usd > ev.margin_usd))).all()
+
+
+def test_buffer_example_is_not_flagged() -> None:
+    # $100k of WETH at LT 0.83 against $63,800 of USDC: buffer $19,200. ETH -20% takes
+    # $20,000 of equity but only $16,600 of buffer; HF afterwards 1.04: no liquidation.
+    eth20 = StressSet.from_scenarios(("WETH", "USDC"), [("eth-20", [0.8, 1.0])])
+    ev = evaluate(
+        [[50.0, 0.0]],
+        [[0.0, 63_800.0]],
+        [[True, True]],
+        [2000.0, 1.0],
+        [0.83, 0.9],
+        None,
+        named=eth20,
+        liquidation_bonus=[0.05, 0.045],
+        margin="liquidation-buffer",
+    )
+    assert ev.margin_usd[0] == pytest.approx(19_200.0)
+    assert ev.stress_loss_usd[0, 0] == pytest.approx(16_600.0)
+    assert ev.severity[0] == 0 and ev.safe[0]
+    eq = evaluate(
+        [[50.0, 0.0]],
+        [[0.0, 63_800.0]],
+        [[True, True]],
+        [2000.0, 1.0],
+        [0.83, 0.9],
+        None,
+        named=eth20,
+        margin="equity",
+    )
+    assert eq.stress_loss_usd[0, 0] == pytest.approx(20_000.0)
+
+
+def test_short_eth_account_has_non_zero_es() -> None:
+    # USDC collateral, WETH debt: hurt by ETH going up, which joint states include.
+    rng = np.random.default_rng(9)
+    states = np.exp(rng.normal(0.0, 0.05, size=(2000, 2)))
+    states[:, 1] = 1.0
+    s = StressSet.from_scenarios(("WETH", "USDC"), [(str(i), p) for i, p in enumerate(states)])
+    ev = evaluate([[0.0, 10_000.0]], [[2.0, 0.0]], [[True, True]], [2000.0, 1.0], [0.8, 0.9], s)
+    assert ev.es_usd[0] > 100.0
+
+
+def test_zero_account_is_never_flagged_by_evaluate() -> None:
+    s = StressSet.from_scenarios(("WETH", "USDC"), [("crash", [0.01, 1.0])])
+    ev = evaluate(
+        [[0.0, 0.0], [0.001, 0.0]],
+        [[0.0, 0.0], [0.0, 1.0]],
+        [[True, True]] * 2,
+        [2000.0, 1.0],
+        [0.8, 0.9],
+        s,
+        named=s,
+    )
+    assert ev.severity.tolist() == [0, 0] and ev.safe.all()  # $0, and $1 < --min-usd
+
+
+def test_es_does_not_depend_on_how_many_named_stresses_ship() -> None:
+    rng = np.random.default_rng(4)
+    symbols = ("WETH", "USDC", "WBTC", "LINK")
+    prob = StressSet.from_scenarios(
+        symbols, [(str(i), np.exp(rng.normal(0, 0.1, 4))) for i in range(500)]
+    )
+    paths = [np.cumprod(np.exp(rng.normal(-0.03, 0.05, (30, 4))), axis=0) for _ in range(20)]
+    eight = StressSet.from_scenarios(symbols, [(f"f{i}", p) for i, p in enumerate(paths[:8])])
+    twenty = StressSet.from_scenarios(symbols, [(f"f{i}", p) for i, p in enumerate(paths)])
+    book = _book(200, seed=2)
+    a = evaluate(**book, stress=prob, named=eight)
+    b = evaluate(**book, stress=prob, named=twenty)
+    np.testing.assert_array_equal(a.es_usd, b.es_usd)
+    assert (a.es_usd > 0).any()
+    np.testing.assert_array_equal(a.stress_loss_usd, b.stress_loss_usd[:, :8])
 
 
 def test_tiny_stress_set_warns() -> None:

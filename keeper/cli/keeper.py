@@ -25,10 +25,15 @@ examples:
       --db keeper.sqlite --margin liquidation-buffer --scenario black-thursday-2020 \\
       --webhook https://hooks.slack.com/services/T0/B0/XXXX --metrics-port 9108 --rps 10
 
-flag rule: an account with debt is flagged when its stressed ES (ES at --alpha of its equity
-loss over the stress set) exceeds its margin; severity by ES/margin: low <= 1.25 < medium
-<= 2 < high <= 4 < critical (margin <= 0: critical). A flag escalates when its severity rises
-and clears once ES < 0.9 x margin for --clear-blocks blocks in a row.
+flag rule: an account with at least --min-usd of debt is flagged when its stressed ES (ES at
+--alpha of its loss over the probabilistic set: the --stress-from joint states, else the
+one-day Monte Carlo draws) or its loss under a named stress (--scenario, worst point along the
+path) exceeds its margin; the loss is the fall of the margin itself plus the liquidation bonus
+a liquidation in that state would cost. Severity is the lower of the ratio grade (loss/margin:
+low <= 1.25 < medium <= 2 < high <= 4 < critical) and the USD-at-risk grade (loss - margin:
+low < $10k <= medium < $100k <= high < $1M <= critical). A flag escalates when its severity
+rises, de-escalates after --clear-blocks blocks below, and clears once the loss < 0.9 x margin
+for --clear-blocks blocks in a row.
 """
 
 
@@ -64,8 +69,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         default=None,
         metavar="RESULTS_DIR",
-        help="use a simulate results dir's per-path worst moves (cascade-adjusted) instead of "
-        "the one-day Monte Carlo set",
+        help="use a simulate results dir's joint market states (cascade-adjusted, both "
+        "directions, path-weighted) as the probabilistic set instead of the one-day Monte "
+        "Carlo draws; flags also carry each account's ES contribution from it",
+    )
+    risk.add_argument(
+        "--states",
+        type=int,
+        default=4096,
+        help="states kept from --stress-from (every tail path's, the rest sampled by weight)",
+    )
+    risk.add_argument(
+        "--min-usd", type=float, default=100.0, help="no flag for accounts with less debt (USD)"
     )
     risk.add_argument("--mc-paths", type=int, default=2000, help="one-day Monte Carlo draws")
     risk.add_argument("--mc-seed", type=int, default=20240312, help="seed of the draws")
@@ -129,6 +144,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         )
     if args.stress_from is not None and not args.stress_from.is_dir():
         raise ConfigError(f"--stress-from {args.stress_from}: no such results directory")
+    if not args.min_usd >= 0 or args.states < 1:
+        raise ConfigError(f"--min-usd {args.min_usd} must be >= 0 and --states {args.states} >= 1")
     if args.mc_paths < 0 or args.clear_blocks < 1 or args.full_every < 1 or args.retries < 0:
         raise ConfigError(
             "--mc-paths and --retries must be >= 0, --clear-blocks and --full-every >= 1"
@@ -147,6 +164,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         stress_from=args.stress_from,
         mc_paths=args.mc_paths,
         mc_seed=args.mc_seed,
+        min_usd=args.min_usd,
+        state_budget=args.states,
         clear_blocks=args.clear_blocks,
         full_refresh_blocks=args.full_every,
         poll_interval_s=args.poll,

@@ -239,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
                 executor=client,
                 chunk_paths=args.chunk_paths,
                 progress=bar.advance,
+                record_states=True,  # states.parquet, for shortfall keeper --stress-from
             )
     finally:
         if client is not None:

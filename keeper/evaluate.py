@@ -1,0 +1,93 @@
+"""One block's evaluation: the book and prices in, the changed flags and events out.
+
+The numbers come from ``simulator.stress.evaluate`` (in the caller's worker thread); this
+module turns them into ``keeper.flags.Assessment`` rows (rule, USD at risk, the worst named
+stress, the ES contribution from ``--stress-from``) and runs the flag state machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from keeper.flags import Assessment, Flag, FlagEvent, step
+from keeper.stress_inputs import StressInputs
+from simulator.stress import RULE_ES, RULE_STRESS, StressEvaluation
+from simulator.stress import evaluate as stress_evaluate
+
+__all__ = ["assess", "evaluate_book"]
+
+
+def evaluate_book(
+    coll: np.ndarray,
+    debt: np.ndarray,
+    enabled: np.ndarray,
+    prices: np.ndarray,
+    reserves: Sequence[Any],
+    stress: StressInputs,
+    settings: Any,
+) -> StressEvaluation:
+    """``simulator.stress.evaluate`` with the reserves' LT, bonus and fee and the keeper's
+    settings (alpha, margin, thresholds, ``--min-usd``, chunk size)."""
+    s = settings
+    return stress_evaluate(
+        coll,
+        debt,
+        enabled,
+        prices,
+        np.array([r.liquidation_threshold for r in reserves]),
+        stress.probabilistic,
+        named=stress.named,
+        liquidation_bonus=np.array([r.liquidation_bonus for r in reserves]),
+        protocol_fee=np.array([r.protocol_fee for r in reserves]),
+        alpha=s.alpha,
+        margin=s.margin,
+        thresholds=s.thresholds,
+        min_usd=s.min_usd,
+        chunk_rows=s.chunk_rows,
+    )
+
+
+def assess(
+    flags: Mapping[str, Flag],
+    accounts: Sequence[str],
+    result: StressEvaluation,
+    block: int,
+    *,
+    clear_blocks: int,
+    contributions: Mapping[str, float] | None = None,
+) -> tuple[list[Flag], list[FlagEvent]]:
+    """The flag state machine over ``result`` (``accounts[i]`` is row ``i``)."""
+
+    def details(i: int) -> Assessment:
+        r = result
+        code = int(r.rule[i])
+        name = r.stress_name(i)
+        rule = "es" if code == RULE_ES else f"stress:{name}" if code == RULE_STRESS else ""
+        k = int(r.worst_stress[i])
+        return Assessment(
+            es_usd=float(r.es_usd[i]),
+            margin_usd=float(r.margin_usd[i]),
+            severity=int(r.severity[i]),
+            safe=bool(r.safe[i]),
+            rule=rule,
+            at_risk_usd=float(r.at_risk_usd[i]),
+            debt_usd=float(r.debt_usd[i]),
+            stress_name=name,
+            stress_loss_usd=float(r.stress_loss_usd[i, k]) if k >= 0 else 0.0,
+            es_contribution_usd=contributions.get(accounts[i]) if contributions else None,
+        )
+
+    return step(
+        flags,
+        accounts,
+        result.es_usd,
+        result.margin_usd,
+        result.severity,
+        result.safe,
+        block,
+        clear_blocks=clear_blocks,
+        details=details,
+    )
