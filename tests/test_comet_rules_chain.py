@@ -112,7 +112,9 @@ def _absorb_and_buy(
                 assert comet.call("collateralBalanceOf", v, a["asset"], block=after) == 0
             assert comet.call("borrowBalanceOf", v, block=after) == 0
             got = comet.call("balanceOf", v, block=after) / m["base_scale"]
-            assert got == pytest.approx(new_balance, rel=1e-7, abs=2e-6), v
+            # integer truncations in mulPrice / mulFactor and the principal round trip: a few
+            # base units (1e-6 USDC each)
+            assert got == pytest.approx(new_balance, rel=1e-7, abs=1e-5), v
         topic = comet.event_topic("AbsorbDebt")
         paid = sum(int(lg["data"][2:66], 16) for lg in receipt["logs"] if lg["topics"][0] == topic)
         assert paid / m["base_scale"] == pytest.approx(expected_paid, rel=1e-7, abs=1e-5)

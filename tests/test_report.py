@@ -68,7 +68,9 @@ def make_results(root: Path) -> dict[str, Path]:
         ),
     }
     # A book where bad debt is rare: under 2.5% of paths, so VaR(97.5%) is 0 but ES is not.
-    sturdy = synthetic_snapshot(n_accounts=400, seed=3, near_one_share=0.3)
+    # (0.3 of accounts near HF 1 was rare under the all-or-nothing liquidator; with
+    # profit-maximising sizing thin LINK / AAVE pools now spiral on most paths, see issue 16.)
+    sturdy = synthetic_snapshot(n_accounts=400, seed=3, near_one_share=0.2)
     runs["rare"] = simulate(sturdy, "default", n_paths=400, seed=1)
     # A stress that moves none of the book's assets (like a CRV squeeze on a market without CRV).
     runs["still"] = simulate(snapshot, uniform_shock_paths(symbols, [1.0], n_steps=6))
