@@ -2,7 +2,7 @@
 
 Plain Python on floats and 1-d float arrays (token units, USD prices), written so that an
 engine can call them directly or compile them with ``numba.njit`` like ``rules.py``. They
-follow compound-finance/comet's ``Comet.sol`` (facts in shared/reference/PROTOCOLS.md):
+follow compound-finance/comet's ``Comet.sol`` (facts in docs/PROTOCOLS.md):
 
 **Liquidatable** when the base balance's value plus the sum over collateral of value x
 ``liquidateCollateralFactor`` is below zero: for a borrower of ``debt`` base tokens,
