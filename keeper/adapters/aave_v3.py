@@ -18,6 +18,7 @@ not used as collateral unless ``AdapterConfig.all_reserves`` is set.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from keeper.adapters.abi import event_topic, function, words
 from keeper.adapters.base import (
     AccountPositions,
     AdapterConfig,
+    Checkpoint,
     DexLiquidity,
     DexSource,
     EModeCategory,
@@ -44,14 +46,13 @@ from keeper.adapters.base import (
 )
 from keeper.adapters.multicall import Call, Multicall
 from keeper.chain import BlockRef, Chain
-from keeper.discovery import AdaptiveRange, CacheState, scan_accounts
+from keeper.discovery import AdaptiveRange, scan_accounts
 from keeper.errors import (
     CallReverted,
     ChainError,
     ConfigError,
     ContractMissing,
     DecodeError,
-    StateUnavailable,
 )
 
 __all__ = [
@@ -136,7 +137,7 @@ def _bits(word: int, lo: int, width: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ReserveConfiguration:
-    """A decoded ``ReserveConfigurationMap`` (bit layout in shared/reference/PROTOCOLS.md).
+    """A decoded ``ReserveConfigurationMap`` (bit layout in docs/PROTOCOLS.md).
 
     Percentages in basis points; caps in whole tokens. Fields unused in later versions
     (stable borrowing, isolation, siloed, e-mode category, unbacked cap, debt ceiling in
@@ -235,14 +236,12 @@ def _address(data: bytes, what: str) -> str:
     return to_checksum_address(value.to_bytes(20, "big"))
 
 
-def _symbol(ok: bool, data: bytes, asset: str) -> str:
-    """ERC20 symbol; tolerates ``bytes32`` symbols (MKR) and tokens without one."""
+def token_symbol(ok: bool, data: bytes, asset: str) -> str:
+    """ERC20 symbol from a ``symbol()`` answer; tolerates ``bytes32`` symbols (MKR) and tokens
+    without one (then the address's first characters)."""
     if ok and len(data) >= 64:
-        try:
-            (text,) = _SYMBOL.decode(data)
-            return str(text)
-        except DecodeError:
-            pass
+        with contextlib.suppress(DecodeError):
+            return str(_SYMBOL.decode(data)[0])
     if ok and len(data) == 32:
         return data.rstrip(b"\x00").decode("utf-8", "replace")
     return asset[:10]
@@ -324,6 +323,7 @@ class AaveV3Adapter(ProtocolAdapter):
     """Aave V3 (v3.0 to v3.7): a market named by its PoolAddressesProvider."""
 
     name = "aave-v3"
+    market_contract = "Pool"
     hf_rounding = "weighted-sum"
 
     def __init__(self, chain: Chain, config: AdapterConfig) -> None:
@@ -417,15 +417,7 @@ class AaveV3Adapter(ProtocolAdapter):
     # -- discovery ---------------------------------------------------------------------
 
     async def scan_new_accounts(self, from_block: int, to_block: int) -> dict[str, int]:
-        return await scan_accounts(
-            self.chain,
-            self.addresses.pool,
-            OPEN_EVENTS,
-            from_block,
-            to_block,
-            ranges=self._ranges,
-            concurrency=self.config.log_concurrency,
-        )
+        return await self.scan_discovery(from_block, to_block)
 
     async def touched_accounts(self, from_block: int, to_block: int) -> set[str]:
         found = await scan_accounts(
@@ -439,117 +431,24 @@ class AaveV3Adapter(ProtocolAdapter):
         )
         return set(found)
 
-    async def deployment_block(self, head: int) -> int:
-        """First block at which the Pool holds code (binary search on ``eth_getCode``)."""
-        pool = self.addresses.pool
-        lo, hi = 0, head
-        try:
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if await self.chain.code(pool, mid):
-                    hi = mid
-                else:
-                    lo = mid + 1
-        except StateUnavailable:
-            raise ConfigError(
-                f"cannot find the block the Pool {pool} was deployed in: the node has no "
-                "historical state; pass --from-block (the block the market was deployed in)"
-            ) from None
-        return lo
-
-    async def discover_accounts(
-        self, block: BlockRef, on_progress: OnProgress | None = None
-    ) -> list[str]:
-        chain_id = await self.chain.chain_id()
-        pool = self.addresses.pool
-        cache = self.config.cache
-        state = cache.state(chain_id, pool) if cache is not None else None
-        if state is not None and not await self._cache_matches_chain(state, block):
-            log.warning(
-                "discovery cache for pool %s on chain %d no longer matches the chain "
-                "(reset or reorganised); rescanning",
-                pool,
-                chain_id,
-            )
-            assert cache is not None
-            cache.forget(chain_id, pool)
-            state = None
-        self.last_scan = None
-        if state is not None and state.scanned_to >= block.number:
-            assert cache is not None
-            log.info("discovery: cache covers block %d; no scan", block.number)
-            return cache.accounts(chain_id, pool, up_to_block=block.number)
-        if state is not None:
-            start, first = state.start_block, state.scanned_to + 1
-            start_hash = state.start_hash
-        else:
-            start = self.config.start_block
-            if start is not None and start > block.number:
-                raise ConfigError(
-                    f"--from-block {start} is after block {block.number}, the block being "
-                    "read: pass a --from-block at or below it (the block the market was "
-                    "deployed in)"
-                )
-            if start is None:
-                start = await self.deployment_block(block.number)
-            first = start
-            start_hash = (await self.chain.block(start)).hash
-        log.info("discovery: scanning blocks [%d, %d]", first, block.number)
-
-        async def checkpoint(found: dict[str, int], upto: int) -> None:
-            assert cache is not None
-            upto_hash = (await self.chain.block(upto)).hash
-            cache.record(
-                chain_id,
-                pool,
-                found,
-                start_block=start,
-                start_hash=start_hash,
-                scanned_to=upto,
-                scanned_hash=upto_hash,
-            )
-            log.info("discovery: %d accounts up to block %d saved", len(found), upto)
-
-        found = await scan_accounts(
+    async def scan_discovery(
+        self,
+        from_block: int,
+        to_block: int,
+        on_progress: OnProgress | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> dict[str, int]:
+        return await scan_accounts(
             self.chain,
-            pool,
+            self.addresses.pool,
             OPEN_EVENTS,
-            first,
-            block.number,
+            from_block,
+            to_block,
             ranges=self._ranges,
             concurrency=self.config.log_concurrency,
             on_progress=on_progress,
-            checkpoint=checkpoint if cache is not None else None,
+            checkpoint=checkpoint,
         )
-        self.last_scan = (first, block.number)
-        if cache is None:
-            return sorted(found)
-        cache.record(
-            chain_id,
-            pool,
-            found,
-            start_block=start,
-            start_hash=start_hash,
-            scanned_to=block.number,
-            scanned_hash=block.hash,
-        )
-        return cache.accounts(chain_id, pool, up_to_block=block.number)
-
-    async def _cache_matches_chain(self, state: CacheState, block: BlockRef) -> bool:
-        """The cached scan still describes this chain: same block at its start and, when the
-        pinned block is past its end, the same block at its end (no reset, no reorg)."""
-        if self.config.start_block is not None and self.config.start_block < state.start_block:
-            return False
-        if state.start_block > block.number:
-            return False
-        try:
-            if (await self.chain.block(state.start_block)).hash != state.start_hash:
-                return False
-            if state.scanned_to <= block.number:
-                return (await self.chain.block(state.scanned_to)).hash == state.scanned_hash
-        except ChainError:
-            return False
-        return True
 
     # -- reserves and prices -----------------------------------------------------------
 
@@ -621,7 +520,7 @@ class AaveV3Adapter(ProtocolAdapter):
                         decimals,
                         decimals,
                     )
-            symbol = _symbol(sym_ok, sym, asset)
+            symbol = token_symbol(sym_ok, sym, asset)
             income = _index(inc_ok, inc, f"getReserveNormalizedIncome({symbol})", block)
             debt_index = _index(nd_ok, nd, f"getReserveNormalizedVariableDebt({symbol})", block)
             reserves.append(

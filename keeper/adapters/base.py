@@ -12,18 +12,20 @@ one visible boundary when it builds the snapshot.
 from __future__ import annotations
 
 import difflib
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from keeper.adapters.multicall import MULTICALL3_ADDRESS
 from keeper.chain import BlockRef, Chain
-from keeper.discovery import DiscoveryCache
-from keeper.errors import AdapterNotFound
+from keeper.discovery import CacheState, DiscoveryCache
+from keeper.errors import AdapterNotFound, ChainError, ConfigError, StateUnavailable
 
 __all__ = [
     "AdapterConfig",
+    "Checkpoint",
     "DexLiquidity",
     "DexSource",
     "EModeCategory",
@@ -41,6 +43,11 @@ __all__ = [
 
 #: Progress callback: called with how much work just finished.
 OnProgress = Callable[[int], None]
+
+#: Discovery checkpoint: awaited with the accounts found so far and the block scanned to.
+Checkpoint = Callable[[dict[str, int], int], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 RAY = 10**27
 
@@ -332,12 +339,130 @@ class ProtocolAdapter(ABC):
     async def resolve(self, block: BlockRef) -> MarketAddresses:
         """Check the chain id and resolve and check the market's contracts at ``block``."""
 
+    market_contract: ClassVar[str] = "market"
+    """What the contract at ``addresses.pool`` is called in messages (``Pool``, ``Comet``)."""
+
     @abstractmethod
+    async def scan_discovery(
+        self,
+        from_block: int,
+        to_block: int,
+        on_progress: OnProgress | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> dict[str, int]:
+        """The discovery scan: accounts the market's events name in ``[from_block,
+        to_block]`` -> first block (``keeper.discovery.scan_accounts`` with the adapter's
+        events)."""
+
+    async def deployment_block(self, head: int) -> int:
+        """First block at which ``addresses.pool`` holds code (binary search on
+        ``eth_getCode``)."""
+        contract = self.addresses.pool
+        lo, hi = 0, head
+        try:
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if await self.chain.code(contract, mid):
+                    hi = mid
+                else:
+                    lo = mid + 1
+        except StateUnavailable:
+            raise ConfigError(
+                f"cannot find the block the {self.market_contract} {contract} was deployed "
+                "in: the node has no historical state; pass --from-block (the block the "
+                "market was deployed in)"
+            ) from None
+        return lo
+
     async def discover_accounts(
         self, block: BlockRef, on_progress: OnProgress | None = None
     ) -> list[str]:
         """Every account that ever opened a position up to ``block`` (lower-case, sorted);
-        scans only blocks the discovery cache has not seen."""
+        scans only blocks the discovery cache has not seen, and rescans from the start when
+        the cache no longer matches the chain (a reset or reorganised node)."""
+        chain_id = await self.chain.chain_id()
+        contract = self.addresses.pool
+        cache = self.config.cache
+        state = cache.state(chain_id, contract) if cache is not None else None
+        if state is not None and not await self._cache_matches_chain(state, block):
+            log.warning(
+                "discovery cache for %s %s on chain %d no longer matches the chain "
+                "(reset or reorganised); rescanning",
+                self.market_contract,
+                contract,
+                chain_id,
+            )
+            assert cache is not None
+            cache.forget(chain_id, contract)
+            state = None
+        self.last_scan = None
+        if state is not None and state.scanned_to >= block.number:
+            assert cache is not None
+            log.info("discovery: cache covers block %d; no scan", block.number)
+            return cache.accounts(chain_id, contract, up_to_block=block.number)
+        if state is not None:
+            start, first = state.start_block, state.scanned_to + 1
+            start_hash = state.start_hash
+        else:
+            start = self.config.start_block
+            if start is not None and start > block.number:
+                raise ConfigError(
+                    f"--from-block {start} is after block {block.number}, the block being "
+                    "read: pass a --from-block at or below it (the block the market was "
+                    "deployed in)"
+                )
+            if start is None:
+                start = await self.deployment_block(block.number)
+            first = start
+            start_hash = (await self.chain.block(start)).hash
+        log.info("discovery: scanning blocks [%d, %d]", first, block.number)
+
+        async def checkpoint(found: dict[str, int], upto: int) -> None:
+            assert cache is not None
+            upto_hash = (await self.chain.block(upto)).hash
+            cache.record(
+                chain_id,
+                contract,
+                found,
+                start_block=start,
+                start_hash=start_hash,
+                scanned_to=upto,
+                scanned_hash=upto_hash,
+            )
+            log.info("discovery: %d accounts up to block %d saved", len(found), upto)
+
+        found = await self.scan_discovery(
+            first, block.number, on_progress, checkpoint if cache is not None else None
+        )
+        self.last_scan = (first, block.number)
+        if cache is None:
+            return sorted(found)
+        cache.record(
+            chain_id,
+            contract,
+            found,
+            start_block=start,
+            start_hash=start_hash,
+            scanned_to=block.number,
+            scanned_hash=block.hash,
+        )
+        return cache.accounts(chain_id, contract, up_to_block=block.number)
+
+    async def _cache_matches_chain(self, state: CacheState, block: BlockRef) -> bool:
+        """The cached scan still describes this chain: same block at its start and, when the
+        pinned block is past its end, the same block at its end (no reset, no reorg)."""
+        if self.config.start_block is not None and self.config.start_block < state.start_block:
+            return False
+        if state.start_block > block.number:
+            return False
+        try:
+            if (await self.chain.block(state.start_block)).hash != state.start_hash:
+                return False
+            if state.scanned_to <= block.number:
+                return (await self.chain.block(state.scanned_to)).hash == state.scanned_hash
+        except ChainError:
+            return False
+        return True
 
     @abstractmethod
     async def scan_new_accounts(self, from_block: int, to_block: int) -> dict[str, int]:

@@ -33,11 +33,12 @@ from dataclasses import dataclass, replace
 
 from eth_utils import to_checksum_address
 
-from keeper.adapters.aave_v3 import read_pair_liquidity
+from keeper.adapters.aave_v3 import read_pair_liquidity, token_symbol
 from keeper.adapters.abi import event_topic, function, words
 from keeper.adapters.base import (
     AccountPositions,
     AdapterConfig,
+    Checkpoint,
     DexLiquidity,
     EModeCategory,
     MarketAddresses,
@@ -52,8 +53,8 @@ from keeper.adapters.base import (
 )
 from keeper.adapters.multicall import Call, Multicall
 from keeper.chain import BlockRef, Chain
-from keeper.discovery import AdaptiveRange, CacheState, scan_accounts
-from keeper.errors import CallReverted, ChainError, ConfigError, ContractMissing, StateUnavailable
+from keeper.discovery import AdaptiveRange, scan_accounts
+from keeper.errors import CallReverted, ChainError, ConfigError, ContractMissing
 
 __all__ = [
     "BASE_INDEX_SCALE",
@@ -236,6 +237,7 @@ class CompoundV3Adapter(ProtocolAdapter):
     """Compound V3 (Comet): a market named by its Comet proxy address (``--comet``)."""
 
     name = "compound-v3"
+    market_contract = "Comet"
     hf_rounding = "weighted-sum"
 
     def __init__(self, chain: Chain, config: AdapterConfig) -> None:
@@ -289,12 +291,12 @@ class CompoundV3Adapter(ProtocolAdapter):
 
     # -- discovery ---------------------------------------------------------------------
 
-    async def _scan(
+    async def scan_discovery(
         self,
         from_block: int,
         to_block: int,
         on_progress: OnProgress | None = None,
-        checkpoint: object = None,
+        checkpoint: Checkpoint | None = None,
     ) -> dict[str, int]:
         return await scan_accounts(
             self.chain,
@@ -305,107 +307,14 @@ class CompoundV3Adapter(ProtocolAdapter):
             ranges=self._ranges,
             concurrency=self.config.log_concurrency,
             on_progress=on_progress,
-            checkpoint=checkpoint,  # type: ignore[arg-type]
+            checkpoint=checkpoint,
         )
 
     async def scan_new_accounts(self, from_block: int, to_block: int) -> dict[str, int]:
-        return await self._scan(from_block, to_block)
+        return await self.scan_discovery(from_block, to_block)
 
     async def touched_accounts(self, from_block: int, to_block: int) -> set[str]:
-        return set(await self._scan(from_block, to_block))
-
-    async def deployment_block(self, head: int) -> int:
-        """First block at which the Comet holds code (binary search on ``eth_getCode``)."""
-        comet = self.addresses.pool
-        lo, hi = 0, head
-        try:
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if await self.chain.code(comet, mid):
-                    hi = mid
-                else:
-                    lo = mid + 1
-        except StateUnavailable:
-            raise ConfigError(
-                f"cannot find the block the Comet {comet} was deployed in: the node has no "
-                "historical state; pass --from-block (the block the market was deployed in)"
-            ) from None
-        return lo
-
-    async def discover_accounts(
-        self, block: BlockRef, on_progress: OnProgress | None = None
-    ) -> list[str]:
-        """Every account any Comet event named up to ``block`` (lower-case, sorted); with a
-        discovery cache only the blocks it has not seen are scanned."""
-        chain_id = await self.chain.chain_id()
-        comet = self.addresses.pool
-        cache = self.config.cache
-        state = cache.state(chain_id, comet) if cache is not None else None
-        if state is not None and not await self._cache_matches(state, block):
-            log.warning(
-                "discovery cache for Comet %s no longer matches the chain; rescanning", comet
-            )
-            assert cache is not None
-            cache.forget(chain_id, comet)
-            state = None
-        self.last_scan = None
-        if cache is not None and state is not None and state.scanned_to >= block.number:
-            return cache.accounts(chain_id, comet, up_to_block=block.number)
-        if state is not None:
-            start, first, start_hash = state.start_block, state.scanned_to + 1, state.start_hash
-        else:
-            start = self.config.start_block
-            if start is not None and start > block.number:
-                raise ConfigError(
-                    f"--from-block {start} is after block {block.number}, the block being read"
-                )
-            if start is None:
-                start = await self.deployment_block(block.number)
-            first = start
-            start_hash = (await self.chain.block(start)).hash
-
-        async def checkpoint(found: dict[str, int], upto: int) -> None:
-            assert cache is not None
-            cache.record(
-                chain_id,
-                comet,
-                found,
-                start_block=start,
-                start_hash=start_hash,
-                scanned_to=upto,
-                scanned_hash=(await self.chain.block(upto)).hash,
-            )
-
-        found = await self._scan(
-            first, block.number, on_progress, checkpoint if cache is not None else None
-        )
-        self.last_scan = (first, block.number)
-        if cache is None:
-            return sorted(found)
-        cache.record(
-            chain_id,
-            comet,
-            found,
-            start_block=start,
-            start_hash=start_hash,
-            scanned_to=block.number,
-            scanned_hash=block.hash,
-        )
-        return cache.accounts(chain_id, comet, up_to_block=block.number)
-
-    async def _cache_matches(self, state: CacheState, block: BlockRef) -> bool:
-        if self.config.start_block is not None and self.config.start_block < state.start_block:
-            return False
-        if state.start_block > block.number:
-            return False
-        try:
-            if (await self.chain.block(state.start_block)).hash != state.start_hash:
-                return False
-            if state.scanned_to <= block.number:
-                return (await self.chain.block(state.scanned_to)).hash == state.scanned_hash
-        except ChainError:
-            return False
-        return True
+        return set(await self.scan_discovery(from_block, to_block))
 
     # -- market ------------------------------------------------------------------------
 
@@ -469,7 +378,7 @@ class CompoundV3Adapter(ProtocolAdapter):
         decimals: list[int] = []
         for k, asset in enumerate(assets):
             (s_ok, sym), (d_ok, dec) = meta[2 * k], meta[2 * k + 1]
-            symbols.append(_symbol(s_ok, sym, asset))
+            symbols.append(token_symbol(s_ok, sym, asset))
             decimals.append(_word(d_ok, dec, f"decimals() of {asset}"))
         totals = words(market[0][1], 8, what=f"totalsBasic() on {comet} at block {block}")
         values = [
@@ -733,15 +642,3 @@ class CompoundV3Adapter(ProtocolAdapter):
 
 
 _SECONDS_PER_YEAR = 365 * 24 * 3600
-
-
-def _symbol(ok: bool, data: bytes, asset: str) -> str:
-    if ok and len(data) >= 64:
-        try:
-            (text,) = _SYMBOL.decode(data)
-            return str(text)
-        except ChainError:
-            pass
-    if ok and len(data) == 32:
-        return data.rstrip(b"\x00").decode("utf-8", "replace")
-    return asset[:10]
