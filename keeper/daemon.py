@@ -66,7 +66,8 @@ from eth_utils import to_checksum_address
 from keeper.adapters.base import AdapterConfig, ProtocolAdapter, Reserve, get_adapter
 from keeper.chain import BlockRef, Chain, ChainSettings
 from keeper.errors import ChainError, ConfigError, ContractMissing, WrongChain
-from keeper.flags import DEFAULT_CLEAR_BLOCKS, Assessment, Flag, FlagEvent, step
+from keeper.evaluate import assess, evaluate_book
+from keeper.flags import DEFAULT_CLEAR_BLOCKS, Flag, FlagEvent
 from keeper.metrics import Health, KeeperMetrics, MetricsServer
 from keeper.positions import Positions as _Positions
 from keeper.progress import progress as progress_bar
@@ -80,13 +81,10 @@ from simulator.stress import (
     DEFAULT_MC_PATHS,
     DEFAULT_MC_SEED,
     DEFAULT_MIN_USD,
-    RULE_ES,
-    RULE_STRESS,
     SEVERITIES,
     FlagThresholds,
     MarginKind,
     StressEvaluation,
-    evaluate,
 )
 
 __all__ = ["INTERRUPTED", "Keeper", "KeeperSettings", "run_keeper"]
@@ -554,61 +552,26 @@ class Keeper:
         events: list[FlagEvent] = []
         if evaluated:
             coll, debt, enabled = book.arrays(rows)
-            lt = np.array([r.liquidation_threshold for r in book.reserves])
-            bonus = np.array([r.liquidation_bonus for r in book.reserves])
-            fee = np.array([r.protocol_fee for r in book.reserves])
-            stress = self.stress
             # One dedicated thread for the numpy work: a single malloc arena, so the big
             # per-chunk temporaries are reused rather than spread over every pool thread.
             result: StressEvaluation = await self._in_thread(
                 self._numpy_thread,
-                evaluate,
+                evaluate_book,
                 coll.copy(),
                 debt.copy(),
                 enabled.copy(),
                 prices,
-                lt,
-                stress.probabilistic,
-                named=stress.named,
-                liquidation_bonus=bonus,
-                protocol_fee=fee,
-                alpha=s.alpha,
-                margin=s.margin,
-                thresholds=s.thresholds,
-                min_usd=s.min_usd,
-                chunk_rows=s.chunk_rows,
+                book.reserves,
+                self.stress,
+                s,
             )
-            contributions = stress.contributions
-
-            def details(i: int) -> Assessment:
-                r = result
-                code = int(r.rule[i])
-                name = r.stress_name(i)
-                rule = "es" if code == RULE_ES else f"stress:{name}" if code == RULE_STRESS else ""
-                k = int(r.worst_stress[i])
-                return Assessment(
-                    es_usd=float(r.es_usd[i]),
-                    margin_usd=float(r.margin_usd[i]),
-                    severity=int(r.severity[i]),
-                    safe=bool(r.safe[i]),
-                    rule=rule,
-                    at_risk_usd=float(r.at_risk_usd[i]),
-                    debt_usd=float(r.debt_usd[i]),
-                    stress_name=name,
-                    stress_loss_usd=float(r.stress_loss_usd[i, k]) if k >= 0 else 0.0,
-                    es_contribution_usd=contributions.get(evaluated[i]) if contributions else None,
-                )
-
-            changed_flags, events = step(
+            changed_flags, events = assess(
                 self.flags,
                 evaluated,
-                result.es_usd,
-                result.margin_usd,
-                result.severity,
-                result.safe,
+                result,
                 n,
                 clear_blocks=s.clear_blocks,
-                details=details,
+                contributions=self.stress.contributions,
             )
         await self.db(
             "commit_block",

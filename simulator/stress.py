@@ -582,6 +582,33 @@ def _kernels() -> tuple[Any, Any]:  # also builds the fused ``state_es`` (``_PLA
     plan = numba.njit(cache=False, nogil=True, error_model="numpy")(rules.plan_liquidation)
     invalid = rules.FLAG_INVALID
 
+    @numba.njit(inline="always", error_model="numpy")
+    def liquidation_cost(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+        i, k, coll, debt, price, points, dv, wv, lt, bonus, fee, buffer_units, cft, cfh, dcf, mlo
+    ):
+        """What the liquidation of account ``i`` in state ``k`` costs it (the bonus on what
+        is seized, LT-weighted in buffer units): ``plan_liquidation`` on its largest
+        collateral and debt reserves at the state's prices; 0 when none applies."""
+        jc, jd = -1, -1
+        bc, bd = 0.0, 0.0
+        for j in range(coll.shape[1]):
+            q = price[j] * points[k, j]
+            if coll[i, j] * q > bc:
+                bc, jc = coll[i, j] * q, j
+            if debt[i, j] * q > bd:
+                bd, jd = debt[i, j] * q, j
+        if jc < 0 or jd < 0:
+            return 0.0
+        pc = price[jc] * points[k, jc]
+        pd = price[jd] * points[k, jd]
+        repay, seize, _f, flags = plan(
+            coll[i, jc], debt[i, jd], dv, wv / dv, pc, pd, bonus[i, jc], fee[jc], cft, cfh, dcf, mlo
+        )
+        if flags == invalid:
+            return 0.0
+        cost = max(0.0, seize * pc - repay * pd)
+        return cost * lt[i, jc] if buffer_units else cost
+
     @numba.njit(parallel=True, nogil=True, error_model="numpy", cache=False)
     def state_losses(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         coll,
@@ -602,7 +629,6 @@ def _kernels() -> tuple[Any, Any]:  # also builds the fused ``state_es`` (``_PLA
         mlo,
     ):
         n, s = margin_at.shape
-        m = coll.shape[1]
         out = np.empty((n, s))
         for i in numba.prange(n):
             for k in range(s):
@@ -610,34 +636,10 @@ def _kernels() -> tuple[Any, Any]:  # also builds the fused ``state_es`` (``_PLA
                 dv = debt_at[i, k]
                 wv = weighted_at[i, k]
                 if dv > 0.0 and wv < dv:
-                    jc, jd = -1, -1
-                    bc, bd = 0.0, 0.0
-                    for j in range(m):
-                        q = price[j] * points[k, j]
-                        if coll[i, j] * q > bc:
-                            bc, jc = coll[i, j] * q, j
-                        if debt[i, j] * q > bd:
-                            bd, jd = debt[i, j] * q, j
-                    if jc >= 0 and jd >= 0:
-                        pc = price[jc] * points[k, jc]
-                        pd = price[jd] * points[k, jd]
-                        repay, seize, _f, flags = plan(
-                            coll[i, jc],
-                            debt[i, jd],
-                            dv,
-                            wv / dv,
-                            pc,
-                            pd,
-                            bonus[i, jc],
-                            fee[jc],
-                            cft,
-                            cfh,
-                            dcf,
-                            mlo,
-                        )
-                        if flags != invalid:
-                            cost = max(0.0, seize * pc - repay * pd)
-                            loss += cost * lt[i, jc] if buffer_units else cost
+                    loss += liquidation_cost(
+                        i, k, coll, debt, price, points, dv, wv, lt, bonus, fee,
+                        buffer_units, cft, cfh, dcf, mlo,
+                    )  # fmt: skip
                 out[i, k] = loss
         return out
 
@@ -738,36 +740,13 @@ def _kernels() -> tuple[Any, Any]:  # also builds the fused ``state_es`` (``_PLA
                 loss = margin_now[i] - margin_at[i, k]
                 if buffer_at[i, k] < 0.0:
                     dv = 0.0
-                    jc, jd = -1, -1
-                    bc, bd = 0.0, 0.0
                     for j in range(m):
-                        q = price[j] * points[k, j]
-                        dv += debt[i, j] * q
-                        if coll[i, j] * q > bc:
-                            bc, jc = coll[i, j] * q, j
-                        if debt[i, j] * q > bd:
-                            bd, jd = debt[i, j] * q, j
-                    if dv > 0.0 and jc >= 0 and jd >= 0:
-                        wv = buffer_at[i, k] + dv
-                        pc = price[jc] * points[k, jc]
-                        pd = price[jd] * points[k, jd]
-                        repay, seize, _f, flags = plan(
-                            coll[i, jc],
-                            debt[i, jd],
-                            dv,
-                            wv / dv,
-                            pc,
-                            pd,
-                            bonus[i, jc],
-                            fee[jc],
-                            cft,
-                            cfh,
-                            dcf,
-                            mlo,
-                        )
-                        if flags != invalid:
-                            cost = max(0.0, seize * pc - repay * pd)
-                            loss += cost * lt[i, jc] if buffer_units else cost
+                        dv += debt[i, j] * (price[j] * points[k, j])
+                    if dv > 0.0:
+                        loss += liquidation_cost(
+                            i, k, coll, debt, price, points, dv, buffer_at[i, k] + dv, lt,
+                            bonus, fee, buffer_units, cft, cfh, dcf, mlo,
+                        )  # fmt: skip
                 wk = weights[k]
                 if h > 0 and mass >= tail and loss <= hv[0]:
                     continue

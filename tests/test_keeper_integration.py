@@ -871,7 +871,7 @@ def test_slow_iteration_skips_to_the_latest_block_and_reports_its_lag(
     db = tmp_path / "keeper.sqlite"
     gate, inside = threading.Event(), threading.Event()
     hold = {"on": False}
-    real_evaluate = daemon.evaluate
+    real_evaluate = daemon.evaluate_book
 
     def evaluate(*args: Any, **kwargs: Any) -> Any:
         if hold["on"]:
@@ -880,7 +880,7 @@ def test_slow_iteration_skips_to_the_latest_block_and_reports_its_lag(
             assert gate.wait(60), "the test never released the slow iteration"
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(daemon, "evaluate", evaluate)
+    monkeypatch.setattr(daemon, "evaluate_book", evaluate)
 
     async def main() -> None:
         keeper = Keeper(_settings(dep, db, max_lag_blocks=3), sinks=[])
