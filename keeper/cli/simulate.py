@@ -196,23 +196,25 @@ def _conditioning(scenario: Any) -> dict[str, Any]:
     return {"conditioned_on": cond.conditioned_on or "long-run volatility (no --prices)"}
 
 
-def run(args: argparse.Namespace) -> int:
-    from keeper.progress import progress
-    from simulator.cascade import EngineConfig
+def check_run_options(args: argparse.Namespace) -> None:
+    """The options ``simulate`` and ``sweep`` share: ``InputError`` naming a bad one."""
     from simulator.errors import InputError
-    from simulator.results import check_results_target, provenance, save_results, summary_dict
-    from simulator.simulation import simulate
-    from simulator.snapshot import MarketSnapshot
 
-    if args.paths is not None and args.paths < 1:
-        raise InputError(f"--paths {args.paths}: expected a positive number of paths")
     if not 0.0 < args.alpha < 1.0:
         raise InputError(f"--alpha {args.alpha}: expected a confidence level in (0, 1)")
     if args.chunk_paths < 1:
         raise InputError(f"--chunk-paths {args.chunk_paths}: expected >= 1")
     if args.scheduler and args.executor != "dask":
         raise InputError("--scheduler only applies with --executor dask")
-    check_results_target(args.out)  # before the run: a bad --out fails at once
+
+
+def load_run_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(snapshot, scenario)`` for ``simulate`` and ``sweep``: the snapshot (a Comet one
+    refused until the engine has Comet rules) and the scenario, conditioned on ``--prices``."""
+    from simulator.errors import InputError
+    from simulator.scenarios import load_scenario
+    from simulator.snapshot import MarketSnapshot
+
     snapshot = MarketSnapshot.load(args.snapshot)
     if snapshot.meta.get("protocol") == "compound-v3":
         raise InputError(
@@ -220,11 +222,24 @@ def run(args: argparse.Namespace) -> int:
             "V3 liquidations only so far; Comet's absorb / store-front rules "
             "(simulator/cascade/comet_rules.py) are not plugged into it yet"
         )
-    from simulator.scenarios import load_scenario
-
     scenario = load_scenario(args.scenario)
     if args.prices:
         scenario = _conditioned(scenario, snapshot, args.prices)
+    return snapshot, scenario
+
+
+def run(args: argparse.Namespace) -> int:
+    from keeper.progress import progress
+    from simulator.cascade import EngineConfig
+    from simulator.errors import InputError
+    from simulator.results import check_results_target, provenance, save_results, summary_dict
+    from simulator.simulation import simulate
+
+    if args.paths is not None and args.paths < 1:
+        raise InputError(f"--paths {args.paths}: expected a positive number of paths")
+    check_run_options(args)
+    check_results_target(args.out)  # before the run: a bad --out fails at once
+    snapshot, scenario = load_run_inputs(args)
     n_paths = args.paths if args.paths is not None else scenario.default_paths
     client = _dask_client(args.scheduler) if args.executor == "dask" else None
     try:

@@ -160,34 +160,18 @@ def _print_table(summary: dict[str, Any], table: Any, out_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keeper.cli.simulate import _conditioned, _dask_client
+    from keeper.cli.simulate import _dask_client, check_run_options, load_run_inputs
     from keeper.progress import progress
     from simulator.errors import InputError
     from simulator.results import provenance
-    from simulator.scenarios import load_scenario
-    from simulator.snapshot import MarketSnapshot
     from simulator.sweep import check_sweep_target, load_sweep, parse_param, run_sweep
 
     if args.paths is not None and args.paths < 2:
         raise InputError(f"--paths {args.paths}: a sweep needs at least 2 paths")
-    if not 0.0 < args.alpha < 1.0:
-        raise InputError(f"--alpha {args.alpha}: expected a confidence level in (0, 1)")
-    if args.chunk_paths < 1:
-        raise InputError(f"--chunk-paths {args.chunk_paths}: expected >= 1")
-    if args.scheduler and args.executor != "dask":
-        raise InputError("--scheduler only applies with --executor dask")
+    check_run_options(args)
     check_sweep_target(args.out)
-    snapshot = MarketSnapshot.load(args.snapshot)
-    if snapshot.meta.get("protocol") == "compound-v3":
-        raise InputError(
-            f"{args.snapshot} is a Compound V3 (Comet) snapshot: the cascade engine models Aave "
-            "V3 liquidations only so far; Comet's absorb / store-front rules "
-            "(simulator/cascade/comet_rules.py) are not plugged into it yet"
-        )
+    snapshot, scenario = load_run_inputs(args)
     params = [parse_param(spec, snapshot) for spec in args.param]
-    scenario = load_scenario(args.scenario)
-    if args.prices:
-        scenario = _conditioned(scenario, snapshot, args.prices)
     n_paths = args.paths if args.paths is not None else scenario.default_paths
     if n_paths < 2:
         raise InputError(
