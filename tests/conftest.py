@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,11 @@ class DevnetHandle:
 
 _OUTSIDE = str(REPO.parent) + os.sep
 _INSIDE = str(REPO) + os.sep
+#: When the checkout itself lies in the temporary directory (a clone in /tmp), what tests and
+#: their libraries create there is beside it too: pytest's tmp_path, tempfile's own names,
+#: Dask's scratch space. Those stay allowed; any other sibling is still refused.
+_TEMP = os.path.normpath(tempfile.gettempdir()) + os.sep
+_TEMP_NAMES = ("pytest-of-", "tmp", "dask-")
 
 
 def _refuse_reads_beside_the_checkout(event: str, args: tuple[Any, ...]) -> None:
@@ -111,6 +117,8 @@ def _refuse_reads_beside_the_checkout(event: str, args: tuple[Any, ...]) -> None
     if not os.path.isabs(path):
         path = os.path.join(os.getcwd(), path)
     path = os.path.normpath(path)
+    if path.startswith(_TEMP) and path[len(_TEMP) :].startswith(_TEMP_NAMES):
+        return
     if path.startswith(_OUTSIDE) and not (path + os.sep).startswith(_INSIDE):
         raise PermissionError(
             f"{path}: a test opened a file beside the checkout; the repository must test on "

@@ -28,11 +28,12 @@ def test_price_data_ship_with_their_provenance() -> None:
 
 
 def test_no_test_or_module_names_a_sibling_directory() -> None:
-    pattern = re.compile(r"\.\./shared|parents\[2\]")
+    pattern = re.compile(r"\.\./shared|parents\[2\]|\bshared/(data|reference)\b")
     offenders = [
         f"{path.relative_to(REPO)}:{n}"
         for folder in ("tests", "simulator", "keeper", "benchmarks", "scenarios")
-        for path in sorted((REPO / folder).rglob("*.py"))
+        for ext in ("*.py", "*.toml")
+        for path in sorted((REPO / folder).rglob(ext))
         if path.name != "test_self_contained.py"
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if pattern.search(line)
