@@ -741,10 +741,13 @@ class _Prefetched:
         self.held: tuple[Any, ...] = ()
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if fn is simulate_chunk and not kwargs and len(args) == 7:
-            book, source, n_paths, seed, a, z, config = args
+        # simulate() submits (book, source, n_paths, seed, a, z, config, trace); the
+        # prefetched chunks are the untraced ones
+        if fn is simulate_chunk and not kwargs and len(args) in (7, 8):
+            book, source, n_paths, seed, a, z, config = args[:7]
             key = (id(book), id(source), n_paths, seed, config)
-            if key == self._key and (a, z) in self._futures:
+            traced = len(args) == 8 and bool(args[7])
+            if key == self._key and not traced and (a, z) in self._futures:
                 return self._futures.pop((a, z))
         self.misses += 1
         done: concurrent.futures.Future[Any] = concurrent.futures.Future()
