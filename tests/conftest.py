@@ -103,11 +103,11 @@ class DevnetHandle:
 _OUTSIDE = str(REPO.parent) + os.sep
 _INSIDE = str(REPO) + os.sep
 #: When the checkout itself lies in the temporary directory (a clone in /tmp), what the tests
-#: and the code under test create there (pytest's tmp_path, tempfile's files, anvil's logs,
-#: Dask's scratch space) is beside it too. The temporary directory holds nothing a test could
-#: read as shipped data, so it stays allowed; the static check in test_self_contained.py still
-#: refuses any reference to a sibling directory.
+#: and the code under test create there is beside it too: pytest's tmp_path, tempfile's own
+#: names, anvil's logs, Dask's scratch space. Those names stay allowed; any other sibling
+#: (``/tmp/shared`` included) is still refused.
 _TEMP = os.path.normpath(tempfile.gettempdir()) + os.sep
+_TEMP_NAMES = ("pytest-of-", "tmp", "anvil-", "dask-")
 
 
 def _refuse_reads_beside_the_checkout(event: str, args: tuple[Any, ...]) -> None:
@@ -118,7 +118,7 @@ def _refuse_reads_beside_the_checkout(event: str, args: tuple[Any, ...]) -> None
     if not os.path.isabs(path):
         path = os.path.join(os.getcwd(), path)
     path = os.path.normpath(path)
-    if path.startswith(_TEMP):
+    if path.startswith(_TEMP) and path[len(_TEMP) :].startswith(_TEMP_NAMES):
         return
     if path.startswith(_OUTSIDE) and not (path + os.sep).startswith(_INSIDE):
         raise PermissionError(
