@@ -557,7 +557,7 @@ def seed_comet(
         int(borrowed * spec.initial_reserves_share), spec.target_reserves * base_unit * 8 // 10
     )
     initial = max(initial, 10_000 * base_unit)
-    comet.transact("seedReserves", initial, sender=admin)
+    seeded_at = int(comet.transact("seedReserves", initial, sender=admin)["blockNumber"], 16)
     depths = _fund_pairs(rpc, deployment, book, spec)
     elapsed = time.perf_counter() - started
     log.info(
@@ -575,6 +575,8 @@ def seed_comet(
         "whales": sum(1 for a in book.accounts if a.whale),
         "near_liquidation": sum(1 for a in book.accounts if a.borrow and a.health < 1.02),
         "initial_reserves": initial,
+        # reserves accrue with time: initial_reserves holds at this block, not at "latest"
+        "reserves_block": seeded_at,
         "block_number_after_seed": rpc.block_number(),
         "dex_side_usd": depths,
     }
