@@ -51,13 +51,10 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import numpy as np
@@ -66,26 +63,19 @@ from eth_utils import to_checksum_address
 from keeper.adapters.base import AdapterConfig, ProtocolAdapter, Reserve, get_adapter
 from keeper.chain import BlockRef, Chain, ChainSettings
 from keeper.errors import ChainError, ConfigError, ContractMissing, WrongChain
-from keeper.evaluate import assess, evaluate_book
-from keeper.flags import DEFAULT_CLEAR_BLOCKS, Flag, FlagEvent
+from keeper.evaluate import accounts_to_evaluate, assess, evaluate_book
+from keeper.flags import Flag, FlagEvent
+from keeper.head import HeadFollower
 from keeper.metrics import Health, KeeperMetrics, MetricsServer
-from keeper.positions import Positions as _Positions
+from keeper.positions import Positions
 from keeper.progress import progress as progress_bar
 from keeper.redact import redact_text, redact_url
-from keeper.sinks import JsonLinesSink, Publisher, Sink, WebhookSink
-from keeper.store import Store
+from keeper.settings import KeeperSettings
+from keeper.sinks import Publisher, Sink, default_sinks
+from keeper.store import AsyncStore, Progress, Store, lock_database
 from keeper.stress_inputs import StressInputs, build_stress_set
 from simulator import __version__
-from simulator.stress import (
-    DEFAULT_ALPHA,
-    DEFAULT_MC_PATHS,
-    DEFAULT_MC_SEED,
-    DEFAULT_MIN_USD,
-    SEVERITIES,
-    FlagThresholds,
-    MarginKind,
-    StressEvaluation,
-)
+from simulator.stress import StressEvaluation
 
 __all__ = ["INTERRUPTED", "Keeper", "KeeperSettings", "run_keeper"]
 
@@ -99,177 +89,62 @@ SHUTDOWN_FLUSH_S = 1.5
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True, slots=True)
-class KeeperSettings:
-    """Everything the keeper needs to run; the CLI builds one from its arguments."""
-
-    rpc_url: str
-    """HTTP(S) JSON-RPC endpoint. Carries API keys: only its scheme and host are ever shown."""
-    provider: str
-    """The market's root address (Aave V3: PoolAddressesProvider)."""
-    db_path: Path
-    """SQLite database: flags, their history, progress, outbox. Created when missing."""
-    protocol: str = "aave-v3"
-    """Protocol adapter name (``keeper.adapters``)."""
-    expected_chain_id: int | None = None
-    """Refuse to start when the RPC serves another chain (the deployment file's chain id)."""
-    multicall3: str | None = None
-    """Multicall3 address; ``None`` for the canonical 0xcA11... one."""
-    start_block: int | None = None
-    """First block to scan for accounts on the first run; ``None``: the Pool's deployment."""
-    alpha: float = DEFAULT_ALPHA
-    """ES confidence level, in (0, 1)."""
-    margin: MarginKind = "equity"
-    """Posted margin: ``equity`` or ``liquidation-buffer``."""
-    scenarios: tuple[str, ...] | None = None
-    """Named stress scenarios; ``None``: every built-in deterministic stress scenario."""
-    stress_from: Path | None = None
-    """A ``simulate`` results directory whose per-path worst moves replace the Monte Carlo set."""
-    mc_paths: int = DEFAULT_MC_PATHS
-    """One-day Monte Carlo draws in the stress set (0: none)."""
-    mc_seed: int = DEFAULT_MC_SEED
-    """Seed of the Monte Carlo draws."""
-    min_usd: float = DEFAULT_MIN_USD
-    """No flag opens for an account with less debt than this, USD (``--min-usd``)."""
-    state_budget: int = 4096
-    """States kept from ``--stress-from`` results (``simulator.states.reduce_states``)."""
-    thresholds: FlagThresholds = field(default_factory=FlagThresholds)
-    """Severity thresholds (ratios ES / margin) and the clearing ratio."""
-    clear_blocks: int = DEFAULT_CLEAR_BLOCKS
-    """Blocks an account must stay safe before its flag clears."""
-    full_refresh_blocks: int = 50
-    """Re-read every account's position at least once every this many blocks (K): a rolling
-    1/K of the accounts (by address) per block. Reserves are re-read every K blocks."""
-    poll_interval_s: float = 2.0
-    """Seconds between head polls."""
-    ws_url: str | None = None
-    """Optional WebSocket endpoint whose ``newHeads`` subscription wakes the loop as soon as a
-    block arrives (polling continues as the fallback). Secret-bearing like ``rpc_url``."""
-    rps: float = 25.0
-    """Most RPC requests per second."""
-    rpc_timeout_s: float = 30.0
-    """Seconds one RPC request may take."""
-    rpc_retries: int = 5
-    """Retries of a transient RPC failure inside one request (then the iteration fails and
-    the loop backs off)."""
-    max_backoff_s: float = 30.0
-    """Longest pause between failed iterations, seconds."""
-    metrics_host: str = "127.0.0.1"
-    """Address ``/metrics`` and ``/healthz`` bind to."""
-    metrics_port: int | None = 9108
-    """Port for ``/metrics`` and ``/healthz`` (0: any free port; ``None``: no server)."""
-    stall_s: float = 120.0
-    """``/healthz`` turns 503 after this many seconds without a new block or a reachable node."""
-    max_lag_blocks: int = 10
-    """``/healthz`` turns 503 when the keeper is more blocks than this behind the head."""
-    webhook_url: str | None = None
-    """Slack-compatible webhook for flag changes. Secret: only its host is ever shown."""
-    json_lines: bool = False
-    """Write events as JSON lines on stdout (else one human line per event)."""
-    events_file: Path | None = None
-    """Also append events as JSON lines to this file."""
-    once: bool = False
-    """Process the current head, deliver the events, and exit."""
-    chunk_rows: int = 1024
-    """Accounts per chunk of the stressed-ES computation (bounds memory)."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.alpha < 1.0:
-            raise ConfigError(f"--alpha {self.alpha}: expected a number in (0, 1)")
-        if self.margin not in ("equity", "liquidation-buffer"):
-            raise ConfigError(f"--margin {self.margin}: expected equity or liquidation-buffer")
-        if self.full_refresh_blocks < 1 or self.clear_blocks < 1:
-            raise ConfigError("full_refresh_blocks and clear_blocks must be >= 1")
-        if self.poll_interval_s <= 0:
-            raise ConfigError("poll_interval_s must be > 0")
-        if not self.min_usd >= 0:
-            raise ConfigError(f"--min-usd {self.min_usd}: expected a USD amount >= 0")
-        if self.state_budget < 1:
-            raise ConfigError(f"--states {self.state_budget}: expected >= 1")
-
-    def __repr__(self) -> str:
-        # The dataclass repr would print the secret-bearing URLs whole.
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
-        return f"KeeperSettings({shown})"
-
-    def describe(self) -> dict[str, Any]:
-        """The settings with secrets redacted (for logs and ``--json``)."""
-        return {
-            "rpc": redact_url(self.rpc_url),
-            "protocol": self.protocol,
-            "provider": self.provider,
-            "db": str(self.db_path),
-            "alpha": self.alpha,
-            "margin": self.margin,
-            "scenarios": list(self.scenarios) if self.scenarios is not None else "built-in",
-            "stress_from": str(self.stress_from) if self.stress_from else None,
-            "mc_paths": self.mc_paths,
-            "mc_seed": self.mc_seed,
-            "min_usd": self.min_usd,
-            "state_budget": self.state_budget,
-            "webhook": redact_url(self.webhook_url) if self.webhook_url else None,
-            "ws": redact_url(self.ws_url) if self.ws_url else None,
-        }
-
-
-class _HumanSink:
-    """One readable line per event on stdout (the default without ``--json``)."""
-
-    name = "stdout"
-
-    async def deliver(self, event: dict[str, Any]) -> None:
-        from keeper.sinks import event_text
-
-        print(event_text(event, emoji=False), flush=True)
-
-    async def close(self) -> None:
-        pass
+#: Kept for callers of the old private name (``keeper.store.lock_database``).
+_lock_database = lock_database
 
 
 class Keeper:
-    """One keeper: ``await start()``, then ``await iterate()`` per poll (``run`` loops)."""
+    """One keeper: ``await start()``, then ``await iterate()`` per poll (``run`` loops).
+
+    The parts: ``heads`` (``keeper.head.HeadFollower``: the head, the lag, reorgs, the
+    doorbell), ``book`` (``keeper.positions.Positions``: the position cache), the evaluation
+    (``keeper.evaluate``), ``db`` (``keeper.store.AsyncStore``: flags, events, outbox,
+    progress) and ``publisher`` (``keeper.sinks.Publisher``: the outbox to the sinks). This
+    class only sequences them, block by block.
+    """
 
     def __init__(self, settings: KeeperSettings, *, sinks: Sequence[Sink] | None = None) -> None:
-        self.settings = settings
+        s = self.settings = settings
         self.metrics = KeeperMetrics()
-        self.health = Health(stall_s=settings.stall_s, max_lag_blocks=settings.max_lag_blocks)
+        self.health = Health(stall_s=s.stall_s, max_lag_blocks=s.max_lag_blocks)
         self.chain = Chain(
-            ChainSettings(
-                settings.rpc_url,
-                rps=settings.rps,
-                timeout=settings.rpc_timeout_s,
-                retries=settings.rpc_retries,
-            )
+            ChainSettings(s.rpc_url, rps=s.rps, timeout=s.rpc_timeout_s, retries=s.rpc_retries)
         )
         cfg: dict[str, Any] = {
-            "provider": settings.provider,
-            "expected_chain_id": settings.expected_chain_id,
-            "start_block": settings.start_block,
+            "provider": s.provider,
+            "expected_chain_id": s.expected_chain_id,
+            "start_block": s.start_block,
         }
-        if settings.multicall3:
-            cfg["multicall3"] = settings.multicall3
-        self.adapter: ProtocolAdapter = get_adapter(settings.protocol)(
-            self.chain, AdapterConfig(**cfg)
-        )
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keeper-db")
+        if s.multicall3:
+            cfg["multicall3"] = s.multicall3
+        self.adapter: ProtocolAdapter = get_adapter(s.protocol)(self.chain, AdapterConfig(**cfg))
+        self.db = AsyncStore(s.db_path)
+        # One dedicated thread for the numpy work: a single malloc arena, so the big
+        # per-chunk temporaries are reused rather than spread over every pool thread.
         self._numpy_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keeper-es")
-        self.store: Store | None = None
-        self._sinks = list(sinks) if sinks is not None else self._default_sinks()
+        if sinks is None:
+            sinks = default_sinks(
+                json_lines=s.json_lines, events_file=s.events_file, webhook_url=s.webhook_url
+            )
         self.publisher = Publisher(
-            self._sinks, self.db, on_failure=self._sink_failed, retry_after_s=5.0
+            list(sinks), self.db.call, on_failure=self._sink_failed, retry_after_s=5.0
+        )
+        self._stop = asyncio.Event()
+        self.heads = HeadFollower(
+            self.chain,
+            self.db.call,
+            self.health,
+            self.metrics,
+            poll_interval_s=s.poll_interval_s,
+            stop=self._stop,
+            on_error=self._note_error,
         )
         self.server: MetricsServer | None = None
         self.chain_id: int | None = None
-        self.book: _Positions | None = None
+        self.book: Positions | None = None
         self.stress: StressInputs | None = None
         self.flags: dict[str, Flag] = {}
         self.prices: np.ndarray | None = None
-        self.last: BlockRef | None = None
-        self.head: BlockRef | None = None  # the newest head seen at the node
-        self._head_polled_at = -math.inf  # monotonic time of the last head poll
-        self._iterating = False
-        self._working_on = -1  # the head the current (or last) iteration works on
         self._lock: IO[bytes] | None = None  # held while this keeper owns the database
         self._last_full: int | None = None
         self._reserves_at: int | None = None  # block the reserves were last read at
@@ -279,32 +154,34 @@ class Keeper:
         self._unsaved_accounts: set[str] = set()  # discovered, not yet in the database
         self._warned_emode = False
         self._outbox_dirty = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._new_head = asyncio.Event()
-        self.subscribed = False  # a newHeads subscription is live (``ws_url``)
+
+    # -- what tests and the demo look at --------------------------------------------------
+
+    @property
+    def store(self) -> Store | None:
+        """The open database (``None`` before ``start`` and after ``close``)."""
+        return self.db.store
+
+    @property
+    def last(self) -> BlockRef | None:
+        """The last block processed."""
+        return self.heads.last
+
+    @property
+    def head(self) -> BlockRef | None:
+        """The newest head seen at the node."""
+        return self.heads.head
+
+    @property
+    def subscribed(self) -> bool:
+        """A ``newHeads`` subscription is live (``ws_url``)."""
+        return self.heads.subscribed
 
     # -- plumbing ---------------------------------------------------------------------------
-
-    def _default_sinks(self) -> list[Sink]:
-        s = self.settings
-        sinks: list[Sink] = [JsonLinesSink() if s.json_lines else _HumanSink()]
-        if s.events_file is not None:
-            f = JsonLinesSink(s.events_file)
-            f.name = "events-file"
-            sinks.append(f)
-        if s.webhook_url:
-            sinks.append(WebhookSink(s.webhook_url))
-        return sinks
 
     def _sink_failed(self, name: str) -> None:
         if name == "webhook":
             self.metrics.webhook_failures.inc()
-
-    async def db(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Run ``Store.<method>`` in the database thread."""
-        assert self.store is not None
-        fn = functools.partial(getattr(self.store, method), *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn)
 
     async def _in_thread(
         self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any, **kwargs: Any
@@ -312,24 +189,29 @@ class Keeper:
         call = functools.partial(fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(pool, call)
 
-    async def _in_db_thread(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn)
+    def _note_error(self, exc: BaseException) -> None:
+        self.health.last_error = redact_text(str(exc))[:300]
+        self.metrics.sync_rpc_errors(self.chain.stats.errors, self._errors_seen)
 
-    def _sync_rpc_errors(self) -> None:
-        for kind, count in self.chain.stats.errors.items():
-            seen = self._errors_seen.get(kind, 0)
-            if count > seen:
-                self.metrics.rpc_errors.labels(kind=kind).inc(count - seen)
-                self._errors_seen[kind] = count
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless asked to stop; True if a stop was requested."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        return self._stop.is_set()
+
+    def _publish_flags(self) -> None:
+        stress = self.stress
+        contributions = stress.contributions if stress is not None else None
+        es = stress.protocol_es_usd if stress is not None else 0.0
+        self.metrics.publish_flags(self.flags, contributions, es)
 
     # -- start-up -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the database, serve metrics, and check the chain and the market."""
         s = self.settings
-        path = s.db_path
-        self._lock = _lock_database(path)
-        self.store = await self._in_db_thread(lambda: Store(path))
+        self._lock = lock_database(s.db_path)
+        await self.db.open()
         if s.metrics_port is not None:
             self.server = MetricsServer(self.metrics, self.health, s.metrics_host, s.metrics_port)
             try:
@@ -343,7 +225,7 @@ class Keeper:
         delay = 1.0
         while True:
             try:
-                head = await self._poll_head()
+                head = await self.heads.poll()
                 await self.adapter.resolve(head)
                 self.chain_id = await self.chain.chain_id()
                 break
@@ -365,16 +247,13 @@ class Keeper:
             margin=s.margin,
             alpha=str(s.alpha),
         ).set(1)
-        for sink in self._sinks:
-            if isinstance(sink, WebhookSink):
-                sink.extra.setdefault("chain_id", self.chain_id)
-                sink.extra.setdefault("market", self.adapter.addresses.pool)
-        await self.db("bind", self.chain_id, self.adapter.addresses.pool)
-        self.flags = await self.db("flags")
-        known = await self.db("accounts")
-        progress = await self.db("progress")
+        self.publisher.describe_market(self.chain_id, self.adapter.addresses.pool)
+        await self.db.call("bind", self.chain_id, self.adapter.addresses.pool)
+        self.flags = await self.db.call("flags")
+        known = await self.db.call("accounts")
+        progress = await self.db.call("progress")
         self._known_accounts = list(known)
-        self._publish_flag_gauges()
+        self._publish_flags()
         log.info(
             "keeper on chain %d, market %s; %d known accounts, %d flags, resuming after %s",
             self.chain_id,
@@ -384,27 +263,19 @@ class Keeper:
             "nothing" if progress is None else f"block {progress.block_number}",
         )
 
-    def _note_error(self, exc: BaseException) -> None:
-        self.health.last_error = redact_text(str(exc))[:300]
-        self._sync_rpc_errors()
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless asked to stop; True if a stop was requested."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        return self._stop.is_set()
-
     # -- one iteration ----------------------------------------------------------------------
 
     async def iterate(self) -> bool:
         """Poll the head and process it if it is new; True if a block was processed."""
-        self._iterating = True
+        heads = self.heads
+        heads.iterating = True
         try:
-            head = await self._poll_head()
-            self._working_on = head.number
-            progress = await self.db("progress")
+            head = await heads.poll()
+            heads.working_on = head.number
+            progress = await self.db.call("progress")
             if progress is not None:
-                progress = await self._check_reorg(progress, head)
+                progress, reorged = await heads.check_reorg(progress, head)
+                self._force_full = self._force_full or reorged
             if (
                 progress is not None
                 and progress.block_number >= head.number
@@ -416,144 +287,92 @@ class Keeper:
             # doubles.
             return await self._process(head, progress)
         finally:
-            self._iterating = False
+            heads.iterating = False
 
-    async def _poll_head(self) -> BlockRef:
-        """The node's latest block; records it for ``/healthz`` and the lag metrics."""
-        head = await self.chain.block()
-        self._head_polled_at = time.monotonic()
-        self.health.saw_head(head.number)
-        self.metrics.head_block.set(head.number)
-        self.head = head
-        self._observe_lag()
-        return head
-
-    async def _check_reorg(self, progress: Any, head: BlockRef) -> Any:
-        if head.number == progress.block_number and head.hash == progress.block_hash:
-            return progress  # nothing new, nothing reorganised: no extra request
-        h = min(progress.block_number, head.number)
-        stored = (
-            progress.block_hash if h == progress.block_number else await self.db("block_hash", h)
-        )
-        chain_hash = (await self.chain.block(h)).hash
-        if stored is not None and stored == chain_hash and h == progress.block_number:
-            return progress
-        if stored is not None and stored == chain_hash:
-            fork = (h, chain_hash)  # the chain went back to a block we processed
-        else:
-            fork = None
-            for number, stored_hash in await self.db("recent_hashes"):
-                if number > head.number:
-                    continue
-                if (await self.chain.block(number)).hash == stored_hash:
-                    fork = (number, stored_hash)
-                    break
-        self.metrics.reorgs.inc()
-        self._force_full = True
-        if fork is None:
-            log.warning(
-                "reorg deeper than the stored hashes (last processed %d): starting over",
-                progress.block_number,
-            )
-            await self.db("forget_progress")
-            return None
-        log.warning(
-            "reorg: block %d is no longer %s; rolled back to block %d and re-reading all accounts",
-            progress.block_number,
-            progress.block_hash,
-            fork[0],
-        )
-        await self.db("rewind", fork[0], fork[1])
-        return await self.db("progress")
-
-    def _observe_lag(self) -> None:
-        """Lag of the last processed block behind the newest head seen."""
-        head, last = self.head, self.last
-        if head is not None and last is not None:
-            self.metrics.blocks_behind.set(max(0, head.number - last.number))
-            self.metrics.seconds_behind.set(max(0, head.timestamp - last.timestamp))
-
-    async def _process(self, head: BlockRef, progress: Any) -> bool:
-        s = self.settings
-        started = time.perf_counter()
-        n = head.number
-        # Reserves (and the stress set) on the first block, on a full refresh and every K
-        # blocks; a changed list of reserves rebuilds the book and forces a full refresh.
-        reread_reserves = (
+    async def _refresh_reserves(self, n: int) -> bool:
+        """Re-read the reserves on the first block, a full refresh and every K blocks; a
+        changed list of reserves rebuilds the book (and the stress set) and forces a full
+        refresh. True if they were read."""
+        if not (
             self.book is None
             or self._force_full
             or self._reserves_at is None
-            or n - self._reserves_at >= s.full_refresh_blocks
+            or n - self._reserves_at >= self.settings.full_refresh_blocks
+        ):
+            return False
+        reserves = await self.adapter.read_reserves(n)
+        if self.book is None or [r.asset for r in reserves] != self.book.assets:
+            self._rebuild(reserves)
+        else:
+            self.book.reserves = reserves
+        return True
+
+    async def _accounts_changed(
+        self, head: BlockRef, progress: Progress | None
+    ) -> tuple[list[str], set[str]]:
+        """``(new accounts, touched accounts)``: discovery on the first run, one log scan
+        since the last block afterwards (an account named by a change event that we do not
+        know yet is a new account)."""
+        if progress is None:
+            with progress_bar("scanning logs") as bar:
+                found = await self.adapter.discover_accounts(head, on_progress=bar.advance)
+            return [to_checksum_address(a) for a in found], set()
+        lo = progress.block_number + 1
+        changed = (
+            await self.adapter.touched_accounts(lo, head.number) if lo <= head.number else set()
         )
-        if reread_reserves:
-            reserves = await self.adapter.read_reserves(n)
-            if self.book is None or [r.asset for r in reserves] != self.book.assets:
-                self._rebuild(reserves)
-            else:
-                self.book.reserves = reserves
+        touched = {to_checksum_address(a) for a in changed}
+        return sorted(touched), touched
+
+    async def _read_positions(
+        self, book: Positions, to_read: list[str], n: int, full: bool
+    ) -> None:
+        if full and self._last_full is None:  # this process's first full read: long
+            with progress_bar("reading accounts", total=len(to_read)) as bar:
+                read = await self.adapter.read_positions(
+                    to_read, book.reserves, n, on_progress=bar.advance
+                )
+        else:
+            read = await self.adapter.read_positions(to_read, book.reserves, n)
+        book.update(to_read, read.positions)
+        if full and read.emode and not self._warned_emode:
+            self._warned_emode = True
+            log.warning(
+                "%d account(s) use e-mode; their liquidation buffers use the reserves' own "
+                "LTs (lower than the e-mode LTs), so their margins read low",
+                len(read.emode),
+            )
+
+    async def _process(self, head: BlockRef, progress: Progress | None) -> bool:
+        s = self.settings
+        started = time.perf_counter()
+        n = head.number
+        reread_reserves = await self._refresh_reserves(n)
         full = self._force_full or self._last_full is None
         book = self.book
         assert book is not None and self.stress is not None
         if self._known_accounts:
             book.add(self._known_accounts)
             self._known_accounts = []
-        # Accounts: discovery on the first run, one log scan since the last block afterwards
-        # (an account named by a change event that we do not know yet is a new account).
-        touched: set[str] = set()
-        new_accounts: list[str]
-        if progress is None:
-            with progress_bar("scanning logs") as bar:
-                found = await self.adapter.discover_accounts(head, on_progress=bar.advance)
-            new_accounts = [to_checksum_address(a) for a in found]
-        else:
-            lo = progress.block_number + 1
-            changed = await self.adapter.touched_accounts(lo, n) if lo <= n else set()
-            touched = {to_checksum_address(a) for a in changed}
-            new_accounts = sorted(touched)
+        new_accounts, touched = await self._accounts_changed(head, progress)
         # Accounts enter the database with the block that commits; until then (a failed
         # iteration retried) they stay pending, so none is lost to a restart.
         self._unsaved_accounts.update(book.add(new_accounts))
         added = sorted(self._unsaved_accounts)
-        if full or progress is None:
-            to_read = list(book.accounts)
-        else:
-            # New and touched accounts, and the rolling re-read's share of every block since
-            # the last processed one (skipped blocks' shares included).
-            due = book.due(progress.block_number + 1, n)
-            to_read = sorted(set(added) | touched | set(due))
+        since = None if progress is None else progress.block_number
+        to_read = book.to_read(since, n, full=full, added=added, touched=touched)
         prices_raw = await self.adapter.read_prices(book.assets, n)
         prices = np.array([prices_raw.usd(a) for a in book.assets], dtype=np.float64)
         if to_read:
-            if full and self._last_full is None:  # this process's first full read: long
-                with progress_bar("reading accounts", total=len(to_read)) as bar:
-                    read = await self.adapter.read_positions(
-                        to_read, book.reserves, n, on_progress=bar.advance
-                    )
-            else:
-                read = await self.adapter.read_positions(to_read, book.reserves, n)
-            book.update(to_read, read.positions)
-            if full and read.emode and not self._warned_emode:
-                self._warned_emode = True
-                log.warning(
-                    "%d account(s) use e-mode; their liquidation buffers use the reserves' own "
-                    "LTs (lower than the e-mode LTs), so their margins read low",
-                    len(read.emode),
-                )
-        # Which accounts to re-evaluate.
+            await self._read_positions(book, to_read, n, full)
         prices_moved = self.prices is None or not np.array_equal(prices, self.prices)
-        if full or prices_moved:
-            rows = None
-            evaluated = list(book.accounts)
-        else:
-            subset = set(to_read) | {a for a, f in self.flags.items() if f.status == "open"}
-            evaluated = sorted(a for a in subset if a in book.row)
-            rows = np.fromiter((book.row[a] for a in evaluated), dtype=np.int64)
+        evaluated, rows = accounts_to_evaluate(
+            book, to_read, self.flags, everyone=full or prices_moved
+        )
         changed_flags: list[Flag] = []
         events: list[FlagEvent] = []
         if evaluated:
             coll, debt, enabled = book.arrays(rows)
-            # One dedicated thread for the numpy work: a single malloc arena, so the big
-            # per-chunk temporaries are reused rather than spread over every pool thread.
             result: StressEvaluation = await self._in_thread(
                 self._numpy_thread,
                 evaluate_book,
@@ -573,7 +392,7 @@ class Keeper:
                 clear_blocks=s.clear_blocks,
                 contributions=self.stress.contributions,
             )
-        await self.db(
+        await self.db.call(
             "commit_block",
             n,
             head.hash,
@@ -587,13 +406,12 @@ class Keeper:
         self._unsaved_accounts.difference_update(added)
         self.flags.update({f.account: f for f in changed_flags})
         self.prices = prices
-        self.last = head
         if full:
             self._last_full = n
             self._force_full = False
         if reread_reserves:
             self._reserves_at = n
-        self.health.processed = n
+        self.heads.processed(head)
         elapsed = time.perf_counter() - started
         m = self.metrics
         m.refresh_seconds.labels(kind="full" if full else "incremental").observe(elapsed)
@@ -601,9 +419,8 @@ class Keeper:
         m.accounts_watched.set(book.n)
         for ev in events:
             m.events.labels(kind=ev.kind).inc()
-        self._publish_flag_gauges()
-        self._observe_lag()
-        self._sync_rpc_errors()
+        self._publish_flags()
+        m.sync_rpc_errors(self.chain.stats.errors, self._errors_seen)
         if events:
             self._outbox_dirty.set()
         log.info(
@@ -619,9 +436,8 @@ class Keeper:
 
     def _rebuild(self, reserves: Sequence[Reserve]) -> None:
         s = self.settings
-        symbols = [r.symbol for r in reserves]
         self.stress = build_stress_set(
-            symbols,
+            [r.symbol for r in reserves],
             s.scenarios,
             mc_paths=s.mc_paths,
             mc_seed=s.mc_seed,
@@ -629,53 +445,17 @@ class Keeper:
             alpha=s.alpha,
             budget=s.state_budget,
         )
-        self._publish_contribution_shares()
+        self.metrics.publish_contribution_shares(
+            self.stress.contributions, self.stress.protocol_es_usd
+        )
         old = self.book
-        self.book = _Positions(reserves, s.full_refresh_blocks)
+        self.book = Positions(reserves, s.full_refresh_blocks)
         if old is not None:
             self.book.add(old.accounts)
         self.prices = None
         self._force_full = True
 
-    def _publish_flag_gauges(self) -> None:
-        counts = dict.fromkeys(SEVERITIES[1:], 0)
-        at_risk = dict.fromkeys(SEVERITIES[1:], 0.0)
-        for f in self.flags.values():
-            if f.status == "open":
-                counts[f.severity] = counts.get(f.severity, 0) + 1
-                at_risk[f.severity] = at_risk.get(f.severity, 0.0) + f.at_risk_usd
-        for sev, c in counts.items():
-            self.metrics.open_flags.labels(severity=sev).set(c)
-            self.metrics.at_risk_usd.labels(severity=sev).set(at_risk[sev])
-        self._publish_flagged_share()
-
-    def _publish_contribution_shares(self) -> None:
-        """``es_contribution_share{rank}``: the top 10 contributors' shares of the protocol's
-        ES in the ``--stress-from`` results."""
-        stress = self.stress
-        if stress is None or not stress.contributions or stress.protocol_es_usd <= 0:
-            return
-        top = sorted(stress.contributions.values(), reverse=True)[:10]
-        for k, value in enumerate(top, start=1):
-            self.metrics.es_share.labels(rank=str(k)).set(value / stress.protocol_es_usd)
-
-    def _publish_flagged_share(self) -> None:
-        stress = self.stress
-        if stress is None or not stress.contributions or stress.protocol_es_usd <= 0:
-            return
-        flagged = sum(
-            stress.contributions.get(a, 0.0) for a, f in self.flags.items() if f.status == "open"
-        )
-        self.metrics.es_share.labels(rank="flagged").set(flagged / stress.protocol_es_usd)
-
     # -- the loops --------------------------------------------------------------------------
-
-    async def _publisher_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox_dirty.wait(), timeout=5.0)
-            self._outbox_dirty.clear()
-            await self.publisher.flush()
 
     async def _main_loop(self) -> None:
         s = self.settings
@@ -683,7 +463,7 @@ class Keeper:
         while not self._stop.is_set():
             # A doorbell (newHeads, or the watcher seeing a newer head) that rings while this
             # iteration runs starts the next one at once instead of after a poll interval.
-            self._new_head.clear()
+            self.heads.doorbell.clear()
             try:
                 await self.iterate()
                 self.health.last_error = ""
@@ -698,85 +478,8 @@ class Keeper:
                     return
                 delay = min(s.max_backoff_s, max(1.0, delay * 2))
                 continue
-            if await self._wait_for_head(s.poll_interval_s):
+            if await self.heads.wait(s.poll_interval_s):
                 return
-
-    async def _wait_for_head(self, seconds: float) -> bool:
-        """Wait for the next poll, or earlier for a doorbell; True on stop."""
-        stop = asyncio.ensure_future(self._stop.wait())
-        head = asyncio.ensure_future(self._new_head.wait())
-        try:
-            await asyncio.wait({stop, head}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            head.cancel()
-        return self._stop.is_set()
-
-    async def _lag_watch(self) -> None:
-        """Keep polling the head while an iteration runs longer than a poll interval.
-
-        The main loop polls the head only between iterations, so without this a slow
-        iteration would hide how far the chain has moved on: the lag metrics and
-        ``/healthz`` would judge the keeper against the block it is still working on. A new
-        head seen here rings the doorbell, so the next iteration starts as soon as this one
-        ends (on the newest head, never on the blocks in between). Idle, it sends nothing.
-        """
-        s = self.settings
-        while not await self._sleep(s.poll_interval_s):
-            if not self._iterating or time.monotonic() - self._head_polled_at < s.poll_interval_s:
-                continue
-            try:
-                head = await self._poll_head()
-            except ChainError as exc:
-                self._note_error(exc)
-                continue
-            if head.number > self._working_on:
-                self._new_head.set()
-
-    async def _head_subscription(self, url: str) -> None:
-        """Wake the loop on every ``newHeads`` notification of a WebSocket endpoint.
-
-        Only a doorbell: the loop still asks the HTTP endpoint for the head, so a lost or
-        duplicated notification costs nothing. Reconnects with backoff; polling goes on
-        meanwhile.
-        """
-        import aiohttp
-
-        where = redact_url(url)
-        delay = 1.0
-        while not self._stop.is_set():
-            try:
-                async with (
-                    aiohttp.ClientSession() as session,
-                    session.ws_connect(
-                        url, heartbeat=30.0, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
-                    ) as ws,
-                ):
-                    await ws.send_json(
-                        {
-                            "jsonrpc": "2.0",
-                            "id": 1,
-                            "method": "eth_subscribe",
-                            "params": ["newHeads"],
-                        }
-                    )
-                    log.info("subscribed to newHeads on %s", where)
-                    self.subscribed = True
-                    delay = 1.0
-                    async for msg in ws:
-                        if msg.type != aiohttp.WSMsgType.TEXT:
-                            break
-                        if '"eth_subscription"' in msg.data:
-                            self._new_head.set()
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.warning(
-                    "newHeads subscription on %s failed (%s); polling meanwhile",
-                    where,
-                    type(exc).__name__,
-                )
-            if await self._sleep(delay):
-                return
-            delay = min(self.settings.max_backoff_s, delay * 2)
 
     async def _once(self) -> None:
         await self.iterate()
@@ -815,11 +518,13 @@ class Keeper:
                     return INTERRUPTED
                 work.result()
                 return 0
-            publisher = asyncio.create_task(self._publisher_loop())
-            background = [publisher, asyncio.create_task(self._lag_watch())]
+            publisher = asyncio.create_task(self.publisher.run(self._outbox_dirty))
+            background = [publisher, asyncio.create_task(self.heads.lag_watch())]
             if self.settings.ws_url:
                 background.append(
-                    asyncio.create_task(self._head_subscription(self.settings.ws_url))
+                    asyncio.create_task(
+                        self.heads.subscribe(self.settings.ws_url, self.settings.max_backoff_s)
+                    )
                 )
             main = asyncio.create_task(self._main_loop())
             # The publisher is watched too: if it died, nothing would reach the sinks.
@@ -855,38 +560,11 @@ class Keeper:
         if self.server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.stop(), timeout=1.0)
-        if self.store is not None:
-            store = self.store
-            await asyncio.get_running_loop().run_in_executor(self._db_thread, store.close)
-            self.store = None
-        self._db_thread.shutdown(wait=True)
+        await self.db.close()
         self._numpy_thread.shutdown(wait=True)
         if self._lock is not None:
             self._lock.close()  # releases the database for the next keeper
             self._lock = None
-
-
-def _lock_database(db_path: Path) -> IO[bytes]:
-    """Hold an exclusive lock on ``<db>.lock`` for as long as the keeper runs.
-
-    Two keepers on one database would both publish every change. The lock is an ``flock``:
-    the kernel drops it when the process dies, SIGKILL included, so a restart never finds a
-    stale lock.
-    """
-    import fcntl
-
-    lock_path = db_path.with_name(db_path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(lock_path, "a+b")  # noqa: SIM115 - held open for the keeper's lifetime
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise ConfigError(
-            f"--db {db_path}: another keeper is running on this database; stop it or pass "
-            "another --db"
-        ) from None
-    return fh
 
 
 def run_keeper(settings: KeeperSettings) -> int:

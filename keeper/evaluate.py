@@ -17,7 +17,28 @@ from keeper.stress_inputs import StressInputs
 from simulator.stress import RULE_ES, RULE_STRESS, StressEvaluation
 from simulator.stress import evaluate as stress_evaluate
 
-__all__ = ["assess", "evaluate_book"]
+__all__ = ["accounts_to_evaluate", "assess", "evaluate_book"]
+
+
+def accounts_to_evaluate(
+    book: Any,
+    read: Sequence[str],
+    flags: Mapping[str, Flag],
+    *,
+    everyone: bool,
+) -> tuple[list[str], np.ndarray | None]:
+    """Which accounts of ``book`` (``keeper.positions.Positions``) to re-evaluate, and their
+    rows (``None``: all rows, in book order).
+
+    ``everyone`` (a full refresh, or prices or the stress set moved): every account. Else
+    only the accounts just ``read`` and those with an open flag (so a flag can clear or
+    escalate without a price move): nobody else's inputs changed.
+    """
+    if everyone:
+        return list(book.accounts), None
+    subset = set(read) | {a for a, f in flags.items() if f.status == "open"}
+    chosen = sorted(a for a in subset if a in book.row)
+    return chosen, np.fromiter((book.row[a] for a in chosen), dtype=np.int64, count=len(chosen))
 
 
 def evaluate_book(

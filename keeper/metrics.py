@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -155,6 +157,44 @@ class KeeperMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def publish_flags(
+        self, flags: Mapping[str, Any], contributions: Mapping[str, float] | None, es_usd: float
+    ) -> None:
+        """Open flags and their USD at risk by severity, and (with ``--stress-from``
+        contributions, ``es_usd`` the protocol's ES) the flagged accounts' share of it."""
+        counts = dict.fromkeys(SEVERITIES[1:], 0)
+        at_risk = dict.fromkeys(SEVERITIES[1:], 0.0)
+        for f in flags.values():
+            if f.status == "open":
+                counts[f.severity] = counts.get(f.severity, 0) + 1
+                at_risk[f.severity] = at_risk.get(f.severity, 0.0) + f.at_risk_usd
+        for sev, c in counts.items():
+            self.open_flags.labels(severity=sev).set(c)
+            self.at_risk_usd.labels(severity=sev).set(at_risk[sev])
+        if contributions and es_usd > 0:
+            flagged = sum(contributions.get(a, 0.0) for a, f in flags.items() if f.status == "open")
+            self.es_share.labels(rank="flagged").set(flagged / es_usd)
+
+    def publish_contribution_shares(
+        self, contributions: Mapping[str, float] | None, es_usd: float, top: int = 10
+    ) -> None:
+        """``es_contribution_share{rank}``: the ``top`` contributors' shares of the
+        protocol's ES ``es_usd`` in the ``--stress-from`` results."""
+        if not contributions or es_usd <= 0:
+            return
+        largest = sorted(contributions.values(), reverse=True)[:top]
+        for k, value in enumerate(largest, start=1):
+            self.es_share.labels(rank=str(k)).set(value / es_usd)
+
+    def sync_rpc_errors(self, errors: Mapping[str, int], seen: dict[str, int]) -> None:
+        """Bring ``rpc_errors_total`` up to the chain's error counts ``errors``; ``seen``
+        holds what was counted before (updated)."""
+        for kind, count in errors.items():
+            before = seen.get(kind, 0)
+            if count > before:
+                self.rpc_errors.labels(kind=kind).inc(count - before)
+                seen[kind] = count
 
 
 class MetricsServer:

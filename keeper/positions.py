@@ -77,6 +77,26 @@ class Positions:
         rows = np.flatnonzero(np.isin(self._slot[: self.n], turns))
         return [self.accounts[i] for i in rows]
 
+    def to_read(
+        self,
+        since: int | None,
+        block: int,
+        *,
+        full: bool,
+        added: Sequence[str] = (),
+        touched: Sequence[str] | set[str] = (),
+    ) -> list[str]:
+        """Accounts whose positions to read at ``block``, the last processed being ``since``.
+
+        Every account on a full refresh (or with nothing processed yet); else the new and
+        touched accounts and the rolling re-read's share of every block in
+        ``(since, block]`` (skipped blocks' shares included), sorted.
+        """
+        if full or since is None:
+            return list(self.accounts)
+        due = self.due(since + 1, block)
+        return sorted(set(added) | set(touched) | set(due))
+
     def update(self, accounts_read: Sequence[str], positions: Sequence[Any]) -> None:
         """Replace the balances of ``accounts_read`` with ``positions`` (the non-zero ones)."""
         rows = np.fromiter((self.row[a] for a in accounts_read), dtype=np.int64)

@@ -40,10 +40,12 @@ from keeper.redact import redact_text, redact_url
 
 __all__ = [
     "DeliveryError",
+    "HumanSink",
     "JsonLinesSink",
     "Publisher",
     "Sink",
     "WebhookSink",
+    "default_sinks",
     "event_text",
     "webhook_body",
 ]
@@ -263,6 +265,36 @@ class WebhookSink:
             self._session = None
 
 
+class HumanSink:
+    """One readable line per event on stdout (the keeper's default without ``--json``)."""
+
+    name = "stdout"
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        print(event_text(event, emoji=False), file=self._stream or sys.stdout, flush=True)
+
+    async def close(self) -> None:
+        pass
+
+
+def default_sinks(
+    *, json_lines: bool, events_file: Path | None, webhook_url: str | None
+) -> list[Sink]:
+    """The CLI's sinks: stdout (JSON lines with ``--json``, else human lines), the
+    ``--events-file`` (sink name ``events-file``) and the ``--webhook``."""
+    sinks: list[Sink] = [JsonLinesSink() if json_lines else HumanSink()]
+    if events_file is not None:
+        f = JsonLinesSink(events_file)
+        f.name = "events-file"
+        sinks.append(f)
+    if webhook_url:
+        sinks.append(WebhookSink(webhook_url))
+    return sinks
+
+
 class Publisher:
     """Drains the outbox into the sinks.
 
@@ -324,6 +356,22 @@ class Publisher:
                     continue
                 await self._call("mark_delivered", item.event_id, sink.name)
                 done += 1
+
+    def describe_market(self, chain_id: int, market: str) -> None:
+        """Webhook bodies name the chain and the market (unless already given)."""
+        for sink in self.sinks:
+            if isinstance(sink, WebhookSink):
+                sink.extra.setdefault("chain_id", chain_id)
+                sink.extra.setdefault("market", market)
+
+    async def run(self, dirty: asyncio.Event, every_s: float = 5.0) -> None:
+        """Flush whenever ``dirty`` is set (a block committed events), and every
+        ``every_s`` seconds anyway (retries that fell due); runs until cancelled."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(dirty.wait(), timeout=every_s)
+            dirty.clear()
+            await self.flush()
 
     async def close(self) -> None:
         for sink in self.sinks:

@@ -13,23 +13,39 @@ Journal mode WAL, ``synchronous=FULL``: in WAL mode NORMAL survives a process cr
 lose the last commits on power loss, and a lost "delivered" mark means a duplicate webhook.
 FULL costs one fsync per block (one commit every ~12 s on mainnet), which is nothing.
 
-``Store`` is synchronous and not thread-safe; the daemon calls it from one worker thread.
+``Store`` is synchronous and not thread-safe; ``AsyncStore`` gives the daemon an awaitable
+front to it that runs every call in one dedicated thread, and ``lock_database`` makes sure one
+keeper at a time owns a database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
+from keeper.errors import ConfigError
 from keeper.flags import Flag, FlagEvent
 from simulator.errors import ShortfallError
 
-__all__ = ["SCHEMA_VERSION", "OutboxItem", "Progress", "Store", "StoreError"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "AsyncStore",
+    "OutboxItem",
+    "Progress",
+    "Store",
+    "StoreError",
+    "lock_database",
+]
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 2
 #: How many recent block hashes are kept for reorg detection.
@@ -479,3 +495,63 @@ class Store:
 def event_payload(event: dict[str, Any]) -> str:
     """One JSON line for an event row (keys sorted, no NaN)."""
     return json.dumps(event, sort_keys=True, allow_nan=False)
+
+
+class AsyncStore:
+    """A ``Store`` used from asyncio: every call runs in one dedicated thread, in order.
+
+    ``await open()`` opens the database (in that thread), ``await call("method", *args)``
+    runs ``Store.method`` there, ``await close()`` closes the database after its last write
+    and stops the thread. ``store`` is the ``Store`` itself (``None`` until opened), for
+    tests that read it directly.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.store: Store | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keeper-db")
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    async def open(self) -> Store:
+        path = self.path
+        self.store = await self._run(lambda: Store(path))
+        return self.store
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Run ``Store.<method>(*args, **kwargs)`` in the database thread."""
+        store = self.store
+        if store is None:
+            raise StoreError(f"{self.path}: the database is not open")
+        return await self._run(functools.partial(getattr(store, method), *args, **kwargs))
+
+    async def close(self) -> None:
+        """Close the database (after every queued call) and stop the thread; idempotent."""
+        if self.store is not None:
+            store, self.store = self.store, None
+            await self._run(store.close)
+        self._thread.shutdown(wait=True)
+
+
+def lock_database(db_path: Path) -> IO[bytes]:
+    """Hold an exclusive lock on ``<db>.lock`` for as long as the returned file is open.
+
+    Two keepers on one database would both publish every change. The lock is an ``flock``:
+    the kernel drops it when the process dies, SIGKILL included, so a restart never finds a
+    stale lock.
+    """
+    import fcntl
+
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock_path, "a+b")  # noqa: SIM115 - held open for the keeper's lifetime
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise ConfigError(
+            f"--db {db_path}: another keeper is running on this database; stop it or pass "
+            "another --db"
+        ) from None
+    return fh

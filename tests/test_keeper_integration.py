@@ -424,18 +424,29 @@ def test_keeper_survives_anvil_restart(tmp_path: Path, monkeypatch: pytest.Monke
                 state = await asyncio.to_thread(rpc.call, "anvil_dumpState")
                 await asyncio.to_thread(node.stop)
 
-                async def healthz() -> int:
+                async def healthz_text() -> tuple[int, str]:
                     try:
                         async with (
                             aiohttp.ClientSession() as s,
                             s.get(f"http://127.0.0.1:{port}/healthz") as r,
                         ):
-                            return r.status
+                            return r.status, await r.text()
                     except aiohttp.ClientError:
-                        return -1
+                        return -1, ""
 
+                async def healthz() -> int:
+                    return (await healthz_text())[0]
+
+                # Wait for the 503 that names the dead node. A bare 503 is not enough: the
+                # expectation above takes longer than stall_s (1 s) and anvil mines nothing
+                # meanwhile, so /healthz is already 503 ("no new block") when the node stops;
+                # the restart then raced the keeper's next head poll, and when it won (run
+                # alone: a quick machine) the keeper never met the dead node at all.
                 deadline = time.monotonic() + 15
-                while await healthz() != 503:
+                while True:
+                    status, text = await healthz_text()
+                    if status == 503 and "node unreachable" in text:
+                        break
                     assert time.monotonic() < deadline, "/healthz never reported the dead node"
                     await asyncio.sleep(0.1)
                 assert not task.done(), "the keeper must stay alive while the node is down"
