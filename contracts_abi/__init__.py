@@ -3,7 +3,8 @@
 Each ``NAME.json`` holds the subset of a contract's *public* interface that Shortfall uses,
 with the signatures of the real deployed contracts (Aave V3 from aave/aave-v3-core and
 aave-dao/aave-v3-origin; Compound V3's Comet from compound-finance/comet; Multicall3;
-Chainlink AggregatorV3; Uniswap V2 pair), so the same code reads our devnet and a live market. ``contracts_abi/devnet/`` holds the devnet's own
+Chainlink AggregatorV3; Uniswap V2 pair; the Uniswap V3 pool views of Uniswap/v3-core
+``IUniswapV3PoolState`` and ``IUniswapV3PoolImmutables``), so the same code reads our devnet and a live market. ``contracts_abi/devnet/`` holds the devnet's own
 contracts and is loaded as ``load_abi("devnet/NAME")``.
 """
 

@@ -25,6 +25,7 @@ import pandas as pd
 from eth_utils import is_address, to_checksum_address
 
 from keeper.adapters.base import (
+    DEX_KINDS,
     AccountPositions,
     AdapterConfig,
     DexLiquidity,
@@ -44,8 +45,10 @@ from keeper.discovery import DiscoveryCache
 from keeper.errors import ChainError, ConfigError
 from keeper.progress import progress
 from keeper.redact import redact_url
+from keeper.venues_pull import venue_columns, venues_frame
 from simulator import __version__
 from simulator.snapshot import MarketSnapshot, check_save_target
+from simulator.venues import VenueError, curve_rows
 
 MAX_UINT256 = 2**256 - 1
 RAY = 10**27
@@ -122,12 +125,20 @@ def _checked_address(value: Any, what: str) -> str:
 
 
 def load_dex_map(path: str | Path) -> dict[str, DexSource]:
-    """Read a DEX source map (JSON or TOML): asset address or symbol -> pool.
+    """Read a DEX source map (JSON or TOML): asset address or symbol -> venue.
 
-    Values are a pool address, or a table ``{pair = "0x..", fee = 0.003, kind = "uniswap-v2"}``::
+    Values are a Uniswap V2 pair address, or a table with a ``kind``::
 
         WETH = "0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc"
         "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599" = { pair = "0x...", fee = 0.003 }
+        USDT = { kind = "uniswap-v3", pool = "0x..." }
+        WBTC = { kind = "depth-curve", points = [[1e6, 0.002], [1e7, 0.01], [5e7, 0.05]] }
+
+    ``uniswap-v2`` (the default kind): ``pair``, ``fee`` (default 0.003). ``uniswap-v3``:
+    ``pool`` (or ``pair``), read at the pull block; its fee is the pool's. ``depth-curve``:
+    ``points`` of ``[size_usd, average impact]`` (impact fraction of the sale's value, fee
+    included, as an aggregator quotes it), sizes and impacts increasing; ``fee`` (default 0)
+    is taken on top.
     """
     file = Path(path)
     try:
@@ -147,16 +158,38 @@ def load_dex_map(path: str | Path) -> dict[str, DexSource]:
         where = f"{file}: entry {key!r}"
         if isinstance(value, str):
             out[key] = DexSource(pair=_checked_address(value, where))
-        elif isinstance(value, dict):
-            fee = value.get("fee", 0.003)
-            if not isinstance(fee, int | float) or not 0 <= fee < 1:
-                raise ConfigError(f"{where}: fee {fee!r} must be a fraction in [0, 1)")
-            kind = value.get("kind", "uniswap-v2")
-            if kind != "uniswap-v2":
-                raise ConfigError(f"{where}: kind {kind!r} is not supported (uniswap-v2)")
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a pool address or a table with a 'kind'")
+        kind = value.get("kind", "uniswap-v2")
+        if kind not in DEX_KINDS:
+            raise ConfigError(f"{where}: kind {kind!r} is not one of {list(DEX_KINDS)}")
+        fee = value.get("fee", 0.0 if kind == "depth-curve" else 0.003)
+        if not isinstance(fee, int | float) or isinstance(fee, bool) or not 0 <= fee < 1:
+            raise ConfigError(f"{where}: fee {fee!r} must be a fraction in [0, 1)")
+        if kind == "uniswap-v2":
             out[key] = DexSource(_checked_address(value.get("pair"), f"{where} pair"), float(fee))
+        elif kind == "uniswap-v3":
+            if "fee" in value:
+                raise ConfigError(f"{where}: a uniswap-v3 pool's fee is read from the pool")
+            pool = value.get("pool", value.get("pair"))
+            out[key] = DexSource(_checked_address(pool, f"{where} pool"), kind=kind)
         else:
-            raise ConfigError(f"{where}: expected a pool address or a table with 'pair'")
+            points = value.get("points")
+            if not isinstance(points, list):
+                raise ConfigError(
+                    f"{where}: a depth-curve needs points = [[size_usd, impact], ...]"
+                )
+            try:
+                curve_rows(points, where)
+            except VenueError as exc:
+                raise ConfigError(str(exc)) from None
+            out[key] = DexSource(
+                "",
+                float(fee),
+                kind=kind,
+                points=tuple((float(a), float(b)) for a, b in points),
+            )
     return out
 
 
@@ -246,11 +279,7 @@ def build_snapshot(
                 "protocol_fee": r.protocol_fee,
                 "usage_as_collateral_enabled": r.usage_as_collateral_enabled,
                 "borrowing_enabled": r.borrowing_enabled,
-                "dex_pair": d.pair if d else "",
-                "dex_quote_asset": d.quote_asset if d else "",
-                "dex_reserve_asset": d.reserve_asset / 10**d.asset_decimals if d else 0.0,
-                "dex_reserve_quote": d.reserve_quote / 10**d.quote_decimals if d else 0.0,
-                "dex_fee": d.fee if d else 0.0,
+                **venue_columns(d, prices.usd(r.asset)),
                 "is_active": r.active,
                 "is_frozen": r.frozen,
                 "is_paused": r.paused,
@@ -293,6 +322,7 @@ def build_snapshot(
         _positions_frame(positions, decimals),
         accounts[held].reset_index(drop=True),
         emode_frame,
+        venues_frame(dex),
     )
 
 

@@ -46,6 +46,7 @@ from keeper.adapters.compound_v3 import (
 from keeper.chain import BlockRef, Chain
 from keeper.progress import progress
 from keeper.pull import SnapshotMismatch, check_not_reorganised
+from keeper.venues_pull import venue_columns, venues_frame
 from simulator.snapshot import MarketSnapshot
 
 __all__ = ["build_comet_snapshot", "comet_problems", "pull_comet"]
@@ -80,11 +81,7 @@ def build_comet_snapshot(
                 "protocol_fee": 0.0,
                 "usage_as_collateral_enabled": not r.is_base,
                 "borrowing_enabled": r.is_base,
-                "dex_pair": d.pair if d else "",
-                "dex_quote_asset": d.quote_asset if d else "",
-                "dex_reserve_asset": d.reserve_asset / 10**d.asset_decimals if d else 0.0,
-                "dex_reserve_quote": d.reserve_quote / 10**d.quote_decimals if d else 0.0,
-                "dex_fee": d.fee if d else 0.0,
+                **venue_columns(d, prices.usd(r.asset)),
                 "supply_cap": float(r.supply_cap),
                 "liquidity_rate": state.supply_rate * _SECONDS_PER_YEAR / FACTOR_SCALE
                 if r.is_base
@@ -148,7 +145,7 @@ def build_comet_snapshot(
             "utilization": str(state.utilization),
         },
     }
-    return MarketSnapshot.from_frames(meta, frame, positions)
+    return MarketSnapshot.from_frames(meta, frame, positions, venues=venues_frame(dex))
 
 
 def comet_problems(

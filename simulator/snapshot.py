@@ -1,8 +1,11 @@
 """A lending market's state at one block: the contract between ``pull`` and ``simulate``.
 
 A snapshot is a directory holding ``meta.json``, ``reserves.parquet``, ``positions.parquet``,
-``accounts.parquet`` (each account's e-mode category) and ``emode.parquet`` (the e-mode
-categories' parameters per asset); formats in the README. Snapshots written before e-mode was
+``accounts.parquet`` (each account's e-mode category), ``emode.parquet`` (the e-mode
+categories' parameters per asset) and ``venues.parquet`` (the points of the venues that are not
+constant-product pools: Uniswap V3 segments and user depth curves, ``simulator.venues``);
+formats in the README. Snapshots without ``venues.parquet`` or the ``venue_kind`` column load
+with a constant-product venue for every asset. Snapshots written before e-mode was
 read have only the first three files and the original reserve columns: they load as markets
 without e-mode, isolation, caps or interest (the defaults in ``RESERVE_OPTIONAL``). ``MarketSnapshot`` loads, validates and saves
 it atomically, and ``MarketSnapshot.book()`` exposes the dense accounts x assets arrays the
@@ -49,6 +52,16 @@ from simulator.atomic import (
     write_parquet,
 )
 from simulator.errors import SnapshotError
+from simulator.venues import (
+    KIND_CONSTANT_PRODUCT,
+    KIND_CURVE,
+    KIND_NAMES,
+    KIND_V3,
+    VenueError,
+    Venues,
+    curve_rows,
+    v3_rows,
+)
 
 __all__ = [
     "ACCOUNT_COLUMNS",
@@ -62,11 +75,13 @@ __all__ = [
     "RESERVE_OPTIONAL",
     "SECONDS_PER_YEAR",
     "SNAPSHOT_FILES",
+    "VENUE_COLUMNS",
     "Book",
     "MarketSnapshot",
     "check_save_target",
     "empty_accounts",
     "empty_emode",
+    "empty_venues",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -79,6 +94,7 @@ RESERVES_FILE = "reserves.parquet"
 POSITIONS_FILE = "positions.parquet"
 ACCOUNTS_FILE = "accounts.parquet"
 EMODE_FILE = "emode.parquet"
+VENUES_FILE = "venues.parquet"
 #: The files of a snapshot directory, and the only ones it holds.
 SNAPSHOT_FILES: tuple[str, ...] = (
     META_FILE,
@@ -86,6 +102,7 @@ SNAPSHOT_FILES: tuple[str, ...] = (
     POSITIONS_FILE,
     ACCOUNTS_FILE,
     EMODE_FILE,
+    VENUES_FILE,
 )
 #: Files a snapshot must have; the others are absent in snapshots of older versions.
 SNAPSHOT_REQUIRED: tuple[str, ...] = (META_FILE, RESERVES_FILE, POSITIONS_FILE)
@@ -181,6 +198,25 @@ RESERVE_OPTIONAL: dict[str, tuple[str, str, Any]] = {
         "Compound V3: the market's base asset (borrowed and supplied; never collateral)",
         False,
     ),
+    "venue_kind": (
+        "str",
+        "where liquidators sell it: constant-product (the dex_* pool), uniswap-v3 or "
+        "depth-curve (points in venues.parquet; dex_reserve_* then hold the constant-product "
+        "pool with the same depth at the price, for engines that read only those)",
+        "constant-product",
+    ),
+}
+
+#: venues.parquet: the points of each asset whose ``venue_kind`` is not constant-product, in
+#: order. uniswap-v3: ``x`` is a sqrt-price breakpoint (sqrt of quote tokens per asset token,
+#: ascending, +-50% of the pull price), ``y`` the pool's liquidity between it and the next
+#: row's ``x`` (token units, sqrt(asset x quote); 0 on the last row). depth-curve: the user's
+#: points, ``x`` a sale's size in USD, ``y`` its average price impact (fraction).
+VENUE_COLUMNS: dict[str, tuple[str, str]] = {
+    "asset": ("str", "checksummed token address"),
+    "point": ("int", "index of the point within the asset's venue, from 0"),
+    "x": ("float", "uniswap-v3: sqrt-price breakpoint; depth-curve: sale size, USD"),
+    "y": ("float", "uniswap-v3: liquidity above x; depth-curve: average impact, fraction"),
 }
 
 #: accounts.parquet: one row per account of positions.parquet.
@@ -247,6 +283,8 @@ class Book:
             (collateral down, debt per ``debt_value_rounding``), so values and health
             factors match ``getUserAccountData`` also for dust positions; 0: plain floats.
         debt_value_rounding: ``"floor"`` or ``"ceil"`` (``DEBT_VALUE_ROUNDINGS``).
+        venues: every asset's liquidity venue (``simulator.venues.Venues``, unscaled); books
+            built without one get the constant-product pools of ``dex_reserve_*``.
 
     Books built without the e-mode fields (synthetic ones) get one class, the reserves'
     parameters, and zero rates.
@@ -278,12 +316,25 @@ class Book:
     hf_rounding: str = "weighted-sum"
     base_unit: float = 0.0
     debt_value_rounding: str = "floor"
+    venues: Venues | None = None
 
     def __post_init__(self) -> None:
         n_acc, n_ast = self.collateral.shape
 
         def fill(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
+
+        if self.venues is None:
+            fill(
+                "venues",
+                constant_product_venues(
+                    self.dex_reserve_asset, self.dex_reserve_quote, self.dex_fee
+                ),
+            )
+        elif self.venues.n_assets != n_ast:
+            raise SnapshotError(
+                f"Book.venues describes {self.venues.n_assets} assets; the book has {n_ast}"
+            )
 
         if self.account_class.size == 0 and n_acc:
             fill("account_class", np.zeros(n_acc, dtype=np.int64))
@@ -448,6 +499,68 @@ class Book:
     def symbol_index(self) -> dict[str, int]:
         """Map of symbol to column index."""
         return {s: i for i, s in enumerate(self.symbols)}
+
+
+def constant_product_venues(
+    reserve_asset: FloatArray, reserve_quote: FloatArray, fee: FloatArray
+) -> Venues:
+    """Constant-product venues of depth ``sqrt(reserve_asset * reserve_quote)`` (0 where a
+    reserve is missing), ``(n_assets,)`` inputs."""
+    x = np.asarray(reserve_asset, dtype=np.float64)
+    y = np.asarray(reserve_quote, dtype=np.float64)
+    depth = np.where((x > 0) & (y > 0), np.sqrt(np.maximum(x * y, 0.0)), 0.0)
+    return Venues.from_rows(np.zeros(len(x), dtype=np.int64), depth, fee, {})
+
+
+def empty_venues() -> pd.DataFrame:
+    """A ``venues.parquet`` frame with no rows (every venue a constant-product pool)."""
+    dtypes = {"str": object, "int": np.int64, "float": np.float64}
+    return pd.DataFrame(
+        {name: pd.Series([], dtype=dtypes[kind]) for name, (kind, _) in VENUE_COLUMNS.items()}
+    )
+
+
+def _venue_rows(reserves: pd.DataFrame, venues: pd.DataFrame) -> dict[int, tuple[Any, Any]]:
+    """Validated ``(xs, ys)`` rows (``simulator.venues`` layout) per reserve index."""
+    kinds = reserves["venue_kind"]
+    bad = ~kinds.isin(KIND_NAMES)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise _fail(
+            RESERVES_FILE,
+            f"venue_kind of {reserves['symbol'][row]} is {kinds[row]!r}; expected one of "
+            f"{list(KIND_NAMES)}",
+        )
+    index = {a: i for i, a in enumerate(reserves["asset"])}
+    unknown = ~venues["asset"].isin(index)
+    if unknown.any():
+        raise _fail(VENUES_FILE, f"asset {venues['asset'][unknown].iloc[0]} is not a reserve")
+    rows: dict[int, tuple[Any, Any]] = {}
+    groups = dict(tuple(venues.groupby("asset", sort=False)))
+    for j, (asset, kind) in enumerate(zip(reserves["asset"], kinds, strict=True)):
+        points = groups.get(asset)
+        where = f"{VENUES_FILE}: {reserves['symbol'][j]} ({asset}, {kind})"
+        if kind == KIND_NAMES[KIND_CONSTANT_PRODUCT]:
+            if points is not None:
+                raise _fail(VENUES_FILE, f"{asset} has points but venue_kind constant-product")
+            continue
+        if points is None:
+            raise SnapshotError(f"{where}: no points")
+        points = points.sort_values("point")
+        if list(points["point"]) != list(range(len(points))):
+            raise SnapshotError(f"{where}: points must be numbered 0, 1, ... without gaps")
+        x = points["x"].to_numpy(dtype=np.float64)
+        y = points["y"].to_numpy(dtype=np.float64)
+        try:
+            if kind == KIND_NAMES[KIND_V3]:
+                rows[j] = v3_rows(x, y, where)
+            else:
+                rows[j] = curve_rows(
+                    [[float(a), float(b)] for a, b in zip(x, y, strict=True)], where
+                )
+        except VenueError as exc:
+            raise SnapshotError(str(exc)) from None
+    return rows
 
 
 def _fail(file: str, message: str) -> SnapshotError:
@@ -640,6 +753,7 @@ class MarketSnapshot:
     positions: pd.DataFrame
     accounts: pd.DataFrame = field(default_factory=empty_accounts)
     emode: pd.DataFrame = field(default_factory=empty_emode)
+    venues: pd.DataFrame = field(default_factory=empty_venues)
     _book: list[Book] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -650,12 +764,14 @@ class MarketSnapshot:
         positions: pd.DataFrame,
         accounts: pd.DataFrame | None = None,
         emode: pd.DataFrame | None = None,
+        venues: pd.DataFrame | None = None,
     ) -> MarketSnapshot:
         """Validate and normalise the parts of a snapshot.
 
         ``accounts`` may list only the accounts in an e-mode category (the others are in
         category 0); the saved file holds every account of ``positions``. ``None`` for
-        ``accounts`` / ``emode``: no e-mode.
+        ``accounts`` / ``emode``: no e-mode; ``None`` for ``venues``: no points (every
+        ``venue_kind`` must then be constant-product).
         """
         meta = dict(meta)
         missing = [k for k in META_REQUIRED if k not in meta]
@@ -729,8 +845,18 @@ class MarketSnapshot:
         accounts = _check_accounts(
             empty_accounts() if accounts is None else accounts, positions, emode
         )
+        if venues is None:
+            venues = empty_venues()
+        _check_columns(venues, VENUE_COLUMNS, VENUES_FILE)
+        venues = _normalise(venues, VENUE_COLUMNS)
+        _venue_rows(reserves, venues)
         return cls(
-            meta=meta, reserves=reserves, positions=positions, accounts=accounts, emode=emode
+            meta=meta,
+            reserves=reserves,
+            positions=positions,
+            accounts=accounts,
+            emode=emode,
+            venues=venues,
         )
 
     @classmethod
@@ -761,10 +887,15 @@ class MarketSnapshot:
                 if (root / EMODE_FILE).is_file()
                 else None
             )
+            venues = (
+                pd.read_parquet(root / VENUES_FILE, engine="pyarrow")
+                if (root / VENUES_FILE).is_file()
+                else None
+            )
         except Exception as exc:  # pyarrow raises several unrelated types for a bad file
             raise SnapshotError(f"{root}: unreadable Parquet file ({exc})") from None
         try:
-            return cls.from_frames(meta, reserves, positions, accounts, emode)
+            return cls.from_frames(meta, reserves, positions, accounts, emode, venues)
         except SnapshotError as exc:
             raise SnapshotError(f"{root}/{exc}") from None
 
@@ -780,6 +911,7 @@ class MarketSnapshot:
             write_parquet(self.positions, tmp / POSITIONS_FILE)
             write_parquet(self.accounts, tmp / ACCOUNTS_FILE)
             write_parquet(self.emode, tmp / EMODE_FILE)
+            write_parquet(self.venues, tmp / VENUES_FILE)
             meta = dict(self.meta)
             meta.setdefault("software_version", __version__)
             atomic_write_json(tmp / META_FILE, meta)
@@ -859,9 +991,22 @@ class MarketSnapshot:
             hf_rounding=_hf_rounding(self.meta),
             base_unit=float(self.meta.get("base_currency_unit", 0)),
             debt_value_rounding=_debt_value_rounding(self.meta),
+            venues=self.venue_set(),
         )
         self._book.append(book)
         return book
+
+    def venue_set(self) -> Venues:
+        """Every asset's venue (``simulator.venues`` arrays, unscaled, reserves order)."""
+        r = self.reserves
+        kinds = [KIND_NAMES.index(k) for k in r["venue_kind"]]
+        base = constant_product_venues(
+            r["dex_reserve_asset"].to_numpy(np.float64),
+            r["dex_reserve_quote"].to_numpy(np.float64),
+            r["dex_fee"].to_numpy(np.float64),
+        )
+        depth = np.where(np.asarray(kinds) == KIND_CONSTANT_PRODUCT, base.depth, 0.0)
+        return Venues.from_rows(kinds, depth, base.fee, _venue_rows(r, self.venues))
 
     def emode_summary(self) -> list[dict[str, Any]]:
         """Accounts and debt per e-mode category (category 0 = none), for reports.
@@ -913,6 +1058,7 @@ class MarketSnapshot:
                 "dex_fee": book.dex_fee,
                 "liquidity_rate": book.supply_rate,
                 "variable_borrow_rate": book.borrow_rate,
+                "venue_kind": [KIND_NAMES[k] for k in _book_venues(book).kind],
             }
         )
         rows, cols = np.nonzero((book.collateral > 0) | (book.debt > 0))
@@ -961,5 +1107,37 @@ class MarketSnapshot:
             meta.setdefault("base_currency_unit", book.base_unit)
             meta.setdefault("debt_value_rounding", book.debt_value_rounding)
         return cls.from_frames(
-            meta, reserves, positions, accounts[held], emode if book.n_classes > 1 else None
+            meta,
+            reserves,
+            positions,
+            accounts[held],
+            emode if book.n_classes > 1 else None,
+            _venues_frame(book),
         )
+
+
+def _book_venues(book: Book) -> Venues:
+    assert book.venues is not None  # filled in by Book.__post_init__
+    return book.venues
+
+
+def _venues_frame(book: Book) -> pd.DataFrame:
+    """``venues.parquet`` rows for a book's V3 and depth-curve venues."""
+    v = _book_venues(book)
+    rows: list[dict[str, Any]] = []
+    for j, kind in enumerate(v.kind):
+        n = int(v.count[j])
+        xs, ys = v.xs[j, :n], v.ys[j, :n]
+        if kind == KIND_V3:
+            points = list(zip(xs, ys, strict=True))
+        elif kind == KIND_CURVE:  # back to (size, average impact), without the origin
+            points = [
+                (float(s), 1.0 - float(r) / float(s)) for s, r in zip(xs[1:], ys[1:], strict=True)
+            ]
+        else:
+            continue
+        rows += [
+            {"asset": book.assets[j], "point": k, "x": float(a), "y": float(b)}
+            for k, (a, b) in enumerate(points)
+        ]
+    return pd.DataFrame(rows, columns=list(VENUE_COLUMNS)) if rows else empty_venues()

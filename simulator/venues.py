@@ -579,13 +579,14 @@ class Venues:
     @classmethod
     def from_rows(
         cls,
-        kind: Sequence[int],
-        depth: Sequence[float],
-        fee: Sequence[float],
+        kind: npt.ArrayLike,
+        depth: npt.ArrayLike,
+        fee: npt.ArrayLike,
         rows: Mapping[int, tuple[FloatArray, FloatArray]],
     ) -> Venues:
         """Pad per-asset ``(xs, ys)`` rows (asset index -> row) to one common width."""
-        n = len(kind)
+        codes = np.asarray(kind, dtype=np.int64)
+        n = len(codes)
         width = max([1, *(len(r[0]) for r in rows.values())])
         xs = np.zeros((n, width))
         ys = np.zeros((n, width))
@@ -594,7 +595,6 @@ class Venues:
             xs[j, : len(x)] = x
             ys[j, : len(y)] = y
             count[j] = len(x)
-        codes = np.asarray(kind, dtype=np.int64)
         for j, code in enumerate(codes):
             if code not in (KIND_CONSTANT_PRODUCT, KIND_V3, KIND_CURVE):
                 raise VenueError(f"asset {j}: unknown venue kind code {int(code)}")

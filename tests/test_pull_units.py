@@ -82,6 +82,7 @@ def test_every_abi_loads() -> None:
         "PoolVersioned",
         "ScaledBalanceToken",
         "UniswapV2Pair",
+        "UniswapV3Pool",
     ]
     for name in abi_names():
         abi = load_abi(name)
@@ -570,7 +571,7 @@ def test_dex_map_json_and_toml(tmp_path: Path) -> None:
     [
         ('{"WETH": "0x123"}', "is not an address"),
         ('{"WETH": {"pair": "' + PAIR + '", "fee": 2}}', "must be a fraction"),
-        ('{"WETH": {"pair": "' + PAIR + '", "kind": "curve"}}', "not supported"),
+        ('{"WETH": {"pair": "' + PAIR + '", "kind": "curve"}}', "is not one of"),
         ('{"WETH": 5}', "expected a pool address"),
         ("[1, 2]", "expected a table"),
         ("{", "not valid"),

@@ -28,6 +28,7 @@ from eth_utils import to_checksum_address
 
 from keeper.adapters.abi import event_topic, function, words
 from keeper.adapters.base import (
+    DEX_KINDS,
     AccountPositions,
     AdapterConfig,
     Checkpoint,
@@ -54,6 +55,7 @@ from keeper.errors import (
     ContractMissing,
     DecodeError,
 )
+from keeper.venues_pull import read_v3_liquidity
 
 __all__ = [
     "ROUNDING_MODELS",
@@ -910,9 +912,10 @@ async def read_pair_liquidity(
     reserves: Sequence[Reserve],
     block: int,
 ) -> dict[str, DexLiquidity]:
-    """Constant-product pool reserves at ``block`` for the ``reserves`` that ``dex_sources``
-    (asset address or symbol, any case -> pool) names; a collateral without a pool is logged
-    and gets no liquidity. Shared by the protocol adapters."""
+    """Each venue at ``block`` for the ``reserves`` that ``dex_sources`` (asset address or
+    symbol, any case -> source) names: constant-product pool reserves, Uniswap V3 pools
+    (``keeper.venues_pull``), depth curves as given; a collateral without one is logged and
+    gets no liquidity. Shared by the protocol adapters."""
     by_key = {k.lower(): v for k, v in dex_sources.items()}
     sources = {
         r.asset.lower(): by_key.get(r.asset.lower()) or by_key.get(r.symbol.lower())
@@ -930,8 +933,32 @@ async def read_pair_liquidity(
     if not chosen:
         return {}
     for _, source in chosen:
-        if source.kind != "uniswap-v2":
+        if source.kind not in DEX_KINDS:
             raise ConfigError(f"DEX pool {source.pair}: unsupported kind {source.kind!r}")
+    decimals = {r.asset: r.decimals for r in reserves}
+    out: dict[str, DexLiquidity] = {}
+    for reserve, source in chosen:
+        if source.kind == "depth-curve":
+            out[reserve.asset] = DexLiquidity(
+                asset=reserve.asset,
+                pair="",
+                quote_asset="",
+                reserve_asset=0,
+                reserve_quote=0,
+                asset_decimals=reserve.decimals,
+                quote_decimals=0,
+                fee=source.fee,
+                kind="depth-curve",
+                points=source.points,
+            )
+    out.update(
+        await read_v3_liquidity(
+            multicall, [(r, s) for r, s in chosen if s.kind == "uniswap-v3"], decimals, block
+        )
+    )
+    chosen = [(r, s) for r, s in chosen if s.kind == "uniswap-v2"]
+    if not chosen:
+        return out
     calls: list[Call] = []
     for _, source in chosen:
         pair = to_checksum_address(source.pair)
@@ -946,7 +973,6 @@ async def read_pair_liquidity(
         raise ConfigError(
             f"a DEX pool in the map does not answer getReserves/token0/token1 ({exc})"
         ) from None
-    decimals = {r.asset: r.decimals for r in reserves}
     pending: list[tuple[Reserve, DexSource, str, int, int]] = []
     for k, (reserve, source) in enumerate(chosen):
         (_, res), (_, t0), (_, t1) = results[3 * k : 3 * k + 3]
@@ -975,7 +1001,6 @@ async def read_pair_liquidity(
         )
         for q, (_, data) in zip(unknown, dec_results, strict=True):
             decimals[q] = words(data, 1, what=f"decimals() of {q}")[0]
-    out: dict[str, DexLiquidity] = {}
     for reserve, source, quote, ra, rq in pending:
         out[reserve.asset] = DexLiquidity(
             asset=reserve.asset,

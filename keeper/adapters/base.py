@@ -24,6 +24,7 @@ from keeper.discovery import CacheState, DiscoveryCache
 from keeper.errors import AdapterNotFound, ChainError, ConfigError, StateUnavailable
 
 __all__ = [
+    "DEX_KINDS",
     "AdapterConfig",
     "Checkpoint",
     "DexLiquidity",
@@ -51,16 +52,23 @@ log = logging.getLogger(__name__)
 
 RAY = 10**27
 
+#: DEX map kinds: a Uniswap V2 pair, a Uniswap V3 pool, a user depth curve.
+DEX_KINDS: tuple[str, ...] = ("uniswap-v2", "uniswap-v3", "depth-curve")
+
 
 @dataclass(frozen=True, slots=True)
 class DexSource:
-    """Where an asset's DEX liquidity is read: a constant-product pool and its fee."""
+    """Where an asset's liquidity is: a pool read at the pull block, or a given depth curve."""
 
     pair: str
-    """Pool address (Uniswap V2 pair interface: getReserves, token0, token1)."""
+    """Pool address (uniswap-v2: getReserves, token0, token1; uniswap-v3: the V3 pool's
+    views); ``""`` for a depth curve."""
     fee: float = 0.003
-    """Swap fee, fraction."""
+    """Swap fee, fraction (uniswap-v3: read from the pool instead)."""
     kind: str = "uniswap-v2"
+    """``"uniswap-v2"``, ``"uniswap-v3"`` or ``"depth-curve"`` (``DEX_KINDS``)."""
+    points: tuple[tuple[float, float], ...] = ()
+    """depth-curve: ``(size_usd, average impact)`` points (``simulator.venues.curve_rows``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +309,10 @@ class RoundingModel:
 
 @dataclass(frozen=True, slots=True)
 class DexLiquidity:
-    """A constant-product pool's reserves at one block, token base units."""
+    """An asset's venue at one block: a constant-product pool's reserves (token base
+    units), or for a V3 pool its virtual reserves at the price plus its segments, or a
+    depth curve's points (``kind``, ``points``: ``simulator.venues`` layout of the
+    snapshot's venues.parquet)."""
 
     asset: str
     pair: str
@@ -311,6 +322,8 @@ class DexLiquidity:
     asset_decimals: int
     quote_decimals: int
     fee: float
+    kind: str = "uniswap-v2"
+    points: tuple[tuple[float, float], ...] = ()
 
 
 class ProtocolAdapter(ABC):
