@@ -17,15 +17,18 @@ One iteration of the loop:
    there and re-read every account (a full refresh) at the new head.
 3. logs of ``(last processed, head]`` (one scan): accounts whose position changed (Supply,
    Withdraw, Borrow, Repay, LiquidationCall, ...); those not yet known are new accounts.
-4. read all prices; read the positions of new and touched accounts plus the block's share of
-   the **rolling re-read** (interest accrues without events, so every account is re-read at
-   least once every ``full_refresh_blocks`` = K blocks: account ``a`` in the blocks
-   ``b = int(a) mod K``, and after skipped blocks the shares of all of them), or of
+4. read the positions (and ``getUserEMode``) of new and touched accounts plus the block's
+   share of the **rolling re-read** (interest accrues without events, so every account is
+   re-read at least once every ``full_refresh_blocks`` = K blocks: account ``a`` in the
+   blocks ``b = int(a) mod K``, and after skipped blocks the shares of all of them), or of
    **every** account on the first iteration, after a restart or a reorg, and when the list
-   of reserves changes. No later block carries the whole re-read; reserves are re-read
-   every K blocks.
-5. recompute stressed ES and margin (``simulator.stress``, in a worker thread): for every
-   account when prices or the stress set moved, else for the accounts read plus the open
+   of reserves changes. No later block carries the whole re-read; reserves and e-mode
+   categories are re-read every K blocks (and e-mode at once when an account enters a
+   category not read yet). Then every price: the oracle's, and the v3.0 e-mode price
+   sources'.
+5. recompute stressed ES and margin (``simulator.stress``, in a worker thread), each account
+   with its e-mode class's LT, bonus and price ratio: for every account when prices, the
+   e-mode parameters or the stress set moved, else for the accounts read plus the open
    flags; then the flag state machine (``keeper.flags``).
 6. commit the block's accounts, flags, events, outbox rows and progress in **one** SQLite
    transaction; the publisher task then delivers the outbox to the sinks.
@@ -43,6 +46,12 @@ unreachable meanwhile. Configuration errors (wrong chain, missing contracts) sto
 keeper at start-up with a message.
 
 Read-only: the keeper signs nothing and has no private key anywhere.
+
+The parts, each in its own module and testable alone (``tests/test_keeper_parts.py``):
+``keeper.head`` (the head, the lag, reorgs, the doorbell), ``keeper.positions`` (the position
+cache and the e-mode classes), ``keeper.evaluate`` (the evaluation and the flag state
+machine's input), ``keeper.store`` (the database, its thread and lock) with ``keeper.flags``,
+and ``keeper.sinks`` (publishing the outbox). ``Keeper`` below only sequences them.
 """
 
 from __future__ import annotations
@@ -67,7 +76,7 @@ from keeper.evaluate import accounts_to_evaluate, assess, evaluate_book
 from keeper.flags import Flag, FlagEvent
 from keeper.head import HeadFollower
 from keeper.metrics import Health, KeeperMetrics, MetricsServer
-from keeper.positions import Positions
+from keeper.positions import EModeClasses, Positions
 from keeper.progress import progress as progress_bar
 from keeper.redact import redact_text, redact_url
 from keeper.settings import KeeperSettings
@@ -144,7 +153,8 @@ class Keeper:
         self.book: Positions | None = None
         self.stress: StressInputs | None = None
         self.flags: dict[str, Flag] = {}
-        self.prices: np.ndarray | None = None
+        self.emode: EModeClasses | None = None  # the market's e-mode classes, read with reserves
+        self.prices: np.ndarray | None = None  # the oracle prices (and e-mode sources') last used
         self._lock: IO[bytes] | None = None  # held while this keeper owns the database
         self._last_full: int | None = None
         self._reserves_at: int | None = None  # block the reserves were last read at
@@ -152,7 +162,6 @@ class Keeper:
         self._errors_seen: dict[str, int] = {}
         self._known_accounts: list[str] = []
         self._unsaved_accounts: set[str] = set()  # discovered, not yet in the database
-        self._warned_emode = False
         self._outbox_dirty = asyncio.Event()
 
     # -- what tests and the demo look at --------------------------------------------------
@@ -334,14 +343,23 @@ class Keeper:
                 )
         else:
             read = await self.adapter.read_positions(to_read, book.reserves, n)
-        book.update(to_read, read.positions)
-        if full and read.emode and not self._warned_emode:
-            self._warned_emode = True
-            log.warning(
-                "%d account(s) use e-mode; their liquidation buffers use the reserves' own "
-                "LTs (lower than the e-mode LTs), so their margins read low",
-                len(read.emode),
-            )
+        book.update(to_read, read.positions, read.emode)
+
+    async def _refresh_emode(self, book: Positions, n: int, reserves_read: bool) -> bool:
+        """Re-read the e-mode categories with the reserves, and whenever an account is in a
+        category not read yet; True if the classes changed."""
+        used = book.categories_used()
+        if not (reserves_read or self.emode is None or not self.emode.knows(used)):
+            return False
+        categories = await self.adapter.read_emode(sorted(used), book.reserves, n)
+        emode = EModeClasses.from_categories(categories, book.reserves)
+        old, self.emode = self.emode, emode
+        return old is None or not (
+            old.categories == emode.categories
+            and old.sources == emode.sources
+            and np.array_equal(old.lt, emode.lt)
+            and np.array_equal(old.bonus, emode.bonus)
+        )
 
     async def _process(self, head: BlockRef, progress: Progress | None) -> bool:
         s = self.settings
@@ -361,13 +379,19 @@ class Keeper:
         added = sorted(self._unsaved_accounts)
         since = None if progress is None else progress.block_number
         to_read = book.to_read(since, n, full=full, added=added, touched=touched)
-        prices_raw = await self.adapter.read_prices(book.assets, n)
-        prices = np.array([prices_raw.usd(a) for a in book.assets], dtype=np.float64)
         if to_read:
             await self._read_positions(book, to_read, n, full)
-        prices_moved = self.prices is None or not np.array_equal(prices, self.prices)
+        emode_changed = await self._refresh_emode(book, n, reread_reserves)
+        emode = self.emode
+        assert emode is not None
+        sources = emode.price_sources
+        prices_raw = await self.adapter.read_prices([*book.assets, *sources], n)
+        prices = np.array([prices_raw.usd(a) for a in book.assets], dtype=np.float64)
+        source_usd = {src: prices_raw.usd(src) for src in sources}
+        seen = np.concatenate([prices, [source_usd[src] for src in sources]])
+        prices_moved = self.prices is None or not np.array_equal(seen, self.prices)
         evaluated, rows = accounts_to_evaluate(
-            book, to_read, self.flags, everyone=full or prices_moved
+            book, to_read, self.flags, everyone=full or prices_moved or emode_changed
         )
         changed_flags: list[Flag] = []
         events: list[FlagEvent] = []
@@ -383,6 +407,9 @@ class Keeper:
                 book.reserves,
                 self.stress,
                 s,
+                emode=emode,
+                categories=book.categories(rows).copy(),
+                source_usd=source_usd,
             )
             changed_flags, events = assess(
                 self.flags,
@@ -405,7 +432,7 @@ class Keeper:
         # Committed: now the in-memory state may move on.
         self._unsaved_accounts.difference_update(added)
         self.flags.update({f.account: f for f in changed_flags})
-        self.prices = prices
+        self.prices = seen
         if full:
             self._last_full = n
             self._force_full = False

@@ -1,6 +1,7 @@
 """One block's evaluation: the book and prices in, the changed flags and events out.
 
-The numbers come from ``simulator.stress.evaluate`` (in the caller's worker thread); this
+The numbers come from ``simulator.stress.evaluate`` (in the caller's worker thread), with each
+account's e-mode LT, bonus and price ratio where it is in an e-mode category; this
 module turns them into ``keeper.flags.Assessment`` rows (rule, USD at risk, the worst named
 stress, the ES contribution from ``--stress-from``) and runs the flag state machine.
 """
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from keeper.flags import Assessment, Flag, FlagEvent, step
+from keeper.positions import EModeClasses
 from keeper.stress_inputs import StressInputs
 from simulator.stress import RULE_ES, RULE_STRESS, StressEvaluation
 from simulator.stress import evaluate as stress_evaluate
@@ -49,20 +51,36 @@ def evaluate_book(
     reserves: Sequence[Any],
     stress: StressInputs,
     settings: Any,
+    *,
+    emode: EModeClasses | None = None,
+    categories: np.ndarray | None = None,
+    source_usd: Mapping[str, float] | None = None,
 ) -> StressEvaluation:
-    """``simulator.stress.evaluate`` with the reserves' LT, bonus and fee and the keeper's
-    settings (alpha, margin, thresholds, ``--min-usd``, chunk size)."""
+    """``simulator.stress.evaluate`` with the keeper's settings (alpha, margin, thresholds,
+    ``--min-usd``, chunk size) and each account's LT, bonus and price ratio: its e-mode
+    class's (``emode`` over the accounts' ``categories``, the price sources' USD prices in
+    ``source_usd``), else the reserves' own."""
     s = settings
+    fee = np.array([r.protocol_fee for r in reserves])
+    if emode is None or categories is None:
+        lt: np.ndarray = np.array([r.liquidation_threshold for r in reserves])
+        bonus: np.ndarray = np.array([r.liquidation_bonus for r in reserves])
+        ratio = None
+    else:
+        cls = emode.classes(categories)
+        lt, bonus = emode.lt[cls], emode.bonus[cls]
+        ratio = emode.price_ratio(prices, source_usd or {})[cls] if emode.price_sources else None
     return stress_evaluate(
         coll,
         debt,
         enabled,
         prices,
-        np.array([r.liquidation_threshold for r in reserves]),
+        lt,
         stress.probabilistic,
         named=stress.named,
-        liquidation_bonus=np.array([r.liquidation_bonus for r in reserves]),
-        protocol_fee=np.array([r.protocol_fee for r in reserves]),
+        liquidation_bonus=bonus,
+        protocol_fee=fee,
+        price_ratio=ratio,
         alpha=s.alpha,
         margin=s.margin,
         thresholds=s.thresholds,

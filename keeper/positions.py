@@ -1,20 +1,103 @@
 """The accounts x assets book the keeper keeps in memory (the daemon's position cache).
 
-Rows grow as accounts are discovered; balances are token units. Which accounts are due for
-the rolling re-read at a block is decided here, by address, so it does not depend on the
+Rows grow as accounts are discovered; balances are token units; each row also holds the
+account's e-mode category (``getUserEMode``, read with its positions). Which accounts are due
+for the rolling re-read at a block is decided here, by address, so it does not depend on the
 order accounts were found in.
+
+``EModeClasses`` turns the e-mode categories the adapter reads (``read_emode``, both the
+v3.0-3.1 per-reserve and the v3.2+ liquid families) into what the stress kernels need per
+account, the way ``simulator.snapshot.Book`` does for ``simulate``: class 0 is "no e-mode",
+class ``k`` the category ``categories[k]``; each class has its LT and liquidation bonus per
+asset (the category's for its collateral, the reserve's own elsewhere) and, for a v3.0
+category with a price source, the source prices its assets for its accounts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from keeper.adapters.base import Reserve
+from keeper.adapters.base import EModeCategory, Reserve
 
-__all__ = ["Positions"]
+__all__ = ["EModeClasses", "Positions"]
+
+
+@dataclass(frozen=True, slots=True)
+class EModeClasses:
+    """The e-mode classes of a market, over its reserves (see the module docstring).
+
+    Attributes:
+        categories: the category id of each class, ``(n_classes,)``; class 0 is category 0.
+        lt: LT of each asset's collateral for an account of each class, ``(n_classes,
+            n_assets)``; row 0 the reserves' own.
+        bonus: liquidation bonus (0.05 for 5%), same shape.
+        sources: per class, the price source of each asset ('' for the oracle's own price).
+    """
+
+    categories: tuple[int, ...]
+    lt: np.ndarray
+    bonus: np.ndarray
+    sources: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def from_categories(
+        cls, categories: Sequence[EModeCategory], reserves: Sequence[Reserve]
+    ) -> EModeClasses:
+        """Classes from ``read_emode``'s categories (ascending ids), over ``reserves``."""
+        lt0 = np.array([r.liquidation_threshold for r in reserves], dtype=np.float64)
+        bonus0 = np.array([r.liquidation_bonus for r in reserves], dtype=np.float64)
+        chosen = sorted(categories, key=lambda c: c.category)
+        lt = np.repeat(lt0[None, :], len(chosen) + 1, axis=0)
+        bonus = np.repeat(bonus0[None, :], len(chosen) + 1, axis=0)
+        sources: list[tuple[str, ...]] = [("",) * len(reserves)]
+        for k, c in enumerate(chosen, start=1):
+            row: list[str] = []
+            for j, r in enumerate(reserves):
+                if r.asset in c.collateral:
+                    lt[k, j] = c.liquidation_threshold_bps / 1e4
+                    bonus[k, j] = max(0.0, (c.liquidation_bonus_bps - 10_000) / 1e4)
+                member = r.asset in c.collateral or r.asset in c.borrowable
+                row.append(c.price_source if member and c.price_source else "")
+            sources.append(tuple(row))
+        return cls((0, *(c.category for c in chosen)), lt, bonus, tuple(sources))
+
+    @classmethod
+    def none(cls, reserves: Sequence[Reserve]) -> EModeClasses:
+        """No e-mode: one class, the reserves' own parameters."""
+        return cls.from_categories((), reserves)
+
+    @property
+    def price_sources(self) -> list[str]:
+        """Every price source some class uses (to read with the oracle prices)."""
+        return sorted({s for row in self.sources for s in row if s})
+
+    def knows(self, categories: Sequence[int] | set[int]) -> bool:
+        return set(categories) <= set(self.categories)
+
+    def classes(self, category: np.ndarray) -> np.ndarray:
+        """The class of each account from its category id (``KeyError`` if unknown)."""
+        index = {c: k for k, c in enumerate(self.categories)}
+        if category.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        ids, inverse = np.unique(category, return_inverse=True)
+        missing = [int(i) for i in ids if int(i) not in index]
+        if missing:
+            raise KeyError(f"e-mode categories {missing} were not read")
+        return np.array([index[int(i)] for i in ids], dtype=np.int64)[inverse]
+
+    def price_ratio(self, prices: np.ndarray, source_usd: Mapping[str, float]) -> np.ndarray:
+        """Each class's price over the oracle's, per asset, ``(n_classes, n_assets)``: 1 but
+        where a category's price source prices the asset (its USD price in ``source_usd``)."""
+        ratio = np.ones(self.lt.shape, dtype=np.float64)
+        for k, row in enumerate(self.sources):
+            for j, src in enumerate(row):
+                if src:
+                    ratio[k, j] = source_usd[src] / prices[j]
+        return ratio
 
 
 class Positions:
@@ -39,6 +122,7 @@ class Positions:
         self._debt = np.zeros((0, m))
         self._enabled = np.zeros((0, m), dtype=bool)
         self._slot = np.zeros(0, dtype=np.int64)
+        self._category = np.zeros(0, dtype=np.int64)
 
     @property
     def n(self) -> int:
@@ -58,9 +142,11 @@ class Positions:
                 grown = np.zeros((cap, m), dtype=dtype)
                 grown[: old.shape[0]] = old
                 setattr(self, name, grown)
-            slot = np.zeros(cap, dtype=np.int64)
-            slot[: self._slot.shape[0]] = self._slot
-            self._slot = slot
+            for name in ("_slot", "_category"):
+                old1 = getattr(self, name)
+                grown1 = np.zeros(cap, dtype=np.int64)
+                grown1[: old1.shape[0]] = old1
+                setattr(self, name, grown1)
         k = self.refresh_blocks
         for a in new:
             self._slot[len(self.accounts)] = int(a, 16) % k
@@ -97,12 +183,23 @@ class Positions:
         due = self.due(since + 1, block)
         return sorted(set(added) | set(touched) | set(due))
 
-    def update(self, accounts_read: Sequence[str], positions: Sequence[Any]) -> None:
-        """Replace the balances of ``accounts_read`` with ``positions`` (the non-zero ones)."""
+    def update(
+        self,
+        accounts_read: Sequence[str],
+        positions: Sequence[Any],
+        emode: Mapping[str, int] | None = None,
+    ) -> None:
+        """Replace the balances of ``accounts_read`` with ``positions`` (the non-zero ones)
+        and their e-mode categories with ``emode`` (account -> category; absent: none)."""
         rows = np.fromiter((self.row[a] for a in accounts_read), dtype=np.int64)
         self._coll[rows] = 0.0
         self._debt[rows] = 0.0
         self._enabled[rows] = False
+        self._category[rows] = 0
+        for account, category in (emode or {}).items():
+            i = self.row.get(account)
+            if i is not None:
+                self._category[i] = int(category)
         for p in positions:
             i, j = self.row[p.account], self.col.get(p.asset)
             if j is None:
@@ -110,6 +207,14 @@ class Positions:
             self._coll[i, j] = p.collateral * self.scale[j]
             self._debt[i, j] = p.debt * self.scale[j]
             self._enabled[i, j] = bool(p.collateral_enabled)
+
+    def categories(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Each account's e-mode category (0: none), in book order or for ``rows``."""
+        return self._category[: self.n] if rows is None else self._category[rows]
+
+    def categories_used(self) -> set[int]:
+        """The non-zero e-mode categories some account is in."""
+        return {int(c) for c in np.unique(self._category[: self.n]) if c}
 
     def arrays(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = self.n

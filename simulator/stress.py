@@ -32,6 +32,9 @@ row with ``np.partition`` (equal weights) or a row-wise sort (general weights).
 
 **Margin.** ``equity``: collateral value minus debt value. ``liquidation-buffer``:
 sum(collateral value x LT) minus debt value, the cushion before the account can be liquidated.
+``evaluate`` takes LT and bonus per account and asset, and a price ratio per account and
+asset, so an e-mode account is valued with its category's LT, bonus and (v3.0 price source)
+prices, as the Pool and the cascade engine value it.
 
 **Flag rule.** An account with debt is *over* when stressed ES > margin. Its severity is by the
 ratio ES / margin: ``low`` up to 1.25, ``medium`` up to 2, ``high`` up to 4, ``critical`` above
@@ -912,6 +915,7 @@ def evaluate(
     named: StressSet | None = None,
     liquidation_bonus: npt.ArrayLike | None = None,
     protocol_fee: npt.ArrayLike | None = None,
+    price_ratio: npt.ArrayLike | None = None,
     alpha: float = DEFAULT_ALPHA,
     margin: MarginKind = "equity",
     thresholds: FlagThresholds | None = None,
@@ -924,7 +928,13 @@ def evaluate(
 
     Balances ``(n_accounts, n_assets)`` in token units, prices USD per token ``(n_assets,)``;
     ``liquidation_threshold`` and ``liquidation_bonus`` either per asset ``(n_assets,)`` or
-    per account and asset (e-mode); ``protocol_fee`` per asset. ``stress`` is the
+    per account and asset (e-mode: the account's class's, ``Book.account_lt`` /
+    ``account_bonus``); ``protocol_fee`` per asset. ``price_ratio`` ``(n_accounts, n_assets)``
+    is the price each account is valued at over the oracle price (a v3.0 e-mode category's
+    price source, ``Book.class_price_usd / Book.price_usd`` of the account's class; 1 when
+    omitted): it is held fixed while the stress moves the oracle prices, as the cascade
+    engine holds it, so it is applied by scaling the account's balances (every value, the
+    margin and ``plan_liquidation``'s USD amounts are then the class-priced ones). ``stress`` is the
     probabilistic set (one scenario per state, or per path with its states as points: the
     loss is the worst point), ``named`` the named stresses, each scored alone as the
     account's worst loss along its path. Accounts below ``min_usd`` of debt are never flagged
@@ -944,6 +954,12 @@ def evaluate(
         np.zeros(m_assets) if liquidation_bonus is None else liquidation_bonus, n, m_assets
     )
     fee = np.asarray(np.zeros(m_assets) if protocol_fee is None else protocol_fee, np.float64)
+    if price_ratio is not None:
+        ratio = _as_rows(price_ratio, n, m_assets)
+        if not (np.isfinite(ratio).all() and (ratio > 0.0).all()):
+            raise InputError("price_ratio must be finite and > 0 for every account and asset")
+        c = c * ratio
+        d = d * ratio
     eff = np.where(e & (lt > 0.0), c, 0.0)
     debt_usd = np.asarray(d @ p, dtype=np.float64)
     if margin == "equity":

@@ -37,6 +37,7 @@ from keeper.devnet.anvil import Anvil
 from keeper.devnet.chain import Contract, Rpc
 from keeper.devnet.deploy import set_price as devnet_set_price
 from keeper.devnet.launch import setup_market
+from keeper.evaluate import evaluate_book
 from keeper.sinks import JsonLinesSink, WebhookSink
 from keeper.stress_inputs import build_stress_set
 from simulator.risk import es as risk_es
@@ -66,7 +67,8 @@ def _batch(url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
 
 
 def _chain_book(rpc: Rpc, deployment: dict[str, Any], accounts: list[str]) -> dict[str, Any]:
-    """Balances (token units), prices (USD) and LTs read with plain eth_calls."""
+    """Balances (token units), prices (USD) and each account's LTs and bonuses (its e-mode
+    category's for the category's collateral, v3.2+ bitmaps) read with plain eth_calls."""
     dp = Contract(rpc, deployment["data_provider"], "AaveProtocolDataProvider")
     oracle = Contract(rpc, deployment["oracle"], "AaveOracle")
     pool = Contract(rpc, deployment["pool"], "Pool")
@@ -104,14 +106,29 @@ def _chain_book(rpc: Rpc, deployment: dict[str, Any], accounts: list[str]) -> di
         coll[i, j] = out[0] / 10 ** decimals[j]
         debt[i, j] = (out[1] + out[2]) / 10 ** decimals[j]
         enabled[i, j] = out[8]
+    account_lt, account_bonus = np.tile(lt, (n, 1)), np.tile(bonus, (n, 1))
+    categories: dict[int, tuple[float, float, int]] = {}
+    for i, u in enumerate(accounts):
+        category = int(pool.call("getUserEMode", u))
+        if not category:
+            continue
+        if category not in categories:
+            _ltv, c_lt, c_bonus = pool.call("getEModeCategoryCollateralConfig", category)
+            bitmap = int(pool.call("getEModeCategoryCollateralBitmap", category))
+            categories[category] = (c_lt / 1e4, max(0.0, (c_bonus - 10_000) / 1e4), bitmap)
+        c_lt, c_bonus, bitmap = categories[category]
+        for j in range(m):  # reserve id j is getReservesList()[j]
+            if bitmap >> j & 1:
+                account_lt[i, j], account_bonus[i, j] = c_lt, c_bonus
     return {
         "symbols": symbols,
         "coll": coll,
         "debt": debt,
         "enabled": enabled,
         "prices": prices,
-        "lt": lt,
-        "bonus": bonus,
+        "lt": account_lt,
+        "bonus": account_bonus,
+        "in_emode": {accounts[i] for i in range(n) if (account_lt[i] != lt).any()},
     }
 
 
@@ -121,7 +138,7 @@ def _losses(book: dict[str, Any], i: int, points: np.ndarray, margin: str) -> np
     from simulator.cascade.rules import FLAG_INVALID, plan_liquidation
 
     cfg = EngineConfig()
-    p, lt = book["prices"], book["lt"]
+    p, lt = book["prices"], book["lt"][i]
     eff = np.where(book["enabled"][i] & (lt > 0), book["coll"][i], 0.0)
     debt = book["debt"][i]
     w = np.ones_like(lt) if margin == "equity" else lt
@@ -140,7 +157,7 @@ def _losses(book: dict[str, Any], i: int, points: np.ndarray, margin: str) -> np
                 wv / dv,
                 q[jc],
                 q[jd],
-                book["bonus"][jc],
+                book["bonus"][i, jc],
                 0.0,
                 cfg.close_factor_threshold_usd,
                 cfg.close_factor_hf,
@@ -159,9 +176,10 @@ def _expected(
     """(over, safe) account sets by the documented rule, computed plainly."""
     if stress is None:
         stress = build_stress_set(book["symbols"], SCENARIOS, mc_paths=MC_PATHS)
-    p, lt = book["prices"], book["lt"]
+    p = book["prices"]
     over, safe = set(), set()
     for i, account in enumerate(accounts):
+        lt = book["lt"][i]
         eff = np.where(book["enabled"][i] & (lt > 0), book["coll"][i], 0.0)
         debt_usd = float(book["debt"][i] @ p)
         w = np.ones_like(lt) if margin == "equity" else lt
@@ -391,6 +409,51 @@ def test_price_drop_flags_and_restore_clears(
         assert len(lines) == len(events)
 
     asyncio.run(main())
+
+
+# -- e-mode accounts are scored with their category's parameters ---------------------------
+
+
+def test_keeper_health_factors_of_emode_accounts_equal_the_pools(
+    devnet_isolated, tmp_path: Path
+) -> None:
+    """The keeper's liquidation buffer of every e-mode account gives the Pool's own health
+    factor (getUserAccountData): the category's LT applies, not the reserves'."""
+    dep = devnet_isolated.deployment
+
+    async def main() -> tuple[Any, Any, Any, dict[str, Any]]:
+        settings = _settings(
+            dep, tmp_path / "k.sqlite", metrics_port=None, margin="liquidation-buffer"
+        )
+        keeper = Keeper(settings, sinks=[])
+        await keeper.start()
+        try:
+            await keeper.iterate()
+            book, emode = keeper.book, keeper.emode
+            assert book is not None and emode is not None and keeper.last is not None
+            coll, debt, enabled = book.arrays()
+            prices = keeper.prices[: len(book.assets)]  # type: ignore[index]
+            args = (coll, debt, enabled, prices, book.reserves, keeper.stress, settings)
+            ours = evaluate_book(*args, emode=emode, categories=book.categories())
+            plain = evaluate_book(*args)
+            rows = np.flatnonzero(book.categories() > 0)
+            accounts = [book.accounts[i] for i in rows]
+            chain = await keeper.adapter.read_account_data(accounts, keeper.last.number)
+        finally:
+            await keeper.close()
+        return rows, ours, plain, {a: chain[a] for a in accounts}
+
+    rows, ours, plain, chain = asyncio.run(main())
+    assert len(rows) >= 20, "the devnet seeds e-mode accounts"
+    apart = 0
+    for i, (account, data) in zip(rows, chain.items(), strict=True):
+        d = float(ours.debt_usd[i])
+        assert d > 0, account  # the seeded e-mode accounts all borrow
+        want = data[5] / 1e18
+        assert (ours.margin_usd[i] + d) / d == pytest.approx(want, rel=1e-6), account
+        assert data[1] / 1e8 == pytest.approx(d, rel=1e-6, abs=1e-8), account
+        apart += abs((plain.margin_usd[i] + d) / d - want) > 1e-3 * want
+    assert apart >= len(rows) // 2, "the reserves' own LTs would give other health factors"
 
 
 # -- the node goes away and comes back -----------------------------------------------------

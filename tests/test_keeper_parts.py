@@ -345,3 +345,103 @@ def test_reads_and_evaluations_are_only_what_changed() -> None:
     assert accounts_to_evaluate(book, [B], flags, everyone=True) == ([A, B, c], None)
     chosen, rows = accounts_to_evaluate(book, [B], flags, everyone=False)
     assert chosen == [B, c] and rows is not None and rows.tolist() == [1, 2]
+
+
+# -- e-mode ------------------------------------------------------------------------------
+
+WETH, WSTETH = "0x" + "e" * 40, "0x" + "5" * 40
+ETH_RESERVES = [
+    _Reserve(WETH, 18, 0.83, 0.05),
+    _Reserve(WSTETH, 18, 0.81, 0.06),
+]
+
+
+def _eth_category(price_source: str = "") -> Any:
+    from keeper.adapters.base import EModeCategory
+
+    members = frozenset({WETH, WSTETH})
+    return EModeCategory(
+        category=1,
+        label="ETH correlated",
+        ltv_bps=9300,
+        liquidation_threshold_bps=9500,
+        liquidation_bonus_bps=10_100,
+        collateral=members,
+        borrowable=members,
+        price_source=price_source,
+    )
+
+
+def _looper(hf: float, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """100 wstETH supplied, WETH borrowed so that the e-mode HF (LT 0.95) is ``hf``."""
+    coll_usd = 100.0 * prices[1]
+    coll = np.array([[0.0, 100.0]])
+    debt = np.array([[0.95 * coll_usd / hf / prices[0], 0.0]])
+    return coll, debt, np.ones((1, 2), dtype=bool)
+
+
+def test_emode_looper_is_scored_with_its_category() -> None:
+    from keeper.positions import EModeClasses
+
+    prices = np.array([2400.0, 2832.0])
+    coll, debt, enabled = _looper(1.05, prices)
+    # a calm state set: both ETH assets move together by at most 1%
+    calm = StressSet.from_scenarios(
+        (WETH, WSTETH), [(f"calm#{k}", [m, m]) for k, m in enumerate((0.99, 1.0, 1.01))]
+    )
+    stress = StressInputs(calm, None, None, 0.0)
+    settings = SimpleNamespace(
+        alpha=0.975,
+        margin="liquidation-buffer",
+        thresholds=FlagThresholds(),
+        min_usd=100.0,
+        chunk_rows=1024,
+    )
+    classes = EModeClasses.from_categories([_eth_category()], ETH_RESERVES)  # type: ignore[arg-type]
+    assert classes.categories == (0, 1) and classes.lt[1].tolist() == [0.95, 0.95]
+    assert classes.bonus[1] == pytest.approx([0.01, 0.01]) and not classes.price_sources
+    result = evaluate_book(
+        coll, debt, enabled, prices, ETH_RESERVES, stress, settings,
+        emode=classes, categories=np.array([1]),
+    )  # fmt: skip
+    d = float(debt[0, 0] * prices[0])
+    buffer = 0.95 * 100.0 * prices[1] - d
+    assert result.margin_usd[0] == pytest.approx(buffer) and buffer == pytest.approx(0.05 * d)
+    assert result.severity[0] == 0 and result.safe[0]
+    # a common 1% fall lowers the WETH debt too: it takes 1% of the buffer, nothing more
+    assert result.es_usd[0] == pytest.approx(0.01 * buffer)
+    changed, events = assess({}, [A], result, 5, clear_blocks=3)
+    assert not changed and not events
+    # with the reserves' own LT (0.81) the same account reads underwater: flagged critical
+    plain = evaluate_book(coll, debt, enabled, prices, ETH_RESERVES, stress, settings)
+    assert plain.margin_usd[0] == pytest.approx(0.81 * 100.0 * prices[1] - d)
+    assert plain.margin_usd[0] < 0 and plain.severity[0] > 0
+    with pytest.raises(KeyError, match=r"\[2\]"):
+        classes.classes(np.array([0, 2]))
+
+
+def test_emode_price_source_values_the_category_assets() -> None:
+    """A v3.0 category with a price source values its assets at the source's price for its
+    accounts (``EModeLogic.getEModeConfiguration``), in the margin and under stress."""
+    from keeper.positions import EModeClasses
+
+    source = "0x" + "f" * 40
+    prices = np.array([2400.0, 2832.0])
+    classes = EModeClasses.from_categories([_eth_category(source)], ETH_RESERVES)  # type: ignore[arg-type]
+    assert classes.price_sources == [source]
+    ratio = classes.price_ratio(prices, {source: 2400.0})
+    np.testing.assert_allclose(ratio, [[1.0, 1.0], [1.0, 2400.0 / 2832.0]])
+    coll, debt, enabled = np.array([[0.0, 100.0]]), np.array([[80.0, 0.0]]), np.ones((1, 2), bool)
+    eth20 = StressSet.from_scenarios((WETH, WSTETH), [("eth-20", [0.8, 0.8])])
+    stress = StressInputs(None, eth20, None, 0.0)
+    settings = SimpleNamespace(
+        alpha=0.975, margin="equity", thresholds=FlagThresholds(), min_usd=100.0, chunk_rows=8
+    )
+    result = evaluate_book(
+        coll, debt, enabled, prices, ETH_RESERVES, stress, settings,
+        emode=classes, categories=np.array([1]), source_usd={source: 2400.0},
+    )  # fmt: skip
+    assert result.margin_usd[0] == pytest.approx(100.0 * 2400.0 - 80.0 * 2400.0)
+    # both legs at one price: a common 20% fall costs 20% of the equity, no liquidation
+    # (HF = 0.95 x 100 / 80 > 1 at any common price)
+    assert result.stress_loss_usd[0, 0] == pytest.approx(0.2 * 20.0 * 2400.0)

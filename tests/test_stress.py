@@ -255,6 +255,32 @@ def test_evaluate_matches_a_plain_loop_with_the_engines_liquidation(kind: str) -
     assert ((ev.rule == 1) == (over & (ev.es_usd > ev.margin_usd))).all()
 
 
+def test_price_ratio_is_the_accounts_class_price() -> None:
+    """An account valued at a class price (``price_ratio``, a v3.0 e-mode price source) scores
+    exactly as if the oracle priced its assets there: margins, ES, named losses and the
+    liquidation cost; rows with other ratios are each their own book."""
+    book = _book(40, seed=9)
+    bonus = np.array([0.05, 0.045, 0.1, 0.07])
+    stress, named = _stress(2, n_mc=200), _stress(4, n_mc=1)
+    ratio = np.array([1.0, 1.0, 1.0, 0.8])
+    kw = {"stress": stress, "named": named, "liquidation_bonus": bonus, "min_usd": 0.0}
+    kw["margin"] = "liquidation-buffer"
+    scaled = dict(book, price_usd=book["price_usd"] * ratio)
+    want = evaluate(**scaled, **kw)
+    got = evaluate(**book, price_ratio=np.tile(ratio, (40, 1)), **kw)
+    for name in ("es_usd", "margin_usd", "debt_usd", "stress_loss_usd", "severity"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-12)
+    assert (want.es_usd != evaluate(**book, **kw).es_usd).any(), "the ratio must matter"
+    mixed = np.tile(ratio, (40, 1))
+    mixed[::2] = 1.0  # even rows at the oracle price, odd rows at the class price
+    got = evaluate(**book, price_ratio=mixed, **kw)
+    plain = evaluate(**book, **kw)
+    np.testing.assert_allclose(got.es_usd[::2], plain.es_usd[::2], rtol=1e-12)
+    np.testing.assert_allclose(got.es_usd[1::2], want.es_usd[1::2], rtol=1e-12)
+    with pytest.raises(InputError, match="price_ratio"):
+        evaluate(**book, price_ratio=np.zeros(4), **kw)
+
+
 def test_buffer_example_is_not_flagged() -> None:
     # $100k of WETH at LT 0.83 against $63,800 of USDC: buffer $19,200. ETH -20% takes
     # $20,000 of equity but only $16,600 of buffer; HF afterwards 1.04: no liquidation.
