@@ -493,6 +493,7 @@ def _snapshot_meta(summary: Mapping[str, Any]) -> dict[str, Any]:
         "addresses": meta.get("addresses") or {},
         "software_version": meta.get("software_version"),
         "emode": meta.get("emode") or [],
+        "venues": meta.get("venues") or [],
     }
     return _jsonable(out)  # type: ignore[no-any-return]
 
@@ -1045,6 +1046,7 @@ def _section_snapshot(report: Mapping[str, Any]) -> str:
                 for row in emode
             ),
         )
+    html_out += _venues_table(snap.get("venues") or [])
     if report["snapshot_mismatches"]:
         items = "".join(
             f"<li>{_e(m['results_dir'])}: differs in {_e(', '.join(m['differs_in']))}</li>"
@@ -1055,6 +1057,33 @@ def _section_snapshot(report: Mapping[str, Any]) -> str:
             f"compare them with care:</p><ul>{items}</ul>"
         )
     return html_out + "</section>"
+
+
+def _venues_table(venues: Sequence[Mapping[str, Any]]) -> str:
+    """Each asset's liquidity venue and its depth at 2%, 5% and 10% impact (as pulled)."""
+    if not venues:
+        return ""
+    impacts = sorted({k for v in venues for k in (v.get("depth_usd") or {})}, key=float)
+
+    def depth(v: Mapping[str, Any], k: str) -> str:
+        d = (v.get("depth_usd") or {}).get(k)
+        return _usd(d) if d is not None else "beyond the known liquidity"
+
+    return (
+        "<h3>Liquidity venues</h3><p>Where liquidators sell each asset, and the sale (USD at "
+        "the snapshot's price, liquidity as pulled, before any liquidity scale) that moves "
+        "the venue's price by each impact: the spot price for constant-product and "
+        "Uniswap V3 pools, the average execution price for a depth curve.</p>"
+        + _table(
+            [("asset", False), ("venue", False), ("fee", True)]
+            + [(f"depth at {float(k):.0%}", True) for k in impacts],
+            (
+                [_e(v.get("symbol")), _e(v.get("kind")), _pct(v.get("fee"), 2)]
+                + [depth(v, k) for k in impacts]
+                for v in venues
+            ),
+        )
+    )
 
 
 def _ci_name(sc: Mapping[str, Any]) -> str:

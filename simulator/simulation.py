@@ -550,7 +550,11 @@ def simulate(
         liquidated_quantiles=liq_q,
         selected_paths=selected,
         timeline=timeline,
-        snapshot_meta={**snapshot.meta, "emode": snapshot.emode_summary()},
+        snapshot_meta={
+            **snapshot.meta,
+            "emode": snapshot.emode_summary(),
+            "venues": snapshot.venue_summary(),
+        },
         config=config,
         runtime_s=time.perf_counter() - started,
         reruns=sum(o.reruns for o in outs),

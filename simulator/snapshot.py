@@ -57,6 +57,7 @@ from simulator.venues import (
     KIND_CURVE,
     KIND_NAMES,
     KIND_V3,
+    REPORT_IMPACTS,
     VenueError,
     Venues,
     curve_rows,
@@ -1007,6 +1008,37 @@ class MarketSnapshot:
         )
         depth = np.where(np.asarray(kinds) == KIND_CONSTANT_PRODUCT, base.depth, 0.0)
         return Venues.from_rows(kinds, depth, base.fee, _venue_rows(r, self.venues))
+
+    def venue_summary(self) -> list[dict[str, Any]]:
+        """Each asset's venue kind and depth at the report's impacts, for reports.
+
+        Returns:
+            One dict per reserve with a venue (constant-product pools of depth 0 left out):
+            ``symbol``, ``kind`` (``KIND_NAMES``), ``fee`` and ``depth_usd``, a dict
+            ``{"0.02": usd, ...}`` for ``simulator.venues.REPORT_IMPACTS`` at the snapshot's
+            price, unscaled (``depth_at``: constant product and V3 move the spot price, a
+            depth curve's average price; ``None`` where the known liquidity ends first).
+        """
+        venues = self.venue_set()
+        prices = self.reserves["price_usd"].to_numpy(np.float64)
+        out = []
+        for j, symbol in enumerate(self.reserves["symbol"]):
+            kind = int(venues.kind[j])
+            if kind == KIND_CONSTANT_PRODUCT and venues.depth[j] <= 0:
+                continue
+            depths = {}
+            for impact in REPORT_IMPACTS:
+                d = venues.depth_at(j, float(prices[j]), impact)
+                depths[f"{impact:g}"] = d if math.isfinite(d) else None
+            out.append(
+                {
+                    "symbol": str(symbol),
+                    "kind": KIND_NAMES[kind],
+                    "fee": float(venues.fee[j]),
+                    "depth_usd": depths,
+                }
+            )
+        return out
 
     def emode_summary(self) -> list[dict[str, Any]]:
         """Accounts and debt per e-mode category (category 0 = none), for reports.

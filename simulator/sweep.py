@@ -1091,7 +1091,11 @@ def _assemble(
             "stream": "SeedSequence(seed).spawn(3)[2]",
             "paired": "path indices resampled once per replicate, shared by all points",
         },
-        "snapshot": {**snapshot.meta, "emode": snapshot.emode_summary()},
+        "snapshot": {
+            **snapshot.meta,
+            "emode": snapshot.emode_summary(),
+            "venues": snapshot.venue_summary(),
+        },
         "engine": config.to_dict(),
         "software_version": __version__,
         "table": table.to_dict(orient="records"),

@@ -41,6 +41,7 @@ CONTRACTS: tuple[str, ...] = (
     "DevnetScaledToken",
     "Multicall3",
     "UniswapV2Pair",
+    "UniswapV3Pool",
 )
 
 SOLC_VERSION = "0.8.30"

@@ -5,7 +5,8 @@ private key is handled here. ``deployment.json`` holds SPEC.md's fields (``rpc_u
 ``chain_id``, ``pool_addresses_provider``, ``pool``, ``oracle``, ``data_provider``,
 ``multicall3``, ``reserves: {SYMBOL: {token, feed, dex_pair}}``) plus a few extras
 (``deployer``, ``treasury``, per-reserve ``decimals``, ``a_token``, ``variable_debt_token``,
-``dex_quote``; ``emode_categories: {ID: {label, ltv, liquidation_threshold, liquidation_bonus,
+``dex_quote``; for ``V3_SYMBOL`` also ``dex_v3_pool``, a Uniswap V3-style pool against USDC
+beside its V2 pair, seeded with ``V3_POSITIONS``; ``emode_categories: {ID: {label, ltv, liquidation_threshold, liquidation_bonus,
 collaterals, borrowables, isolated, ltvzero}}``; after seeding ``seed``, ``accounts``,
 ``block_number_after_seed``, ``emode_accounts`` and ``emode_debt_share`` per category id).
 """
@@ -174,6 +175,8 @@ def deploy_market(
 
     _place_multicall3(rpc, admin)
     _fund_pairs(rpc, admin, market, tokens, reserves)
+    if V3_SYMBOL in tokens and QUOTE_SYMBOL in tokens:
+        _deploy_v3_pool(rpc, admin, {s.symbol: s for s in market}, tokens, reserves)
 
     return {
         "rpc_url": rpc.url,
@@ -280,6 +283,68 @@ def _fund_pairs(
     if deepest is not None:
         reserves[QUOTE_SYMBOL]["dex_pair"] = reserves[deepest]["dex_pair"]
         reserves[QUOTE_SYMBOL]["dex_quote"] = deepest
+
+
+#: The asset that also gets a Uniswap V3-style pool (keeper/devnet/contracts/UniswapV3Pool.sol).
+V3_SYMBOL = "WETH"
+#: Its fee (pips: 500 = 0.05%) and tick spacing, as Uniswap's 0.05% tier.
+V3_FEE_PIPS = 500
+V3_TICK_SPACING = 10
+#: Positions (lower, upper price as multiples of the oracle price, liquidity as a multiple of
+#: the V2 pair's sqrt(x y)): overlapping ranges, a thin floor under them all, ranges beyond
+#: +-50%.
+V3_POSITIONS: tuple[tuple[float, float, float], ...] = (
+    (0.30, 3.00, 0.2),
+    (0.75, 1.30, 1.0),
+    (0.95, 1.04, 4.0),
+    (0.60, 0.70, 0.8),
+    (1.10, 1.45, 0.6),
+)
+
+
+def _deploy_v3_pool(
+    rpc: Rpc,
+    admin: str,
+    specs: dict[str, ReserveSpec],
+    tokens: dict[str, Contract],
+    reserves: dict[str, dict[str, Any]],
+) -> None:
+    """Deploy ``V3_SYMBOL``'s V3 pool against USDC at its oracle price and mint
+    ``V3_POSITIONS`` from the deployer."""
+    spec, quote = specs[V3_SYMBOL], specs[QUOTE_SYMBOL]
+    asset, usdc = tokens[V3_SYMBOL], tokens[QUOTE_SYMBOL]
+    pool = deploy(
+        rpc,
+        "UniswapV3Pool",
+        asset.address,
+        usdc.address,
+        V3_FEE_PIPS,
+        V3_TICK_SPACING,
+        sender=admin,
+    )
+    asset_is_token0 = int(asset.address, 16) < int(usdc.address, 16)
+    # raw price: token1 base units per token0 base unit
+    per_asset = Decimal(str(spec.price_usd)) * 10**quote.decimals / 10**spec.decimals
+    raw = per_asset if asset_is_token0 else 1 / per_asset
+    pool.transact("initialize", int(raw.sqrt() * 2**96), sender=admin)
+    # V2-equivalent liquidity in base units: sqrt(x y) of a pair of dex_side_usd a side
+    base = Decimal(str(spec.dex_side_usd)) ** 2 / Decimal(str(spec.price_usd))
+    base_liquidity = (base * 10**spec.decimals * 10**quote.decimals).sqrt()
+    log_step = Decimal("1.0001").ln()
+    for token in (asset, usdc):  # the deployer provides the liquidity
+        token.transact("mint", admin, 10**30, sender=admin)
+        token.transact("approve", pool.address, 2**256 - 1, sender=admin)
+    for lower, upper, share in V3_POSITIONS:
+        ticks = []
+        for factor in (lower, upper):
+            price = raw * Decimal(str(factor)) if asset_is_token0 else raw / Decimal(str(factor))
+            t = int(price.ln() / log_step)
+            ticks.append(t - t % V3_TICK_SPACING)
+        lo, hi = sorted(ticks)
+        pool.transact(
+            "mint", admin, lo, hi, int(base_liquidity * Decimal(str(share))), sender=admin
+        )
+    reserves[V3_SYMBOL]["dex_v3_pool"] = pool.address
 
 
 def write_deployment(path: str | os.PathLike[str], deployment: dict[str, Any]) -> None:

@@ -1,0 +1,102 @@
+"""Uniswap V3 venue on the devnet (issue 16, item 4): the pull's segments reproduce the
+pool's own exact-input swaps."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from keeper.adapters.base import DexSource
+from keeper.devnet.deploy import V3_FEE_PIPS, V3_SYMBOL
+from keeper.pull import pull, settings_from_deployment
+from simulator.venues import KIND_V3
+
+pytestmark = pytest.mark.integration
+
+Q96 = 2**96
+
+
+def _pull_with_v3(devnet: Any, tmp_path: Path, block: int | None = None) -> Any:
+    dep = devnet.deployment
+    entry = dep["reserves"][V3_SYMBOL]
+    base = settings_from_deployment(devnet.deployment_path, cache_path=tmp_path / "cache.sqlite")
+    sources = dict(base.dex_sources)
+    sources[entry["token"]] = DexSource(entry["dex_v3_pool"], kind="uniswap-v3")
+    settings = replace(base, rps=0, dex_sources=sources, block=block)
+    return asyncio.run(pull(settings, out=tmp_path / "snap"))
+
+
+def _state(pool: Any, asset: str, quote_decimals: int) -> tuple[bool, float]:
+    """(asset is token0, the pool's price in quote tokens per asset token)."""
+    sqrt_x96 = pool.call("slot0")[0]
+    is0 = pool.call("token0").lower() == asset.lower()
+    raw = (sqrt_x96 / Q96) ** 2
+    return is0, (raw if is0 else 1 / raw) * 10 ** (18 - quote_decimals)
+
+
+def test_v3_pull_equals_the_pool_swap_output(devnet: Any, tmp_path: Path) -> None:
+    dep = devnet.deployment
+    entry = dep["reserves"][V3_SYMBOL]
+    pool = devnet.contract("UniswapV3Pool", entry["dex_v3_pool"])
+    block = devnet.rpc.block_number()
+    snap = _pull_with_v3(devnet, tmp_path, block)
+    row = snap.reserves.set_index("symbol").loc[V3_SYMBOL]
+    assert row["venue_kind"] == "uniswap-v3" and row["dex_pair"] == entry["dex_v3_pool"]
+    assert row["dex_fee"] == V3_FEE_PIPS / 1e6
+    j = snap.book().symbols.index(V3_SYMBOL)
+    venues = snap.book().venues
+    assert venues is not None and venues.kind[j] == KIND_V3
+    # the segments are the seeded positions' ranges (liquidity stacking up near the price)
+    n = int(venues.count[j])
+    assert n >= 6 and len(set(venues.ys[j, : n - 1])) >= 4
+    is0, ref = _state(pool, entry["token"], dep["reserves"]["USDC"]["decimals"])
+    # sizes drawn up to the one that reaches -45% (inside the +-50% read range)
+    limit = venues.depth_at(j, ref, 0.45) / ref
+    rng = np.random.default_rng(16)
+    sizes = np.concatenate([[1e-3, 1.0], rng.uniform(0, 1, 14) ** 2 * limit, [0.999 * limit]])
+    for tokens in sizes:
+        amount = int(tokens * 1e18)
+        out, used = pool.call("quoteExactInput", is0, amount, block=block)
+        assert used == amount  # all of it traded inside the liquidity
+        want = venues.proceeds(j, ref, 0.0, amount / 1e18)
+        # the pool pays whole USDC base units, rounded down per tick range crossed
+        assert out / 1e6 == pytest.approx(want, rel=1e-9, abs=1e-5), tokens
+    # after an inventory the venue continues where the first sale left it
+    first, _ = pool.call("quoteExactInput", is0, int(0.3 * limit * 1e18), block=block)
+    both, _ = pool.call("quoteExactInput", is0, int(0.5 * limit * 1e18), block=block)
+    rest = venues.proceeds(j, ref, 0.3 * limit, 0.2 * limit)
+    assert (both - first) / 1e6 == pytest.approx(rest, rel=1e-8)
+
+
+def test_v3_pool_swap_moves_the_state_the_pull_reads(devnet_isolated: Any, tmp_path: Path) -> None:
+    dep = devnet_isolated.deployment
+    entry = dep["reserves"][V3_SYMBOL]
+    admin = dep["deployer"]
+    pool = devnet_isolated.contract("UniswapV3Pool", entry["dex_v3_pool"])
+    quote_decimals = dep["reserves"]["USDC"]["decimals"]
+    is0, ref = _state(pool, entry["token"], quote_decimals)
+    before = _pull_with_v3(devnet_isolated, tmp_path / "a")
+    j = before.book().symbols.index(V3_SYMBOL)
+    v = before.book().venues
+    assert v is not None
+    amount = int(0.25 * v.depth_at(j, ref, 0.2) / ref * 1e18)  # crosses several ticks
+    quoted, _ = pool.call("quoteExactInput", is0, amount)
+    receipt = pool.transact("swap", admin, is0, amount, 0, b"", sender=admin)
+    assert receipt["status"] in (1, "0x1")
+    _, ref_after = _state(pool, entry["token"], quote_decimals)
+    # the price the simulator expects after the sale is where the pool now is
+    assert ref_after / ref == pytest.approx(v.price_factor(j, ref, amount / 1e18), rel=1e-9)
+    # and the next sale, read fresh from the moved pool, pays what the old read predicts
+    after = _pull_with_v3(devnet_isolated, tmp_path / "b")
+    w = after.book().venues
+    assert w is not None
+    next_out, _ = pool.call("quoteExactInput", is0, 10**18)
+    assert next_out / 1e6 == pytest.approx(w.proceeds(j, ref_after, 0.0, 1.0), rel=1e-9, abs=1e-5)
+    assert next_out / 1e6 == pytest.approx(v.proceeds(j, ref, amount / 1e18, 1.0), rel=1e-7)
+    assert quoted > 0 and math.isfinite(ref_after)
