@@ -129,6 +129,7 @@ class FixedPaths:
             oracle=pp.oracle,
             seed=pp.seed,
             weights=None if pp.weights is None else pp.weights[start:stop],
+            assets=pp.assets,
         )
 
 

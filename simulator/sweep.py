@@ -78,6 +78,7 @@ from simulator.atomic import (
     write_parquet,
 )
 from simulator.cascade import EngineConfig
+from simulator.cascade.assets import resolve_feeds
 from simulator.errors import InputError, ResultsError
 from simulator.results import save_results
 from simulator.scenarios.paths import PricePaths
@@ -422,8 +423,16 @@ def base_value(
         rows = _emode_rows(snapshot.emode, int(param.target))
         return float(snapshot.emode.loc[rows, param.field].iloc[0])
     if param.kind == "oracle":
-        oracle = _source_oracle(source, snapshot.book().symbols, seed)
-        return float(getattr(oracle, param.field))
+        symbols = snapshot.book().symbols
+        oracle = _source_oracle(source, symbols, seed)
+        value = getattr(oracle, param.field)
+        if value is not None:
+            return float(value)
+        # each asset keeps its own feed: the base is the loosest of them
+        pp = source.paths(symbols, 1, seed, start=0, stop=1)
+        feeds = resolve_feeds(symbols, pp.oracle, pp.assets, scenario=pp.scenario)
+        field = "deviation" if param.field == "deviation" else "heartbeat_s"
+        return float(getattr(feeds, field).max())
     if param.kind == "gas":
         return float(config.gas_units)
     return float(config.liquidity_scale)

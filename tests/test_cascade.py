@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -22,7 +23,7 @@ from simulator.cascade.rules import (
     sale_proceeds,
 )
 from simulator.errors import InputError
-from simulator.scenarios.paths import OracleSpec, PricePaths
+from simulator.scenarios.paths import AssetSpec, OracleSpec, PricePaths
 from simulator.snapshot import Book
 from simulator.synthetic import synthetic_paths, synthetic_snapshot, uniform_shock_paths
 
@@ -92,8 +93,10 @@ def test_collateral_cap_shrinks_repayment() -> None:
 
 
 def test_engine_config_rejects_bad_values() -> None:
-    with pytest.raises(InputError, match="recovery_rate"):
-        EngineConfig(recovery_rate=1.5)
+    with pytest.raises(InputError, match="arbitrage_half_life_s"):
+        EngineConfig(arbitrage_half_life_s=-1.0)
+    with pytest.raises(InputError, match="reference_impact_share"):
+        EngineConfig(reference_impact_share=1.5)
     with pytest.raises(InputError, match="round_limit"):
         EngineConfig(round_limit=0)
     assert EngineConfig(liquidity_scale=math.inf).to_dict()["liquidity_scale"] == "inf"
@@ -167,12 +170,39 @@ def _paths(
     mult = np.ones((n_paths, n_steps + 1, n_assets))
     mult[:, 1:, :] = np.exp(np.cumsum(shocks, axis=1))
     gas = rng.uniform(5.0, 300.0, (n_paths, n_steps + 1))
+    per_asset = bool(rng.random() < 0.5)  # each asset's own feed, or one rule for all
     oracle = OracleSpec(
-        deviation=float(rng.choice([0.0, 0.005, 0.02])),
-        heartbeat_s=float(rng.choice([3600.0, 7200.0])),
+        deviation=None if per_asset else float(rng.choice([0.0, 0.005, 0.02])),
+        heartbeat_s=None if per_asset else float(rng.choice([3600.0, 7200.0])),
         delay_s=float(rng.choice([0.0, 0.0, 3600.0])),
     )
-    return PricePaths("random", symbols, 3600.0, mult, gas, oracle)
+    markets: list[tuple[str, AssetSpec]] = []
+    if per_asset:
+        for s in symbols:
+            markets.append(
+                (
+                    s,
+                    AssetSpec(
+                        oracle_deviation=float(rng.choice([0.0, 0.005, 0.02])),
+                        oracle_heartbeat_s=float(rng.choice([1800.0, 3600.0, 86400.0])),
+                        daily_volume_usd=float(rng.choice([1e6, 1e8, 1e10])),
+                    ),
+                )
+            )
+    if n_assets >= 3 and rng.random() < 0.5:
+        # the last asset priced as Aave prices an LST: its exchange rate x the feed of V1
+        markets.append(
+            (
+                symbols[-1],
+                AssetSpec(
+                    pricing="exchange-rate",
+                    rate_base=symbols[1],
+                    rate_apr=float(rng.choice([0.0, 0.5, -0.2])),
+                    rate_cap_apr=float(rng.choice([0.0, 0.2, 5.0])),
+                ),
+            )
+        )
+    return PricePaths("random", symbols, 3600.0, mult, gas, oracle, assets=tuple(markets))
 
 
 def _assert_same(ref: CascadeOutput, fast: CascadeOutput) -> None:
@@ -204,7 +234,9 @@ def _assert_same(ref: CascadeOutput, fast: CascadeOutput) -> None:
     vol=st.sampled_from([0.02, 0.08, 0.2]),
     scale=st.sampled_from([0.0, 0.02, 0.3, 1.0, math.inf]),
     gas_units=st.sampled_from([0.0, 600_000.0, 5_000_000.0]),
-    recovery=st.sampled_from([0.0, 0.5, 1.0]),
+    half_life=st.sampled_from([0.0, 30.0, 3600.0, math.inf]),
+    ref_share=st.sampled_from([0.0, 1.0]),
+    ref_coef=st.sampled_from([1.0, 30.0]),
     round_limit=st.integers(1, 6),
     floor_hint=st.sampled_from([0.999, 0.97, 0.5]),
 )
@@ -217,7 +249,9 @@ def test_fast_engine_equals_reference(
     vol: float,
     scale: float,
     gas_units: float,
-    recovery: float,
+    half_life: float,
+    ref_share: float,
+    ref_coef: float,
     round_limit: int,
     floor_hint: float,
 ) -> None:
@@ -233,7 +267,9 @@ def test_fast_engine_equals_reference(
     config = EngineConfig(
         gas_units=gas_units,
         liquidity_scale=scale,
-        recovery_rate=recovery,
+        arbitrage_half_life_s=half_life,
+        reference_impact_share=ref_share,
+        reference_impact_coefficient=ref_coef,
         round_limit=round_limit,
         impact_floor_hint=floor_hint,
     )
@@ -285,23 +321,34 @@ def test_round_limit_hits_are_counted() -> None:
     rng = np.random.default_rng(3)
     book = _book(rng, 40, 3, hf_range=(0.9, 1.05), pool_scale=0.02)
     paths = uniform_shock_paths(book.symbols, [[1.0, 0.7, 0.7]], gas_gwei=1.0)
-    out = run_reference(book, paths, EngineConfig(round_limit=1))
+    # instant arbitrage: the thin pools are back by the next block, and the accounts the
+    # first round only took a bite of would pay again
+    config = EngineConfig(round_limit=1, arbitrage_half_life_s=0.0)
+    out = run_reference(book, paths, config)
     assert out.rounds_limit_hits.sum() >= 1
-    _assert_same(out, run_fast(book, paths, EngineConfig(round_limit=1)))
+    _assert_same(out, run_fast(book, paths, config))
 
 
 def test_default_round_limit_is_a_guard_cascades_stay_below() -> None:
-    """Thin pools (depth 2% of the usual) make long cascades; they end by themselves under
-    the default limit: no hit, and the same numbers as with no practical limit."""
+    """Thin pools (depth 2% of the usual) that arbitrage refills at once make long cascades
+    (a bite per block); they end by themselves under the default guard, within the hour's
+    blocks: no hit, and the same numbers as with no practical limit."""
     rng = np.random.default_rng(3)
     book = _book(rng, 60, 3, hf_range=(0.98, 1.2), pool_scale=0.02)
     paths = uniform_shock_paths(book.symbols, [[1.0, 0.8, 0.75], [0.97, 0.9, 0.85]], gas_gwei=1.0)
-    assert EngineConfig().round_limit >= 100
-    ref = run_reference(book, paths, EngineConfig(), record=True)
+    config = EngineConfig(arbitrage_half_life_s=0.0)
+    assert config.round_limit >= 1000
+    ref = run_reference(book, paths, config, record=True)
     assert ref.rounds_limit_hits.sum() == 0
-    assert max(e.round for e in ref.events) >= 3  # a real multi-round cascade
-    _assert_same(ref, run_reference(book, paths, EngineConfig(round_limit=100_000)))
-    _assert_same(ref, run_fast(book, paths, EngineConfig()))
+    assert max(e.round for e in ref.events) >= 100  # a real multi-block cascade
+    unlimited = dataclasses.replace(config, round_limit=100_000)
+    _assert_same(ref, run_reference(book, paths, unlimited))
+    _assert_same(ref, run_fast(book, paths, config))
+    # a step of 20 blocks: the cascade goes on at the next step, and that is no hit
+    short = dataclasses.replace(paths, step_seconds=240.0)
+    cut = run_reference(book, short, config, record=True)
+    assert cut.rounds_limit_hits.sum() == 0 and max(e.round for e in cut.events) == 19
+    _assert_same(cut, run_fast(book, short, config))
 
 
 # --------------------------------------------------------------------------- invariants

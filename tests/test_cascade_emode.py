@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from test_cascade import _assert_same, _book, _paths
 
 from simulator.cascade import EngineConfig
+from simulator.cascade.assets import resolve_feeds
 from simulator.cascade.fast import run_fast
 from simulator.cascade.reference import run_reference
 from simulator.errors import InputError
-from simulator.scenarios.paths import PricePaths
+from simulator.scenarios.paths import AssetSpec, PricePaths
 from simulator.snapshot import SECONDS_PER_YEAR, Book
 from simulator.synthetic import synthetic_paths, synthetic_snapshot, uniform_shock_paths
 
@@ -88,7 +89,8 @@ def _with_step(paths: PricePaths, step_seconds: float) -> PricePaths:
     vol=st.sampled_from([0.02, 0.08, 0.2]),
     scale=st.sampled_from([0.0, 0.02, 0.3, 1.0, math.inf]),
     gas_units=st.sampled_from([0.0, 600_000.0, 5_000_000.0]),
-    recovery=st.sampled_from([0.0, 0.5, 1.0]),
+    half_life=st.sampled_from([0.0, 30.0, 3600.0, math.inf]),
+    ref_coef=st.sampled_from([1.0, 30.0]),
     round_limit=st.integers(1, 6),
     floor_hint=st.sampled_from([0.999, 0.97, 0.5]),
     price_source=st.booleans(),
@@ -105,7 +107,8 @@ def test_fast_engine_equals_reference_with_emode_and_accrual(
     vol: float,
     scale: float,
     gas_units: float,
-    recovery: float,
+    half_life: float,
+    ref_coef: float,
     round_limit: int,
     floor_hint: float,
     price_source: bool,
@@ -124,7 +127,8 @@ def test_fast_engine_equals_reference_with_emode_and_accrual(
     config = EngineConfig(
         gas_units=gas_units,
         liquidity_scale=scale,
-        recovery_rate=recovery,
+        arbitrage_half_life_s=half_life,
+        reference_impact_coefficient=ref_coef,
         round_limit=round_limit,
         impact_floor_hint=floor_hint,
         accrual=accrual,
@@ -196,13 +200,18 @@ def test_emode_looper_is_safe_at_its_category_lt(engine: str) -> None:
     plain = dataclasses.replace(book, account_class=np.array([0]))
     assert plain.health_factor()[0] < 1.0
     assert run_cascade(plain, _flat(plain, 3, 3600.0), config).n_liquidations.sum() > 0
-    # a 7% LST discount takes it below 1 at the category LT: liquidated at the category's
-    # bonus (1%), not the reserve's (6%)
-    ref = run_reference(book, uniform_shock_paths(book.symbols, [[1.0, 0.93]]), config, record=True)
+    # a 7% market discount of the LST: Aave prices wstETH by its exchange rate times the
+    # ETH feed (CAPO), so the discount does not touch the HF and nobody is liquidated
+    discount = uniform_shock_paths(book.symbols, [[1.0, 0.93]])
+    assert run_cascade(book, discount, config).n_liquidations.sum() == 0
+    # priced by a market feed instead, the discount takes it below 1 at the category LT:
+    # liquidated at the category's bonus (1%), not the reserve's (6%)
+    market = dataclasses.replace(discount, assets=(("wstETH", AssetSpec(pricing="market")),))
+    ref = run_reference(book, market, config, record=True)
     assert ref.events and ref.events[0].seized == pytest.approx(
         ref.events[0].repaid * ref.events[0].price_debt * 1.01 / ref.events[0].price_collateral
     )
-    _assert_same(ref, run_fast(book, uniform_shock_paths(book.symbols, [[1.0, 0.93]]), config))
+    _assert_same(ref, run_fast(book, market, config))
 
 
 def test_category_price_source_scales_both_sides() -> None:
@@ -233,12 +242,17 @@ def test_interest_alone_makes_a_looper_liquidatable(engine: str) -> None:
     assert on.n_liquidations[0] >= 1
     ref = run_reference(book, paths, EngineConfig(gas_units=0.0), record=True)
     first = ref.events[0]
-    # the day its HF crosses 1: debt x growth(t) > collateral x LT, with Aave's compounding
-    _, growth = book.accrual_factors(first.step * 86400.0)
-    _, before = book.accrual_factors((first.step - 1) * 86400.0)
-    hf0 = 1.004
-    assert hf0 / growth[0] < 1.0 <= hf0 / before[0]
+    # the day its HF crosses 1: debt x growth(t) > collateral x LT x the LST's exchange
+    # rate growth (staking yield, priced as Aave's CAPO adapter does), with Aave's compounding
+    feeds = resolve_feeds(book.symbols, paths.oracle)
+    assert feeds.rate_base[1] == 0 and feeds.rate_apr[1] > 0
+
+    def hf(t: float) -> float:
+        return 1.004 * feeds.rate_growth(t)[1] / book.accrual_factors(t)[1][0]
+
+    assert hf(first.step * 86400.0) < 1.0 <= hf((first.step - 1) * 86400.0)
     # the repayment in tokens is the scaled repayment grown by the index
+    growth = book.accrual_factors(first.step * 86400.0)[1]
     assert first.debt_after + first.repaid == pytest.approx(book.debt[0, 0] * growth[0])
 
 

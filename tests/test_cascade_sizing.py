@@ -181,7 +181,13 @@ def test_the_reviews_whale_is_liquidated() -> None:
     # a partial repayment of 10-20% of the debt nets tens of thousands of dollars
     assert 0.05 * 20e6 < first.repaid < 0.25 * 20e6
     assert 30e3 < first.profit_usd < 100e3
-    assert new.liquidated_usd[0] > first.repaid
+    # the oracle reads the wider market's price, which the sales barely move: the bites
+    # stop once the whale is healthy again (no spiral through one pool's price)
+    last = new.events[-1]
+    hf_after = (
+        last.collateral_after * last.price_collateral * 0.83 / (last.debt_after * last.price_debt)
+    )
+    assert 1.0 <= hf_after < 1.05
     _assert_same(new, run_fast(book, flat, EngineConfig()))
     _assert_same(old, run_fast(book, flat, EngineConfig(liquidator_sizing="max")))
 

@@ -159,7 +159,9 @@ def test_liquidity_oracle_gas_and_emode_points(snap: MarketSnapshot, paths) -> N
     assert drawn.oracle.deviation == 0.02 and drawn.oracle.heartbeat_s == paths.oracle.heartbeat_s
     np.testing.assert_array_equal(drawn.multipliers, paths.multipliers[5:9])
     assert config.gas_units == 1e6
-    assert base_value(dev, snap, src, EngineConfig()) == paths.oracle.deviation
+    # each asset keeps its own feed: the base is the loosest (LINK and AAVE: 1%)
+    assert paths.oracle.deviation is None
+    assert base_value(dev, snap, src, EngineConfig()) == 0.01
     # an e-mode category's LT for its accounts
     classes = np.zeros(base.n_accounts, dtype=np.int64)
     classes[::3] = 1
@@ -317,7 +319,8 @@ def test_local_and_dask_give_identical_sweeps(
         np.testing.assert_array_equal(
             res.account_contributions, remote.results[pid].account_contributions
         )
-    assert len(local.table) == 4
+    # the base keeps each asset's own feed, which no grid value is: it runs as its own point
+    assert len(local.table) == 5 and local.table["point"].iloc[0] == "base"
 
 
 def test_base_outside_the_grid_runs_as_its_own_point(snap: MarketSnapshot, paths) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import textwrap
@@ -118,6 +119,10 @@ def scenario_dict(name: str) -> dict[str, Any]:
             "deviation": s.oracle.deviation,
             "heartbeat_s": s.oracle.heartbeat_s,
             "delay_s": s.oracle.delay_s,
+        },
+        "markets": {
+            symbol: {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
+            for symbol, spec in s.markets
         },
         "gas": {
             "base_gwei": s.gas.base_gwei,

@@ -26,13 +26,31 @@ class EngineConfig:
 
     eth_price_usd: float = 3000.0
     """ETH price used for gas costs when the market has no asset whose symbol is ``WETH`` or
-    ``ETH``, USD. When it has one, that asset's market price (path x impact) is used."""
+    ``ETH``, USD. When it has one, that asset's reference price is used."""
 
-    recovery_rate: float = 0.5
-    """Fraction of the DEX's excess inventory (collateral sold by liquidators and not yet
-    absorbed by arbitrage) that the market absorbs per time step, in [0, 1]: 0 means the
-    price impact is permanent, 1 means the price returns to the scenario path at the next
-    step."""
+    arbitrage_half_life_s: float = 60.0
+    """Half-life of a venue's deviation from the reference price, seconds: the collateral
+    liquidators sold into a pool and arbitrage has not yet taken out decays by half every
+    this many seconds (per second, so the answer does not depend on the time grid). The
+    default: CEX-DEX arbitrageurs trade against a pool's deviation from the centralised
+    exchanges' price in most blocks (Heimbach, Pahari and Schertenleib 2024, "Non-atomic
+    arbitrage in decentralized finance", IEEE S&P); raise it for venues arbitrageurs neglect. ``inf`` keeps the impact for good,
+    ``0`` removes it before the next block."""
+
+    block_seconds: float = 12.0
+    """Time between two liquidation rounds within a step (one round per block), seconds:
+    arbitrage works on the venues between rounds."""
+
+    reference_impact_share: float = 1.0
+    """Share of the volume liquidators sell that reaches the wider market and moves the
+    reference price, in [0, 1]. Arbitrage buys back what liquidators sold into a pool and
+    sells it elsewhere, so by default all of it does; ``0`` keeps the reference price on the
+    scenario path."""
+
+    reference_impact_coefficient: float = 1.0
+    """``Y`` of the square-root law of the reference price's impact, ``dP/P = Y sigma_d
+    sqrt(Q / V_d)`` over the cumulative USD sold ``Q`` (``simulator.cascade.assets``: Y of
+    order 1 is what metaorder studies measure), >= 0."""
 
     liquidity_scale: float = 1.0
     """Multiplier on every pool's depth (constant-product ``L = sqrt(x * y)``), >= 0.
@@ -53,22 +71,22 @@ class EngineConfig:
     ``Book.accrual_factors``). ``False`` holds balances at their snapshot amounts
     (``shortfall simulate --no-accrual``)."""
 
-    round_limit: int = 100
-    """Most liquidation rounds per time step; a step that still holds an account a
-    liquidator would profitably liquidate after this many rounds counts one rounds-limit
-    hit (the cascade is cut short there, reported as a ``NumericalWarning``).
+    round_limit: int = 1000
+    """Most liquidation rounds per time step, a guard. A round is one block
+    (``block_seconds``), so a step holds at most ``step_seconds / block_seconds`` rounds
+    anyway: a cascade that needs more blocks goes on at the next step, which is the market's
+    own pace, not a cut. When this guard is the tighter limit (steps of more than
+    ``round_limit`` blocks, e.g. daily ones) and a step still holds an account a liquidator
+    would profitably liquidate after this many rounds, that counts one rounds-limit hit
+    (reported as a ``NumericalWarning``).
 
-    The limit is a guard, not part of the model: the rules end every cascade by themselves
-    (each executed liquidation must pay for its gas, and a partial one must leave at least
-    ``min_leftover_usd`` of debt and collateral, so no account can be liquidated forever in
-    ever smaller bites), and a round is one liquidation per listed account, far fewer than
-    the blocks an hourly or daily step holds. The longest cascades measured end well below
-    100 rounds: the devnet demo book with its original thin pairs (2-5x less depth than its
-    collateral) needed up to 35 rounds in a calm hour (the former default of 20 cut 74% of
-    default Monte Carlo paths and understated mean shortfall by 14%); with pairs sized from
-    the book, at most 5; the synthetic 100k-account workloads at most a handful. A hit at 100
-    therefore flags a book whose cascade has not converged, worth a look, rather than a
-    routine cut. Both engines stop at the same round, so results stay identical."""
+    The rules end every cascade by themselves (each executed liquidation must pay for its
+    gas, and a partial one must leave at least ``min_leftover_usd`` of debt and collateral,
+    so no account can be liquidated forever in ever smaller bites). The longest cascades
+    come from thin pools that arbitrage refills between blocks: liquidators then take a
+    profitable bite every block (a test book with pools at 2% of the usual depth and instant
+    arbitrage needed 274 blocks in one hour). Both engines stop at the same round, so
+    results stay identical."""
 
     close_factor_threshold_usd: float = 2000.0
     """Aave V3.3 ``MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD``: the 50% close factor can only apply
@@ -87,7 +105,7 @@ class EngineConfig:
     both the debt and the collateral reserve, USD, or it reverts (``MustNotLeaveDust``)."""
 
     impact_floor_hint: float = 0.99
-    """Fast engine only, does not change results: the guess for the lowest ratio of market
+    """Fast engine only, does not change results: the guess for the lowest ratio of reference
     price to scenario price that liquidations' price impact reaches on a path, used to skip
     accounts that cannot become liquidatable. A path that goes below it is re-run without
     skipping."""
@@ -108,7 +126,27 @@ class EngineConfig:
             "eth_price_usd",
             "finite > 0",
         )
-        need(0.0 <= self.recovery_rate <= 1.0, "recovery_rate", "a fraction in [0, 1]")
+        need(
+            not math.isnan(self.arbitrage_half_life_s) and self.arbitrage_half_life_s >= 0,
+            "arbitrage_half_life_s",
+            ">= 0 seconds (inf: no arbitrage)",
+        )
+        need(
+            math.isfinite(self.block_seconds) and self.block_seconds > 0,
+            "block_seconds",
+            "finite > 0 seconds",
+        )
+        need(
+            0.0 <= self.reference_impact_share <= 1.0,
+            "reference_impact_share",
+            "a fraction in [0, 1]",
+        )
+        need(
+            math.isfinite(self.reference_impact_coefficient)
+            and self.reference_impact_coefficient >= 0,
+            "reference_impact_coefficient",
+            "finite >= 0",
+        )
         need(
             not math.isnan(self.liquidity_scale) and self.liquidity_scale >= 0,
             "liquidity_scale",

@@ -113,6 +113,18 @@ _LISTED = 1
 _PARKED = 2
 _NEW = 3
 
+#: The kernels' scalar settings (``params``), by name.
+_STEP_SECONDS = 0
+_GAS_UNITS = 1
+_ETH_PRICE = 2
+_HALF_LIFE = 3
+_BLOCK_SECONDS = 4
+_CF_THRESHOLD = 5
+_CF_HF = 6
+_CLOSE_FACTOR = 7
+_MIN_LEFTOVER = 8
+_N_PARAMS = 9
+
 #: Slack on the skip bounds (relative, and in USD where a bound is near 0), far above
 #: float64 rounding of the sums they bound.
 _BOUND_SLACK = 1e-9
@@ -128,6 +140,8 @@ _liquidation_at = _inline(rules.liquidation_at)
 _amount_at_marginal = _inline(rules.venue_amount_at_marginal)
 _best_liquidation = _inline(rules.best_liquidation)
 _deviates = _inline(rules.oracle_deviates)
+_decay = _inline(rules.arbitrage_decay)
+_ref_impact = _inline(rules.reference_impact)
 _liquidatable = _inline(rules.liquidatable)
 
 
@@ -251,21 +265,23 @@ def _pack(dense: FloatArray) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
 
 
 def _rigorous_floors(market: Market, mult: FloatArray) -> FloatArray:
-    """Per asset: the impact of selling all the book's collateral at the top price.
+    """Per asset: the reference impact of selling all the book's collateral at the top price.
 
-    A floor no path can break: liquidators never sell more than the book holds, and the pool
-    is shallowest in tokens at the highest price.
+    A floor no path can break: liquidators never sell more than the book holds, and never
+    at more than the highest scenario price (the reference price is at most the path's). An
+    exchange-rate asset's oracle price follows its base's, so it takes the lower of the two.
     """
     total = market.collateral.sum(axis=0) * market.supply_growth.max(axis=0)
     top = market.price0 * np.maximum(1.0, mult.max(axis=(0, 1)))
     out = np.empty(market.price0.shape[0])
     for j in range(out.shape[0]):
-        d = float(market.depth[j])
-        if math.isinf(d) or d <= 0.0 or total[j] <= 0.0:
+        c = float(market.ref_coef[j])
+        if c <= 0.0 or total[j] <= 0.0:
             out[j] = 1.0  # no impact, or nothing can ever be sold
         else:
-            x_eq = d / math.sqrt(float(top[j]))
-            out[j] = (x_eq / (x_eq + float(total[j]))) ** 2 * (1.0 - _BOUND_SLACK)
+            out[j] = math.exp(-c * math.sqrt(float(total[j] * top[j]))) * (1.0 - _BOUND_SLACK)
+    for r in np.flatnonzero(market.rate_base >= 0):
+        out[r] = min(out[r], out[market.rate_base[r]])
     return out
 
 
@@ -455,10 +471,23 @@ def run_fast(
     groups = prep.groups
     rigorous = _rigorous_floors(market, mult)
     floors = np.maximum(rigorous, config.impact_floor_hint)
-    path_min = np.ascontiguousarray(np.minimum(1.0, mult.min(axis=1)))
+    # an exchange-rate asset's oracle multiplier is its rate's growth times its base's
+    rated = np.flatnonzero(market.rate_base >= 0)
+    g_min = np.ones(n_assets)
+    g_max = np.ones(n_assets)
+    for j in rated:
+        g = market.rate_ratio[:, j] / market.rate_ratio[0, j]
+        g_min[j], g_max[j] = float(g.min()), float(g.max())
+    path_min = np.minimum(1.0, mult.min(axis=1))
+    path_max = np.maximum(1.0, mult.max(axis=1))
+    for j in rated:
+        b = market.rate_base[j]
+        path_min[:, j] = np.minimum(path_min[:, j], path_min[:, b] * g_min[j])
+        path_max[:, j] = np.maximum(path_max[:, j], path_max[:, b] * g_max[j])
     # the debt side of the bounds: the highest price times the debt's growth at the horizon
     # (index growth never falls)
-    hi = np.ascontiguousarray(np.maximum(1.0, mult.max(axis=1)) * market.debt_growth[-1][None, :])
+    hi = np.ascontiguousarray(path_max * market.debt_growth[-1][None, :])
+    path_min = np.ascontiguousarray(path_min)
     counts = _count_candidates(
         np.ascontiguousarray(floors[None, :] * path_min),
         hi,
@@ -480,6 +509,12 @@ def run_fast(
                 market.depth,
                 rigorous,
                 floors,
+                market.deviation,
+                market.heartbeat_s,
+                market.ref_coef,
+                market.rate_base.astype(np.float64),
+                g_min,
+                g_max,
             ]
         )
     )
@@ -497,29 +532,27 @@ def run_fast(
             ]
         )
     )
-    growth = np.ascontiguousarray(np.stack([market.supply_growth, market.debt_growth]))
-    params = np.array(
-        [
-            paths.step_seconds,
-            paths.oracle.deviation,
-            paths.oracle.heartbeat_s,
-            config.gas_units,
-            config.eth_price_usd,
-            config.recovery_rate,
-            config.close_factor_threshold_usd,
-            config.close_factor_hf,
-            config.default_close_factor,
-            config.min_leftover_usd,
-        ],
-        dtype=np.float64,
+    growth = np.ascontiguousarray(
+        np.stack([market.supply_growth, market.debt_growth, market.rate_ratio])
     )
+    params = np.zeros(_N_PARAMS)
+    params[_STEP_SECONDS] = paths.step_seconds
+    params[_GAS_UNITS] = config.gas_units
+    params[_ETH_PRICE] = config.eth_price_usd
+    params[_HALF_LIFE] = config.arbitrage_half_life_s
+    params[_BLOCK_SECONDS] = config.block_seconds
+    params[_CF_THRESHOLD] = config.close_factor_threshold_usd
+    params[_CF_HF] = config.close_factor_hf
+    params[_CLOSE_FACTOR] = config.default_close_factor
+    params[_MIN_LEFTOVER] = config.min_leftover_usd
     iparams = np.array(
         [
             market.eth_index,
             market.oracle_lag,
-            config.round_limit,
+            min(config.round_limit, market.blocks_per_step),
             int(trace),
             int(config.liquidator_sizing == "optimal"),
+            int(config.round_limit <= market.blocks_per_step),
         ],
         dtype=np.int64,
     )
@@ -782,6 +815,15 @@ def _widen(
 
 
 @_inline
+def _rate_floors(min_imp: Any, rate_base: Any) -> None:
+    """An exchange-rate asset's oracle price moves with its base's reference impact too."""
+    for j in range(min_imp.shape[0]):
+        b = np.int64(rate_base[j])
+        if b >= 0 and min_imp[b] < min_imp[j]:
+            min_imp[j] = min_imp[b]
+
+
+@_inline
 def _lower_floors(min_imp: Any, floor: Any, rigorous: Any) -> Any:
     """Lower the impact floor of every asset whose impact went below it (to the impact
     seen, or further: twice as far from 1, not below the rigorous floor); returns their bit
@@ -818,7 +860,7 @@ def _sums(
 def _underwater(
     k: int, rec: Any, rb: Any, lay: Any, mkt: Any, sg: Any, bg: Any
 ) -> tuple[float, float]:
-    """(max(0, debt - collateral), debt) of candidate ``k`` at market prices, USD (scaled
+    """(max(0, debt - collateral), debt) of candidate ``k`` at reference prices ``mkt``, USD (scaled
     balances times the index growth ``sg`` / ``bg``)."""
     c = 0.0
     for e in range(_n_coll(k, rb, lay)):
@@ -873,17 +915,18 @@ def _epoch_ratios(
 
 @_inline
 def _reprice(
-    j: int, oc: Any, od: Any, mkt: Any, sg: Any, bg: Any, ratio: Any, bonus: Any,
+    j: int, oc: Any, od: Any, mkt: Any, ref: Any, sg: Any, bg: Any, ratio: Any, bonus: Any,
     gfac: Any, pc: Any, pd: Any, gain: Any, crel: Any, mrel: Any, capf: Any,
 ) -> None:  # fmt: skip
-    """Refresh asset ``j``'s entries of the per-(class, asset) tables (after its market or
-    oracle price or its index moved): ``pc`` / ``pd`` the class's oracle value of a scaled
+    """Refresh asset ``j``'s entries of the per-(class, asset) tables (after its venue,
+    reference or oracle price or its index moved): ``pc`` / ``pd`` the class's oracle value of a scaled
     unit of collateral / debt (``oc`` / ``od`` times the class's price ratio), and what the
     profit bound reads: ``gain`` is the most a liquidator can get per USD of debt repaid
     against collateral ``j`` (the seized collateral less the treasury's fee, sold at the
     pool's marginal price less its fee; module docstring, point 5): the gain factor ``gfac``
-    times ``crel``, the pool's value of a scaled unit over the class's oracle value;
-    ``mrel`` what a USD of debt ``j`` costs at the market, ``capf`` USD of repayment per
+    times ``crel``, the venue's value of a scaled unit (``mkt``) over the class's oracle
+    value; ``mrel`` what a USD of debt ``j`` costs at its reference price ``ref``, ``capf``
+    USD of repayment per
     scaled unit of collateral ``j``."""
     for c in range(ratio.shape[0]):
         pcj = oc[j] * ratio[c, j]
@@ -898,13 +941,13 @@ def _reprice(
             crel[c, j] = 0.0
             gain[c, j] = 0.0
             capf[c, j] = 0.0
-        mrel[c, j] = (mkt[j] * bg[j]) / pdj if pdj > 0.0 else 0.0
+        mrel[c, j] = (ref[j] * bg[j]) / pdj if pdj > 0.0 else 0.0
 
 
 @_inline
 def _best_pair(
     k: int, w: float, v: float, rec: Any, rb: Any, lay: Any, lcls: Any,
-    pc: Any, pd: Any, mkt: Any, sg: Any, bg: Any, pp: Any, inv: Any, bonus: Any, pfee: Any,
+    pc: Any, pd: Any, ref: Any, sg: Any, bg: Any, inv: Any, bonus: Any, pfee: Any,
     depth: Any, dexfee: Any, gain: Any, mrel: Any, capf: Any, gas_usd: float, cf_thr: float,
     cf_hf: float, cf: float, min_left: float, optimal: bool,
 ) -> tuple[int, int, float, float, float, int, float]:  # fmt: skip
@@ -940,8 +983,8 @@ def _best_pair(
                     continue
             repay, seize, fee, flags, _, profit = _best_liquidation(
                 ci, dj, v, hf, pc[c, i], pd[c, j], bonus[c, i], pfee[i],
-                cf_thr, cf_hf, cf, min_left, depth[i], inv[i], pp[i], dexfee[i], sg[i],
-                mkt[j] * bg[j], gas_usd, optimal,
+                cf_thr, cf_hf, cf, min_left, depth[i], inv[i], ref[i], dexfee[i], sg[i],
+                ref[j] * bg[j], gas_usd, optimal,
             )  # fmt: skip
             if flags == -1:
                 continue
@@ -1159,32 +1202,45 @@ def _run_path(
     gfac = classes[3]
     s_grow = growth[0]  # per (step, asset): liquidity and borrow index growth
     d_grow = growth[1]
-    step_seconds = params[0]
-    deviation = params[1]
-    heartbeat = params[2]
-    gas_units = params[3]
-    eth_price = params[4]
-    recovery = params[5]
-    cf_thr = params[6]
-    cf_hf = params[7]
-    cf = params[8]
-    min_left = params[9]
+    deviation = asset[6]  # per asset: the oracle feed
+    heartbeat = asset[7]
+    ref_coef = asset[8]  # the reference impact's coefficient (rules.reference_impact)
+    rate_base = asset[9]  # the base of an exchange-rate asset (-1: market-priced)
+    g_min = asset[10]  # the extremes of an exchange rate's growth over the path
+    g_max = asset[11]
+    rate_ratio = growth[2]  # per (step, asset): an exchange-rate asset's oracle / its base's
+    step_seconds = params[_STEP_SECONDS]
+    gas_units = params[_GAS_UNITS]
+    eth_price = params[_ETH_PRICE]
+    half_life = params[_HALF_LIFE]
+    block_seconds = params[_BLOCK_SECONDS]
+    cf_thr = params[_CF_THRESHOLD]
+    cf_hf = params[_CF_HF]
+    cf = params[_CLOSE_FACTOR]
+    min_left = params[_MIN_LEFTOVER]
     eth = iparams[0]
     lag = iparams[1]
-    round_limit = iparams[2]
+    round_limit = iparams[2]  # the rounds a step holds: its blocks, or the guard
+    count_hits = iparams[5] != 0  # the guard, not the step's blocks, is the limit
     trace = iparams[3] != 0
     optimal = iparams[4] != 0
     n_steps1 = mult.shape[0]
     n_assets = mult.shape[1]
 
     # the path's min / max (with the snapshot's 1): the oracle always holds one of these
-    # market prices times an impact in [floor, 1]
+    # scenario prices times a reference impact in [floor, 1] (an exchange-rate asset: its
+    # base's times the rate's growth)
     pmin = np.ones(n_assets)
     pmax = np.ones(n_assets)
     for t in range(n_steps1):
         for j in range(n_assets):
             pmin[j] = min(pmin[j], mult[t, j])
             pmax[j] = max(pmax[j], mult[t, j])
+    for j in range(n_assets):
+        b = np.int64(rate_base[j])
+        if b >= 0:
+            pmin[j] = min(pmin[j], pmin[b] * g_min[j])
+            pmax[j] = max(pmax[j], pmax[b] * g_max[j])
     floor = asset[5].copy()
     # the debt side of the candidates' bound: the highest price times the debt's growth
     dhi = np.empty(n_assets)
@@ -1227,9 +1283,13 @@ def _run_path(
     vd = np.empty((n_cls, n_assets))
     crel = np.zeros((n_cls, n_assets))
     updated = np.zeros(n_assets)
-    inv = np.zeros(n_assets)
-    pp = p0.copy()
-    mkt = p0.copy()
+    inv = np.zeros(n_assets)  # the venues' excess inventory, tokens
+    inv_time = 0.0  # when arbitrage last worked on the venues, s
+    sold = np.zeros(n_assets)  # volume sold by liquidators, USD
+    rimp = np.ones(n_assets)  # reference / scenario price
+    pp = p0.copy()  # scenario prices
+    ref = p0.copy()  # reference prices
+    mkt = p0.copy()  # venue prices
     gain = np.zeros((n_cls, n_assets))  # the profit bound's tables (_reprice)
     mrel = np.zeros((n_cls, n_assets))
     capf = np.zeros((n_cls, n_assets))
@@ -1257,36 +1317,31 @@ def _run_path(
         now = t * step_seconds
         sg = s_grow[t]
         bg = d_grow[t]
+        # the reference prices follow the path; arbitrage worked on the venues since the
+        # last round (rules.arbitrage_decay)
+        decay = _decay(now - inv_time, half_life)
+        inv_time = max(inv_time, now)
         for j in range(n_assets):
             pp[j] = p0[j] * mult[t, j]
-            if t > 0:
-                inv[j] = inv[j] * (1.0 - recovery)
-            imp = _impact(depth[j], inv[j], pp[j])
-            if imp < min_imp[j]:
-                min_imp[j] = imp
-            mkt[j] = pp[j] * imp
-        # -- checkpoint: widen the candidates before the oracle can see a deeper impact
-        lowered = _lower_floors(min_imp, floor, rigorous)
-        if lowered != 0:
-            n_cand = _widen(
-                floor, pmin, dhi, src, cmask, dmask, scls, g_ptr, g_cmask, g_dmask, ghf,
-                scm, brec, bb, blay, stamp, newpos, zg, rej, cand, rec, lcm, ldm, lcls,
-                pend, lhf, lepoch, n_cand, lowered,
-            )  # fmt: skip
-            widened = 1
-            rebuild = True  # the next scan rebuilds both lists (indices have moved)
-            e_lo = 0  # newcomers' last check is epoch 0
+            ref[j] = pp[j] * rimp[j]
+            inv[j] = inv[j] * decay
+            mkt[j] = ref[j] * _impact(depth[j], inv[j], ref[j])
         if t > 0:
             for j in range(n_assets):
+                if rate_base[j] >= 0.0:
+                    continue
                 if lag == 0:
-                    obs = mkt[j]
+                    obs = ref[j]
                 elif t - lag >= 0:
                     obs = hist[t - lag, j]
                 else:
                     obs = p0[j]
-                if _deviates(obs, oracle[j], deviation) or now - updated[j] >= heartbeat:
+                if _deviates(obs, oracle[j], deviation[j]) or now - updated[j] >= heartbeat[j]:
                     oracle[j] = obs
                     updated[j] = now
+            for j in range(n_assets):
+                if rate_base[j] >= 0.0:
+                    oracle[j] = rate_ratio[t, j] * oracle[np.int64(rate_base[j])]
         for j in range(n_assets):
             # the oracle and the indexes moved: the values of a scaled unit
             bit = np.int64(1) << np.int64(min(j, 62))
@@ -1302,8 +1357,10 @@ def _run_path(
             elif x > od[j]:
                 d_up |= bit
             od[j] = x
-            _reprice(j, oc, od, mkt, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel, mrel, capf)
-        eth_usd = mkt[eth] if eth >= 0 else eth_price
+            _reprice(
+                j, oc, od, mkt, ref, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel, mrel, capf
+            )
+        eth_usd = ref[eth] if eth >= 0 else eth_price
         gas_usd = gas_units * gas[t] * 1e-9 * eth_usd
         rounds = 0
         while True:
@@ -1347,14 +1404,15 @@ def _run_path(
             if n_cur == 0 and n_park == 0:
                 break
             if rounds == round_limit:
-                # a hit: the limit stops a liquidation that would still happen
-                for q in range(n_cur + n_park):
+                # the step's blocks are over (the cascade goes on at the next step), or the
+                # guard stops it: a hit when a liquidation would still happen
+                for q in range(n_cur + n_park if count_hits else 0):
                     k = cur[q] if q < n_cur else int(pc[q - n_cur, 0])
                     w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
                     if not _liquidatable(w, v):
                         continue
                     bi, _, _, _, _, _, _ = _best_pair(
-                        k, w, v, rec, rb, lay, lcls, vc, vd, mkt, sg, bg, pp, inv, bonus,
+                        k, w, v, rec, rb, lay, lcls, vc, vd, ref, sg, bg, inv, bonus,
                         pfee, depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf,
                         min_left, optimal,
                     )  # fmt: skip
@@ -1451,7 +1509,7 @@ def _run_path(
                             continue
                         pend[k] = _LISTED
                     bi, bj, b_repay, b_seize, b_fee, b_flags, b_profit = _best_pair(
-                        k, w, v, rec, rb, lay, lcls, vc, vd, mkt, sg, bg, pp, inv, bonus, pfee,
+                        k, w, v, rec, rb, lay, lcls, vc, vd, ref, sg, bg, inv, bonus, pfee,
                         depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
                         optimal,
                     )  # fmt: skip
@@ -1478,14 +1536,19 @@ def _run_path(
                     else:
                         rec[k, lay[3] + bj] = max(rec[k, lay[3] + bj] - b_repay, 0.0)
                     kc = np.int64(lcls[k])
-                    inv[i] += (b_seize - b_fee) * sg[i]
-                    imp = _impact(depth[i], inv[i], pp[i])
-                    if imp < min_imp[i]:
-                        min_imp[i] = imp
-                    mkt[i] = pp[i] * imp
+                    # the sale moves the venue and, through the volume, the reference price
+                    tokens = (b_seize - b_fee) * sg[i]
+                    inv[i] += tokens
+                    sold[i] += tokens * ref[i]
+                    rimp[i] = _ref_impact(ref_coef[i], sold[i])
+                    if rimp[i] < min_imp[i]:
+                        min_imp[i] = rimp[i]
+                    ref[i] = pp[i] * rimp[i]
+                    mkt[i] = ref[i] * _impact(depth[i], inv[i], ref[i])
                     _reprice(
-                        i, oc, od, mkt, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel, mrel, capf
-                    )
+                        i, oc, od, mkt, ref, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel,
+                        mrel, capf,
+                    )  # fmt: skip
                     edge_stale = True
                     liquidated += b_repay * vd[kc, j]
                     fee_usd += b_fee * vc[kc, i]
@@ -1528,7 +1591,9 @@ def _run_path(
             rounds += 1
             if executed == 0:
                 break
-            # -- checkpoint, then the oracle follows the moved market ------------------------
+            # -- checkpoint, then the oracle follows the moved reference prices, and
+            # arbitrage works on the venues for a block --------------------------------------
+            _rate_floors(min_imp, rate_base)
             lowered = _lower_floors(min_imp, floor, rigorous)
             if lowered != 0:
                 n_cand = _widen(
@@ -1541,34 +1606,45 @@ def _run_path(
                 e_lo = 0
             if lag == 0:
                 for j in range(n_assets):
-                    if _deviates(mkt[j], oracle[j], deviation):
+                    if rate_base[j] < 0.0 and _deviates(ref[j], oracle[j], deviation[j]):
+                        oracle[j] = ref[j]
+                        updated[j] = now
+                for j in range(n_assets):
+                    if rate_base[j] >= 0.0:
+                        oracle[j] = rate_ratio[t, j] * oracle[np.int64(rate_base[j])]
+                for j in range(n_assets):
+                    if oracle[j] * sg[j] != oc[j]:
                         bit = np.int64(1) << np.int64(min(j, 62))
-                        if mkt[j] < oracle[j]:
+                        if oracle[j] * sg[j] < oc[j]:
                             c_down |= bit
                             d_down |= bit
-                        elif mkt[j] > oracle[j]:
+                        else:
                             c_up |= bit
                             d_up |= bit
-                        oracle[j] = mkt[j]
                         oc[j] = oracle[j] * sg[j]
                         od[j] = oracle[j] * bg[j]
-                        updated[j] = now
-                        _reprice(
-                            j, oc, od, mkt, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel,
-                            mrel, capf,
-                        )  # fmt: skip
+            decay = _decay(now + rounds * block_seconds - inv_time, half_life)
+            inv_time = max(inv_time, now + rounds * block_seconds)
+            for j in range(n_assets):
+                inv[j] = inv[j] * decay
+                mkt[j] = ref[j] * _impact(depth[j], inv[j], ref[j])
+                _reprice(
+                    j, oc, od, mkt, ref, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel,
+                    mrel, capf,
+                )  # fmt: skip
+            edge_stale = True
         for j in range(n_assets):
-            hist[t, j] = mkt[j]
-            now_m = mkt[j] / p0[j]
+            hist[t, j] = ref[j]
+            now_m = ref[j] / p0[j]
             if t == 0 or now_m < worst[p, j]:
                 worst[p, j] = now_m
         if trace:
             for j in range(n_assets):
-                tr_m[p, t, j] = mkt[j] / p0[j]
+                tr_m[p, t, j] = ref[j] / p0[j]
             tr_l[p, t] = liquidated
             mtm = 0.0
             for k in range(n_cand):
-                s, _ = _underwater(k, rec, rb, lay, mkt, sg, bg)
+                s, _ = _underwater(k, rec, rb, lay, ref, sg, bg)
                 mtm += s
             tr_s[p, t] = mtm + deficit
 
@@ -1580,7 +1656,7 @@ def _run_path(
     total = 0.0
     overflow = False
     for k in range(n_cand):
-        s, d = _underwater(k, rec, rb, lay, mkt, sg, bg)
+        s, d = _underwater(k, rec, rb, lay, ref, sg, bg)
         val = s + rec[k, lay[4]]
         if not val > 0.0:
             continue
@@ -1588,7 +1664,7 @@ def _run_path(
             for e in range(_n_debt(k, rb, lay)):
                 if rec[k, lay[3] + e] > 0.0:
                     j = int(np.int64(rb[k, lay[2] + e]))
-                    by_asset[p, j] += s * (rec[k, lay[3] + e] * (mkt[j] * bg[j])) / d
+                    by_asset[p, j] += s * (rec[k, lay[3] + e] * (ref[j] * bg[j])) / d
         total += val
         if pos < end:
             out_path[pos] = p

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from simulator.cascade.assets import resolve_feeds
 from simulator.cascade.config import EngineConfig
 from simulator.cascade.rules import pool_depth
 from simulator.errors import InputError, ScenarioError
@@ -53,6 +55,16 @@ class Market:
             accrual), ``(n_steps + 1, n_assets)``.
         eth_index: column of WETH/ETH for gas prices, ``-1`` if none.
         oracle_lag: oracle delay in whole steps (``round(delay_s / step_seconds)``).
+        deviation, heartbeat_s: each asset's oracle feed, ``(n_assets,)``
+            (``simulator.cascade.assets.resolve_feeds``).
+        rate_base: column of the asset whose oracle price an exchange-rate price multiplies,
+            ``-1`` for a market-priced asset, ``(n_assets,)``.
+        rate_ratio: an exchange-rate asset's oracle price over its base's at each step
+            (the snapshot's ratio times the capped growth of the rate; 0 for market-priced
+            assets), ``(n_steps + 1, n_assets)``.
+        ref_coef: ``c`` of each asset's reference impact ``exp(-c sqrt(USD sold))``
+            (``rules.reference_impact``), ``(n_assets,)``.
+        blocks_per_step: the liquidation rounds a step holds (one per block, at least one).
     """
 
     price0: FloatArray
@@ -71,6 +83,12 @@ class Market:
     debt_growth: FloatArray
     eth_index: int
     oracle_lag: int
+    deviation: FloatArray
+    heartbeat_s: FloatArray
+    rate_base: IntArray
+    rate_ratio: FloatArray
+    ref_coef: FloatArray
+    blocks_per_step: int
 
     @classmethod
     def build(cls, book: Book, paths: PricePaths, config: EngineConfig) -> Market:
@@ -96,6 +114,22 @@ class Market:
                 book.class_price_usd / book.price_usd[None, :],
                 1.0,
             )
+        feeds = resolve_feeds(book.symbols, paths.oracle, paths.assets, scenario=paths.scenario)
+        rate_base = feeds.rate_base
+        rate_ratio = np.zeros((n_steps1, book.n_assets))
+        rated = np.flatnonzero(rate_base >= 0)
+        if rated.size:
+            base_price = book.price_usd[rate_base[rated]]
+            ratio0 = np.where(base_price > 0.0, book.price_usd[rated] / base_price, 0.0)
+            for t in range(n_steps1):
+                grown = feeds.rate_growth(t * float(paths.step_seconds))
+                rate_ratio[t, rated] = ratio0 * grown[rated]
+        if math.isinf(config.liquidity_scale):
+            ref_coef = np.zeros(book.n_assets)  # infinite liquidity everywhere: no impact
+        else:
+            ref_coef = feeds.reference_coefficient(
+                config.reference_impact_coefficient, config.reference_impact_share
+            )
         return cls(
             price0=np.ascontiguousarray(book.price_usd, dtype=np.float64),
             lt=np.ascontiguousarray(book.liquidation_threshold, dtype=np.float64),
@@ -113,6 +147,12 @@ class Market:
             debt_growth=d_grow,
             eth_index=eth_index,
             oracle_lag=int(lag),
+            deviation=np.ascontiguousarray(feeds.deviation),
+            heartbeat_s=np.ascontiguousarray(feeds.heartbeat_s),
+            rate_base=np.ascontiguousarray(rate_base, dtype=np.int64),
+            rate_ratio=rate_ratio,
+            ref_coef=np.ascontiguousarray(ref_coef, dtype=np.float64),
+            blocks_per_step=max(1, math.floor(float(paths.step_seconds) / config.block_seconds)),
         )
 
 
@@ -136,6 +176,7 @@ def align_paths(paths: PricePaths, symbols: tuple[str, ...]) -> PricePaths:
         oracle=paths.oracle,
         seed=paths.seed,
         weights=paths.weights,
+        assets=paths.assets,
     )
 
 

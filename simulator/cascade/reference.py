@@ -10,33 +10,46 @@ oracle price times that growth and converts what a liquidation repays and seizes
 scaled amounts. Each account values its positions with its e-mode class's LT, liquidation
 bonus and price ratio (``Book.class_lt`` / ``class_bonus`` / ``class_price_usd``).
 
+Two prices per asset (``simulator.cascade.rules``, market model): the *reference* price of
+the wider market (the scenario path times ``rules.reference_impact`` of the USD liquidators
+have sold so far) and the *venue* price of the pool they sell into (the reference price
+times ``rules.impact_factor`` of the excess inventory arbitrage has not taken out yet).
+Time is in seconds: step ``t`` starts at ``t x step_seconds``, round ``r`` of a step is
+``r x block_seconds`` later (one round per block), and between any two moments the venues'
+excess inventory decays by ``rules.arbitrage_decay`` of the time elapsed.
+
 One path, step ``t = 0 .. n_steps`` (step 0 is the snapshot itself):
 
-1. The DEX's excess inventory decays by ``recovery_rate`` (``t > 0``) and the market price is
-   the scenario price times the remaining impact (``rules.impact_factor``).
-2. The oracle (``t > 0``) reads the market price ``oracle_lag`` steps ago (now when the lag
-   is 0) and updates an asset when it moved more than the deviation threshold from the last
-   answer or the heartbeat elapsed.
+1. The reference prices follow the path; arbitrage works on the venues since the last
+   round (``t > 0``).
+2. The oracle (``t > 0``) reads the reference price ``oracle_lag`` steps ago (now when the
+   lag is 0) and updates an asset when it moved more than the asset's deviation threshold
+   from the last answer or the asset's heartbeat elapsed (``Market.deviation`` /
+   ``heartbeat_s``). An exchange-rate asset (a liquid-staking token priced as Aave's CAPO
+   adapters do) is its capped exchange rate times its base's oracle price, so a market
+   discount of the token moves its reference and venue prices, not its oracle price.
 3. Rounds: every account with HF < 1 at oracle prices (listed at the start of the round) is
    liquidated at most once, most profitable first: each listed account's best profit is
    computed at the round's start, the accounts are sorted by it (those nothing pays for count
    0; ties in account order), and each is then evaluated again at the current state when its
    turn comes. An account's best liquidation is over its (collateral, debt) pairs, each sized
    by ``rules.best_liquidation``: the ``debtToCover`` that maximises proceeds of selling the
-   seized collateral (less the treasury fee) into the pool, minus the debt bought at market
-   price, minus gas, within the close factor and the dust rule
+   seized collateral (less the treasury fee) into the venue, minus the debt bought at its
+   reference price, minus gas, within the close factor and the dust rule
    (``EngineConfig.liquidator_sizing``). Only a positive profit is acted on. Each sale moves
-   the pool. An account whose collateral is exhausted has its remaining debt burned as
-   deficit (Aave V3.3). After a round that executed something and with no oracle lag, the
-   oracle applies its deviation rule to the moved market, and the
-   next round starts. Rounds stop when no account is liquidatable, when a round executes
-   nothing, or at ``round_limit`` (counted as a hit when a listed account would still be
-   liquidated profitably). The rules end a cascade by themselves (gas and the dust rule
-   forbid endless small bites); the limit is a guard that legitimate cascades stay below
+   the venue and, through the volume sold, the reference price. An account whose collateral
+   is exhausted has its remaining debt burned as deficit (Aave V3.3). After a round that
+   executed something and with no oracle lag, the oracle applies its deviation rule to the
+   moved reference prices, arbitrage works for one block, and the next round starts. Rounds
+   stop when no account is liquidatable, when a round executes nothing, when the step's
+   blocks are over (``Market.blocks_per_step``: the cascade goes on at the next step) or at
+   ``round_limit`` (counted as a hit when a listed account would still be liquidated
+   profitably). The rules end a cascade by themselves (gas and the dust rule forbid endless
+   small bites); the limit is a guard that legitimate cascades stay below
    (``EngineConfig.round_limit``).
 
-At the horizon each account's shortfall is max(0, debt value - collateral value) at market
-prices (balances accrued to the horizon) plus the deficit burned from it.
+At the horizon each account's shortfall is max(0, debt value - collateral value) at
+reference prices (balances accrued to the horizon) plus the deficit burned from it.
 """
 
 from __future__ import annotations
@@ -55,10 +68,11 @@ from simulator.cascade.rules import (
     FLAG_ALL_COLLATERAL,
     FLAG_FULL_DEBT,
     FLAG_INVALID,
+    arbitrage_decay,
     best_liquidation,
-    impact_factor,
     liquidatable,
     oracle_deviates,
+    reference_impact,
 )
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book
@@ -106,10 +120,10 @@ def run_reference(
         for t in range(n_steps1):
             run.step(t, [float(x) for x in mult[p, t]], float(paths.gas_gwei[p, t]))
             for j in range(n_assets):
-                now = run.mkt[j] / run.p0[j]
+                now = run.ref[j] / run.p0[j]
                 worst[p, j] = now if t == 0 else min(worst[p, j], now)
             if tr_m is not None and tr_l is not None and tr_s is not None:
-                tr_m[p, t] = [run.mkt[j] / run.p0[j] for j in range(n_assets)]
+                tr_m[p, t] = [run.ref[j] / run.p0[j] for j in range(n_assets)]
                 tr_l[p, t] = run.liquidated_usd
                 tr_s[p, t] = sum(run.underwater(a) for a in range(run.n_accounts)) + run.deficit_usd
         total, accounts, asset_part = run.horizon()
@@ -142,7 +156,8 @@ def run_reference(
 
 
 class _PathRun:
-    """Mutable state of one path: balances, pools, oracle and the path's tallies."""
+    """Mutable state of one path: balances, venues, reference prices, oracle and the path's
+    tallies."""
 
     def __init__(
         self, market: Market, config: EngineConfig, paths: PricePaths, path: int, record: bool
@@ -152,9 +167,15 @@ class _PathRun:
         self.path = path
         self.record = record
         self.step_seconds = float(paths.step_seconds)
-        self.deviation = float(paths.oracle.deviation)
-        self.heartbeat = float(paths.oracle.heartbeat_s)
+        self.deviation = [float(x) for x in market.deviation]
+        self.heartbeat = [float(x) for x in market.heartbeat_s]
+        self.rate_base = [int(x) for x in market.rate_base]
+        self.rate_ratio = market.rate_ratio
+        self.ref_coef = [float(x) for x in market.ref_coef]
+        self.half_life = float(config.arbitrage_half_life_s)
+        self.block_seconds = float(config.block_seconds)
         self.lag = market.oracle_lag
+        self.blocks_per_step = market.blocks_per_step
         self.eth = market.eth_index
         self.p0 = [float(x) for x in market.price0]
         self.pfee = [float(x) for x in market.protocol_fee]
@@ -180,8 +201,11 @@ class _PathRun:
         self.od = list(self.p0)
         self.updated_at = [0.0] * self.n_assets
         self.inventory = [0.0] * self.n_assets
+        self.inventory_time = 0.0  # when arbitrage last worked on the venues, s
+        self.sold_usd = [0.0] * self.n_assets  # volume sold by liquidators, USD
+        self.ref_impact = [1.0] * self.n_assets  # reference / scenario price
         self.path_price = list(self.p0)
-        self.mkt = list(self.p0)
+        self.ref = list(self.p0)  # reference prices
         self.history: list[list[float]] = []
         self.deficit_account = [0.0] * self.n_accounts
         self.deficit_asset = [0.0] * self.n_assets
@@ -197,9 +221,30 @@ class _PathRun:
 
     # -- prices -----------------------------------------------------------------------------
 
-    def _market_price(self, j: int) -> float:
-        pp = self.path_price[j]
-        return pp * impact_factor(self.depth[j], self.inventory[j], pp)
+    def _arbitrage(self, until: float) -> None:
+        """Arbitrage works on every venue from the last time it did until ``until``, s."""
+        factor = arbitrage_decay(until - self.inventory_time, self.half_life)
+        self.inventory_time = max(self.inventory_time, until)
+        for j in range(self.n_assets):
+            self.inventory[j] = self.inventory[j] * factor
+
+    def _follow(self, j: int, observed: float, now: float, heartbeat: bool) -> bool:
+        """The feed of market-priced asset ``j`` sees ``observed``: update on deviation (or
+        heartbeat when ``heartbeat``); returns whether it updated."""
+        if oracle_deviates(observed, self.oracle[j], self.deviation[j]) or (
+            heartbeat and now - self.updated_at[j] >= self.heartbeat[j]
+        ):
+            self.oracle[j] = observed
+            self.updated_at[j] = now
+            return True
+        return False
+
+    def _rate_prices(self) -> None:
+        """Exchange-rate assets: the capped rate times the base's oracle price."""
+        for j in range(self.n_assets):
+            b = self.rate_base[j]
+            if b >= 0:
+                self.oracle[j] = float(self.rate_ratio[self.t, j]) * self.oracle[b]
 
     def step(self, t: int, mult: list[float], gas_gwei: float) -> None:
         self.t = t
@@ -209,35 +254,35 @@ class _PathRun:
             self.sg[j] = float(self.s_growth[t, j])
             self.bg[j] = float(self.d_growth[t, j])
             self.path_price[j] = self.p0[j] * mult[j]
-            if t > 0:
-                self.inventory[j] = self.inventory[j] * (1.0 - cfg.recovery_rate)
-            self.mkt[j] = self._market_price(j)
+            self.ref[j] = self.path_price[j] * self.ref_impact[j]
+        self._arbitrage(now)
         if t > 0:
             for j in range(self.n_assets):
+                if self.rate_base[j] >= 0:
+                    continue
                 if self.lag == 0:
-                    observed = self.mkt[j]
+                    observed = self.ref[j]
                 elif t - self.lag >= 0:
                     observed = self.history[t - self.lag][j]
                 else:
                     observed = self.p0[j]
-                if (
-                    oracle_deviates(observed, self.oracle[j], self.deviation)
-                    or now - self.updated_at[j] >= self.heartbeat
-                ):
-                    self.oracle[j] = observed
-                    self.updated_at[j] = now
+                self._follow(j, observed, now, heartbeat=True)
+            self._rate_prices()
         for j in range(self.n_assets):
             self._scaled_prices(j)
-        eth = self.mkt[self.eth] if self.eth >= 0 else cfg.eth_price_usd
+        eth = self.ref[self.eth] if self.eth >= 0 else cfg.eth_price_usd
         self.gas_usd = cfg.gas_units * gas_gwei * 1e-9 * eth
         rounds = 0
         while True:
             listed = [a for a in range(self.n_accounts) if self.liquidatable(a)]
             if not listed:
                 break
-            if rounds == cfg.round_limit:
-                # a hit: the limit stops a liquidation that would still happen
-                if any(self.best_pair(a) is not None for a in listed):
+            if rounds == min(cfg.round_limit, self.blocks_per_step):
+                # the step's blocks are over (the cascade goes on at the next step), or the
+                # guard stops it: a hit when a liquidation would still happen
+                if cfg.round_limit <= self.blocks_per_step and any(
+                    self.best_pair(a) is not None for a in listed
+                ):
                     self.hits += 1
                 break
             self.round = rounds
@@ -257,11 +302,14 @@ class _PathRun:
                 break
             if self.lag == 0:
                 for j in range(self.n_assets):
-                    if oracle_deviates(self.mkt[j], self.oracle[j], self.deviation):
-                        self.oracle[j] = self.mkt[j]
-                        self.updated_at[j] = now
-                        self._scaled_prices(j)
-        self.history.append(list(self.mkt))
+                    if self.rate_base[j] < 0:
+                        self._follow(j, self.ref[j], now, heartbeat=False)
+                self._rate_prices()
+                for j in range(self.n_assets):
+                    self._scaled_prices(j)
+            # the next round is one block later
+            self._arbitrage(now + rounds * self.block_seconds)
+        self.history.append(list(self.ref))
 
     def _scaled_prices(self, j: int) -> None:
         """Oracle value of one scaled unit of asset ``j``'s collateral and debt."""
@@ -323,10 +371,10 @@ class _PathRun:
                     cfg.min_leftover_usd,
                     self.depth[i],
                     self.inventory[i],
-                    self.path_price[i],
+                    self.ref[i],
                     self.dex_fee[i],
                     self.sg[i],
-                    self.mkt[j] * self.bg[j],
+                    self.ref[j] * self.bg[j],
                     self.gas_usd,
                     self.optimal,
                 )
@@ -348,8 +396,11 @@ class _PathRun:
         row_d = self.debt[a]
         row_c[i] = 0.0 if flags & FLAG_ALL_COLLATERAL else max(row_c[i] - seize, 0.0)
         row_d[j] = 0.0 if flags & FLAG_FULL_DEBT else max(row_d[j] - repay, 0.0)
-        self.inventory[i] += (seize - fee) * self.sg[i]
-        self.mkt[i] = self._market_price(i)
+        sold = (seize - fee) * self.sg[i]
+        self.inventory[i] += sold
+        self.sold_usd[i] += sold * self.ref[i]
+        self.ref_impact[i] = reference_impact(self.ref_coef[i], self.sold_usd[i])
+        self.ref[i] = self.path_price[i] * self.ref_impact[i]
         self.liquidated_usd += repay * self.price_debt(c, j)
         self.fee_usd += fee * self.price_coll(c, i)
         self.n_liquidations += 1
@@ -384,12 +435,12 @@ class _PathRun:
         return True
 
     def underwater(self, a: int) -> float:
-        """max(0, debt value - collateral value) at market prices, USD."""
+        """max(0, debt value - collateral value) at reference prices, USD."""
         c = 0.0
         d = 0.0
         for j in range(self.n_assets):
-            c += self.coll[a][j] * (self.mkt[j] * self.sg[j])
-            d += self.debt[a][j] * (self.mkt[j] * self.bg[j])
+            c += self.coll[a][j] * (self.ref[j] * self.sg[j])
+            d += self.debt[a][j] * (self.ref[j] * self.bg[j])
         return d - c if d > c else 0.0
 
     def horizon(self) -> tuple[float, list[tuple[int, float]], list[float]]:
@@ -402,10 +453,10 @@ class _PathRun:
             if s > 0.0:
                 d = 0.0
                 for j in range(self.n_assets):
-                    d += self.debt[a][j] * (self.mkt[j] * self.bg[j])
+                    d += self.debt[a][j] * (self.ref[j] * self.bg[j])
                 for j in range(self.n_assets):
                     if self.debt[a][j] > 0.0:
-                        by_asset[j] += s * (self.debt[a][j] * (self.mkt[j] * self.bg[j])) / d
+                        by_asset[j] += s * (self.debt[a][j] * (self.ref[j] * self.bg[j])) / d
             value = s + self.deficit_account[a]
             total += value
             if value > 0.0:

@@ -5,13 +5,17 @@ the very same functions with ``numba.njit``. The engines differ in how they sche
 (which accounts are checked when), never in these formulas, so the differential tests
 exercise the scheduling and bookkeeping.
 
-**DEX model.** Each asset trades in one constant-product pool against a stablecoin, with depth
-``L = sqrt(x * y)`` (token units x USD). Arbitrage keeps the pool at the scenario price ``p``
-except for the *excess inventory* ``S`` (tokens sold by liquidators and not yet absorbed), so
-the pool holds ``x = L / sqrt(p) + S`` tokens and ``L**2 / x`` USD; the market price is
-``p * (x_eq / (x_eq + S))**2``. Selling ``a`` tokens pays ``a' * y / (x + a')`` with
+**Market model.** Each asset has a *reference* price ``p``, the wider market's: the scenario
+path times ``reference_impact`` of the USD volume liquidators have sold so far (a share of
+every sale reaches the wider market, ``simulator.cascade.assets``). It trades in one
+constant-product pool against a stablecoin (the *venue*), with depth ``L = sqrt(x * y)``
+(token units x USD). Arbitrage pulls the pool back to ``p`` (``arbitrage_decay``, per
+second) except for the *excess inventory* ``S`` (tokens sold by liquidators and not yet taken
+out), so the pool holds ``x = L / sqrt(p) + S`` tokens and ``L**2 / x`` USD; the venue price
+is ``p * (x_eq / (x_eq + S))**2``. Selling ``a`` tokens pays ``a' * y / (x + a')`` with
 ``a' = a * (1 - fee)``, and adds ``a`` to ``S``. ``L = 0`` is a market without liquidity (a
-sale pays nothing); ``L = inf`` has no impact.
+sale pays nothing); ``L = inf`` has no impact. The functions' ``path_price`` argument is
+the reference price the pool is arbitraged to.
 
 **Liquidation (Aave V3.3 LiquidationLogic).** ``liquidation_at`` is one ``liquidationCall``
 with a given ``debtToCover``; ``plan_liquidation`` the largest one (``debtToCover`` =
@@ -52,6 +56,7 @@ __all__ = [
     "FLAG_ALL_COLLATERAL",
     "FLAG_FULL_DEBT",
     "FLAG_INVALID",
+    "arbitrage_decay",
     "best_liquidation",
     "impact_factor",
     "liquidatable",
@@ -59,6 +64,7 @@ __all__ = [
     "oracle_deviates",
     "plan_liquidation",
     "pool_depth",
+    "reference_impact",
     "sale_proceeds",
     "venue_amount_at_marginal",
     "venue_amount_at_marginal_bisect",
@@ -80,6 +86,26 @@ def pool_depth(reserve_asset: float, reserve_quote: float, scale: float) -> floa
     if reserve_asset <= 0.0 or reserve_quote <= 0.0 or scale <= 0.0:
         return 0.0
     return math.sqrt(reserve_asset * reserve_quote) * scale
+
+
+def arbitrage_decay(seconds: float, half_life_s: float) -> float:
+    """Share of a venue's excess inventory left after ``seconds`` of arbitrage with the given
+    half-life (``0.5 ** (seconds / half_life_s)``): 1 for no time or no arbitrage
+    (``inf``), 0 after any time with instant arbitrage (half-life 0)."""
+    if seconds <= 0.0 or math.isinf(half_life_s):
+        return 1.0
+    if half_life_s <= 0.0:
+        return 0.0
+    return math.exp(-math.log(2.0) * seconds / half_life_s)
+
+
+def reference_impact(coefficient: float, sold_usd: float) -> float:
+    """Reference price / scenario price after ``sold_usd`` USD of the asset were sold by
+    liquidators: ``exp(-c sqrt(Q))``, with ``c = Y sigma_d sqrt(share / V_d)`` (the
+    square-root law; ``AssetFeeds.reference_coefficient``)."""
+    if sold_usd <= 0.0 or coefficient <= 0.0:
+        return 1.0
+    return math.exp(-coefficient * math.sqrt(sold_usd))
 
 
 def impact_factor(depth: float, inventory: float, path_price: float) -> float:

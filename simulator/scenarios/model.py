@@ -45,7 +45,7 @@ from simulator.scenarios.assets import (
     lookup_symbol,
     resolve_symbols,
 )
-from simulator.scenarios.paths import OracleSpec, PricePaths
+from simulator.scenarios.paths import AssetSpec, OracleSpec, PricePaths
 
 __all__ = [
     "ConditionalSpec",
@@ -93,6 +93,7 @@ _COMMON_KEYS = (
     "default_paths",
     "seed",
     "oracle",
+    "markets",
     "gas",
     "proxies",
 )
@@ -374,6 +375,8 @@ class Scenario:
         seed: the scenario's default seed.
         oracle: oracle update rule.
         gas: gas price rule.
+        markets: per-asset oracle feed and wider-market settings, ``(symbol, AssetSpec)``
+            pairs (the file's ``[markets.SYMBOL]`` tables).
         proxies: the file's ``[proxies]`` table as ``(symbol, target)`` pairs.
         spec: kind-specific parameters.
         source: citations for the magnitudes.
@@ -396,6 +399,7 @@ class Scenario:
     source: tuple[str, ...] = ()
     notes: str = ""
     file: str = ""
+    markets: tuple[tuple[str, AssetSpec], ...] = ()
 
     @property
     def horizon_hours(self) -> float:
@@ -646,6 +650,7 @@ class Scenario:
             gas_gwei=gas,
             oracle=self.oracle,
             seed=None if self.deterministic else int(seed),
+            assets=self.markets,
         )
 
     @staticmethod
@@ -797,6 +802,7 @@ def parse_scenario(
 
     seed = top.get_int("seed", default=1, ge=0, le=2**63 - 1)
     oracle = _parse_oracle(top.table("oracle", default=None))
+    markets = _parse_markets(top.table("markets", default=None))
     proxies = _parse_proxies(top.table("proxies", default=None))
 
     spec: Spec
@@ -829,6 +835,7 @@ def parse_scenario(
         source=source,
         notes=notes,
         file=file,
+        markets=markets,
     )
 
 
@@ -837,10 +844,49 @@ def _parse_oracle(t: Table | None) -> OracleSpec:
         return OracleSpec()
     t.check_keys(("deviation", "heartbeat_s", "delay_s"))
     return OracleSpec(
-        deviation=t.get_float("deviation", default=0.005, ge=0.0, lt=1.0),
-        heartbeat_s=t.get_float("heartbeat_s", default=3600.0, gt=0.0),
+        deviation=t.get_float("deviation", default=None, ge=0.0, lt=1.0),
+        heartbeat_s=t.get_float("heartbeat_s", default=None, gt=0.0),
         delay_s=t.get_float("delay_s", default=0.0, ge=0.0),
     )
+
+
+def _parse_markets(t: Table | None) -> tuple[tuple[str, AssetSpec], ...]:
+    """``[markets.SYMBOL]`` tables: each asset's oracle feed and wider market."""
+    if t is None:
+        return ()
+    out: list[tuple[str, AssetSpec]] = []
+    for symbol in t.names():
+        a = t.table(symbol)
+        if a is None:
+            raise t.error(symbol, "expected a table of the asset's feed and market settings")
+        a.check_keys(
+            (
+                "oracle_deviation",
+                "oracle_heartbeat_s",
+                "pricing",
+                "rate_base",
+                "rate_apr",
+                "rate_cap_apr",
+                "daily_volume_usd",
+                "daily_volatility",
+            )
+        )
+        out.append(
+            (
+                symbol,
+                AssetSpec(
+                    oracle_deviation=a.get_float("oracle_deviation", default=None, ge=0.0, lt=1.0),
+                    oracle_heartbeat_s=a.get_float("oracle_heartbeat_s", default=None, gt=0.0),
+                    pricing=a.get_str("pricing", default=None, choices=("market", "exchange-rate")),
+                    rate_base=a.get_str("rate_base", default=None),
+                    rate_apr=a.get_float("rate_apr", default=None, ge=-1.0, le=10.0),
+                    rate_cap_apr=a.get_float("rate_cap_apr", default=None, ge=0.0, le=10.0),
+                    daily_volume_usd=a.get_float("daily_volume_usd", default=None, gt=0.0),
+                    daily_volatility=a.get_float("daily_volatility", default=None, gt=0.0, lt=10.0),
+                ),
+            )
+        )
+    return tuple(out)
 
 
 def _parse_gas(t: Table | None, horizon_h: float, factors: Sequence[str], kind: str) -> GasSpec:
