@@ -413,3 +413,32 @@ def test_builtin_scenario_file_is_the_installed_one(snap: MarketSnapshot, tmp_pa
     assert (
         info["scenario_sha256"] == hashlib.sha256(b"default.toml\0" + toml.read_bytes()).hexdigest()
     )
+
+
+def test_cli_engine_knobs_are_used_and_recorded(
+    snap: MarketSnapshot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snap.save(tmp_path / "snap")
+    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", "hypothetical-eth-50"]
+    assert main([*argv, "--out", str(tmp_path / "base")]) == 0
+    knobs = ["--liquidity-scale", "0.05", "--arbitrage-half-life", "inf"]
+    knobs += ["--reference-impact-share", "0.5", "--gas-units", "900000", "--round-limit", "50"]
+    knobs += ["--oracle-deviation", "0.02", "--oracle-heartbeat", "7200"]
+    assert main([*argv, *knobs, "--out", str(tmp_path / "thin")]) == 0
+    base = load_results(tmp_path / "base").summary
+    thin = load_results(tmp_path / "thin").summary
+    engine = thin["engine"]
+    assert engine["liquidity_scale"] == 0.05 and engine["arbitrage_half_life_s"] == "inf"
+    assert engine["reference_impact_share"] == 0.5 and engine["gas_units"] == 900_000
+    assert engine["round_limit"] == 50
+    assert thin["oracle_override"] == {"deviation": 0.02, "heartbeat_s": 7200.0}
+    assert "--liquidity-scale 0.05" in thin["command"]
+    assert base["engine"]["liquidity_scale"] == 1.0 and base["oracle_override"] == {}
+    # thin pools that never recover and a lazier oracle: the answer moves
+    assert thin["liquidated_usd"]["mean"] != base["liquidated_usd"]["mean"]
+    capsys.readouterr()
+    assert main([*argv, "--reference-impact-share", "2", "--out", str(tmp_path / "bad")]) == 1
+    err = capsys.readouterr().err
+    assert "--reference-impact-share" in err and "[0, 1]" in err
+    assert main([*argv, "--oracle-deviation", "1.5", "--out", str(tmp_path / "bad2")]) == 1
+    assert "--oracle-deviation" in capsys.readouterr().err

@@ -89,9 +89,123 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "default debt grows at each reserve's variable borrow rate and collateral at its "
         "supply rate, read at the snapshot block); recorded as engine.accrual in summary.json",
     )
+    add_engine_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="results directory to write")
     p.add_argument("--json", action="store_true", help="print summary.json instead of a table")
     p.set_defaults(func=run)
+
+
+#: Engine knobs on the command line: option -> (EngineConfig field, type, help).
+ENGINE_OPTIONS: dict[str, tuple[str, type, str]] = {
+    "--liquidity-scale": (
+        "liquidity_scale",
+        float,
+        "multiplier on every pool's depth (inf: no impact)",
+    ),
+    "--arbitrage-half-life": (
+        "arbitrage_half_life_s",
+        float,
+        "seconds for arbitrage to take half of what liquidators sold out of a pool (inf: never)",
+    ),
+    "--reference-impact-share": (
+        "reference_impact_share",
+        float,
+        "share of the volume sold that moves the wider market's reference price, in [0, 1]",
+    ),
+    "--reference-impact-coefficient": (
+        "reference_impact_coefficient",
+        float,
+        "Y of the square-root law dP/P = Y sigma_d sqrt(Q / V_d)",
+    ),
+    "--gas-units": ("gas_units", float, "gas one liquidation (call and swap) costs"),
+    "--round-limit": ("round_limit", int, "most liquidation rounds (blocks) per step, a guard"),
+    "--liquidator-sizing": (
+        "liquidator_sizing",
+        str,
+        "optimal (profit-maximising debtToCover) or max (the largest allowed, all or nothing)",
+    ),
+}
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """The cascade engine's knobs and the oracle override (recorded in summary.json's
+    ``engine`` and ``oracle_override``); defaults are ``EngineConfig``'s."""
+    from simulator.cascade import EngineConfig
+
+    defaults = EngineConfig()
+    group = p.add_argument_group("engine (defaults: simulator.cascade.EngineConfig)")
+    for flag, (field, kind, text) in ENGINE_OPTIONS.items():
+        group.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            metavar=field.split("_")[-1].upper() if kind is not str else "HOW",
+            help=f"{text} (default {getattr(defaults, field)})",
+        )
+    group.add_argument(
+        "--oracle-deviation",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="one deviation threshold for every asset's feed (default: each asset's own)",
+    )
+    group.add_argument(
+        "--oracle-heartbeat",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="one heartbeat for every asset's feed (default: each asset's own)",
+    )
+
+
+def engine_config(args: argparse.Namespace) -> Any:
+    """``EngineConfig`` from the engine options; ``InputError`` naming a bad option."""
+    from simulator.cascade import EngineConfig
+    from simulator.errors import InputError
+
+    changes = {"accrual": not args.no_accrual}
+    for flag, (field, _, _) in ENGINE_OPTIONS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            changes[field] = value
+    try:
+        return EngineConfig(**changes)
+    except InputError as exc:
+        flag = next(
+            (f for f, (fd, _, _) in ENGINE_OPTIONS.items() if f"EngineConfig.{fd} " in str(exc)),
+            None,
+        )
+        raise InputError(f"{flag}: {exc}" if flag else str(exc)) from None
+
+
+def engine_argv(args: argparse.Namespace) -> list[str]:
+    """The engine options given, as command-line words (for summary.json's command)."""
+    out: list[str] = []
+    for flag in [*ENGINE_OPTIONS, "--oracle-deviation", "--oracle-heartbeat"]:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            out += [flag, str(value)]
+    return out
+
+
+def with_oracle_override(scenario: Any, args: argparse.Namespace) -> Any:
+    """The scenario with ``--oracle-deviation`` / ``--oracle-heartbeat`` for every feed."""
+    from simulator.errors import InputError
+
+    change: dict[str, float] = {}
+    if args.oracle_deviation is not None:
+        if not 0.0 <= args.oracle_deviation < 1.0:
+            raise InputError(
+                f"--oracle-deviation {args.oracle_deviation}: expected a fraction in [0, 1)"
+            )
+        change["deviation"] = args.oracle_deviation
+    if args.oracle_heartbeat is not None:
+        if not args.oracle_heartbeat > 0.0:
+            raise InputError(f"--oracle-heartbeat {args.oracle_heartbeat}: expected seconds > 0")
+        change["heartbeat_s"] = args.oracle_heartbeat
+    if not change:
+        return scenario
+    return dataclasses.replace(scenario, oracle=dataclasses.replace(scenario.oracle, **change))
 
 
 #: Seconds to wait for a Dask scheduler given by --scheduler before giving up.
@@ -230,7 +344,6 @@ def load_run_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from keeper.progress import progress
-    from simulator.cascade import EngineConfig
     from simulator.errors import InputError
     from simulator.results import check_results_target, provenance, save_results, summary_dict
     from simulator.simulation import simulate
@@ -240,6 +353,8 @@ def run(args: argparse.Namespace) -> int:
     check_run_options(args)
     check_results_target(args.out)  # before the run: a bad --out fails at once
     snapshot, scenario = load_run_inputs(args)
+    config = engine_config(args)
+    scenario = with_oracle_override(scenario, args)
     n_paths = args.paths if args.paths is not None else scenario.default_paths
     client = _dask_client(args.scheduler) if args.executor == "dask" else None
     try:
@@ -250,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
                 n_paths,
                 seed=args.seed,
                 alpha=args.alpha,
-                config=EngineConfig(accrual=not args.no_accrual),
+                config=config,
                 executor=client,
                 chunk_paths=args.chunk_paths,
                 progress=bar.advance,
@@ -269,6 +384,7 @@ def run(args: argparse.Namespace) -> int:
         argv += ["--prices", *args.prices]
     if args.no_accrual:
         argv += ["--no-accrual"]
+    argv += engine_argv(args)
     result = dataclasses.replace(
         result,
         extra={
@@ -278,6 +394,14 @@ def run(args: argparse.Namespace) -> int:
             "chunk_paths": args.chunk_paths,
             **provenance(args.snapshot, scenario),
             **_conditioning(scenario),
+            "oracle_override": {
+                k: v
+                for k, v in (
+                    ("deviation", args.oracle_deviation),
+                    ("heartbeat_s", args.oracle_heartbeat),
+                )
+                if v is not None
+            },
         },
     )
     out_dir = save_results(result, args.out)
