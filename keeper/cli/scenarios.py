@@ -192,10 +192,11 @@ def run_show(args: argparse.Namespace) -> int:
     if d["description"]:
         print(wrap.fill(d["description"]))
     o, g = d["oracle"], d["gas"]
-    print(
-        f"oracle: deviation {o['deviation']:.2%}, heartbeat {o['heartbeat_s']:g} s, "
-        f"delay {o['delay_s']:g} s"
-    )
+    deviation = "each asset's own" if o["deviation"] is None else f"{o['deviation']:.2%}"
+    heartbeat = "each asset's own" if o["heartbeat_s"] is None else f"{o['heartbeat_s']:g} s"
+    print(f"oracle: deviation {deviation}, heartbeat {heartbeat}, delay {o['delay_s']:g} s")
+    for symbol, spec in d["markets"].items():
+        print(f"  {symbol}: " + ", ".join(f"{k} {v}" for k, v in spec.items()))
     if g["knots"]:
         print("gas: " + ", ".join(f"{v:g} gwei at {t:g} h" for t, v in g["knots"]))
     else:
