@@ -285,7 +285,9 @@ class Book:
             factors match ``getUserAccountData`` also for dust positions; 0: plain floats.
         debt_value_rounding: ``"floor"`` or ``"ceil"`` (``DEBT_VALUE_ROUNDINGS``).
         venues: every asset's liquidity venue (``simulator.venues.Venues``, unscaled); books
-            built without one get the constant-product pools of ``dex_reserve_*``.
+            built without one get the constant-product pools of ``dex_reserve_*``
+            (``dataclasses.replace`` of the ``dex_*`` arrays keeps the old venues: pass
+            ``venues=None`` with them to rebuild).
 
     Books built without the e-mode fields (synthetic ones) get one class, the reserves'
     parameters, and zero rates.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from decimal import Decimal, getcontext
 
@@ -313,3 +314,25 @@ def test_scaled_venues_need_scale_times_the_size():
         )
     with pytest.raises(VenueError, match="needs its points"):
         Venues.from_rows([KIND_V3], [0.0], [0.0], {})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(1e3, 1e9), min_size=1, max_size=6, unique=True),
+    st.lists(st.floats(1e-4, 0.9), min_size=6, max_size=6, unique=True),
+)
+def test_any_accepted_curve_has_a_falling_marginal_and_its_points(sizes, impacts):
+    points = list(zip(sorted(sizes), sorted(impacts), strict=False))
+    try:
+        xs, ys = curve_rows([list(p) for p in points])
+    except VenueError as exc:  # only for a marginal price that would rise
+        assert "marginal price rise" in str(exc) or "pays less" in str(exc)
+        return
+    n = len(xs)
+    sizes = np.concatenate([np.linspace(0.0, xs[-1] * 1.2, 97), xs])
+    sizes.sort()
+    m = [marginal(KIND_CURVE, 0.0, xs, ys, n, 1.0, 0.0, 0.0, s) for s in sizes]
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(m))
+    for size, impact in points:
+        got = proceeds(KIND_CURVE, 0.0, xs, ys, n, 1.0, 0.0, 0.0, size)
+        assert got == pytest.approx(size * (1 - impact), rel=1e-12)
