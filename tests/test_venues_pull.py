@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from keeper.adapters.base import DexLiquidity
+from keeper.adapters.base import DexLiquidity, DexSource, Reserve
 from keeper.errors import ConfigError
 from keeper.pull import load_dex_map
-from keeper.venues_pull import Q96, V3_SPAN, v3_segments, venue_columns
+from keeper.venues_pull import Q96, V3_SPAN, read_v3_liquidity, v3_segments, venue_columns
 from simulator.venues import KIND_V3, Venues, proceeds
 
 POOL = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"
@@ -142,3 +144,126 @@ def test_venue_columns_of_each_kind() -> None:
     v3 = DexLiquidity("0xA", POOL, "0xB", 10**18, 2 * 10**9, 18, 6, 0.0005, "uniswap-v3")
     assert venue_columns(v3, 2000.0)["venue_kind"] == "uniswap-v3"
     assert venue_columns(None, 1.0)["venue_kind"] == "constant-product"
+
+
+# -- read_v3_liquidity against a fake pool: negative ticks, spacing 60, token0 the asset ----
+
+ASSET = "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599"  # sorts below QUOTE: the asset is token0
+QUOTE = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
+
+
+def _word(value: int) -> bytes:
+    return (value % 2**256).to_bytes(32, "big")  # ABI: signed values sign-extended
+
+
+class _FakePool:
+    """Answers a V3 pool's views (ABI-encoded) from a tick -> liquidityNet table."""
+
+    def __init__(self, sqrt_x96: int, tick: int, liquidity: int, net: dict[int, int]) -> None:
+        self.state = (sqrt_x96, tick, liquidity)
+        self.net = net
+        self.spacing = 60
+
+    def answer(self, data: bytes) -> bytes:
+        from keeper.venues_pull import (
+            _BITMAP,
+            _FEE,
+            _LIQUIDITY,
+            _SLOT0,
+            _SPACING,
+            _TICKS,
+            _TOKEN0,
+            _TOKEN1,
+        )
+
+        sel, arg = data[:4], data[4:]
+        sqrt_x96, tick, liquidity = self.state
+        if sel == _SLOT0.selector:
+            return _word(sqrt_x96) + _word(tick) + b"".join(_word(v) for v in (0, 1, 1, 0, 1))
+        if sel == _LIQUIDITY.selector:
+            return _word(liquidity)
+        if sel == _SPACING.selector:
+            return _word(self.spacing)
+        if sel == _FEE.selector:
+            return _word(3000)
+        if sel == _TOKEN0.selector:
+            return _word(int(ASSET, 16))
+        if sel == _TOKEN1.selector:
+            return _word(int(QUOTE, 16))
+        value = int.from_bytes(arg[:32], "big")
+        value = value - 2**256 if value >> 255 else value
+        if sel == _BITMAP.selector:
+            bits = 0
+            for t in self.net:
+                compressed = t // self.spacing
+                if compressed >> 8 == value:
+                    bits |= 1 << (compressed % 256)
+            return _word(bits)
+        if sel == _TICKS.selector:
+            return (
+                _word(0)
+                + _word(self.net.get(value, 0))
+                + b"".join(_word(v) for v in (0, 0, 0, 0, 0, int(value in self.net)))
+            )
+        raise AssertionError(f"unexpected call {data.hex()}")
+
+
+class _FakeMulticall:
+    def __init__(self, pool: _FakePool, decimals: dict[str, int]) -> None:
+        self.pool = pool
+        self.decimals = decimals
+        self.calls = 0
+
+    async def run(self, calls: Any, block: int) -> list[tuple[bool, bytes]]:
+        from keeper.venues_pull import _DECIMALS
+
+        self.calls += len(calls)
+        out = []
+        for c in calls:
+            if c.data[:4] == _DECIMALS.selector:
+                out.append((True, _word(self.decimals[c.target])))
+            else:
+                out.append((True, self.pool.answer(c.data)))
+        return out
+
+
+def test_read_v3_liquidity_decodes_a_pool_below_tick_zero() -> None:
+    # an 18-decimal asset at 0.5 USDT (6 decimals): raw price 5e-13, tick ~ -283,000, so the
+    # bitmap words and ticks are negative (sign-extended ABI words)
+    raw = 0.5 * 1e6 / 1e18
+    tick = math.floor(math.log(raw) / math.log(1.0001))
+    base = tick - tick % 60
+    positions = [(base - 3000, base + 1800, 4 * 10**15), (base - 600, base + 600, 10**16)]
+    net: dict[int, int] = {}
+    for lo, hi, liq in positions:
+        net[lo] = net.get(lo, 0) + liq
+        net[hi] = net.get(hi, 0) - liq
+    current = sum(liq for lo, hi, liq in positions if lo <= tick < hi)
+    pool = _FakePool(int(math.sqrt(raw) * Q96), tick, current, net)
+    multicall = _FakeMulticall(pool, {QUOTE: 6})
+    reserve = Reserve(ASSET, "TKN", 18, 0, 0, 0, 0, 0, 0, True, False, False, True, 0)
+    source = DexSource(POOL, kind="uniswap-v3")
+    got = asyncio.run(read_v3_liquidity(multicall, [(reserve, source)], {ASSET: 18}, 5))[ASSET]
+    assert got.kind == "uniswap-v3" and got.fee == 0.003 and got.quote_asset == QUOTE
+    xs = [p[0] for p in got.points]
+    ys = [p[1] for p in got.points]
+    want_xs, want_ys = v3_segments(pool.state[0], tick, current, net, True, 18, 6, "the pool")
+    assert (xs, ys) == (want_xs, want_ys)
+    assert xs[0] ** 2 == pytest.approx(0.25, rel=1e-9) and xs[-1] ** 2 == pytest.approx(0.75)
+    # the four initialised ticks were all found (their breakpoints inside the range)
+    inside = [t for t in net if 0.25 < 1.0001**t * 1e12 < 0.75]
+    assert len(xs) == len(inside) + 2
+    # virtual reserves of the in-range liquidity at the price
+    assert got.reserve_asset == current * Q96 // pool.state[0]
+
+
+def test_read_v3_liquidity_names_pool_and_block_when_it_is_not_a_pool() -> None:
+    class Empty:
+        async def run(self, calls: Any, block: int) -> list[tuple[bool, bytes]]:
+            return [(True, b"") for _ in calls]
+
+    reserve = Reserve(ASSET, "TKN", 18, 0, 0, 0, 0, 0, 0, True, False, False, True, 0)
+    with pytest.raises(ConfigError, match=f"Uniswap V3 pool {POOL} .*at block 9: does not"):
+        asyncio.run(
+            read_v3_liquidity(Empty(), [(reserve, DexSource(POOL, kind="uniswap-v3"))], {}, 9)
+        )
