@@ -8,8 +8,10 @@ under 1 s; memory stable over 1,000 blocks. Quick mode: 2,000 accounts, 100 bloc
 and once more paced at 25 requests per second, the CLI's default ``--rps``.
 
 The keeper runs in-process (``Keeper.start`` then ``Keeper.iterate`` per block) against a
-freshly seeded anvil devnet, with the built-in named stresses and a probabilistic set of
-4,096 one-day Monte Carlo states (the ``--stress-from`` budget). Every 10th block moves the WETH price (so every account
+freshly seeded anvil devnet, with the built-in named stresses and, as ``--stress-from``, the
+joint states of a ``simulate`` run on the devnet's own snapshot (``pull``, then ``simulate``
+with ``record_states``: 600 paths of the default scenario), reduced to 4,096 states by
+``simulator.states.reduce_states``. Every 10th block moves the WETH price (so every account
 is re-evaluated), the others are empty blocks (open flags and the accounts re-read are
 re-evaluated); each block re-reads its rolling 1/50 share of the accounts, so every account
 is re-read every 50 blocks and no later block is a full refresh.
@@ -18,6 +20,7 @@ is re-read every 50 blocks and no later block is a full refresh.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import tempfile
@@ -51,6 +54,27 @@ def _row(measure: str, value: float, unit: str, target: str, ok: bool | None) ->
     }
 
 
+async def _stress_from(dep: dict[str, Any], where: Path) -> tuple[Path, int]:
+    """A ``simulate`` results directory of the devnet's market with its joint states, and
+    how many states it holds before the keeper reduces them."""
+    from keeper.pull import pull, settings_from_deployment
+    from simulator.results import save_results
+    from simulator.simulation import simulate
+
+    dep_file = where / "deployment.json"
+    dep_file.write_text(json.dumps(dep), encoding="utf-8")
+    snap = await pull(settings_from_deployment(dep_file, use_cache=False))
+    result = await asyncio.to_thread(
+        simulate, snap, "default", n_paths=600, seed=4, record_states=True
+    )
+    out = where / "results"
+    save_results(result, out)
+    from simulator.states import load_states
+
+    states = load_states(out / "states.parquet", list(snap.book().symbols))
+    return out, int(states.multipliers.shape[0])
+
+
 async def _bench(n_accounts: int, n_blocks: int, db: Path) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     dev = launch(accounts=n_accounts, seed=7)
@@ -58,6 +82,17 @@ async def _bench(n_accounts: int, n_blocks: int, db: Path) -> list[dict[str, Any
     rows = [_row(f"devnet seeding, {n_accounts:,} accounts", seeded, "s", "", None)]
     try:
         dep = dev.deployment
+        t0 = time.perf_counter()
+        results, n_states = await _stress_from(dep, db.parent)
+        rows.append(
+            _row(
+                f"--stress-from results (pull + simulate, {n_states:,} joint states)",
+                time.perf_counter() - t0,
+                "s",
+                "",
+                None,
+            )
+        )
         oracle = Contract(dev.rpc, dep["oracle"], "AaveOracle")
         weth_price = oracle.call("getAssetPrice", dep["reserves"]["WETH"]["token"]) / 1e8
         settings = KeeperSettings(
@@ -69,7 +104,8 @@ async def _bench(n_accounts: int, n_blocks: int, db: Path) -> list[dict[str, Any
             metrics_port=None,
             rps=0,
             full_refresh_blocks=50,
-            mc_paths=4096,
+            stress_from=results,
+            state_budget=4096,
         )
         keeper = Keeper(settings, sinks=[])
         await keeper.start()

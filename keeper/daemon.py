@@ -72,7 +72,7 @@ from eth_utils import to_checksum_address
 from keeper.adapters.base import AdapterConfig, ProtocolAdapter, Reserve, get_adapter
 from keeper.chain import BlockRef, Chain, ChainSettings
 from keeper.errors import ChainError, ConfigError, ContractMissing, WrongChain
-from keeper.evaluate import accounts_to_evaluate, assess, evaluate_book
+from keeper.evaluate import EvaluationCache, accounts_to_evaluate, assess, take_rows
 from keeper.flags import Flag, FlagEvent
 from keeper.head import HeadFollower
 from keeper.metrics import Health, KeeperMetrics, MetricsServer
@@ -155,6 +155,7 @@ class Keeper:
         self.flags: dict[str, Flag] = {}
         self.emode: EModeClasses | None = None  # the market's e-mode classes, read with reserves
         self.prices: np.ndarray | None = None  # the oracle prices (and e-mode sources') last used
+        self.evaluations = EvaluationCache()  # every account's last evaluation
         self._lock: IO[bytes] | None = None  # held while this keeper owns the database
         self._last_full: int | None = None
         self._reserves_at: int | None = None  # block the reserves were last read at
@@ -313,6 +314,16 @@ class Keeper:
         if self.book is None or [r.asset for r in reserves] != self.book.assets:
             self._rebuild(reserves)
         else:
+            before = [
+                (r.liquidation_threshold, r.liquidation_bonus, r.protocol_fee)
+                for r in self.book.reserves
+            ]
+            after = [
+                (r.liquidation_threshold, r.liquidation_bonus, r.protocol_fee) for r in reserves
+            ]
+            if before != after:
+                self.evaluations.reset()  # new risk parameters: every account again
+                self._force_full = True
             self.book.reserves = reserves
         return True
 
@@ -353,13 +364,16 @@ class Keeper:
             return False
         categories = await self.adapter.read_emode(sorted(used), book.reserves, n)
         emode = EModeClasses.from_categories(categories, book.reserves)
-        old, self.emode = self.emode, emode
-        return old is None or not (
+        old = self.emode
+        if old is not None and (
             old.categories == emode.categories
             and old.sources == emode.sources
             and np.array_equal(old.lt, emode.lt)
             and np.array_equal(old.bonus, emode.bonus)
-        )
+        ):
+            return False  # the same table: keep the object (the evaluation cache keys on it)
+        self.emode = emode
+        return True
 
     async def _process(self, head: BlockRef, progress: Progress | None) -> bool:
         s = self.settings
@@ -396,10 +410,13 @@ class Keeper:
         changed_flags: list[Flag] = []
         events: list[FlagEvent] = []
         if evaluated:
-            coll, debt, enabled = book.arrays(rows)
-            result: StressEvaluation = await self._in_thread(
+            # Only the accounts whose inputs changed are recomputed (``EvaluationCache``);
+            # the others' rows are their last evaluation, which a new one would repeat.
+            coll, debt, enabled = book.arrays()
+            read_rows = np.fromiter((book.row[a] for a in to_read), np.int64, len(to_read))
+            every: StressEvaluation = await self._in_thread(
                 self._numpy_thread,
-                evaluate_book,
+                self.evaluations.evaluate,
                 coll.copy(),
                 debt.copy(),
                 enabled.copy(),
@@ -407,10 +424,12 @@ class Keeper:
                 book.reserves,
                 self.stress,
                 s,
+                changed=read_rows,
                 emode=emode,
-                categories=book.categories(rows).copy(),
+                categories=book.categories().copy(),
                 source_usd=source_usd,
             )
+            result = take_rows(every, rows)
             changed_flags, events = assess(
                 self.flags,
                 evaluated,
@@ -451,11 +470,12 @@ class Keeper:
         if events:
             self._outbox_dirty.set()
         log.info(
-            "block %d: %s refresh, %d read, %d evaluated, %d events, %.2f s",
+            "block %d: %s refresh, %d read, %d assessed (%d recomputed), %d events, %.2f s",
             n,
             "full" if full else "incremental",
             len(to_read),
             len(evaluated),
+            self.evaluations.last_evaluated if evaluated else 0,
             len(events),
             elapsed,
         )

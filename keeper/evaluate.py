@@ -9,6 +9,7 @@ stress, the ES contribution from ``--stress-from``) and runs the flag state mach
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from keeper.stress_inputs import StressInputs
 from simulator.stress import RULE_ES, RULE_STRESS, StressEvaluation
 from simulator.stress import evaluate as stress_evaluate
 
-__all__ = ["accounts_to_evaluate", "assess", "evaluate_book"]
+__all__ = ["EvaluationCache", "accounts_to_evaluate", "assess", "evaluate_book", "take_rows"]
 
 
 def accounts_to_evaluate(
@@ -87,6 +88,133 @@ def evaluate_book(
         min_usd=s.min_usd,
         chunk_rows=s.chunk_rows,
     )
+
+
+_ROW_FIELDS = (
+    "es_usd",
+    "margin_usd",
+    "debt_usd",
+    "stress_loss_usd",
+    "worst_stress",
+    "at_risk_usd",
+    "rule",
+    "severity",
+    "safe",
+)
+
+
+def take_rows(result: StressEvaluation, rows: np.ndarray | None) -> StressEvaluation:
+    """The evaluation of ``rows`` only (``None``: all of it)."""
+    if rows is None:
+        return result
+    return replace(result, **{f: getattr(result, f)[rows] for f in _ROW_FIELDS})
+
+
+class EvaluationCache:
+    """Every account's last evaluation, so that a block re-evaluates only the accounts whose
+    inputs changed: those read at the block (their positions may have moved) and, after a
+    price move, those holding (or owing) an asset whose price moved, or valued by an e-mode
+    price source that moved. Another account's loss in every state, its ES, margin and
+    severity are functions of its own balances and of the prices of what it holds, so its
+    cached row is what a new evaluation would give. A new stress set or e-mode table, or a
+    book that shrank (rebuilt), evaluates everyone.
+    """
+
+    def __init__(self) -> None:
+        self._result: StressEvaluation | None = None
+        self._prices: np.ndarray | None = None
+        self._sources: dict[str, float] = {}
+        self._inputs: tuple[Any, Any] = (None, None)  # the stress set and e-mode table used
+        self.last_evaluated = 0
+        """Rows evaluated by the last ``evaluate`` call."""
+
+    def reset(self) -> None:
+        self._result = None
+
+    def _stale_rows(
+        self,
+        coll: np.ndarray,
+        debt: np.ndarray,
+        categories: np.ndarray | None,
+        prices: np.ndarray,
+        source_usd: Mapping[str, float],
+        emode: EModeClasses | None,
+        changed: np.ndarray,
+    ) -> np.ndarray:
+        assert self._result is not None and self._prices is not None
+        n, cached = coll.shape[0], self._result.es_usd.shape[0]
+        stale = np.zeros(n, dtype=bool)
+        stale[changed] = True
+        stale[cached:] = True  # accounts added since (they were read too)
+        moved = prices != self._prices
+        if moved.any():
+            stale |= ((coll[:, moved] != 0.0) | (debt[:, moved] != 0.0)).any(axis=1)
+        if emode is not None and categories is not None:
+            moved_src = {s for s, v in source_usd.items() if self._sources.get(s) != v}
+            for k, row in enumerate(emode.sources):
+                if moved_src & set(row):
+                    stale |= emode.classes(categories) == k
+        return np.flatnonzero(stale)
+
+    def evaluate(
+        self,
+        coll: np.ndarray,
+        debt: np.ndarray,
+        enabled: np.ndarray,
+        prices: np.ndarray,
+        reserves: Sequence[Any],
+        stress: StressInputs,
+        settings: Any,
+        *,
+        changed: np.ndarray,
+        emode: EModeClasses | None = None,
+        categories: np.ndarray | None = None,
+        source_usd: Mapping[str, float] | None = None,
+    ) -> StressEvaluation:
+        """The evaluation of every row of the book (``evaluate_book``), recomputing only the
+        rows ``changed`` (read at this block) and those the price move reaches."""
+        sources = dict(source_usd or {})
+        inputs = (stress, emode)
+        res = self._result
+        same = inputs[0] is self._inputs[0] and inputs[1] is self._inputs[1]
+        if res is None or not same or res.es_usd.shape[0] > coll.shape[0]:
+            rows = None
+        else:
+            rows = self._stale_rows(coll, debt, categories, prices, sources, emode, changed)
+
+        def run(r: np.ndarray | None) -> StressEvaluation:
+            pick = (lambda a: a) if r is None else (lambda a: a[r])
+            cats = None if categories is None else pick(categories)
+            return evaluate_book(
+                pick(coll), pick(debt), pick(enabled), prices, reserves, stress, settings,
+                emode=emode, categories=cats, source_usd=sources,
+            )  # fmt: skip
+
+        if rows is None:
+            full = run(None)
+            self.last_evaluated = coll.shape[0]
+        else:
+            assert res is not None
+            n, cached = coll.shape[0], res.es_usd.shape[0]
+            arrays = {}
+            for f in _ROW_FIELDS:
+                old = getattr(res, f)
+                grown = np.zeros((n, *old.shape[1:]), dtype=old.dtype)
+                grown[:cached] = old
+                arrays[f] = grown
+            if rows.size:
+                part = run(rows)
+                for f in _ROW_FIELDS:
+                    arrays[f][rows] = getattr(part, f)
+            full = replace(res, **arrays)
+            self.last_evaluated = int(rows.size)
+        self._result, self._prices, self._sources, self._inputs = (
+            full,
+            prices.copy(),
+            sources,
+            inputs,
+        )
+        return full
 
 
 def assess(

@@ -936,7 +936,7 @@ def test_new_heads_subscription_wakes_the_loop(devnet_isolated, mine, tmp_path: 
 def test_slow_iteration_skips_to_the_latest_block_and_reports_its_lag(
     devnet_isolated, set_price, mine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import keeper.daemon as daemon
+    import keeper.evaluate as evaluation
 
     dev = devnet_isolated
     dep = dev.deployment
@@ -945,7 +945,7 @@ def test_slow_iteration_skips_to_the_latest_block_and_reports_its_lag(
     db = tmp_path / "keeper.sqlite"
     gate, inside = threading.Event(), threading.Event()
     hold = {"on": False}
-    real_evaluate = daemon.evaluate_book
+    real_evaluate = evaluation.evaluate_book
 
     def evaluate(*args: Any, **kwargs: Any) -> Any:
         if hold["on"]:
@@ -954,7 +954,7 @@ def test_slow_iteration_skips_to_the_latest_block_and_reports_its_lag(
             assert gate.wait(60), "the test never released the slow iteration"
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(daemon, "evaluate_book", evaluate)
+    monkeypatch.setattr(evaluation, "evaluate_book", evaluate)
 
     async def main() -> None:
         keeper = Keeper(_settings(dep, db, max_lag_blocks=3), sinks=[])

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from keeper.chain import BlockRef
 from keeper.errors import ChainError, ConfigError
-from keeper.evaluate import accounts_to_evaluate, assess, evaluate_book
+from keeper.evaluate import accounts_to_evaluate, assess, evaluate_book, take_rows
 from keeper.flags import Flag, FlagEvent
 from keeper.head import HeadFollower
 from keeper.metrics import Health, KeeperMetrics
@@ -445,3 +445,68 @@ def test_emode_price_source_values_the_category_assets() -> None:
     # both legs at one price: a common 20% fall costs 20% of the equity, no liquidation
     # (HF = 0.95 x 100 / 80 > 1 at any common price)
     assert result.stress_loss_usd[0, 0] == pytest.approx(0.2 * 20.0 * 2400.0)
+
+
+def test_evaluation_cache_recomputes_only_what_a_move_reaches() -> None:
+    from keeper.evaluate import EvaluationCache
+
+    rng = np.random.default_rng(2)
+    n = 60
+    coll = np.zeros((n, 2))
+    debt = np.zeros((n, 2))
+    coll[:, 0] = rng.uniform(1, 50, n)  # WETH collateral everywhere ...
+    debt[:, 1] = coll[:, 0] * 2000 * rng.uniform(0.3, 0.8, n)  # ... against USDC debt
+    coll[40:, 0], coll[40:, 1] = 0.0, rng.uniform(1e4, 5e4, 20)  # the last 20: USDC only
+    debt[40:, 1] = coll[40:, 1] * 0.7
+    enabled = np.ones((n, 2), dtype=bool)
+    stress = StressInputs(
+        StressSet.from_scenarios(
+            ("WETH", "USDC"),
+            [(f"s{k}", np.exp(rng.normal(0, 0.1, 2))) for k in range(300)],
+        ),
+        StressSet.from_scenarios(("WETH", "USDC"), [("eth-30", [0.7, 1.0])]),
+        {},
+        0.0,
+    )
+    settings = SimpleNamespace(
+        alpha=0.975, margin="equity", thresholds=FlagThresholds(), min_usd=100.0, chunk_rows=16
+    )
+    cache = EvaluationCache()
+    none = np.zeros(0, dtype=np.int64)
+
+    def fresh(c: np.ndarray, p: np.ndarray) -> Any:
+        return evaluate_book(c, debt, enabled, p, RESERVES, stress, settings)
+
+    prices = np.array([2000.0, 1.0])
+    first = cache.evaluate(coll, debt, enabled, prices, RESERVES, stress, settings, changed=none)
+    assert cache.last_evaluated == n
+    # WETH moves: the 40 accounts holding it are recomputed, the USDC-only ones are kept
+    moved = np.array([1700.0, 1.0])
+    got = cache.evaluate(coll, debt, enabled, moved, RESERVES, stress, settings, changed=none)
+    assert cache.last_evaluated == 40
+    want = fresh(coll, moved)
+    for f in ("es_usd", "margin_usd", "stress_loss_usd", "severity", "safe", "rule"):
+        np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
+    assert (got.es_usd[:40] != first.es_usd[:40]).all()
+    # nothing moved, one account read with a new balance: only it
+    coll2 = coll.copy()
+    coll2[45, 1] *= 0.5
+    got = cache.evaluate(
+        coll2, debt, enabled, moved, RESERVES, stress, settings, changed=np.array([45])
+    )
+    assert cache.last_evaluated == 1
+    np.testing.assert_array_equal(got.es_usd, fresh(coll2, moved).es_usd)
+    # a new account row (discovered and read) is evaluated; a new stress set means everyone
+    grown = np.vstack([coll2, [[3.0, 0.0]]])
+    debt = np.vstack([debt, [[0.0, 4000.0]]])
+    enabled = np.ones((n + 1, 2), dtype=bool)
+    got = cache.evaluate(
+        grown, debt, enabled, moved, RESERVES, stress, settings, changed=np.array([n])
+    )
+    assert cache.last_evaluated == 1 and got.es_usd.shape == (n + 1,)
+    np.testing.assert_array_equal(got.es_usd, fresh(grown, moved).es_usd)
+    other = StressInputs(stress.probabilistic, None, {}, 0.0)
+    cache.evaluate(grown, debt, enabled, moved, RESERVES, other, settings, changed=none)
+    assert cache.last_evaluated == n + 1
+    chosen = take_rows(got, np.array([0, n]))
+    assert chosen.es_usd.tolist() == [got.es_usd[0], got.es_usd[n]]

@@ -255,6 +255,32 @@ def test_evaluate_matches_a_plain_loop_with_the_engines_liquidation(kind: str) -
     assert ((ev.rule == 1) == (over & (ev.es_usd > ev.margin_usd))).all()
 
 
+@pytest.mark.parametrize("kind", ["equity", "liquidation-buffer"])
+def test_many_states_take_the_filtered_tail_and_stay_exact(kind: str) -> None:
+    """Above 512 states the compiled ES selects the tail among the states over a threshold
+    drawn from a subsample, and computes liquidation costs only where a loss could reach
+    the tail: the ES still equals ``simulator.risk.es`` over the plainly computed losses."""
+    from simulator.risk import es as risk_es
+
+    book = _book(24, seed=11)
+    bonus = np.array([0.05, 0.045, 0.1, 0.07])
+    rng = np.random.default_rng(8)
+    n_states = 1500
+    states = StressSet.from_scenarios(
+        ("WETH", "USDC", "WBTC", "LINK"),
+        [(f"s{i}", np.exp(rng.normal(0, 0.2, 4))) for i in range(n_states)],
+        rng.dirichlet(np.ones(n_states) * 0.5),
+    )
+    ev = evaluate(**book, stress=states, liquidation_bonus=bonus, margin=kind, min_usd=0.0)
+    losses = _plain_losses(book, bonus, states.points, kind)
+    debtors = np.flatnonzero(ev.debt_usd > 0)
+    assert debtors.size > 5
+    assert (losses[debtors] > ev.margin_usd[debtors, None]).any(), "no state liquidates"
+    for i in debtors:
+        want = risk_es(losses[i], 0.975, states.weights)
+        assert ev.es_usd[i] == pytest.approx(want, rel=1e-9, abs=1e-6)
+
+
 def test_price_ratio_is_the_accounts_class_price() -> None:
     """An account valued at a class price (``price_ratio``, a v3.0 e-mode price source) scores
     exactly as if the oracle priced its assets there: margins, ES, named losses and the
