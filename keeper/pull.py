@@ -403,8 +403,9 @@ def verify_snapshot(
 
 
 def summarize(snapshot: MarketSnapshot) -> dict[str, Any]:
-    """Headline figures of a snapshot: accounts, supplied and borrowed USD, HF < 1 count, and
-    accounts and debt per e-mode category (``"0"``: no e-mode)."""
+    """Headline figures of a snapshot: accounts, supplied and borrowed USD, HF < 1 count,
+    accounts and debt per e-mode category (``"0"``: no e-mode), and each asset's venue with
+    its depth at 2%, 5% and 10% impact (``MarketSnapshot.venue_summary``)."""
     book = snapshot.book()
     hf = book.health_factor()
     debt = book.debt_usd()
@@ -428,6 +429,7 @@ def summarize(snapshot: MarketSnapshot) -> dict[str, Any]:
         "accounts_hf_below_1": int((hf < 1.0).sum()),
         "emode_family": snapshot.meta.get("emode_family", "none"),
         "emode": per_category,
+        "venues": snapshot.venue_summary(),
         "block_number": snapshot.meta["block_number"],
         "chain_id": snapshot.meta["chain_id"],
     }

@@ -4,7 +4,9 @@ pool's own exact-input swaps."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,13 +15,35 @@ import numpy as np
 import pytest
 
 from keeper.adapters.base import DexSource
+from keeper.cli import main
 from keeper.devnet.deploy import V3_FEE_PIPS, V3_SYMBOL
 from keeper.pull import pull, settings_from_deployment
+from simulator.snapshot import MarketSnapshot
 from simulator.venues import KIND_V3
 
 pytestmark = pytest.mark.integration
 
 Q96 = 2**96
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Run ``shortfall`` in-process; logging set up by main() is undone afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    try:
+        yield run
+    finally:
+        for h in root.handlers[:]:
+            if h not in handlers:
+                root.removeHandler(h)
+        root.setLevel(level)
 
 
 def _pull_with_v3(devnet: Any, tmp_path: Path, block: int | None = None) -> Any:
@@ -100,3 +124,32 @@ def test_v3_pool_swap_moves_the_state_the_pull_reads(devnet_isolated: Any, tmp_p
     assert next_out / 1e6 == pytest.approx(w.proceeds(j, ref_after, 0.0, 1.0), rel=1e-9, abs=1e-5)
     assert next_out / 1e6 == pytest.approx(v.proceeds(j, ref, amount / 1e18, 1.0), rel=1e-7)
     assert quoted > 0 and math.isfinite(ref_after)
+
+
+def test_cli_pull_with_a_v3_dex_map_reports_the_venue(
+    devnet: Any, tmp_path: Path, cli: Any
+) -> None:
+    dep = devnet.deployment
+    entry = dep["reserves"][V3_SYMBOL]
+    dex = tmp_path / "dex.toml"
+    dex.write_text(
+        f'{V3_SYMBOL} = {{ kind = "uniswap-v3", pool = "{entry["dex_v3_pool"]}" }}\n'
+        'WBTC = { kind = "depth-curve", points = [[1e6, 0.01], [1e7, 0.03], [5e7, 0.12]] }\n'
+    )
+    out = tmp_path / "snap"
+    code, stdout, stderr = cli(
+        "pull",
+        "--deployment",
+        str(devnet.deployment_path),
+        "--dex-map",
+        str(dex),
+        "--no-cache",
+        "--out",
+        str(out),
+    )
+    assert code == 0, stderr
+    assert f"{V3_SYMBOL} venue: uniswap-v3, depth at 2% impact $" in stdout
+    assert "WBTC venue: depth-curve" in stdout
+    reserves = MarketSnapshot.load(out).reserves.set_index("symbol")
+    assert reserves.loc["WBTC", "venue_kind"] == "depth-curve"
+    assert reserves.loc["LINK", "venue_kind"] == "constant-product"  # the deployment's pair

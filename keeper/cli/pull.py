@@ -106,8 +106,29 @@ def _settings(args: argparse.Namespace) -> Any:
     market = resolve_market(args)
     dex_sources = dict(market.dex_sources)
     if args.dex_map is not None:
-        dex_sources.update(load_dex_map(args.dex_map))
+        given = load_dex_map(args.dex_map)
+        # the map wins over the deployment's pairs, also where it names an asset by symbol
+        named = {k.lower() for k in given}
+        if args.deployment is not None:
+            tokens = _deployment_tokens(args.deployment)
+            named |= {tokens[k] for k in named if k in tokens}
+        dex_sources = {k: v for k, v in dex_sources.items() if k.lower() not in named}
+        dex_sources.update(given)
     return PullSettings(**market.chain_fields(), dex_sources=dex_sources, **common)
+
+
+def _deployment_tokens(path: Any) -> dict[str, str]:
+    """Lower-case symbol -> lower-case token address of a deployment file's reserves."""
+
+    try:
+        reserves = json.loads(Path(path).read_text(encoding="utf-8")).get("reserves") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}  # resolve_market has already reported an unreadable file
+    return {
+        str(sym).lower(): str(entry["token"]).lower()
+        for sym, entry in reserves.items()
+        if isinstance(entry, dict) and isinstance(entry.get("token"), str)
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,6 +183,11 @@ def run(args: argparse.Namespace) -> int:
             f"{meta.get('rounding_model', '-')}: {meta.get('verified_accounts', 0):,} accounts "
             "with debt match getUserAccountData"
         )
+        for v in summary["venues"]:
+            if v["kind"] != "constant-product":
+                depth = v["depth_usd"].get("0.02")
+                shown = f"${depth:,.0f}" if depth is not None else "beyond its liquidity"
+                print(f"  {v['symbol']} venue: {v['kind']}, depth at 2% impact {shown}")
         if summary["emode_family"] != "none":
             print(f"  e-mode ({summary['emode_family']}):")
             for category, row in summary["emode"].items():
