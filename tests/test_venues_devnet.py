@@ -153,3 +153,23 @@ def test_cli_pull_with_a_v3_dex_map_reports_the_venue(
     reserves = MarketSnapshot.load(out).reserves.set_index("symbol")
     assert reserves.loc["WBTC", "venue_kind"] == "depth-curve"
     assert reserves.loc["LINK", "venue_kind"] == "constant-product"  # the deployment's pair
+
+
+def test_devnet_pool_tick_math_is_v3_cores(devnet: Any) -> None:
+    """sqrt(1.0001)^tick in Q64.96 equals Uniswap v3-core's TickMath.getSqrtRatioAtTick at its
+    bounds (MIN_SQRT_RATIO, MAX_SQRT_RATIO) and at the ticks its tests pin."""
+    pool = devnet.contract("UniswapV3Pool", devnet.deployment["reserves"][V3_SYMBOL]["dex_v3_pool"])
+    known = {
+        -887272: 4295128739,
+        887272: 1461446703485210103287273052203988822378723970342,
+        0: 2**96,
+        50: 79426470787362580746886972461,
+        100: 79625275426524748796330556128,
+        250: 80224679980005306637834519095,
+        500: 81233731461783161732293370115,
+        1000: 83290069058676223003182343270,
+        2500: 89776708723587163891445672585,
+        3000: 92049301871182272007977902845,
+    }
+    for tick, want in known.items():
+        assert pool.call("sqrtRatioAtTick", tick) == want, tick
