@@ -626,7 +626,14 @@ class Venues:
 
     def scaled(self, scale: float) -> Venues:
         """Every venue's liquidity times ``scale`` (constant product: depth; V3: liquidity;
-        curve: sizes and proceeds, so the same impact needs ``scale`` times the size)."""
+        curve: sizes and proceeds, so the same impact needs ``scale`` times the size).
+
+        As ``cascade.rules.pool_depth``: ``scale = inf`` makes every venue an infinitely deep
+        constant-product pool (no impact), ``scale <= 0`` one without liquidity."""
+        if math.isinf(scale) or scale <= 0.0:
+            n = self.n_assets
+            depth = np.full(n, math.inf if scale > 0 else 0.0)
+            return Venues.from_rows(np.zeros(n, dtype=np.int64), depth, self.fee, {})
         xs = self.xs.copy()
         ys = self.ys.copy()
         curve = self.kind == KIND_CURVE

@@ -314,6 +314,14 @@ def test_scaled_venues_need_scale_times_the_size():
         )
     with pytest.raises(VenueError, match="needs its points"):
         Venues.from_rows([KIND_V3], [0.0], [0.0], {})
+    # the limits as cascade.rules.pool_depth has them: no impact, no liquidity
+    for scale, depth in ((math.inf, math.inf), (0.0, 0.0)):
+        limit = venues.scaled(scale)
+        assert list(limit.kind) == [KIND_CONSTANT_PRODUCT] * 3
+        assert list(limit.depth) == [depth] * 3
+        for j in range(3):
+            want = rules.sale_proceeds(rules.pool_depth(1.0, 1.0, scale), 0.0, 2000.0, 0.0, 10.0)
+            assert limit.proceeds(j, 2000.0, 0.0, 10.0) == want
 
 
 @settings(max_examples=300, deadline=None)
