@@ -45,7 +45,7 @@ from keeper.discovery import DiscoveryCache
 from keeper.errors import ChainError, ConfigError
 from keeper.progress import progress
 from keeper.redact import redact_url
-from keeper.venues_pull import venue_columns, venues_frame
+from keeper.venues_pull import quote_prices, venue_columns, venues_frame
 from simulator import __version__
 from simulator.snapshot import MarketSnapshot, check_save_target
 from simulator.venues import VenueError, curve_rows
@@ -264,6 +264,7 @@ def build_snapshot(
     ``positions.emode`` ``accounts.parquet``; ``version`` says how to read LTV 0 (v3.6+
     LTV-zero bitmap, else a reserve LTV of 0 stays 0 in e-mode too).
     """
+    quotes = quote_prices(dex, {a: prices.usd(a) for a in prices.raw})
     rows: list[dict[str, Any]] = []
     for r in reserves:
         d = dex.get(r.asset)
@@ -279,7 +280,7 @@ def build_snapshot(
                 "protocol_fee": r.protocol_fee,
                 "usage_as_collateral_enabled": r.usage_as_collateral_enabled,
                 "borrowing_enabled": r.borrowing_enabled,
-                **venue_columns(d, prices.usd(r.asset)),
+                **venue_columns(d, prices.usd(r.asset), quotes.get(r.asset, 1.0)),
                 "is_active": r.active,
                 "is_frozen": r.frozen,
                 "is_paused": r.paused,
@@ -322,7 +323,7 @@ def build_snapshot(
         _positions_frame(positions, decimals),
         accounts[held].reset_index(drop=True),
         emode_frame,
-        venues_frame(dex),
+        venues_frame(dex, quotes),
     )
 
 

@@ -46,7 +46,7 @@ from keeper.adapters.compound_v3 import (
 from keeper.chain import BlockRef, Chain
 from keeper.progress import progress
 from keeper.pull import SnapshotMismatch, check_not_reorganised
-from keeper.venues_pull import venue_columns, venues_frame
+from keeper.venues_pull import quote_prices, venue_columns, venues_frame
 from simulator.snapshot import MarketSnapshot
 
 __all__ = ["build_comet_snapshot", "comet_problems", "pull_comet"]
@@ -66,6 +66,7 @@ def build_comet_snapshot(
     collateral_reserves: Mapping[str, int],
 ) -> MarketSnapshot:
     """Assemble and validate a Comet snapshot from exact chain values (the float boundary)."""
+    quotes = quote_prices(dex, {a: prices.usd(a) for a in prices.raw})
     rows: list[dict[str, Any]] = []
     for r in reserves:
         d = dex.get(r.asset)
@@ -81,7 +82,7 @@ def build_comet_snapshot(
                 "protocol_fee": 0.0,
                 "usage_as_collateral_enabled": not r.is_base,
                 "borrowing_enabled": r.is_base,
-                **venue_columns(d, prices.usd(r.asset)),
+                **venue_columns(d, prices.usd(r.asset), quotes.get(r.asset, 1.0)),
                 "supply_cap": float(r.supply_cap),
                 "liquidity_rate": state.supply_rate * _SECONDS_PER_YEAR / FACTOR_SCALE
                 if r.is_base
@@ -145,7 +146,7 @@ def build_comet_snapshot(
             "utilization": str(state.utilization),
         },
     }
-    return MarketSnapshot.from_frames(meta, frame, positions, venues=venues_frame(dex))
+    return MarketSnapshot.from_frames(meta, frame, positions, venues=venues_frame(dex, quotes))
 
 
 def comet_problems(

@@ -8,13 +8,15 @@ enough for +-50% in either token order) and ``ticks(t).liquidityNet`` of every i
 tick in them, all at the pull block. ``v3_segments`` turns these exact integers into the
 ``simulator.venues`` row: the asset priced in the quote token (token order and decimals
 handled), ascending sqrt-price breakpoints within ``V3_SPAN`` (+-50%) of the pool's price and
-the active liquidity between them. The quote token is taken at 1 USD, as for Uniswap V2 pairs.
+the active liquidity between them. The snapshot prices the quote token at its oracle price
+when it is a reserve of the market (``quote_prices``), else at 1 USD; V2 pairs the same.
 
 A depth curve needs no chain read: its points come from the DEX map.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,6 +33,7 @@ from simulator.venues import KIND_NAMES, KIND_V3, VenueError, v3_rows
 __all__ = [
     "V3_READ_TICKS",
     "V3_SPAN",
+    "quote_prices",
     "read_v3_liquidity",
     "v3_segments",
     "venue_columns",
@@ -53,6 +56,8 @@ _TOKEN1 = function("UniswapV3Pool", "token1")
 _BITMAP = function("UniswapV3Pool", "tickBitmap")
 _TICKS = function("UniswapV3Pool", "ticks")
 _DECIMALS = function("ERC20", "decimals")
+
+log = logging.getLogger(__name__)
 
 
 def _signed(value: int, bits: int) -> int:
@@ -304,11 +309,33 @@ async def read_v3_liquidity(
     return out
 
 
-def venue_columns(d: DexLiquidity | None, price_usd: float) -> dict[str, Any]:
+def quote_prices(dex: Mapping[str, DexLiquidity], prices: Mapping[str, float]) -> dict[str, float]:
+    """USD per quote token of each pool in ``dex`` (by asset): the quote's oracle price when
+    it is a reserve of the market (``prices``: asset -> USD), else 1 with a warning (a pool
+    against a token the market does not price is taken as quoted in dollars)."""
+    out: dict[str, float] = {}
+    for asset, d in dex.items():
+        if d.kind == "depth-curve":
+            continue
+        price = prices.get(d.quote_asset)
+        if price is None:
+            log.warning(
+                "DEX pool %s quotes %s, which the market does not price: its quote is taken at $1",
+                d.pair,
+                d.quote_asset,
+            )
+        out[asset] = 1.0 if price is None else price
+    return out
+
+
+def venue_columns(
+    d: DexLiquidity | None, price_usd: float, quote_usd: float = 1.0
+) -> dict[str, Any]:
     """The reserves.parquet venue columns of one asset (``dex_*`` and ``venue_kind``).
 
-    A depth curve's ``dex_reserve_*`` hold the constant-product pool with the same average
-    impact at its first point, at ``price_usd``: depth ``s (1 - I) / I`` USD."""
+    ``dex_reserve_quote`` is in USD: the pool's quote reserve times ``quote_usd`` (USD per
+    quote token). A depth curve's ``dex_reserve_*`` hold the constant-product pool with the
+    same average impact at its first point, at ``price_usd``: depth ``s (1 - I) / I`` USD."""
     if d is None:
         return {
             "dex_pair": "",
@@ -333,18 +360,27 @@ def venue_columns(d: DexLiquidity | None, price_usd: float) -> dict[str, Any]:
         "dex_pair": d.pair,
         "dex_quote_asset": d.quote_asset,
         "dex_reserve_asset": d.reserve_asset / 10**d.asset_decimals,
-        "dex_reserve_quote": d.reserve_quote / 10**d.quote_decimals,
+        "dex_reserve_quote": d.reserve_quote / 10**d.quote_decimals * quote_usd,
         "dex_fee": d.fee,
         "venue_kind": KIND_NAMES[KIND_V3] if d.kind == "uniswap-v3" else KIND_NAMES[0],
     }
 
 
-def venues_frame(dex: Mapping[str, DexLiquidity]) -> pd.DataFrame | None:
-    """venues.parquet rows of the V3 pools and depth curves in ``dex``; ``None`` if none."""
-    rows = [
-        {"asset": asset, "point": k, "x": float(x), "y": float(y)}
-        for asset, d in dex.items()
-        if d.kind != "uniswap-v2"
-        for k, (x, y) in enumerate(d.points)
-    ]
+def venues_frame(
+    dex: Mapping[str, DexLiquidity], quote_usd: Mapping[str, float] | None = None
+) -> pd.DataFrame | None:
+    """venues.parquet rows of the V3 pools and depth curves in ``dex``; ``None`` if none.
+
+    A V3 pool's segments are priced in USD with ``quote_usd`` (asset -> USD per quote
+    token ``u``): sqrt prices and liquidity both times ``sqrt(u)`` (then every sale pays
+    ``u`` times its quote-token proceeds)."""
+    rows = []
+    for asset, d in dex.items():
+        if d.kind == "uniswap-v2":
+            continue
+        root = math.sqrt((quote_usd or {}).get(asset, 1.0)) if d.kind == "uniswap-v3" else 1.0
+        rows += [
+            {"asset": asset, "point": k, "x": float(x) * root, "y": float(y) * root}
+            for k, (x, y) in enumerate(d.points)
+        ]
     return pd.DataFrame(rows) if rows else None

@@ -162,7 +162,11 @@ RESERVE_COLUMNS: dict[str, tuple[str, str]] = {
     "dex_pair": ("str", "address of the DEX pool used for price impact, '' if none"),
     "dex_quote_asset": ("str", "address of the pool's other token (a stablecoin), '' if none"),
     "dex_reserve_asset": ("float", "pool reserve of this asset, token units (0 if none)"),
-    "dex_reserve_quote": ("float", "pool reserve of the quote token, token units (0 if none)"),
+    "dex_reserve_quote": (
+        "float",
+        "pool reserve of the quote token, USD (at the quote's oracle price when the market "
+        "prices it, else $1 a token; 0 if none)",
+    ),
     "dex_fee": ("float", "pool swap fee, fraction (0.003)"),
 }
 
@@ -209,9 +213,10 @@ RESERVE_OPTIONAL: dict[str, tuple[str, str, Any]] = {
 }
 
 #: venues.parquet: the points of each asset whose ``venue_kind`` is not constant-product, in
-#: order. uniswap-v3: ``x`` is a sqrt-price breakpoint (sqrt of quote tokens per asset token,
-#: ascending, +-50% of the pull price), ``y`` the pool's liquidity between it and the next
-#: row's ``x`` (token units, sqrt(asset x quote); 0 on the last row). depth-curve: the user's
+#: order. uniswap-v3: ``x`` is a sqrt-price breakpoint (sqrt of USD per asset token, the
+#: quote token at its oracle price; ascending, +-50% of the pull price), ``y`` the pool's
+#: liquidity between it and the next row's ``x`` (sqrt(asset tokens x USD); 0 on the last
+#: row). depth-curve: the user's
 #: points, ``x`` a sale's size in USD, ``y`` its average price impact (fraction).
 VENUE_COLUMNS: dict[str, tuple[str, str]] = {
     "asset": ("str", "checksummed token address"),
@@ -266,7 +271,7 @@ class Book:
         ltv, liquidation_threshold, liquidation_bonus, protocol_fee: fractions, ``(n_assets,)``.
         decimals: token decimals, ``(n_assets,)``.
         dex_reserve_asset: DEX pool reserve of the asset, token units, ``(n_assets,)``.
-        dex_reserve_quote: DEX pool reserve of the quote stablecoin, USD, ``(n_assets,)``.
+        dex_reserve_quote: DEX pool reserve of the quote token, USD, ``(n_assets,)``.
         dex_fee: DEX swap fee, fraction, ``(n_assets,)``.
         account_class: each account's e-mode class (0: none), ``(n_accounts,)``.
         class_category: the e-mode category of each class (class 0: category 0),

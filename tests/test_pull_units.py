@@ -679,9 +679,9 @@ def test_build_snapshot_converts_exact_integers_once() -> None:
     assert r.loc["WETH", "liquidation_bonus"] == pytest.approx(0.05)
     assert r.loc["USDC", "liquidation_bonus"] == pytest.approx(0.045)
     assert r.loc["USDC", "price_usd"] == 0.9999
-    assert (
-        r.loc["WETH", "dex_reserve_asset"] == 1000.0 and r.loc["WETH", "dex_reserve_quote"] == 3e6
-    )
+    # the quote reserve in USD: 3,000,000 USDC at the oracle's 0.9999
+    assert r.loc["WETH", "dex_reserve_asset"] == 1000.0
+    assert r.loc["WETH", "dex_reserve_quote"] == pytest.approx(3e6 * 0.9999, rel=1e-15)
     assert r.loc["USDC", "dex_pair"] == "" and r.loc["USDC", "dex_reserve_asset"] == 0.0
     p = snap.positions.set_index("asset")
     assert p.loc[WETH, "collateral"] == (2 * 10**18 + 1) / 10**18

@@ -14,7 +14,15 @@ import pytest
 from keeper.adapters.base import DexLiquidity, DexSource, Reserve
 from keeper.errors import ConfigError
 from keeper.pull import load_dex_map
-from keeper.venues_pull import Q96, V3_SPAN, read_v3_liquidity, v3_segments, venue_columns
+from keeper.venues_pull import (
+    Q96,
+    V3_SPAN,
+    quote_prices,
+    read_v3_liquidity,
+    v3_segments,
+    venue_columns,
+    venues_frame,
+)
 from simulator.venues import KIND_V3, Venues, proceeds
 
 POOL = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"
@@ -267,3 +275,34 @@ def test_read_v3_liquidity_names_pool_and_block_when_it_is_not_a_pool() -> None:
         asyncio.run(
             read_v3_liquidity(Empty(), [(reserve, DexSource(POOL, kind="uniswap-v3"))], {}, 9)
         )
+
+
+def test_a_pool_quoted_in_weth_is_priced_in_usd(caplog: pytest.LogCaptureFixture) -> None:
+    # an 8-decimal asset at 20 WETH (18 decimals) in a V3 pool, WETH at 3,000 USD
+    raw = 20.0 * 1e18 / 1e8
+    tick = math.floor(math.log(raw) / math.log(1.0001))
+    net = {tick - tick % 10 - 2000: 10**14, tick - tick % 10 + 2000: -(10**14)}
+    xs, ys = v3_segments(int(math.sqrt(raw) * Q96), tick, 10**14, net, True, 8, 18, "pool")
+    v3 = DexLiquidity(
+        ASSET, POOL, QUOTE, 0, 0, 8, 18, 0.0005, "uniswap-v3", tuple(zip(xs, ys, strict=True))
+    )
+    v2 = DexLiquidity(ASSET, POOL, QUOTE, 5 * 10**8, 100 * 10**18, 8, 18, 0.003)
+    quotes = quote_prices({ASSET: v3}, {QUOTE: 3000.0})
+    assert quotes == {ASSET: 3000.0}
+    assert venue_columns(v2, 60_000.0, 3000.0)["dex_reserve_quote"] == pytest.approx(300_000.0)
+    frame = venues_frame({ASSET: v3}, quotes)
+    assert frame is not None
+    in_quote = Venues.from_rows([KIND_V3], [0.0], [0.0], {0: (xs, ys)})
+    in_usd = Venues.from_rows(
+        [KIND_V3], [0.0], [0.0], {0: (frame["x"].to_numpy(), frame["y"].to_numpy())}
+    )
+    ref = (math.sqrt(raw) * 10 ** ((8 - 18) / 2)) ** 2  # WETH per asset at the pool
+    for tokens in (0.1, 3.0, 40.0):
+        usd = in_usd.proceeds(0, ref * 3000.0, 0.0, tokens)
+        assert usd == pytest.approx(3000.0 * in_quote.proceeds(0, ref, 0.0, tokens), rel=1e-12)
+    assert in_usd.depth_at(0, ref * 3000.0, 0.05) == pytest.approx(
+        3000.0 * in_quote.depth_at(0, ref, 0.05), rel=1e-12
+    )
+    # a quote the market does not price is taken at $1, with a warning naming the pool
+    assert quote_prices({ASSET: v3}, {}) == {ASSET: 1.0}
+    assert f"DEX pool {POOL} quotes {QUOTE}" in caplog.text
