@@ -57,7 +57,7 @@ The hot functions (``proceeds``, ``marginal``, ``price_factor``, ``amount_at_mar
 so an engine calls ``proceeds(v.kind[j], v.depth[j], v.xs[j], v.ys[j], v.count[j], ref,
 inventory, v.fee[j], amount)``. ``inventory`` counts tokens sold (gross) and is meant to be
 ``>= 0``: the constant product reads a negative one as tokens bought out of the pool (price
-above ``ref``), V3 and curves as 0 (their read liquidity above the price is not kept).
+above ``ref``), V3 and curves as 0 (they model sales only).
 """
 
 from __future__ import annotations
