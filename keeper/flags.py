@@ -29,7 +29,7 @@ the same ids, which the store and the sinks de-duplicate on.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -246,40 +246,50 @@ def step(
             )
             events.append(event("open", account, a, name, "none", rule))
             continue
-        new = replace(
-            cur,
-            last_block=block,
-            es_usd=e,
-            margin_usd=m,
-            at_risk_usd=a.at_risk_usd,
-            es_contribution_usd=a.es_contribution_usd,
-        )
+        # One open flag's next state, field by field (built once: this runs for every open
+        # flag at every block).
+        severity_name = cur.severity
+        below_since, below_peak = cur.below_since, cur.below_peak
+        safe_since: int | None = None
+        status: Literal["open", "cleared"] = "open"
         published = _rank(cur.severity)
         if code > published:
-            name = SEVERITIES[code]
-            events.append(event("escalate", account, a, name, cur.severity, cur.rule))
-            new = replace(new, severity=name, below_since=None, below_peak=0)
+            severity_name = SEVERITIES[code]
+            events.append(event("escalate", account, a, severity_name, cur.severity, cur.rule))
+            below_since, below_peak = None, 0
         elif 0 < code < published or (code == 0 and not ok[i]):
             # Below the published severity (still over, or in the hysteresis band).
             since = cur.below_since if cur.below_since is not None else block
             peak = max(cur.below_peak if cur.below_since is not None else 0, max(code, 1))
-            new = replace(new, below_since=since, below_peak=peak)
+            below_since, below_peak = since, peak
             if code < published and block - since + 1 >= clear_blocks and peak < published:
-                name = SEVERITIES[peak]
-                events.append(event("deescalate", account, a, name, cur.severity, cur.rule))
-                new = replace(new, severity=name, below_since=None, below_peak=0)
-        elif code == published:
-            new = replace(new, below_since=None, below_peak=0)
-        if ok[i]:
-            since = cur.safe_since if cur.safe_since is not None else block
-            new = replace(new, safe_since=since)
-            if block - since + 1 >= clear_blocks:
-                new = replace(
-                    new, status="cleared", safe_since=None, below_since=None, below_peak=0
+                severity_name = SEVERITIES[peak]
+                events.append(
+                    event("deescalate", account, a, severity_name, cur.severity, cur.rule)
                 )
-                events.append(event("clear", account, a, new.severity, new.severity, cur.rule))
-        else:
-            new = replace(new, safe_since=None)
+                below_since, below_peak = None, 0
+        elif code == published:
+            below_since, below_peak = None, 0
+        if ok[i]:
+            safe_since = cur.safe_since if cur.safe_since is not None else block
+            if block - safe_since + 1 >= clear_blocks:
+                status, safe_since, below_since, below_peak = "cleared", None, None, 0
+                events.append(event("clear", account, a, severity_name, severity_name, cur.rule))
+        new = Flag(
+            account,
+            status,
+            severity_name,
+            cur.first_block,
+            block,
+            e,
+            m,
+            safe_since,
+            cur.rule,
+            a.at_risk_usd,
+            below_since,
+            below_peak,
+            a.es_contribution_usd,
+        )
         if new != cur:
             changed.append(new)
     return changed, events

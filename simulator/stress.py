@@ -29,6 +29,12 @@ over the stress set (the mean of the worst ``1 - alpha`` probability mass, takin
 fraction of the atom at VaR), the same estimator as ``simulator.risk.es``, computed row by
 row with ``np.partition`` (equal weights) or a row-wise sort (general weights).
 ``stressed_es_reference`` is the plain twin that calls ``simulator.risk.es`` once per account.
+``evaluate`` (losses with liquidation costs) runs compiled kernels that never store an
+accounts x states matrix: per account, its margin at every state is one vector (a pass per
+asset it holds over the transposed states), the tail is selected among the states above a
+threshold taken from a subsample (exact: it falls back to all states when those above miss
+the tail's mass), and a liquidation cost is computed only where the loss could still reach
+the tail (a cost is at most the account's top bonus on all its collateral at the state).
 
 **Margin.** ``equity``: collateral value minus debt value. ``liquidation-buffer``:
 sum(collateral value x LT) minus debt value, the cushion before the account can be liquidated.
@@ -904,14 +910,14 @@ def _kernels() -> tuple[Any, Any]:  # also builds the fused ``state_es`` (``_PLA
 
     @numba.njit(nogil=True, error_model="numpy")
     def tail_filtered(v, w, tail, sv, sw, cv, cw, bv, bw):  # type: ignore[no-untyped-def]
-        """``tail_of``, faster on many states: a threshold from every 8th state (the VaR
-        of that subsample at 4 x the tail, in its own mass), then the exact selection over
+        """``tail_of``, faster on many states: a threshold from every 16th state (the VaR
+        of that subsample at 3 x the tail, in its own mass), then the exact selection over
         the states at or above it, which hold every state of the tail whenever their mass
         reaches it (else, rarely, over all states). Exact either way. ``sv`` .. ``bw`` are
         scratch arrays of the states' length."""
         s = v.size
-        step = 8
-        if s < 64 * step:
+        step = 16
+        if s < 32 * step:
             return tail_of(v, w, s, tail, bv, bw)
         ns = (s + step - 1) // step
         sub_mass = 0.0
@@ -921,7 +927,7 @@ def _kernels() -> tuple[Any, Any]:  # also builds the fused ``state_es`` (``_PLA
             sub_mass += sw[q]
         if not sub_mass > 0.0:
             return tail_of(v, w, s, tail, bv, bw)
-        level = min(1.0, 4.0 * tail)
+        level = min(1.0, 3.0 * tail)
         for q in range(ns):
             sw[q] /= sub_mass
         _, threshold = tail_of(sv, sw, ns, level, bv, bw)
@@ -940,6 +946,23 @@ def _kernels() -> tuple[Any, Any]:  # also builds the fused ``state_es`` (``_PLA
                 cw[q] = w[k]
                 q += 1
         return tail_of(cv, cw, count, tail, bv, bw)
+
+    @numba.njit(nogil=True, error_model="numpy")
+    def tail_above(v, w, tail, threshold, sv, sw, cv, cw, bv, bw):  # type: ignore[no-untyped-def]
+        """ES of ``v`` when the states at or above ``threshold`` hold at least the tail's
+        mass (else over all states)."""
+        s = v.size
+        count = 0
+        mass = 0.0
+        for k in range(s):
+            if v[k] >= threshold:
+                cv[count] = v[k]
+                cw[count] = w[k]
+                count += 1
+                mass += w[k]
+        if mass < tail:
+            return tail_of(v, w, s, tail, bv, bw)[0]
+        return tail_of(cv, cw, count, tail, bv, bw)[0]
 
     @numba.njit(parallel=True, nogil=True, error_model="numpy", cache=False)
     def fused_es(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
@@ -965,7 +988,9 @@ def _kernels() -> tuple[Any, Any]:  # also builds the fused ``state_es`` (``_PLA
                     i, 0, s, coll, debt, price, lt, bonus, fee, points, debt_x, loss,
                     buffer_at, var, buffer_units, cft, cfh, dcf, mlo,
                 ):  # fmt: skip
-                    es, var = tail_filtered(loss, weights, tail, *_rows6(scratch))
+                    # The full losses are >= the falls, so the states at or above the falls'
+                    # VaR still hold the tail's mass: select among them only.
+                    es = tail_above(loss, weights, tail, var, *_rows6(scratch))
                 out[i] = es
         return out
 
