@@ -336,7 +336,8 @@ def test_default_round_limit_is_a_guard_cascades_stay_below() -> None:
     rng = np.random.default_rng(3)
     book = _book(rng, 60, 3, hf_range=(0.98, 1.2), pool_scale=0.02)
     paths = uniform_shock_paths(book.symbols, [[1.0, 0.8, 0.75], [0.97, 0.9, 0.85]], gas_gwei=1.0)
-    config = EngineConfig(arbitrage_half_life_s=0.0)
+    # on the scenario's hourly grid (no finer clock): the hour's 300 blocks in one step
+    config = EngineConfig(arbitrage_half_life_s=0.0, clock_seconds=math.inf)
     assert config.round_limit >= 1000
     ref = run_reference(book, paths, config, record=True)
     assert ref.rounds_limit_hits.sum() == 0

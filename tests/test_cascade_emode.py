@@ -250,9 +250,11 @@ def test_interest_alone_makes_a_looper_liquidatable(engine: str) -> None:
     def hf(t: float) -> float:
         return 1.004 * feeds.rate_growth(t)[1] / book.accrual_factors(t)[1][0]
 
-    assert hf(first.step * 86400.0) < 1.0 <= hf((first.step - 1) * 86400.0)
+    # on the scenario's daily grid (the default clock): the first day after the crossing
+    assert hf(first.time_s) < 1.0 <= hf(first.time_s - 86400.0)
+    assert first.step == math.ceil(first.time_s / 86400.0)
     # the repayment in tokens is the scaled repayment grown by the index
-    growth = book.accrual_factors(first.step * 86400.0)[1]
+    growth = book.accrual_factors(first.time_s)[1]
     assert first.debt_after + first.repaid == pytest.approx(book.debt[0, 0] * growth[0])
 
 

@@ -117,6 +117,12 @@ ENGINE_OPTIONS: dict[str, tuple[str, type, str]] = {
         float,
         "Y of the square-root law dP/P = Y sigma_d sqrt(Q / V_d)",
     ),
+    "--clock-seconds": (
+        "clock_seconds",
+        float,
+        "the engine's clock: split longer scenario steps into ticks of at most this (3600 "
+        "for daily scenarios; inf: the scenario's steps)",
+    ),
     "--gas-units": ("gas_units", float, "gas one liquidation (call and swap) costs"),
     "--round-limit": ("round_limit", int, "most liquidation rounds (blocks) per step, a guard"),
     "--liquidator-sizing": (

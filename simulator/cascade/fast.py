@@ -142,6 +142,7 @@ _best_liquidation = _inline(rules.best_liquidation)
 _deviates = _inline(rules.oracle_deviates)
 _decay = _inline(rules.arbitrage_decay)
 _ref_impact = _inline(rules.reference_impact)
+_between = _inline(rules.path_between)
 _liquidatable = _inline(rules.liquidatable)
 
 
@@ -536,7 +537,7 @@ def run_fast(
         np.stack([market.supply_growth, market.debt_growth, market.rate_ratio])
     )
     params = np.zeros(_N_PARAMS)
-    params[_STEP_SECONDS] = paths.step_seconds
+    params[_STEP_SECONDS] = market.tick_seconds  # the engine's clock
     params[_GAS_UNITS] = config.gas_units
     params[_ETH_PRICE] = config.eth_price_usd
     params[_HALF_LIFE] = config.arbitrage_half_life_s
@@ -553,6 +554,7 @@ def run_fast(
             int(trace),
             int(config.liquidator_sizing == "optimal"),
             int(config.round_limit <= market.blocks_per_step),
+            market.ticks,
         ],
         dtype=np.int64,
     )
@@ -1099,12 +1101,14 @@ def _check(
     n_todo: int, todo: Any, epoch: int, rec: Any, rb: Any, lay: Any, lcls: Any, clt: Any,
     pc: Any, pd: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any, lepoch: Any, c_up: Any,
     d_down: Any, cur: Any,
-) -> int:  # fmt: skip
+) -> tuple[int, float]:  # fmt: skip
     """A scan's pass 2: exact checks of the new candidates among ``todo``, of the listed ones
     the oracle moved in favour of (the others stay liquidatable) and of the watched ones pass
     1 picked, with records fetched a few candidates ahead. Writes the liquidatable ones to
-    ``cur``, in order, and returns their count."""
+    ``cur``, in order, and returns their count and the lowest health factor it left watched
+    (``inf`` if none)."""
     n_cur = 0
+    low = np.inf
     for q in range(n_todo):
         if q + _AHEAD < n_todo:
             _prefetch_row(rec, todo[q + _AHEAD])
@@ -1121,7 +1125,8 @@ def _check(
             n_cur += 1
         else:
             _watch(k, w, v, epoch, pend, lhf, lepoch)
-    return n_cur
+            low = min(low, np.float64(lhf[k]))
+    return n_cur, low
 
 
 # -- the kernels ------------------------------------------------------------------------------
@@ -1225,6 +1230,8 @@ def _run_path(
     trace = iparams[3] != 0
     optimal = iparams[4] != 0
     n_steps1 = mult.shape[0]
+    ticks = iparams[6]  # engine clock ticks per scenario step (Market.ticks)
+    n_ticks1 = (n_steps1 - 1) * ticks + 1
     n_assets = mult.shape[1]
 
     # the path's min / max (with the snapshot's 1): the oracle always holds one of these
@@ -1245,7 +1252,7 @@ def _run_path(
     # the debt side of the candidates' bound: the highest price times the debt's growth
     dhi = np.empty(n_assets)
     for j in range(n_assets):
-        dhi[j] = pmax[j] * d_grow[n_steps1 - 1, j]
+        dhi[j] = pmax[j] * d_grow[d_grow.shape[0] - 1, j]
     min_imp = np.ones(n_assets)
     n_cand = _widen(
         floor, pmin, dhi, src, cmask, dmask, scls, g_ptr, g_cmask, g_dmask, ghf,
@@ -1257,7 +1264,7 @@ def _run_path(
     # index growth) and debt (od = oracle x borrow index growth) at each full scan
     # ("epochs"); a candidate found safe at epoch e with health factor h stays safe while
     # h x min_i(oc_i / oc_e,i) / max_j(od_j / od_e,j) > 1
-    max_epochs = n_steps1 * (round_limit + 2) + 2
+    max_epochs = n_ticks1 * (round_limit + 2) + 2
     ep_oc = np.empty((max_epochs, n_assets))
     ep_od = np.empty((max_epochs, n_assets))
     ratios = np.zeros((max_epochs, 2))
@@ -1293,7 +1300,8 @@ def _run_path(
     gain = np.zeros((n_cls, n_assets))  # the profit bound's tables (_reprice)
     mrel = np.zeros((n_cls, n_assets))
     capf = np.zeros((n_cls, n_assets))
-    hist = np.empty((n_steps1, n_assets))
+    hist = np.empty((n_ticks1, n_assets))  # reference prices per tick, for the oracle's lag
+    mrow = np.empty(n_assets)  # the scenario's multipliers at the current tick
     def_asset = np.zeros(n_assets)
     deficit = 0.0
     liquidated = 0.0
@@ -1312,28 +1320,40 @@ def _run_path(
     pn = park_b
     n_park = 0
     rebuild = True  # the first scan checks every candidate (all new)
+    hf_low = np.inf  # at most the lowest HF of the watched candidates (none yet)
 
-    for t in range(n_steps1):
-        now = t * step_seconds
-        sg = s_grow[t]
-        bg = d_grow[t]
+    for tk in range(n_ticks1):
+        # the engine's clock: between two scenario points the path is interpolated
+        t, u = divmod(tk, ticks)
+        if u == 0:
+            for j in range(n_assets):
+                mrow[j] = mult[t, j]
+            gas_t = gas[t]
+        else:
+            f = u / ticks
+            for j in range(n_assets):
+                mrow[j] = _between(mult[t, j], mult[t + 1, j], f)
+            gas_t = (1.0 - f) * gas[t] + f * gas[t + 1]
+        now = tk * step_seconds
+        sg = s_grow[tk]
+        bg = d_grow[tk]
         # the reference prices follow the path; arbitrage worked on the venues since the
         # last round (rules.arbitrage_decay)
         decay = _decay(now - inv_time, half_life)
         inv_time = max(inv_time, now)
         for j in range(n_assets):
-            pp[j] = p0[j] * mult[t, j]
+            pp[j] = p0[j] * mrow[j]
             ref[j] = pp[j] * rimp[j]
             inv[j] = inv[j] * decay
             mkt[j] = ref[j] * _impact(depth[j], inv[j], ref[j])
-        if t > 0:
+        if tk > 0:
             for j in range(n_assets):
                 if rate_base[j] >= 0.0:
                     continue
                 if lag == 0:
                     obs = ref[j]
-                elif t - lag >= 0:
-                    obs = hist[t - lag, j]
+                elif tk - lag >= 0:
+                    obs = hist[tk - lag, j]
                 else:
                     obs = p0[j]
                 if _deviates(obs, oracle[j], deviation[j]) or now - updated[j] >= heartbeat[j]:
@@ -1341,7 +1361,7 @@ def _run_path(
                     updated[j] = now
             for j in range(n_assets):
                 if rate_base[j] >= 0.0:
-                    oracle[j] = rate_ratio[t, j] * oracle[np.int64(rate_base[j])]
+                    oracle[j] = rate_ratio[tk, j] * oracle[np.int64(rate_base[j])]
         for j in range(n_assets):
             # the oracle and the indexes moved: the values of a scaled unit
             bit = np.int64(1) << np.int64(min(j, 62))
@@ -1357,13 +1377,20 @@ def _run_path(
             elif x > od[j]:
                 d_up |= bit
             od[j] = x
-            _reprice(
-                j, oc, od, mkt, ref, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel, mrel, capf
-            )
+        # the venues and reference prices moved: the per-(class, asset) tables are stale
+        # (refreshed when a scan or a round reads them, so a quiet tick costs no refresh)
+        stale = True
         eth_usd = ref[eth] if eth >= 0 else eth_price
-        gas_usd = gas_units * gas[t] * 1e-9 * eth_usd
+        gas_usd = gas_units * gas_t * 1e-9 * eth_usd
         rounds = 0
         while True:
+            if stale and ((c_down | c_up | d_down | d_up) != 0 or rebuild or n_cur + n_park > 0):
+                for j in range(n_assets):
+                    _reprice(
+                        j, oc, od, mkt, ref, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel,
+                        mrel, capf,
+                    )  # fmt: skip
+                stale = False
             # -- scan: exact HF check of the candidates the oracle moved against, and the
             # lists rebuilt (after a widening the oracle has not moved: watched candidates
             # stay safe, the scan checks the newcomers and lists the others again)
@@ -1376,19 +1403,29 @@ def _run_path(
                 # the rounds up to the next scan read them as they are (parked ones too)
                 if epoch - e_lo > 64:  # now and then: the oldest last check still held
                     e_lo = epoch
+                    hf_low = np.inf  # and the lowest watched health factor, exactly
                     for k in range(n_cand):
                         e_lo = min(e_lo, int(lepoch[k]))
+                        if pend[k] == _WATCHED:
+                            hf_low = min(hf_low, np.float64(lhf[k]))
+                r_worst = np.inf
                 for e in range(e_lo, epoch + 1):
                     _epoch_ratios(e, oc, od, ep_oc, ep_od, stable_mask, ratios, r_top)
-                # pass 1 picks the candidates that need a look, pass 2 checks them
-                n_todo = _pick(
-                    n_cand, epoch, lepoch, lcm, ldm, pend, lhf, ratios, nonstable, c_down,
-                    d_up, look, todo,
-                )  # fmt: skip
-                n_cur = _check(
-                    n_todo, todo, epoch, rec, rb, lay, lcls, clt, vc, vd, lcm, ldm, pend,
-                    lhf, lepoch, c_up, d_down, cur,
-                )  # fmt: skip
+                    r_worst = min(r_worst, ratios[e, 1])
+                # nothing listed or new, and no watched candidate's HF at its last check
+                # times the worst move since can reach 1 (hf_low bounds them all): the
+                # passes would find nothing (the quiet ticks' heartbeats cost no pass)
+                if rebuild or n_cur > 0 or not hf_low * r_worst > 1.0 + _BOUND_SLACK:
+                    # pass 1 picks the candidates that need a look, pass 2 checks them
+                    n_todo = _pick(
+                        n_cand, epoch, lepoch, lcm, ldm, pend, lhf, ratios, nonstable,
+                        c_down, d_up, look, todo,
+                    )  # fmt: skip
+                    n_cur, low = _check(
+                        n_todo, todo, epoch, rec, rb, lay, lcls, clt, vc, vd, lcm, ldm, pend,
+                        lhf, lepoch, c_up, d_down, cur,
+                    )  # fmt: skip
+                    hf_low = min(hf_low, low)
                 if rebuild:  # candidates moved: list the parked ones again, in order
                     n_park = 0
                     for k in range(n_cand):
@@ -1506,6 +1543,7 @@ def _run_path(
                     if parked:  # parked, and now it might pay: is it still under water?
                         if not _liquidatable(w, v):
                             _watch(k, w, v, epoch, pend, lhf, lepoch)
+                            hf_low = min(hf_low, np.float64(lhf[k]))
                             continue
                         pend[k] = _LISTED
                     bi, bj, b_repay, b_seize, b_fee, b_flags, b_profit = _best_pair(
@@ -1575,6 +1613,7 @@ def _run_path(
                         pend[k] = _LISTED
                     else:
                         _watch(k, w, v, epoch, pend, lhf, lepoch)
+                        hf_low = min(hf_low, np.float64(lhf[k]))
             if n_first > 0:
                 # phase 1 wrote its accounts in profit order: the lists are in account order
                 nxt[:n_nxt].sort()
@@ -1611,7 +1650,7 @@ def _run_path(
                         updated[j] = now
                 for j in range(n_assets):
                     if rate_base[j] >= 0.0:
-                        oracle[j] = rate_ratio[t, j] * oracle[np.int64(rate_base[j])]
+                        oracle[j] = rate_ratio[tk, j] * oracle[np.int64(rate_base[j])]
                 for j in range(n_assets):
                     if oracle[j] * sg[j] != oc[j]:
                         bit = np.int64(1) << np.int64(min(j, 62))
@@ -1628,17 +1667,13 @@ def _run_path(
             for j in range(n_assets):
                 inv[j] = inv[j] * decay
                 mkt[j] = ref[j] * _impact(depth[j], inv[j], ref[j])
-                _reprice(
-                    j, oc, od, mkt, ref, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel,
-                    mrel, capf,
-                )  # fmt: skip
-            edge_stale = True
+            stale = True
         for j in range(n_assets):
-            hist[t, j] = ref[j]
+            hist[tk, j] = ref[j]
             now_m = ref[j] / p0[j]
-            if t == 0 or now_m < worst[p, j]:
+            if tk == 0 or now_m < worst[p, j]:
                 worst[p, j] = now_m
-        if trace:
+        if trace and u == 0:
             for j in range(n_assets):
                 tr_m[p, t, j] = ref[j] / p0[j]
             tr_l[p, t] = liquidated
@@ -1649,8 +1684,8 @@ def _run_path(
             tr_s[p, t] = mtm + deficit
 
     # -- horizon: shortfall per account, summed in account order --------------------------
-    sg = s_grow[n_steps1 - 1]
-    bg = d_grow[n_steps1 - 1]
+    sg = s_grow[n_ticks1 - 1]
+    bg = d_grow[n_ticks1 - 1]
     for j in range(n_assets):
         by_asset[p, j] = def_asset[j]
     total = 0.0

@@ -50,21 +50,25 @@ class Market:
             ``(n_classes, n_assets)``.
         class_ratio: each class's price over the oracle's (``class_price_usd / price_usd``:
             1 unless a v3.0 category price source prices the asset), ``(n_classes, n_assets)``.
+        ticks: ticks of the engine's clock per scenario step (``EngineConfig.clock_seconds``);
+            tick ``k`` is at ``k x tick_seconds``, scenario step ``t`` at tick ``t x ticks``.
+        tick_seconds: ``step_seconds / ticks``.
         supply_growth, debt_growth: liquidity and variable-borrow index growth since the
-            snapshot at each step (``Book.accrual_factors(t x step_seconds)``; all 1 without
-            accrual), ``(n_steps + 1, n_assets)``.
+            snapshot at each tick, as of the last scenario point at or before it
+            (``Book.accrual_factors(t x step_seconds)``; all 1 without accrual),
+            ``(n_steps x ticks + 1, n_assets)``.
         eth_index: column of WETH/ETH for gas prices, ``-1`` if none.
-        oracle_lag: oracle delay in whole steps (``round(delay_s / step_seconds)``).
+        oracle_lag: oracle delay in whole ticks (``round(delay_s / tick_seconds)``).
         deviation, heartbeat_s: each asset's oracle feed, ``(n_assets,)``
             (``simulator.cascade.assets.resolve_feeds``).
         rate_base: column of the asset whose oracle price an exchange-rate price multiplies,
             ``-1`` for a market-priced asset, ``(n_assets,)``.
-        rate_ratio: an exchange-rate asset's oracle price over its base's at each step
-            (the snapshot's ratio times the capped growth of the rate; 0 for market-priced
-            assets), ``(n_steps + 1, n_assets)``.
+        rate_ratio: an exchange-rate asset's oracle price over its base's at each tick, as of
+            the last scenario point (the snapshot's ratio times the capped growth of the rate; 0 for market-priced
+            assets), ``(n_steps x ticks + 1, n_assets)``.
         ref_coef: ``c`` of each asset's reference impact ``exp(-c sqrt(USD sold))``
             (``rules.reference_impact``), ``(n_assets,)``.
-        blocks_per_step: the liquidation rounds a step holds (one per block, at least one).
+        blocks_per_step: the liquidation rounds a tick holds (one per block, at least one).
     """
 
     price0: FloatArray
@@ -82,6 +86,8 @@ class Market:
     supply_growth: FloatArray
     debt_growth: FloatArray
     eth_index: int
+    ticks: int
+    tick_seconds: float
     oracle_lag: int
     deviation: FloatArray
     heartbeat_s: FloatArray
@@ -101,13 +107,26 @@ class Market:
         )
         upper = [s.upper() for s in book.symbols]
         eth_index = next((upper.index(s) for s in ETH_SYMBOLS if s in upper), -1)
-        lag = round(paths.oracle.delay_s / paths.step_seconds) if paths.step_seconds > 0 else 0
+        step = float(paths.step_seconds)
+        ticks = (
+            1
+            if math.isinf(config.clock_seconds)
+            else max(1, math.ceil(step / config.clock_seconds - 1e-9))
+        )
+        tick = step / ticks
+        lag = round(paths.oracle.delay_s / tick)
+        n_ticks1 = (paths.multipliers.shape[1] - 1) * ticks + 1
+        # interest and exchange rates move at the scenario's points, held between them (they
+        # move by parts per million a tick; holding them keeps a quiet tick free of rescans)
         n_steps1 = paths.multipliers.shape[1]
-        s_grow = np.ones((n_steps1, book.n_assets))
-        d_grow = np.ones((n_steps1, book.n_assets))
+        at = np.repeat(np.arange(n_steps1), ticks)[:n_ticks1]  # the last point <= each tick
+        s_step = np.ones((n_steps1, book.n_assets))
+        d_step = np.ones((n_steps1, book.n_assets))
         if config.accrual:
             for t in range(1, n_steps1):
-                s_grow[t], d_grow[t] = book.accrual_factors(t * float(paths.step_seconds))
+                s_step[t], d_step[t] = book.accrual_factors(t * step)
+        s_grow = np.ascontiguousarray(s_step[at])
+        d_grow = np.ascontiguousarray(d_step[at])
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(
                 book.price_usd[None, :] > 0.0,
@@ -116,14 +135,14 @@ class Market:
             )
         feeds = resolve_feeds(book.symbols, paths.oracle, paths.assets, scenario=paths.scenario)
         rate_base = feeds.rate_base
-        rate_ratio = np.zeros((n_steps1, book.n_assets))
+        rate_ratio = np.zeros((n_ticks1, book.n_assets))
         rated = np.flatnonzero(rate_base >= 0)
         if rated.size:
             base_price = book.price_usd[rate_base[rated]]
             ratio0 = np.where(base_price > 0.0, book.price_usd[rated] / base_price, 0.0)
-            for t in range(n_steps1):
-                grown = feeds.rate_growth(t * float(paths.step_seconds))
-                rate_ratio[t, rated] = ratio0 * grown[rated]
+            for k in range(n_ticks1):
+                grown = feeds.rate_growth(float(at[k]) * step)
+                rate_ratio[k, rated] = ratio0 * grown[rated]
         if math.isinf(config.liquidity_scale):
             ref_coef = np.zeros(book.n_assets)  # infinite liquidity everywhere: no impact
         else:
@@ -146,13 +165,15 @@ class Market:
             supply_growth=s_grow,
             debt_growth=d_grow,
             eth_index=eth_index,
+            ticks=ticks,
+            tick_seconds=tick,
             oracle_lag=int(lag),
             deviation=np.ascontiguousarray(feeds.deviation),
             heartbeat_s=np.ascontiguousarray(feeds.heartbeat_s),
             rate_base=np.ascontiguousarray(rate_base, dtype=np.int64),
             rate_ratio=rate_ratio,
             ref_coef=np.ascontiguousarray(ref_coef, dtype=np.float64),
-            blocks_per_step=max(1, math.floor(float(paths.step_seconds) / config.block_seconds)),
+            blocks_per_step=max(1, math.floor(tick / config.block_seconds + 1e-9)),
         )
 
 
@@ -201,7 +222,10 @@ def check_paths(paths: PricePaths, n_assets: int) -> None:
 class LiquidationEvent:
     """One executed liquidation (recorded by the reference engine on request).
 
-    Prices are the oracle prices it ran at, USD per token; amounts are tokens.
+    Prices are the oracle prices it ran at, USD per token; amounts are tokens. ``step`` is
+    the scenario step whose interval holds the engine tick it happened at, ``time_s`` that
+    tick's time since the snapshot (seconds; the round's block is ``round x block_seconds``
+    later).
     """
 
     path: int
@@ -219,6 +243,7 @@ class LiquidationEvent:
     profit_usd: float
     collateral_after: float
     debt_after: float
+    time_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

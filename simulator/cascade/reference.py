@@ -14,11 +14,13 @@ Two prices per asset (``simulator.cascade.rules``, market model): the *reference
 the wider market (the scenario path times ``rules.reference_impact`` of the USD liquidators
 have sold so far) and the *venue* price of the pool they sell into (the reference price
 times ``rules.impact_factor`` of the excess inventory arbitrage has not taken out yet).
-Time is in seconds: step ``t`` starts at ``t x step_seconds``, round ``r`` of a step is
-``r x block_seconds`` later (one round per block), and between any two moments the venues'
-excess inventory decays by ``rules.arbitrage_decay`` of the time elapsed.
+Time is in seconds on the engine's clock: a scenario step is split into ticks of at most
+``EngineConfig.clock_seconds`` (``Market.ticks``), the path interpolated between the
+scenario's points (``rules.path_between``), and every tick is a step below; round ``r`` of a
+tick is ``r x block_seconds`` later (one round per block), and between any two moments the
+venues' excess inventory decays by ``rules.arbitrage_decay`` of the time elapsed.
 
-One path, step ``t = 0 .. n_steps`` (step 0 is the snapshot itself):
+One path, tick ``k = 0 .. n_steps x ticks`` (tick 0 is the snapshot itself):
 
 1. The reference prices follow the path; arbitrage works on the venues since the last
    round (``t > 0``).
@@ -72,6 +74,7 @@ from simulator.cascade.rules import (
     best_liquidation,
     liquidatable,
     oracle_deviates,
+    path_between,
     reference_impact,
 )
 from simulator.scenarios.paths import PricePaths
@@ -115,14 +118,28 @@ def run_reference(
     tr_l = np.zeros((n_paths, n_steps1)) if trace else None
     tr_s = np.zeros((n_paths, n_steps1)) if trace else None
     mult = np.asarray(paths.multipliers, dtype=np.float64)
+    gas = np.asarray(paths.gas_gwei, dtype=np.float64)
+    ticks = market.ticks
     for p in range(n_paths):
         run = _PathRun(market, config, paths, p, record)
-        for t in range(n_steps1):
-            run.step(t, [float(x) for x in mult[p, t]], float(paths.gas_gwei[p, t]))
+        for k in range((n_steps1 - 1) * ticks + 1):
+            # the engine's clock: between two scenario points the path is interpolated
+            t, u = divmod(k, ticks)
+            if u == 0:
+                row = [float(x) for x in mult[p, t]]
+                gwei = float(gas[p, t])
+            else:
+                f = u / ticks
+                row = [
+                    path_between(float(a), float(b), f)
+                    for a, b in zip(mult[p, t], mult[p, t + 1], strict=True)
+                ]
+                gwei = (1.0 - f) * float(gas[p, t]) + f * float(gas[p, t + 1])
+            run.step(k, row, gwei)
             for j in range(n_assets):
                 now = run.ref[j] / run.p0[j]
-                worst[p, j] = now if t == 0 else min(worst[p, j], now)
-            if tr_m is not None and tr_l is not None and tr_s is not None:
+                worst[p, j] = now if k == 0 else min(worst[p, j], now)
+            if u == 0 and tr_m is not None and tr_l is not None and tr_s is not None:
                 tr_m[p, t] = [run.ref[j] / run.p0[j] for j in range(n_assets)]
                 tr_l[p, t] = run.liquidated_usd
                 tr_s[p, t] = sum(run.underwater(a) for a in range(run.n_accounts)) + run.deficit_usd
@@ -166,7 +183,8 @@ class _PathRun:
         self.optimal = config.liquidator_sizing == "optimal"
         self.path = path
         self.record = record
-        self.step_seconds = float(paths.step_seconds)
+        self.step_seconds = market.tick_seconds  # the engine's clock ticks
+        self.ticks = market.ticks
         self.deviation = [float(x) for x in market.deviation]
         self.heartbeat = [float(x) for x in market.heartbeat_s]
         self.rate_base = [int(x) for x in market.rate_base]
@@ -408,7 +426,7 @@ class _PathRun:
             self.events.append(
                 LiquidationEvent(
                     path=self.path,
-                    step=self.t,
+                    step=-(-self.t // self.ticks),  # the scenario step the tick is in
                     round=self.round,
                     account=a,
                     collateral_asset=i,
@@ -422,6 +440,7 @@ class _PathRun:
                     profit_usd=best,
                     collateral_after=row_c[i] * self.sg[i],
                     debt_after=row_d[j] * self.bg[j],
+                    time_s=self.t * self.step_seconds,
                 )
             )
         if all(x == 0.0 for x in row_c):

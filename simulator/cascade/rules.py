@@ -99,6 +99,14 @@ def arbitrage_decay(seconds: float, half_life_s: float) -> float:
     return math.exp(-math.log(2.0) * seconds / half_life_s)
 
 
+def path_between(before: float, after: float, f: float) -> float:
+    """The scenario path a fraction ``f`` of the way from one of its points to the next:
+    log-linear (a constant rate of return within the step), linear where a point is 0."""
+    if before > 0.0 and after > 0.0:
+        return math.exp((1.0 - f) * math.log(before) + f * math.log(after))
+    return (1.0 - f) * before + f * after
+
+
 def reference_impact(coefficient: float, sold_usd: float) -> float:
     """Reference price / scenario price after ``sold_usd`` USD of the asset were sold by
     liquidators: ``exp(-c sqrt(Q))``, with ``c = Y sigma_d sqrt(share / V_d)`` (the
