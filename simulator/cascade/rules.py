@@ -44,13 +44,23 @@ chosen, so when the rule allows no partial one the full one is the only candidat
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from numba.extending import register_jitable
 
 #: Rule functions that other rule functions call are registered with numba, so the fast
 #: engine's compiled ``best_liquidation`` calls their compiled forms; from Python they are
 #: plain functions.
-_rule = register_jitable(inline="always", error_model="numpy")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _rule(fn: _F) -> _F:
+    # a fresh decorator each time: numba pops ``inline`` from the options a shared one
+    # holds, so only the first function it decorated would be inlined
+    decorated: _F = register_jitable(inline="always", error_model="numpy")(fn)
+    return decorated
+
 
 __all__ = [
     "FLAG_ALL_COLLATERAL",
@@ -420,6 +430,8 @@ def best_liquidation(
         else:
             r = math.inf  # free debt: the more the better
         r = min(r, r_hi)
+        if r <= 0.0 and best_flags == FLAG_INVALID:
+            r = r_hi  # no cover pays, and only partial ones are allowed: return one of them
         if r > 0.0:
             repay, seize, fee, flags = liquidation_at(
                 r,
