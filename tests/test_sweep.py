@@ -381,6 +381,13 @@ def test_cli_sweep(
     assert len(table) == 2
     assert main([*argv, "--json", "--out", str(tmp_path / "s2")]) == 0
     assert json.loads(capsys.readouterr().out)["points"] == 2
+    # the engine knobs simulate has: used, recorded, and in the command
+    knobs = ["--arbitrage-half-life", "600", "--gas-units", "1e6"]
+    assert main([*argv, *knobs, "--out", str(tmp_path / "s6")]) == 0
+    tuned, _ = load_sweep(tmp_path / "s6")
+    assert tuned["engine"]["arbitrage_half_life_s"] == 600 and tuned["engine"]["gas_units"] == 1e6
+    assert "--arbitrage-half-life 600" in tuned["command"]
+    assert summary["engine"]["arbitrage_half_life_s"] == 60
     bad = ["sweep", "--snapshot", str(tmp_path / "snap"), "--scenario", "default"]
     assert main([*bad, "--param", "WETHX.ltv=0.5", "--out", str(tmp_path / "s3")]) == 1
     assert "did you mean WETH" in capsys.readouterr().err

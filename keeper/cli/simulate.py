@@ -169,7 +169,7 @@ def engine_config(args: argparse.Namespace) -> Any:
     from simulator.cascade import EngineConfig
     from simulator.errors import InputError
 
-    changes = {"accrual": not args.no_accrual}
+    changes = {"accrual": not getattr(args, "no_accrual", False)}
     for flag, (field, _, _) in ENGINE_OPTIONS.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is not None:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from keeper.cli.simulate import add_engine_options
+
 __all__ = ["register", "run"]
 
 EXAMPLES = """\
@@ -111,6 +113,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--chunk-paths", type=int, default=1000, metavar="N", help="paths per chunk / task"
     )
+    add_engine_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="sweep directory to write")
     p.add_argument("--json", action="store_true", help="print sweep.json instead of a table")
     p.set_defaults(func=run)
@@ -160,7 +163,14 @@ def _print_table(summary: dict[str, Any], table: Any, out_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keeper.cli.simulate import _dask_client, check_run_options, load_run_inputs
+    from keeper.cli.simulate import (
+        _dask_client,
+        check_run_options,
+        engine_argv,
+        engine_config,
+        load_run_inputs,
+        with_oracle_override,
+    )
     from keeper.progress import progress
     from simulator.errors import InputError
     from simulator.results import provenance
@@ -171,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
     check_run_options(args)
     check_sweep_target(args.out)
     snapshot, scenario = load_run_inputs(args)
+    config = engine_config(args)
+    scenario = with_oracle_override(scenario, args)
     params = [parse_param(spec, snapshot) for spec in args.param]
     n_paths = args.paths if args.paths is not None else scenario.default_paths
     if n_paths < 2:
@@ -189,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         argv += ["--target-es-pct", str(args.target_es_pct)]
     if args.prices:
         argv += ["--prices", *args.prices]
-    argv += ["--out", str(args.out)]
+    argv += [*engine_argv(args), "--out", str(args.out)]
     extra = {
         "snapshot_dir": str(Path(args.snapshot).resolve()),
         "command": shlex.join(argv),
@@ -199,11 +211,10 @@ def run(args: argparse.Namespace) -> int:
     }
     import math
 
-    from simulator.cascade import EngineConfig
     from simulator.sweep import base_value
 
     n_points = math.prod(len(p.values) for p in params)
-    base = [base_value(p, snapshot, scenario, EngineConfig(), args.seed) for p in params]
+    base = [base_value(p, snapshot, scenario, config, args.seed) for p in params]
     base_in_grid = all(
         any(math.isclose(v, b, rel_tol=1e-12) for v in p.values)
         for p, b in zip(params, base, strict=True)
@@ -223,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
                 chunk_paths=args.chunk_paths,
                 target_es_usd=args.target_es,
                 target_es_pct=args.target_es_pct,
+                config=config,
                 out=args.out,
                 extra=extra,
                 progress=bar.advance,
