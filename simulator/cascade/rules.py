@@ -44,22 +44,17 @@ chosen, so when the rule allows no partial one the full one is the only candidat
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from numba.extending import register_jitable
 
 #: Rule functions that other rule functions call are registered with numba, so the fast
 #: engine's compiled ``best_liquidation`` calls their compiled forms; from Python they are
 #: plain functions.
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _rule(fn: _F) -> _F:
-    # a fresh decorator each time: numba pops ``inline`` from the options a shared one
-    # holds, so only the first function it decorated would be inlined
-    decorated: _F = register_jitable(inline="always", error_model="numpy")(fn)
-    return decorated
+#: One shared decorator, as it always was: numba pops ``inline`` from the options it holds,
+#: so only the first rule it decorates is inlined. Inlining them all (a fresh decorator per
+#: rule) trips numba's IR checks on the liquidation rules (NumbaIRAssumptionWarning, a
+#: variable out of scope, on a cold cache), so it stays like this until that is understood.
+_rule = register_jitable(inline="always", error_model="numpy")
 
 
 __all__ = [
