@@ -28,6 +28,9 @@ from simulator.errors import InputError
 from simulator.snapshot import Book
 from simulator.synthetic import uniform_shock_paths
 
+#: A constant-product venue's kind and (no) points, for best_liquidation's venue arguments.
+CONSTANT_PRODUCT = (0, np.zeros(1), np.zeros(1), 0)
+
 AAVE = (2000.0, 0.95, 0.5, 1000.0)  # close-factor threshold, close-factor HF, factor, dust
 
 
@@ -120,7 +123,7 @@ def test_best_liquidation_beats_every_allowed_cover(
     inv = inventory_share * pool_usd / pc
     venue = (depth, inv, pc, dex_fee, cost, gas)
     repay, seize, fee, flags, proceeds, profit = best_liquidation(
-        *args, *AAVE, depth, inv, pc, dex_fee, 1.0, cost, gas
+        *args, *AAVE, depth, inv, pc, dex_fee, *CONSTANT_PRODUCT, 1.0, cost, gas
     )
     grid = [debt * x for x in np.linspace(0.0, 1.0, 2001)[1:]] + [math.inf]
     allowed = [p for p in (_profit(r, args, venue) for r in grid) if p is not None]
@@ -136,7 +139,9 @@ def test_best_liquidation_beats_every_allowed_cover(
     if max(allowed) > 0.0:
         assert profit >= max(allowed) - 1e-9 * (abs(max(allowed)) + coll_usd)
     # the largest cover only: what `optimal=False` gives
-    big = best_liquidation(*args, *AAVE, depth, inv, pc, dex_fee, 1.0, cost, gas, False)
+    big = best_liquidation(
+        *args, *AAVE, depth, inv, pc, dex_fee, *CONSTANT_PRODUCT, 1.0, cost, gas, False
+    )
     full = _profit(math.inf, args, venue)
     assert (big[3] == FLAG_INVALID) == (full is None)
     if full is not None:

@@ -80,6 +80,7 @@ from numba.core import cgutils as _cgutils
 from numba.core import types
 from numba.extending import intrinsic
 
+from simulator import venues
 from simulator.cascade import rules
 from simulator.cascade.config import EngineConfig
 from simulator.cascade.model import CascadeOutput, Market, align_paths, check_paths
@@ -133,7 +134,6 @@ _BOUND_SLACK = 1e-9
 #: costs more than the few flops most of them do. ``error_model="numpy"``: IEEE division
 #: (every division here is guarded) instead of a zero check and exception path on each one.
 _inline = numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
-_impact = _inline(rules.impact_factor)
 _proceeds = _inline(rules.sale_proceeds)
 _marginal = _inline(rules.venue_marginal)
 _liquidation_at = _inline(rules.liquidation_at)
@@ -143,6 +143,7 @@ _deviates = _inline(rules.oracle_deviates)
 _decay = _inline(rules.arbitrage_decay)
 _ref_impact = _inline(rules.reference_impact)
 _between = _inline(rules.path_between)
+_vfactor = _inline(venues.price_factor)
 _liquidatable = _inline(rules.liquidatable)
 
 
@@ -578,7 +579,9 @@ def run_fast(
         old_chunk = numba.set_parallel_chunksize(1)
         try:
             _simulate(
-                mult, gas, asset, classes, growth, params, iparams, prep.records, prep.lay,
+                mult, gas, asset, classes, growth, params, iparams,
+                market.venue_kind, market.venue_xs, market.venue_ys, market.venue_count,
+                prep.records, prep.lay,
                 prep.cmask, prep.dmask, prep.cls, groups.ptr, groups.cmask, groups.dmask, groups.hf0, groups.scm,
                 groups.rec, groups.lay,
                 block_start, out_start, out_path, out_row, out_val, out_n,
@@ -950,8 +953,9 @@ def _reprice(
 def _best_pair(
     k: int, w: float, v: float, rec: Any, rb: Any, lay: Any, lcls: Any,
     pc: Any, pd: Any, ref: Any, sg: Any, bg: Any, inv: Any, bonus: Any, pfee: Any,
-    depth: Any, dexfee: Any, gain: Any, mrel: Any, capf: Any, gas_usd: float, cf_thr: float,
-    cf_hf: float, cf: float, min_left: float, optimal: bool,
+    depth: Any, dexfee: Any, vkind: Any, vxs: Any, vys: Any, vcount: Any, gain: Any,
+    mrel: Any, capf: Any, gas_usd: float, cf_thr: float, cf_hf: float, cf: float,
+    min_left: float, optimal: bool,
 ) -> tuple[int, int, float, float, float, int, float]:  # fmt: skip
     """The liquidator's most profitable pair of candidate ``k`` (entry indices), ``-1`` if
     none pays: ``(ei, ej, repay, seize, fee, flags, profit)`` (scaled amounts, each pair's
@@ -985,8 +989,8 @@ def _best_pair(
                     continue
             repay, seize, fee, flags, _, profit = _best_liquidation(
                 ci, dj, v, hf, pc[c, i], pd[c, j], bonus[c, i], pfee[i],
-                cf_thr, cf_hf, cf, min_left, depth[i], inv[i], ref[i], dexfee[i], sg[i],
-                ref[j] * bg[j], gas_usd, optimal,
+                cf_thr, cf_hf, cf, min_left, depth[i], inv[i], ref[i], dexfee[i], vkind[i],
+                vxs[i], vys[i], vcount[i], sg[i], ref[j] * bg[j], gas_usd, optimal,
             )  # fmt: skip
             if flags == -1:
                 continue
@@ -1135,7 +1139,7 @@ def _check(
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _simulate(
     mult: Any, gas: Any, asset: Any, classes: Any, growth: Any, params: Any, iparams: Any,
-    src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
+    vkind: Any, vxs: Any, vys: Any, vcount: Any, src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, blay: Any,
     block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -1172,7 +1176,8 @@ def _simulate(
         overflow = False
         for p in range(block_start[b], block_start[b + 1]):
             pos, over = _run_path(
-                p, mult[p], gas[p], asset, classes, growth, params, iparams, src, lay, cmask,
+                p, mult[p], gas[p], asset, classes, growth, params, iparams,
+                vkind, vxs, vys, vcount, src, lay, cmask,
                 dmask, scls, g_ptr, g_cmask, g_dmask, ghf, scm, brec, bb, blay,
                 stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, lcls, pend, lhf, lepoch,
                 list_a, list_b, park_a, park_b, look, todo, first_k, first_v, first,
@@ -1186,7 +1191,7 @@ def _simulate(
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _run_path(
     p: int, mult: Any, gas: Any, asset: Any, classes: Any, growth: Any, params: Any,
-    iparams: Any, src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
+    iparams: Any, vkind: Any, vxs: Any, vys: Any, vcount: Any, src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, bb: Any, blay: Any,
     stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any,
     lcm: Any, ldm: Any, lcls: Any, pend: Any, lhf: Any, lepoch: Any,
@@ -1345,7 +1350,9 @@ def _run_path(
             pp[j] = p0[j] * mrow[j]
             ref[j] = pp[j] * rimp[j]
             inv[j] = inv[j] * decay
-            mkt[j] = ref[j] * _impact(depth[j], inv[j], ref[j])
+            mkt[j] = ref[j] * _vfactor(
+                vkind[j], depth[j], vxs[j], vys[j], vcount[j], ref[j], inv[j], dexfee[j]
+            )
         if tk > 0:
             for j in range(n_assets):
                 if rate_base[j] >= 0.0:
@@ -1450,7 +1457,7 @@ def _run_path(
                         continue
                     bi, _, _, _, _, _, _ = _best_pair(
                         k, w, v, rec, rb, lay, lcls, vc, vd, ref, sg, bg, inv, bonus,
-                        pfee, depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf,
+                        pfee, depth, dexfee, vkind, vxs, vys, vcount, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf,
                         min_left, optimal,
                     )  # fmt: skip
                     if bi >= 0:
@@ -1548,7 +1555,7 @@ def _run_path(
                         pend[k] = _LISTED
                     bi, bj, b_repay, b_seize, b_fee, b_flags, b_profit = _best_pair(
                         k, w, v, rec, rb, lay, lcls, vc, vd, ref, sg, bg, inv, bonus, pfee,
-                        depth, dexfee, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
+                        depth, dexfee, vkind, vxs, vys, vcount, gain, mrel, capf, gas_usd, cf_thr, cf_hf, cf, min_left,
                         optimal,
                     )  # fmt: skip
                     if bi < 0:
@@ -1582,7 +1589,9 @@ def _run_path(
                     if rimp[i] < min_imp[i]:
                         min_imp[i] = rimp[i]
                     ref[i] = pp[i] * rimp[i]
-                    mkt[i] = ref[i] * _impact(depth[i], inv[i], ref[i])
+                    mkt[i] = ref[i] * _vfactor(
+                        vkind[i], depth[i], vxs[i], vys[i], vcount[i], ref[i], inv[i], dexfee[i]
+                    )
                     _reprice(
                         i, oc, od, mkt, ref, sg, bg, ratio, bonus, gfac, vc, vd, gain, crel,
                         mrel, capf,
@@ -1666,7 +1675,9 @@ def _run_path(
             inv_time = max(inv_time, now + rounds * block_seconds)
             for j in range(n_assets):
                 inv[j] = inv[j] * decay
-                mkt[j] = ref[j] * _impact(depth[j], inv[j], ref[j])
+                mkt[j] = ref[j] * _vfactor(
+                    vkind[j], depth[j], vxs[j], vys[j], vcount[j], ref[j], inv[j], dexfee[j]
+                )
             stale = True
         for j in range(n_assets):
             hist[tk, j] = ref[j]

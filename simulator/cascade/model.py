@@ -10,7 +10,6 @@ import numpy.typing as npt
 
 from simulator.cascade.assets import resolve_feeds
 from simulator.cascade.config import EngineConfig
-from simulator.cascade.rules import pool_depth
 from simulator.errors import InputError, ScenarioError
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book
@@ -42,6 +41,9 @@ class Market:
         lt, bonus: the reserves' own LT and liquidation bonus (class 0), ``(n_assets,)``.
         protocol_fee, dex_fee: fractions, ``(n_assets,)``.
         depth: constant-product depth ``sqrt(x * y) * liquidity_scale``, ``(n_assets,)``.
+        venue_kind, venue_xs, venue_ys, venue_count: each asset's venue (``simulator.venues``:
+            kind, points and how many of them, scaled by ``liquidity_scale``); ``depth`` is the
+            constant product's.
         collateral: collateral that counts (enabled, reserve LT > 0), scaled tokens (tokens
             at the snapshot), ``(n_accounts, n_assets)``.
         debt: debt, scaled tokens, ``(n_accounts, n_assets)``.
@@ -77,6 +79,10 @@ class Market:
     protocol_fee: FloatArray
     dex_fee: FloatArray
     depth: FloatArray
+    venue_kind: IntArray
+    venue_xs: FloatArray
+    venue_ys: FloatArray
+    venue_count: IntArray
     collateral: FloatArray
     debt: FloatArray
     account_class: IntArray
@@ -98,13 +104,9 @@ class Market:
 
     @classmethod
     def build(cls, book: Book, paths: PricePaths, config: EngineConfig) -> Market:
-        depth = np.array(
-            [
-                pool_depth(float(a), float(q), config.liquidity_scale)
-                for a, q in zip(book.dex_reserve_asset, book.dex_reserve_quote, strict=True)
-            ],
-            dtype=np.float64,
-        )
+        assert book.venues is not None  # Book fills it
+        venues = book.venues.scaled(config.liquidity_scale)
+        depth = np.ascontiguousarray(venues.depth, dtype=np.float64)
         upper = [s.upper() for s in book.symbols]
         eth_index = next((upper.index(s) for s in ETH_SYMBOLS if s in upper), -1)
         step = float(paths.step_seconds)
@@ -156,6 +158,10 @@ class Market:
             protocol_fee=np.ascontiguousarray(book.protocol_fee, dtype=np.float64),
             dex_fee=np.ascontiguousarray(book.dex_fee, dtype=np.float64),
             depth=depth,
+            venue_kind=np.ascontiguousarray(venues.kind, dtype=np.int64),
+            venue_xs=np.ascontiguousarray(venues.xs, dtype=np.float64),
+            venue_ys=np.ascontiguousarray(venues.ys, dtype=np.float64),
+            venue_count=np.ascontiguousarray(venues.count, dtype=np.int64),
             collateral=np.ascontiguousarray(book.effective_collateral(), dtype=np.float64),
             debt=np.ascontiguousarray(book.debt, dtype=np.float64),
             account_class=np.ascontiguousarray(book.account_class, dtype=np.int64),

@@ -199,6 +199,15 @@ class _PathRun:
         self.pfee = [float(x) for x in market.protocol_fee]
         self.dex_fee = [float(x) for x in market.dex_fee]
         self.depth = [float(x) for x in market.depth]
+        self.venue = [
+            (
+                int(market.venue_kind[j]),
+                market.venue_xs[j],
+                market.venue_ys[j],
+                int(market.venue_count[j]),
+            )
+            for j in range(len(self.depth))
+        ]
         # e-mode: each account's class, and each class's LT, bonus and price ratio per asset
         self.cls = [int(c) for c in market.account_class]
         self.clt = [[float(x) for x in row] for row in market.class_lt]
@@ -391,6 +400,7 @@ class _PathRun:
                     self.inventory[i],
                     self.ref[i],
                     self.dex_fee[i],
+                    *self.venue[i],
                     self.sg[i],
                     self.ref[j] * self.bg[j],
                     self.gas_usd,

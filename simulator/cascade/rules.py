@@ -44,8 +44,13 @@ chosen, so when the rule allows no partial one the full one is the only candidat
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from numba.extending import register_jitable
+
+from simulator.venues import amount_at_marginal as venue_amount_at
+from simulator.venues import marginal as venue_price_marginal
+from simulator.venues import proceeds as venue_proceeds
 
 #: Rule functions that other rule functions call are registered with numba, so the fast
 #: engine's compiled ``best_liquidation`` calls their compiled forms; from Python they are
@@ -335,6 +340,10 @@ def best_liquidation(
     inventory: float,
     path_price: float,
     dex_fee: float,
+    venue_kind: int,
+    venue_xs: Any,
+    venue_ys: Any,
+    venue_count: int,
     sold_per_seized: float,
     cost_per_repaid: float,
     gas_usd: float,
@@ -346,6 +355,8 @@ def best_liquidation(
         coll .. min_leftover_usd: as ``liquidation_at`` (balances in any unit, prices per
             that unit).
         depth, inventory, path_price, dex_fee: the collateral's venue (``sale_proceeds``).
+        venue_kind, venue_xs, venue_ys, venue_count: its kind and points
+            (``simulator.venues``: constant product, Uniswap V3 segments or a depth curve).
         sold_per_seized: tokens sold per unit of ``coll`` seized net of the treasury's fee
             (an index growth when balances are scaled, else 1).
         cost_per_repaid: USD a unit of ``debt`` costs the liquidator at the market.
@@ -403,8 +414,16 @@ def best_liquidation(
     best_proceeds = 0.0
     best_profit = -math.inf
     if full[3] != FLAG_INVALID:
-        proceeds = sale_proceeds(
-            depth, inventory, path_price, dex_fee, (full[1] - full[2]) * sold_per_seized
+        proceeds = venue_proceeds(
+            venue_kind,
+            depth,
+            venue_xs,
+            venue_ys,
+            venue_count,
+            path_price,
+            inventory,
+            dex_fee,
+            (full[1] - full[2]) * sold_per_seized,
         )
         best_repay, best_seize, best_fee, best_flags = full
         best_proceeds = proceeds
@@ -414,12 +433,34 @@ def best_liquidation(
     if optimal and r_hi > 0.0 and best_flags != FLAG_INVALID:
         # the profit still rises at the full call's size: concave, so no smaller one beats it
         sold = (best_seize - best_fee) * sold_per_seized
-        if venue_marginal(depth, inventory, path_price, dex_fee, sold) * k >= cost_per_repaid:
+        if (
+            venue_price_marginal(
+                venue_kind,
+                depth,
+                venue_xs,
+                venue_ys,
+                venue_count,
+                path_price,
+                inventory,
+                dex_fee,
+                sold,
+            )
+            * k
+            >= cost_per_repaid
+        ):
             r_hi = 0.0
     if optimal and r_hi > 0.0:
         if cost_per_repaid > 0.0 and k > 0.0:
-            amount = venue_amount_at_marginal(
-                depth, inventory, path_price, dex_fee, cost_per_repaid / k
+            amount = venue_amount_at(
+                venue_kind,
+                depth,
+                venue_xs,
+                venue_ys,
+                venue_count,
+                path_price,
+                inventory,
+                dex_fee,
+                cost_per_repaid / k,
             )
             r = amount / k
         else:
@@ -444,8 +485,16 @@ def best_liquidation(
                 min_leftover_usd,
             )
             if flags != FLAG_INVALID:
-                proceeds = sale_proceeds(
-                    depth, inventory, path_price, dex_fee, (seize - fee) * sold_per_seized
+                proceeds = venue_proceeds(
+                    venue_kind,
+                    depth,
+                    venue_xs,
+                    venue_ys,
+                    venue_count,
+                    path_price,
+                    inventory,
+                    dex_fee,
+                    (seize - fee) * sold_per_seized,
                 )
                 profit = proceeds - repay * cost_per_repaid - gas_usd
                 if profit > best_profit:
