@@ -277,7 +277,9 @@ class HumanSink:
         print(event_text(event, emoji=False), file=self._stream or sys.stdout, flush=True)
 
     async def close(self) -> None:
-        pass
+        """Flush the stream (every line is flushed as written; the stream is not ours to
+        close)."""
+        (self._stream or sys.stdout).flush()
 
 
 def default_sinks(
