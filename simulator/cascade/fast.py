@@ -134,10 +134,6 @@ _BOUND_SLACK = 1e-9
 #: costs more than the few flops most of them do. ``error_model="numpy"``: IEEE division
 #: (every division here is guarded) instead of a zero check and exception path on each one.
 _inline = numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
-_proceeds = _inline(rules.sale_proceeds)
-_marginal = _inline(rules.venue_marginal)
-_liquidation_at = _inline(rules.liquidation_at)
-_amount_at_marginal = _inline(rules.venue_amount_at_marginal)
 _best_liquidation = _inline(rules.best_liquidation)
 _deviates = _inline(rules.oracle_deviates)
 _decay = _inline(rules.arbitrage_decay)

@@ -14,7 +14,9 @@ second) except for the *excess inventory* ``S`` (tokens sold by liquidators and 
 out), so the pool holds ``x = L / sqrt(p) + S`` tokens and ``L**2 / x`` USD; the venue price
 is ``p * (x_eq / (x_eq + S))**2``. Selling ``a`` tokens pays ``a' * y / (x + a')`` with
 ``a' = a * (1 - fee)``, and adds ``a`` to ``S``. ``L = 0`` is a market without liquidity (a
-sale pays nothing); ``L = inf`` has no impact. The functions' ``path_price`` argument is
+sale pays nothing); ``L = inf`` has no impact. The formulas live in ``simulator.venues``
+(with the other venue kinds); ``sale_proceeds`` / ``venue_marginal`` / ``impact_factor`` are
+their constant-product forms in this module's argument order. The functions' ``path_price`` argument is
 the reference price the pool is arbitraged to.
 
 **Liquidation (Aave V3.3 LiquidationLogic).** ``liquidation_at`` is one ``liquidationCall``
@@ -48,6 +50,7 @@ from typing import Any
 
 from numba.extending import register_jitable
 
+from simulator.venues import _cp_factor, _cp_marginal, _cp_proceeds
 from simulator.venues import amount_at_marginal as venue_amount_at
 from simulator.venues import marginal as venue_price_marginal
 from simulator.venues import proceeds as venue_proceeds
@@ -128,11 +131,7 @@ def reference_impact(coefficient: float, sold_usd: float) -> float:
 
 def impact_factor(depth: float, inventory: float, path_price: float) -> float:
     """Market price / scenario price after ``inventory`` excess tokens sit in the pool."""
-    if inventory <= 0.0 or depth <= 0.0 or math.isinf(depth) or path_price <= 0.0:
-        return 1.0
-    x_eq = depth / math.sqrt(path_price)
-    ratio = x_eq / (x_eq + inventory)
-    return ratio * ratio
+    return _cp_factor(depth, path_price, inventory)
 
 
 @_rule
@@ -140,14 +139,7 @@ def sale_proceeds(
     depth: float, inventory: float, path_price: float, fee: float, amount: float
 ) -> float:
     """USD received for selling ``amount`` tokens into the pool (before ``inventory`` grows)."""
-    if amount <= 0.0 or depth <= 0.0 or path_price <= 0.0:
-        return 0.0
-    net = amount * (1.0 - fee)
-    if math.isinf(depth):
-        return net * path_price
-    x = depth / math.sqrt(path_price) + inventory
-    y = depth * depth / x
-    return net * y / (x + net)
+    return _cp_proceeds(depth, path_price, inventory, fee, amount)
 
 
 @_rule
@@ -156,14 +148,7 @@ def venue_marginal(
 ) -> float:
     """USD per token the venue pays for the next token after ``amount`` tokens were sold
     (the derivative of ``sale_proceeds`` in ``amount``); falls with ``amount``."""
-    if depth <= 0.0 or path_price <= 0.0:
-        return 0.0
-    if math.isinf(depth):
-        return (1.0 - fee) * path_price
-    x = depth / math.sqrt(path_price) + inventory
-    y = depth * depth / x
-    z = x + amount * (1.0 - fee)
-    return (1.0 - fee) * x * y / (z * z)
+    return _cp_marginal(depth, path_price, inventory, fee, amount)
 
 
 @_rule
