@@ -59,7 +59,13 @@ account in every round, gives the same liquidations in the same order (the tests
    compact list of its own (``_park_row``) that each round merges with the listed accounts
    in account order, looking at one again only when its repayment cap grown by the oracle's
    moves times the best margin one of its pairs could earn now (bounded with its
-   collateral's largest gain factor) could pay for the gas.
+   collateral's largest gain factor, over all assets and then over its own) could pay for
+   the gas. A parked account that could not pay even with every venue back at its
+   reference price and every reference price at its impact floor is *cold*: until the next
+   scan or tick (the only times the oracle, the gas or the path move, and venues only
+   recover towards the reference in between) it sits in a list the rounds do not walk. A
+   sale that takes a reference price below its floor makes the rest of the round walk the
+   cold ones too, and the lowered floor rebuilds the lists.
 6. **Output.** Paths run in parallel blocks (``numba.prange``) with per-block scratch;
    per-path results go to fixed rows and non-zero per-account shortfalls to per-block buffers
    (grown and run again in the rare case they overflow), so results do not depend on the
@@ -1071,6 +1077,61 @@ def _park_row(park: Any, n: int, k: int, size: float, epoch: int, gk: float) -> 
     park[n, 3] = gk
 
 
+@_inline
+def _own_margin(c: Any, cm: Any, dm: Any, crel: Any, mrel: Any, gk: float) -> float:
+    """The best margin per USD repaid any pair of an account of class ``c`` could earn, over
+    its own collateral (mask ``cm``) and debt (``dm``) assets: ``gk`` x the largest
+    ``crel`` less the smallest ``mrel`` (``_edge``'s bound, restricted to the account)."""
+    top = 0.0
+    low = np.inf
+    for a in range(crel.shape[1]):
+        bit = np.int64(1) << np.int64(min(a, 62))
+        if cm & bit:
+            top = max(top, crel[c, a])
+        if dm & bit:
+            low = min(low, mrel[c, a])
+    return gk * top - low
+
+
+@_inline
+def _stays_below(size: float, margin: float, gas_usd: float) -> bool:
+    """Does a repayment of at most ``size`` USD at ``margin`` per USD stay below the gas?"""
+    return size * margin * (1.0 + _BOUND_SLACK) + _BOUND_SLACK < gas_usd
+
+
+@_inline
+def _cold_tables(
+    vc: Any, vd: Any, ref: Any, pp: Any, floor: Any, sg: Any, bg: Any, crel_hi: Any,
+    mrel_lo: Any,
+) -> None:  # fmt: skip
+    """The margin tables' bounds until the next scan (module docstring, point 5): ``crel``
+    with every venue back at its reference price (``ref`` only falls between scans), and
+    ``mrel`` with every reference price at its impact floor."""
+    for c in range(vc.shape[0]):
+        for j in range(vc.shape[1]):
+            crel_hi[c, j] = (ref[j] * sg[j]) / vc[c, j] if vc[c, j] > 0.0 else 0.0
+            mrel_lo[c, j] = (pp[j] * floor[j] * bg[j]) / vd[c, j] if vd[c, j] > 0.0 else 0.0
+
+
+@_inline
+def _merge_rows(a: Any, na: int, b: Any, nb: int, out: Any) -> int:
+    """Merge two parked lists, each in account order, into ``out``; returns its length."""
+    i = 0
+    j = 0
+    n = 0
+    while i < na or j < nb:
+        if j == nb or (i < na and a[i, 0] < b[j, 0]):
+            for f in range(a.shape[1]):
+                out[n, f] = a[i, f]
+            i += 1
+        else:
+            for f in range(b.shape[1]):
+                out[n, f] = b[j, f]
+            j += 1
+        n += 1
+    return n
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _pick(
     n_cand: int, epoch: int, lepoch: Any, lcm: Any, ldm: Any, pend: Any, lhf: Any,
@@ -1160,6 +1221,9 @@ def _simulate(
         lepoch = np.empty(n_rows, dtype=np.uint32)
         park_a = np.empty((n_rows, 4))  # the parked candidates (_park_row)
         park_b = np.empty_like(park_a)
+        cold_a = np.empty_like(park_a)  # the parked ones that cannot pay until a scan
+        cold_b = np.empty_like(park_a)
+        cold_new = np.empty_like(park_a)
         list_a = np.empty(n_rows, dtype=np.int32)
         list_b = np.empty(n_rows, dtype=np.int32)
         todo = np.empty(n_rows, dtype=np.int32)
@@ -1176,8 +1240,8 @@ def _simulate(
                 vkind, vxs, vys, vcount, src, lay, cmask,
                 dmask, scls, g_ptr, g_cmask, g_dmask, ghf, scm, brec, bb, blay,
                 stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, lcls, pend, lhf, lepoch,
-                list_a, list_b, park_a, park_b, look, todo, first_k, first_v, first,
-                out_path, out_row, out_val, pos, end,
+                list_a, list_b, park_a, park_b, cold_a, cold_b, cold_new, look, todo,
+                first_k, first_v, first, out_path, out_row, out_val, pos, end,
                 scalars, ints, by_asset, worst, tr_m, tr_l, tr_s,
             )  # fmt: skip
             overflow = overflow or over
@@ -1191,7 +1255,8 @@ def _run_path(
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, bb: Any, blay: Any,
     stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any,
     lcm: Any, ldm: Any, lcls: Any, pend: Any, lhf: Any, lepoch: Any,
-    list_a: Any, list_b: Any, park_a: Any, park_b: Any, look: Any, todo: Any,
+    list_a: Any, list_b: Any, park_a: Any, park_b: Any, cold_a: Any, cold_b: Any,
+    cold_new: Any, look: Any, todo: Any,
     first_k: Any, first_v: Any, first: Any, out_path: Any,
     out_row: Any, out_val: Any,
     pos: int, end: int,
@@ -1320,6 +1385,15 @@ def _run_path(
     pc = park_a  # the parked ones (_park_row), in order
     pn = park_b
     n_park = 0
+    # the cold ones: parked, and no pair can pay for the gas until the next scan or tick
+    # even with every venue back at its reference and every reference at its floor; the
+    # rounds do not walk them (module docstring, point 5)
+    cold = cold_a
+    cold_out = cold_b
+    n_cold = 0
+    crel_hi = np.zeros((n_cls, n_assets))
+    mrel_lo = np.zeros((n_cls, n_assets))
+    cold_tab = False  # crel_hi / mrel_lo hold for the current scan window
     rebuild = True  # the first scan checks every candidate (all new)
     hf_low = np.inf  # at most the lowest HF of the watched candidates (none yet)
 
@@ -1386,6 +1460,13 @@ def _run_path(
         eth_usd = ref[eth] if eth >= 0 else eth_price
         gas_usd = gas_units * gas_t * 1e-9 * eth_usd
         rounds = 0
+        if n_cold > 0:  # a new tick: the cold ones are parked ones again
+            n_park = _merge_rows(pc, n_park, cold, n_cold, pn)
+            ptmp = pc
+            pc = pn
+            pn = ptmp
+            n_cold = 0
+        cold_tab = False
         while True:
             if stale and ((c_down | c_up | d_down | d_up) != 0 or rebuild or n_cur + n_park > 0):
                 for j in range(n_assets):
@@ -1398,6 +1479,13 @@ def _run_path(
             # lists rebuilt (after a widening the oracle has not moved: watched candidates
             # stay safe, the scan checks the newcomers and lists the others again)
             if (c_down | c_up | d_down | d_up) != 0 or rebuild:
+                if n_cold > 0:  # the oracle moved: the cold ones are parked ones again
+                    n_park = _merge_rows(pc, n_park, cold, n_cold, pn)
+                    ptmp = pc
+                    pc = pn
+                    pn = ptmp
+                    n_cold = 0
+                cold_tab = False
                 epoch += 1
                 for j in range(n_assets):
                     ep_oc[epoch, j] = oc[j]
@@ -1476,6 +1564,10 @@ def _run_path(
             n_first = 0
             order = np.zeros(0, dtype=np.int64)
             executed = 0
+            # a sale took a reference price below its floor: the cold ones' bound no longer
+            # holds, the rest of the round walks them too (and a rebuild follows)
+            cold_live = False
+            n_t = 0
             for mode in range(2):
                 evaluate = mode == 0
                 if not evaluate:
@@ -1487,6 +1579,10 @@ def _run_path(
                 qa = 0
                 r = 0
                 q1 = 0
+                n_t = 0
+                rc = 0  # the cold ones, walked only once cold_live
+                rc_end = 0
+                last_k = -1  # the walk's last account in account order
                 edge_stale = True  # recomputed lazily: only parked accounts need it
                 while True:
                     phase1 = False
@@ -1496,37 +1592,64 @@ def _run_path(
                         q1 += 1
                         phase1 = True
                         pend[k] = _LISTED  # (it may come from the parked list)
-                    elif qa < n_cur and (r == n_park or cur[qa] < pc[r, 0]):
+                    elif (
+                        qa < n_cur
+                        and (r == n_park or cur[qa] < pc[r, 0])
+                        and (rc == rc_end or cur[qa] < cold[rc, 0])
+                    ):
                         k = cur[qa]
                         if qa + _AHEAD < n_cur:
                             _prefetch_row(rec, cur[qa + _AHEAD])
                         qa += 1
+                        last_k = k
                         if first[k]:
                             continue  # served in phase 1
-                    elif r < n_park:
-                        k = int(pc[r, 0])
-                        if first[k]:
+                    elif r < n_park or rc < rc_end:
+                        if r < n_park and (rc == rc_end or pc[r, 0] < cold[rc, 0]):
+                            rows = pc
+                            ri = r
                             r += 1
+                        else:
+                            rows = cold
+                            ri = rc
+                            rc += 1
+                        k = int(rows[ri, 0])
+                        last_k = k
+                        if first[k]:
                             continue
                         # parked: its largest repayment then, grown by the oracle since its
                         # epoch, times the best margin one of its pairs could earn now (its
-                        # collateral's gain factor bounds that), stays below gas: it stays parked
+                        # collateral's gain factor bounds that; first over all assets, then
+                        # over its own), stays below gas: it stays parked
                         if edge_stale:
                             edge, rho_top, rho_low = _edge(vc, gain, crel, mrel)
                             edge_stale = False
-                        margin = min(edge, pc[r, 3] * rho_top - rho_low)
-                        bound = pc[r, 1] * r_top[np.int64(pc[r, 2])] * margin
-                        if bound * (1.0 + _BOUND_SLACK) + _BOUND_SLACK < gas_usd:
-                            for f in range(pc.shape[1]):
-                                pn[n_pn, f] = pc[r, f]
-                            n_pn += 1
+                        gk = rows[ri, 3]
+                        grown = rows[ri, 1] * r_top[np.int64(rows[ri, 2])]
+                        stay = _stays_below(grown, min(edge, gk * rho_top - rho_low), gas_usd)
+                        if not stay:
+                            c = np.int64(lcls[k])
+                            own = _own_margin(c, lcm[k], ldm[k], crel, mrel, gk)
+                            stay = _stays_below(grown, own, gas_usd)
+                        if stay:
                             # (as it was parked: pass 0 may have looked at it)
                             pend[k] = _PARKED
-                            lhf[k] = np.float32(pc[r, 1])
-                            lepoch[k] = np.uint32(pc[r, 2])
-                            r += 1
+                            lhf[k] = np.float32(rows[ri, 1])
+                            lepoch[k] = np.uint32(rows[ri, 2])
+                            if not cold_live and not cold_tab:
+                                _cold_tables(vc, vd, ref, pp, floor, sg, bg, crel_hi, mrel_lo)
+                                cold_tab = True
+                            c = np.int64(lcls[k])
+                            hi_m = _own_margin(c, lcm[k], ldm[k], crel_hi, mrel_lo, gk)
+                            if not cold_live and _stays_below(grown, hi_m, gas_usd):
+                                for f in range(rows.shape[1]):
+                                    cold_new[n_t, f] = rows[ri, f]
+                                n_t += 1
+                            else:
+                                for f in range(rows.shape[1]):
+                                    pn[n_pn, f] = rows[ri, f]
+                                n_pn += 1
                             continue
-                        r += 1
                         parked = True
                     else:
                         break
@@ -1539,8 +1662,18 @@ def _run_path(
                             lhf[k] = _up32(size)  # what a rebuilt parked list reads
                             lepoch[k] = epoch
                             gk = _gain_factor(k, rec, rb, lay, lcls, gfac)
-                            _park_row(pn, n_pn, k, lhf[k], epoch, gk)
-                            n_pn += 1
+                            if not cold_live and not cold_tab:
+                                _cold_tables(vc, vd, ref, pp, floor, sg, bg, crel_hi, mrel_lo)
+                                cold_tab = True
+                            c = np.int64(lcls[k])
+                            grown = np.float64(lhf[k]) * r_top[epoch]
+                            hi_m = _own_margin(c, lcm[k], ldm[k], crel_hi, mrel_lo, gk)
+                            if not cold_live and _stays_below(grown, hi_m, gas_usd):
+                                _park_row(cold_new, n_t, k, lhf[k], epoch, gk)
+                                n_t += 1
+                            else:
+                                _park_row(pn, n_pn, k, lhf[k], epoch, gk)
+                                n_pn += 1
                             continue
                     w, v = _sums(k, rec, rb, lay, lcls, clt, vc, vd)
                     if parked:  # parked, and now it might pay: is it still under water?
@@ -1584,6 +1717,12 @@ def _run_path(
                     rimp[i] = _ref_impact(ref_coef[i], sold[i])
                     if rimp[i] < min_imp[i]:
                         min_imp[i] = rimp[i]
+                    if rimp[i] < floor[i] and not cold_live:
+                        # the cold ones' bound read this floor: walk the rest of them
+                        cold_live = True
+                        while rc < n_cold and cold[rc, 0] <= last_k:
+                            rc += 1
+                        rc_end = n_cold
                     ref[i] = pp[i] * rimp[i]
                     mkt[i] = ref[i] * _vfactor(
                         vkind[i], depth[i], vxs[i], vys[i], vcount[i], ref[i], inv[i], dexfee[i]
@@ -1632,6 +1771,13 @@ def _run_path(
             pc = pn
             pn = ptmp
             n_park = n_pn
+            if cold_live:
+                n_cold = 0  # (the floors are lowered below: a rebuild lists them again)
+            elif n_t > 0:
+                n_cold = _merge_rows(cold, n_cold, cold_new, n_t, cold_out)
+                ctmp = cold
+                cold = cold_out
+                cold_out = ctmp
             rounds += 1
             if executed == 0:
                 break
