@@ -36,7 +36,7 @@ Integration tests are marked ``@pytest.mark.integration``.
 
 The repository tests on its own: an audit hook installed here refuses any ``open`` of a
 path beside the checkout (``<checkout>/../anything``), so a test that reads a sibling
-directory (the project's shared folder, say) fails at once instead of passing only on a developer's machine.
+directory (a data folder next to the clone, say) fails at once instead of passing only on a developer's machine.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ _INSIDE = str(REPO) + os.sep
 #: When the checkout itself lies in the temporary directory (a clone in /tmp), what the tests
 #: and the code under test create there is beside it too: pytest's tmp_path, tempfile's own
 #: names, anvil's logs, Dask's scratch space. Those names stay allowed; any other sibling
-#: (``/tmp/shared`` included) is still refused.
+#: (``/tmp/data`` say) is still refused.
 _TEMP = os.path.normpath(tempfile.gettempdir()) + os.sep
 _TEMP_NAMES = ("pytest-of-", "tmp", "anvil-", "dask-")
 

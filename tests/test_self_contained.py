@@ -11,7 +11,7 @@ from price_data import PRICES, REPO, price_file
 def test_a_file_beside_the_checkout_cannot_be_opened() -> None:
     """The audit hook in conftest refuses reads of ``<checkout>/../X``, existing or not."""
     with pytest.raises(PermissionError, match="beside the checkout"):
-        open(REPO.parent / "shared" / "data" / "prices" / "ETH-USD.csv")  # noqa: SIM115
+        open(REPO.parent / "data" / "prices" / "ETH-USD.csv")  # noqa: SIM115
     with pytest.raises(PermissionError, match="beside the checkout"):
         open(REPO / ".." / "anything.txt")  # noqa: SIM115
 
