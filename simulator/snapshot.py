@@ -78,6 +78,7 @@ __all__ = [
     "SNAPSHOT_FILES",
     "VENUE_COLUMNS",
     "Book",
+    "CometTerms",
     "MarketSnapshot",
     "check_save_target",
     "empty_accounts",
@@ -257,6 +258,91 @@ POSITION_COLUMNS: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class CometTerms:
+    """What a Compound V3 (Comet) market adds to a ``Book`` (``meta.json["comet"]``).
+
+    Attributes:
+        base: column of the base asset (borrowed and supplied; never collateral).
+        liquidation_factor: share of an absorbed collateral's value credited to the account,
+            fraction, ``(n_assets,)`` (0 for the base).
+        store_front_price_factor: the store front sells absorbed collateral at a discount of
+            this x (1 - liquidationFactor), fraction.
+        target_reserves: ``buyCollateral`` sells only while reserves are below this, base
+            tokens.
+        reserves: ``getReserves()`` at the block, base tokens (signed).
+        collateral_reserves: absorbed collateral the protocol already holds for sale, tokens,
+            ``(n_assets,)``.
+    """
+
+    base: int
+    liquidation_factor: FloatArray
+    store_front_price_factor: float
+    target_reserves: float
+    reserves: float
+    collateral_reserves: FloatArray
+
+    @classmethod
+    def from_meta(
+        cls, comet: Mapping[str, Any], assets: tuple[str, ...], liquidation_factor: FloatArray
+    ) -> CometTerms:
+        """Read ``meta.json["comet"]`` for a market whose reserves are ``assets``."""
+        try:
+            base = assets.index(str(comet["base_asset"]))
+            held = comet.get("collateral_reserves", {})
+            unknown = sorted(set(held) - set(assets))
+            if unknown:
+                raise SnapshotError(
+                    f"meta.json comet.collateral_reserves names {unknown}, which are not in "
+                    "reserves.parquet"
+                )
+            terms = cls(
+                base=base,
+                liquidation_factor=np.asarray(liquidation_factor, dtype=np.float64),
+                store_front_price_factor=float(comet["store_front_price_factor"]),
+                target_reserves=float(comet["target_reserves"]),
+                reserves=float(comet["reserves"]),
+                collateral_reserves=np.array(
+                    [float(held.get(a, 0.0)) for a in assets], dtype=np.float64
+                ),
+            )
+        except KeyError as exc:
+            raise SnapshotError(
+                f"meta.json comet has no {exc.args[0]!r} (a Compound V3 snapshot records "
+                "base_asset, store_front_price_factor, target_reserves, reserves and "
+                "collateral_reserves)"
+            ) from None
+        except ValueError:
+            raise SnapshotError(
+                f"meta.json comet.base_asset {comet.get('base_asset')!r} is not in reserves.parquet"
+            ) from None
+        terms.check(len(assets))
+        return terms
+
+    def check(self, n_assets: int) -> None:
+        """Raise ``SnapshotError`` for terms an engine cannot run."""
+        lf = self.liquidation_factor
+        if lf.shape != (n_assets,) or not np.all((lf >= 0.0) & (lf <= 1.0)):
+            raise SnapshotError(
+                f"Book.comet.liquidation_factor must hold {n_assets} fractions in [0, 1]"
+            )
+        if self.collateral_reserves.shape != (n_assets,) or not np.all(
+            np.isfinite(self.collateral_reserves) & (self.collateral_reserves >= 0.0)
+        ):
+            raise SnapshotError(
+                f"Book.comet.collateral_reserves must hold {n_assets} finite amounts >= 0"
+            )
+        if not 0 <= self.base < n_assets:
+            raise SnapshotError(f"Book.comet.base = {self.base}; expected a column < {n_assets}")
+        if not 0.0 <= self.store_front_price_factor <= 1.0:
+            raise SnapshotError(
+                f"comet store_front_price_factor = {self.store_front_price_factor}; expected "
+                "a fraction in [0, 1]"
+            )
+        if not (math.isfinite(self.target_reserves) and math.isfinite(self.reserves)):
+            raise SnapshotError("comet target_reserves and reserves must be finite")
+
+
+@dataclass(frozen=True, slots=True)
 class Book:
     """Dense accounts x assets view of a snapshot, as the cascade engine consumes it.
 
@@ -293,6 +379,10 @@ class Book:
             built without one get the constant-product pools of ``dex_reserve_*``
             (``dataclasses.replace`` of the ``dex_*`` arrays keeps the old venues: pass
             ``venues=None`` with them to rebuild).
+        comet: a Compound V3 market's terms (``CometTerms``), ``None`` for Aave. A Comet
+            book's ``liquidation_threshold`` is each collateral's liquidateCollateralFactor,
+            its ``debt`` only in the base column, and its base supplies are collateral that
+            is not enabled.
 
     Books built without the e-mode fields (synthetic ones) get one class, the reserves'
     parameters, and zero rates.
@@ -325,9 +415,18 @@ class Book:
     base_unit: float = 0.0
     debt_value_rounding: str = "floor"
     venues: Venues | None = None
+    comet: CometTerms | None = None
 
     def __post_init__(self) -> None:
         n_acc, n_ast = self.collateral.shape
+        if self.comet is not None:
+            self.comet.check(n_ast)
+            debt = np.asarray(self.debt)
+            if n_acc and np.any(np.delete(debt, self.comet.base, axis=1) != 0.0):
+                raise SnapshotError(
+                    "a Compound V3 book has debt only in its base asset "
+                    f"{self.symbols[self.comet.base]!r}"
+                )
 
         def fill(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
@@ -1000,6 +1099,11 @@ class MarketSnapshot:
             base_unit=float(self.meta.get("base_currency_unit", 0)),
             debt_value_rounding=_debt_value_rounding(self.meta),
             venues=self.venue_set(),
+            comet=(
+                CometTerms.from_meta(self.meta["comet"], tuple(r["asset"]), f("liquidation_factor"))
+                if self.meta.get("protocol") == "compound-v3"
+                else None
+            ),
         )
         self._book.append(book)
         return book

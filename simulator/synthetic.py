@@ -19,9 +19,15 @@ from scipy.special import ndtr, ndtri
 from simulator import __version__
 from simulator.errors import InputError
 from simulator.scenarios.paths import OracleSpec, PricePaths
-from simulator.snapshot import Book, MarketSnapshot
+from simulator.snapshot import Book, CometTerms, MarketSnapshot
 
-__all__ = ["SYNTHETIC_ASSETS", "SyntheticAsset", "synthetic_paths", "synthetic_snapshot"]
+__all__ = [
+    "SYNTHETIC_ASSETS",
+    "SyntheticAsset",
+    "comet_book",
+    "synthetic_paths",
+    "synthetic_snapshot",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,84 @@ def synthetic_snapshot(
         },
     }
     return MarketSnapshot.from_book(meta, book)
+
+
+#: Liquidation factors of the synthetic Comet market's collateral (cUSDCv3 on Ethereum
+#: credits WETH, WBTC and wstETH at 0.95-0.975 and smaller assets at 0.90-0.93).
+COMET_LIQUIDATION_FACTORS: dict[str, float] = {
+    "WETH": 0.95,
+    "WBTC": 0.95,
+    "wstETH": 0.95,
+    "LINK": 0.93,
+    "AAVE": 0.90,
+}
+
+
+def comet_book(
+    book: Book,
+    base: str = "USDC",
+    *,
+    store_front_price_factor: float = 0.6,
+    reserves_share: float = 0.02,
+    target_share: float = 0.05,
+) -> Book:
+    """``book`` as a Compound V3 market whose base asset is ``base``.
+
+    Each account keeps its collateral other than the base (stablecoins other than the base
+    stay collateral) and borrows only the base, as much as keeps its health factor at the
+    book's (the sum of collateral x LT over the debt, the LT read as liquidateCollateralFactor);
+    an account left without collateral is dropped. The reserves start at ``reserves_share``
+    of the borrowed base and the target at ``target_share`` of it; liquidation factors are
+    ``COMET_LIQUIDATION_FACTORS`` (0.93 for an asset not listed). What the synthetic
+    workloads run Comet's rules on; not a model of any one market.
+    """
+    symbols = list(book.symbols)
+    if base not in symbols:
+        raise InputError(f"comet_book: base {base!r} is not one of the book's assets {symbols}")
+    b = symbols.index(base)
+    lt = np.asarray(book.liquidation_threshold, dtype=np.float64).copy()
+    lt[b] = 0.0
+    price = np.asarray(book.price_usd, dtype=np.float64)
+    collateral = np.asarray(book.effective_collateral(), dtype=np.float64).copy()
+    collateral[:, b] = 0.0
+    old_weighted = (book.effective_collateral() * price * book.account_lt()).sum(axis=1)
+    debt_usd = (np.asarray(book.debt) * price).sum(axis=1)
+    weighted = (collateral * price * lt).sum(axis=1)
+    keep = (weighted > 0.0) & (debt_usd > 0.0) & (old_weighted > 0.0)
+    hf = np.where(keep, old_weighted / np.where(debt_usd > 0.0, debt_usd, 1.0), 1.0)
+    debt = np.zeros_like(collateral)
+    debt[:, b] = np.where(keep, weighted / hf, 0.0) / price[b]
+    # accounts that only supply keep their collateral (they cannot be liquidated)
+    keep |= (weighted > 0.0) & (debt_usd == 0.0)
+    lf = np.array(
+        [0.0 if j == b else COMET_LIQUIDATION_FACTORS.get(s, 0.93) for j, s in enumerate(symbols)]
+    )
+    borrowed = float(debt[keep, b].sum())
+    return dataclasses.replace(
+        book,
+        accounts=book.accounts[keep],
+        collateral=collateral[keep],
+        debt=debt[keep],
+        collateral_enabled=collateral[keep] > 0.0,
+        liquidation_threshold=lt,
+        ltv=np.minimum(np.asarray(book.ltv, dtype=np.float64), lt),
+        liquidation_bonus=np.zeros_like(lt),
+        protocol_fee=np.zeros_like(lt),
+        account_class=np.zeros(int(keep.sum()), dtype=np.int64),
+        class_category=np.zeros(1, dtype=np.int64),
+        class_ltv=np.zeros((0, 0)),
+        class_lt=np.zeros((0, 0)),
+        class_bonus=np.zeros((0, 0)),
+        class_price_usd=np.zeros((0, 0)),
+        comet=CometTerms(
+            base=b,
+            liquidation_factor=lf,
+            store_front_price_factor=store_front_price_factor,
+            target_reserves=target_share * borrowed,
+            reserves=reserves_share * borrowed,
+            collateral_reserves=np.zeros(len(symbols)),
+        ),
+    )
 
 
 def _add_loopers(

@@ -22,6 +22,13 @@ only while its reserves are below ``targetReserves``. A buyer paying ``base`` to
 ``base``.
 
 **Shortfall.** A Comet market's bad debt is the fall of its reserves below zero.
+
+**A buyer at the store front** (``store_front_purchase``, what both cascade engines call):
+it pays base tokens it buys at the base's market price and sells the collateral into the
+asset's venue (``simulator.venues``), so it buys the amount that maximises the venue's
+proceeds minus what the base cost it minus gas: the amount at which the venue's marginal
+price falls to the store-front price in USD, capped at what is for sale; it buys nothing
+when that does not pay for the gas.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ import math
 
 import numpy as np
 import numpy.typing as npt
+from numba.extending import register_jitable
+
+from simulator.venues import amount_at_marginal as venue_amount_at
+from simulator.venues import proceeds as venue_proceeds
 
 __all__ = [
     "absorb",
@@ -40,11 +51,17 @@ __all__ = [
     "reserves_shortfall",
     "store_front_discount",
     "store_front_open",
+    "store_front_purchase",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 
+#: The rules are plain Python functions that numba can also compile (the fast engine calls
+#: the compiled forms, so both engines compute with the same formulas in the same order).
+_rule = register_jitable(error_model="numpy")
 
+
+@_rule
 def liquidation_margin_usd(
     amounts: FloatArray,
     prices_usd: FloatArray,
@@ -60,6 +77,7 @@ def liquidation_margin_usd(
     return margin
 
 
+@_rule
 def is_liquidatable(
     amounts: FloatArray,
     prices_usd: FloatArray,
@@ -76,6 +94,7 @@ def is_liquidatable(
     )
 
 
+@_rule
 def absorb(
     amounts: FloatArray,
     prices_usd: FloatArray,
@@ -106,16 +125,19 @@ def absorb(
     return value, credit, new_balance, new_balance + debt, max(debt - credit, 0.0)
 
 
+@_rule
 def store_front_discount(store_front_price_factor: float, liquidation_factor: float) -> float:
     """The store front's discount on an asset: storeFrontPriceFactor x (1 - liquidationFactor)."""
     return store_front_price_factor * (1.0 - liquidation_factor)
 
 
+@_rule
 def store_front_open(reserves: float, target_reserves: float) -> bool:
     """``buyCollateral`` sells only while the reserves (base tokens, signed) are below target."""
     return reserves < target_reserves
 
 
+@_rule
 def quote_collateral(
     base_amount: float,
     price_usd: float,
@@ -132,6 +154,7 @@ def quote_collateral(
     return base_amount * base_price_usd / discounted
 
 
+@_rule
 def buy_collateral(
     base_amount: float,
     available: float,
@@ -157,6 +180,55 @@ def buy_collateral(
     return available, available * per_token
 
 
+@_rule
 def reserves_shortfall(reserves: float, base_price_usd: float) -> float:
     """A Comet market's bad debt, USD: how far its reserves are below zero."""
     return max(-reserves, 0.0) * base_price_usd
+
+
+@_rule
+def store_front_purchase(
+    available: float,
+    reserves: float,
+    target_reserves: float,
+    price_usd: float,
+    base_price_usd: float,
+    base_market_usd: float,
+    store_front_price_factor: float,
+    liquidation_factor: float,
+    kind: int,
+    depth: float,
+    xs: FloatArray,
+    ys: FloatArray,
+    count: int,
+    ref: float,
+    inventory: float,
+    fee: float,
+    gas_usd: float,
+) -> tuple[float, float, float, float]:
+    """The most profitable ``buyCollateral`` of ``available`` absorbed tokens of one asset
+    by a buyer who sells them into the asset's venue (``kind`` ... ``fee``, the
+    ``simulator.venues`` arguments at reference price ``ref`` with ``inventory`` excess
+    tokens in it) and buys the base it pays with at ``base_market_usd``.
+
+    ``price_usd`` and ``base_price_usd`` are the oracle's (the store front's quote);
+    ``gas_usd`` the purchase's gas. Returns ``(tokens, base_paid, proceeds_usd, profit_usd)``,
+    all 0 when the store front is closed or no purchase pays.
+    """
+    if not store_front_open(reserves, target_reserves) or available <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    discounted = price_usd * (
+        1.0 - store_front_discount(store_front_price_factor, liquidation_factor)
+    )
+    if discounted <= 0.0 or base_price_usd <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    unit = discounted / base_price_usd * base_market_usd  # USD a token costs the buyer
+    tokens = venue_amount_at(kind, depth, xs, ys, count, ref, inventory, fee, unit)
+    tokens = min(tokens, available)
+    if not tokens > 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    proceeds = venue_proceeds(kind, depth, xs, ys, count, ref, inventory, fee, tokens)
+    profit = proceeds - tokens * unit - gas_usd
+    if not profit > 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    return tokens, tokens * discounted / base_price_usd, proceeds, profit

@@ -12,7 +12,7 @@ from simulator.cascade.assets import resolve_feeds
 from simulator.cascade.config import EngineConfig
 from simulator.errors import InputError, ScenarioError
 from simulator.scenarios.paths import PricePaths
-from simulator.snapshot import Book
+from simulator.snapshot import Book, CometTerms
 
 __all__ = ["ETH_SYMBOLS", "CascadeOutput", "LiquidationEvent", "Market", "align_paths"]
 
@@ -71,6 +71,7 @@ class Market:
         ref_coef: ``c`` of each asset's reference impact ``exp(-c sqrt(USD sold))``
             (``rules.reference_impact``), ``(n_assets,)``.
         blocks_per_step: the liquidation rounds a tick holds (one per block, at least one).
+        comet: a Compound V3 market's terms (``Book.comet``), ``None`` for Aave.
     """
 
     price0: FloatArray
@@ -101,6 +102,7 @@ class Market:
     rate_ratio: FloatArray
     ref_coef: FloatArray
     blocks_per_step: int
+    comet: CometTerms | None = None
 
     @classmethod
     def build(cls, book: Book, paths: PricePaths, config: EngineConfig) -> Market:
@@ -180,6 +182,7 @@ class Market:
             rate_ratio=rate_ratio,
             ref_coef=np.ascontiguousarray(ref_coef, dtype=np.float64),
             blocks_per_step=max(1, math.floor(tick / config.block_seconds + 1e-9)),
+            comet=book.comet,
         )
 
 
@@ -280,6 +283,11 @@ class CascadeOutput:
         trace_liquidated_usd: cumulative liquidated USD at the end of each step.
         trace_shortfall_usd: mark-to-market shortfall (debt value above collateral value at
             market prices, plus realised deficits) at the end of each step.
+        reserve_drawdown_usd: a Compound V3 market's fall of reserves from the snapshot's,
+            USD, ``(n_paths,)`` (``None`` for Aave). On a Comet market ``shortfall_usd`` is
+            how far the reserves end below zero, ``liquidated_usd`` the debt absorbed,
+            ``deficit_usd`` the part of it the collateral's credit did not cover and
+            ``n_liquidations`` the absorptions.
     """
 
     shortfall_usd: FloatArray
@@ -298,6 +306,7 @@ class CascadeOutput:
     trace_market: FloatArray | None = None
     trace_liquidated_usd: FloatArray | None = None
     trace_shortfall_usd: FloatArray | None = None
+    reserve_drawdown_usd: FloatArray | None = None
 
     @property
     def n_paths(self) -> int:

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.cascade.comet_rules import absorb, store_front_purchase
 from simulator.cascade.config import EngineConfig
 from simulator.cascade.model import (
     CascadeOutput,
@@ -120,8 +121,10 @@ def run_reference(
     mult = np.asarray(paths.multipliers, dtype=np.float64)
     gas = np.asarray(paths.gas_gwei, dtype=np.float64)
     ticks = market.ticks
+    comet = book.comet is not None
+    drawdown = np.zeros(n_paths) if comet else None
     for p in range(n_paths):
-        run = _PathRun(market, config, paths, p, record)
+        run = (_CometPathRun if comet else _PathRun)(market, config, paths, p, record)
         for k in range((n_steps1 - 1) * ticks + 1):
             # the engine's clock: between two scenario points the path is interpolated
             t, u = divmod(k, ticks)
@@ -142,8 +145,10 @@ def run_reference(
             if u == 0 and tr_m is not None and tr_l is not None and tr_s is not None:
                 tr_m[p, t] = [run.ref[j] / run.p0[j] for j in range(n_assets)]
                 tr_l[p, t] = run.liquidated_usd
-                tr_s[p, t] = sum(run.underwater(a) for a in range(run.n_accounts)) + run.deficit_usd
+                tr_s[p, t] = run.mark_shortfall()
         total, accounts, asset_part = run.horizon()
+        if drawdown is not None:
+            drawdown[p] = run.drawdown_usd()  # type: ignore[attr-defined]
         out_scalars[p] = (total, run.liquidated_usd, run.fee_usd, run.deficit_usd)
         n_liq[p] = run.n_liquidations
         hits[p] = run.hits
@@ -169,6 +174,7 @@ def run_reference(
         trace_market=tr_m,
         trace_liquidated_usd=tr_l,
         trace_shortfall_usd=tr_s,
+        reserve_drawdown_usd=drawdown,
     )
 
 
@@ -274,6 +280,13 @@ class _PathRun:
                 self.oracle[j] = float(self.rate_ratio[self.t, j]) * self.oracle[b]
 
     def step(self, t: int, mult: list[float], gas_gwei: float) -> None:
+        """Tick ``t``: the market moves to it (``_prices``), then the protocol's rounds."""
+        self._prices(t, mult, gas_gwei)
+        self._rounds(t * self.step_seconds)
+        self.history.append(list(self.ref))
+
+    def _prices(self, t: int, mult: list[float], gas_gwei: float) -> None:
+        """Reference prices, arbitrage, the oracle and gas at tick ``t`` (steps 1-2)."""
         self.t = t
         cfg = self.cfg
         now = t * self.step_seconds
@@ -299,6 +312,28 @@ class _PathRun:
             self._scaled_prices(j)
         eth = self.ref[self.eth] if self.eth >= 0 else cfg.eth_price_usd
         self.gas_usd = cfg.gas_units * gas_gwei * 1e-9 * eth
+
+    def _oracle_after_round(self, now: float) -> None:
+        """With no oracle lag, the feeds see the reference prices a round's sales moved."""
+        if self.lag == 0:
+            for j in range(self.n_assets):
+                if self.rate_base[j] < 0:
+                    self._follow(j, self.ref[j], now, heartbeat=False)
+            self._rate_prices()
+            for j in range(self.n_assets):
+                self._scaled_prices(j)
+
+    def _sell(self, i: int, tokens: float) -> None:
+        """``tokens`` of asset ``i`` sold into its venue: the venue's excess inventory grows
+        and the volume moves the reference price (``rules.reference_impact``)."""
+        self.inventory[i] += tokens
+        self.sold_usd[i] += tokens * self.ref[i]
+        self.ref_impact[i] = reference_impact(self.ref_coef[i], self.sold_usd[i])
+        self.ref[i] = self.path_price[i] * self.ref_impact[i]
+
+    def _rounds(self, now: float) -> None:
+        """Aave V3.3's liquidation rounds of one tick (step 3)."""
+        cfg = self.cfg
         rounds = 0
         while True:
             listed = [a for a in range(self.n_accounts) if self.liquidatable(a)]
@@ -327,16 +362,9 @@ class _PathRun:
             rounds += 1
             if executed == 0:
                 break
-            if self.lag == 0:
-                for j in range(self.n_assets):
-                    if self.rate_base[j] < 0:
-                        self._follow(j, self.ref[j], now, heartbeat=False)
-                self._rate_prices()
-                for j in range(self.n_assets):
-                    self._scaled_prices(j)
+            self._oracle_after_round(now)
             # the next round is one block later
             self._arbitrage(now + rounds * self.block_seconds)
-        self.history.append(list(self.ref))
 
     def _scaled_prices(self, j: int) -> None:
         """Oracle value of one scaled unit of asset ``j``'s collateral and debt."""
@@ -424,11 +452,7 @@ class _PathRun:
         row_d = self.debt[a]
         row_c[i] = 0.0 if flags & FLAG_ALL_COLLATERAL else max(row_c[i] - seize, 0.0)
         row_d[j] = 0.0 if flags & FLAG_FULL_DEBT else max(row_d[j] - repay, 0.0)
-        sold = (seize - fee) * self.sg[i]
-        self.inventory[i] += sold
-        self.sold_usd[i] += sold * self.ref[i]
-        self.ref_impact[i] = reference_impact(self.ref_coef[i], self.sold_usd[i])
-        self.ref[i] = self.path_price[i] * self.ref_impact[i]
+        self._sell(i, (seize - fee) * self.sg[i])
         self.liquidated_usd += repay * self.price_debt(c, j)
         self.fee_usd += fee * self.price_coll(c, i)
         self.n_liquidations += 1
@@ -463,6 +487,11 @@ class _PathRun:
                     row_d[k] = 0.0
         return True
 
+    def mark_shortfall(self) -> float:
+        """Shortfall if the path ended now: accounts under water at reference prices plus
+        the deficits burned so far, USD."""
+        return sum(self.underwater(a) for a in range(self.n_accounts)) + self.deficit_usd
+
     def underwater(self, a: int) -> float:
         """max(0, debt value - collateral value) at reference prices, USD."""
         c = 0.0
@@ -490,4 +519,203 @@ class _PathRun:
             total += value
             if value > 0.0:
                 accounts.append((a, value))
+        return total, accounts, by_asset
+
+
+class _CometPathRun(_PathRun):
+    """One path of a Compound V3 (Comet) market: the same market (reference prices, venues,
+    arbitrage, oracle and gas) under Comet's rules (``simulator.cascade.comet_rules``).
+
+    The rounds of a tick, one per block: every account liquidatable at oracle prices (the
+    sum of its collateral x liquidateCollateralFactor below its debt) is ``absorb``-ed, in
+    account order (Comet records each absorber's gas for reimbursement, so an absorber
+    needs no profit from the account): all its collateral goes to the protocol's stock for
+    sale, the reserves pay out max(credit, debt) base tokens (credit = the collateral's value
+    x liquidationFactor at oracle prices) and the account is settled. Then, asset by asset
+    in reserves order, a buyer makes the most profitable ``buyCollateral`` of the stock
+    while the reserves are below target (``comet_rules.store_front_purchase``: sold into the
+    asset's venue, paying gas), which moves the venue and the reference price like a
+    liquidator's sale. The rounds go on while a round absorbed or sold something, up to the
+    tick's blocks or ``round_limit`` (a hit when something would still happen).
+
+    Attribution: each asset's stock is sold first in, first out (what the protocol held at
+    the snapshot first), so each absorbed account is credited with what its own collateral
+    fetched. An account's loss is what the reserves paid for it minus that, in base tokens.
+
+    Horizon: accounts still under water at reference prices and not absorbed will be, at a
+    loss of at least their debt minus their collateral's value; that is taken from the
+    reserves too. The shortfall is how far the reserves so reduced are below zero and the
+    drawdown how far they fell from the snapshot's, both at the base's reference price;
+    the shortfall is shared over the accounts in proportion to their positive losses.
+    Collateral still held for sale at the horizon counts for nothing (Comet's
+    ``getReserves`` does not count it).
+    """
+
+    def __init__(
+        self, market: Market, config: EngineConfig, paths: PricePaths, path: int, record: bool
+    ) -> None:
+        super().__init__(market, config, paths, path, record)
+        terms = market.comet
+        assert terms is not None
+        self.base = terms.base
+        self.lf = [float(x) for x in terms.liquidation_factor]
+        self.sfpf = float(terms.store_front_price_factor)
+        self.target = float(terms.target_reserves)
+        self.reserves0 = float(terms.reserves)
+        self.reserves = float(terms.reserves)
+        # each asset's stock for sale: [account, tokens] first in, first out (-1: the
+        # protocol's own stock at the snapshot)
+        self.stock: list[list[list[float]]] = [
+            [[-1.0, float(x)]] if x > 0.0 else [] for x in terms.collateral_reserves
+        ]
+        self.available = [float(x) for x in terms.collateral_reserves]  # tokens for sale
+        self.paid = [0.0] * self.n_accounts  # base tokens the reserves paid for an account
+        self.recovered = [0.0] * self.n_accounts  # base tokens its collateral fetched
+
+    def _rounds(self, now: float) -> None:
+        cfg = self.cfg
+        limit = min(cfg.round_limit, self.blocks_per_step)
+        rounds = 0
+        while True:
+            listed = [a for a in range(self.n_accounts) if self.liquidatable(a)]
+            if rounds == limit:
+                if cfg.round_limit <= self.blocks_per_step and (listed or self._would_buy()):
+                    self.hits += 1
+                break
+            self.round = rounds
+            for a in listed:
+                self.absorb(a)
+            bought = self.store_front()
+            if not listed and not bought:
+                break
+            rounds += 1
+            self._oracle_after_round(now)
+            self._arbitrage(now + rounds * self.block_seconds)
+
+    def absorb(self, a: int) -> None:
+        """``absorb(a)``: the reserves take the account's collateral and settle its debt."""
+        b = self.base
+        amounts = np.array([self.coll[a][j] * self.sg[j] for j in range(self.n_assets)])
+        debt = self.debt[a][b] * self.bg[b]
+        value, _, _, paid, uncovered = absorb(
+            amounts, np.array(self.oracle), np.array(self.lf), debt, self.oracle[b]
+        )
+        self.reserves -= paid
+        self.paid[a] += paid
+        self.liquidated_usd += debt * self.oracle[b]
+        self.deficit_usd += uncovered * self.oracle[b]
+        self.n_liquidations += 1
+        for j in range(self.n_assets):
+            if amounts[j] > 0.0:
+                self.stock[j].append([float(a), float(amounts[j])])
+                self.available[j] += float(amounts[j])
+                if self.record:
+                    share = amounts[j] * self.oracle[j] / value if value > 0.0 else 0.0
+                    self.events.append(
+                        LiquidationEvent(
+                            path=self.path,
+                            step=-(-self.t // self.ticks),
+                            round=self.round,
+                            account=a,
+                            collateral_asset=j,
+                            debt_asset=b,
+                            repaid=debt * share,
+                            seized=float(amounts[j]),
+                            protocol_fee=0.0,
+                            price_collateral=self.oracle[j],
+                            price_debt=self.oracle[b],
+                            proceeds_usd=0.0,
+                            profit_usd=0.0,
+                            collateral_after=0.0,
+                            debt_after=0.0,
+                            time_s=self.t * self.step_seconds,
+                        )
+                    )
+            self.coll[a][j] = 0.0
+            self.debt[a][j] = 0.0
+
+    def _purchase(self, j: int) -> tuple[float, float, float, float]:
+        """The most profitable purchase of asset ``j``'s stock now (all 0 when none pays)."""
+        b = self.base
+        kind, xs, ys, count = self.venue[j]
+        return store_front_purchase(
+            self.available[j],
+            self.reserves,
+            self.target,
+            self.oracle[j],
+            self.oracle[b],
+            self.ref[b],
+            self.sfpf,
+            self.lf[j],
+            kind,
+            self.depth[j],
+            xs,
+            ys,
+            count,
+            self.ref[j],
+            self.inventory[j],
+            self.dex_fee[j],
+            self.gas_usd,
+        )
+
+    def _would_buy(self) -> bool:
+        return any(self._purchase(j)[0] > 0.0 for j in range(self.n_assets) if j != self.base)
+
+    def store_front(self) -> int:
+        """One round's purchases, asset by asset; returns how many were made."""
+        made = 0
+        for j in range(self.n_assets):
+            if j == self.base or not self.stock[j]:
+                continue
+            tokens, base_paid, _, _ = self._purchase(j)
+            if tokens <= 0.0:
+                continue
+            made += 1
+            self.reserves += base_paid
+            self._sell(j, tokens)
+            per_token = base_paid / tokens
+            left = tokens
+            queue = self.stock[j]
+            while left > 0.0 and queue:
+                who, held = queue[0]
+                take = min(held, left)
+                if who >= 0:
+                    self.recovered[int(who)] += take * per_token
+                left -= take
+                self.available[j] -= take
+                if take >= held:
+                    queue.pop(0)
+                else:
+                    queue[0][1] = held - take
+            if not queue:
+                self.available[j] = 0.0
+        return made
+
+    def _pending(self) -> float:
+        """Base tokens the accounts still under water at reference prices will cost."""
+        return sum(self.underwater(a) for a in range(self.n_accounts)) / self.ref[self.base]
+
+    def mark_shortfall(self) -> float:
+        return max(self._pending() - self.reserves, 0.0) * self.ref[self.base]
+
+    def drawdown_usd(self) -> float:
+        """How far the reserves (less the pending losses) fell from the snapshot's, USD."""
+        return max(self.reserves0 - self.reserves + self._pending(), 0.0) * self.ref[self.base]
+
+    def horizon(self) -> tuple[float, list[tuple[int, float]], list[float]]:
+        b = self.base
+        price = self.ref[b]
+        total = self.mark_shortfall()
+        loss = [
+            max(self.paid[a] - self.recovered[a], 0.0) * price + self.underwater(a)
+            for a in range(self.n_accounts)
+        ]
+        weight = sum(loss)
+        accounts = [
+            (a, total * loss[a] / weight)
+            for a in range(self.n_accounts)
+            if total > 0.0 and loss[a] > 0.0
+        ]
+        by_asset = [0.0] * self.n_assets
+        by_asset[b] = total
         return total, accounts, by_asset
