@@ -1244,6 +1244,26 @@ class MarketSnapshot:
         )
         held = (book.collateral > 0).any(axis=1) | (book.debt > 0).any(axis=1)
         meta = dict(meta)
+        if book.comet is not None:
+            # a Comet market: its terms in meta.json, the per-reserve ones as columns
+            terms = book.comet
+            reserves["liquidation_factor"] = terms.liquidation_factor
+            reserves["is_base_asset"] = np.arange(n_ast) == terms.base
+            reserves["usage_as_collateral_enabled"] = np.arange(n_ast) != terms.base
+            reserves["borrowing_enabled"] = np.arange(n_ast) == terms.base
+            meta["protocol"] = "compound-v3"
+            meta["comet"] = {
+                "base_asset": book.assets[terms.base],
+                "base_symbol": book.symbols[terms.base],
+                "store_front_price_factor": terms.store_front_price_factor,
+                "target_reserves": terms.target_reserves,
+                "reserves": terms.reserves,
+                "collateral_reserves": {
+                    a: float(x)
+                    for a, x in zip(book.assets, terms.collateral_reserves, strict=True)
+                    if x > 0.0
+                },
+            }
         meta.setdefault("emode_family", "liquid" if book.n_classes > 1 else "none")
         meta.setdefault("hf_rounding", book.hf_rounding)
         if book.base_unit > 0:
