@@ -409,6 +409,7 @@ _SHOWN_ELSEWHERE = frozenset(
         "risk",
         "levels",
         "liquidated_usd",
+        "comet",
         "snapshot",
         "snapshot_meta",
         "snapshot_sha256",
@@ -529,6 +530,7 @@ def _scenario(item: ResultsInput, top_n: int | None) -> dict[str, Any]:
         "top_assets": _contributions(item.asset_contributions, "asset", es_usd, None),
         "snapshot": _snapshot_meta(s),
         "reproduce": _reproduce(s, item.path),
+        "comet": _jsonable(s["comet"]) if isinstance(s.get("comet"), Mapping) else None,
     }
 
 
@@ -1140,6 +1142,46 @@ def _stress_risk_block(sc: Mapping[str, Any]) -> str:
     )
 
 
+def _comet_text(sc: Mapping[str, Any]) -> str:
+    """A Compound V3 market's reserves and reserve drawdown (``summary.json["comet"]``)."""
+    comet = sc.get("comet")
+    if not isinstance(comet, Mapping):
+        return ""
+    dd = comet.get("drawdown") or {}
+    base = comet.get("base_symbol") or "base"
+    reserves = _finite(comet.get("reserves"))
+    target = _finite(comet.get("target_reserves"))
+    held = (
+        f"reserves {reserves:,.0f} {base} at the snapshot (target {target:,.0f})"
+        if reserves is not None and target is not None
+        else "reserves not recorded"
+    )
+    return (
+        '<p class="note">Compound V3 market: absorbed accounts\u2019 collateral is sold at the '
+        "store front while reserves are below target, and the reserves absorb what it does not "
+        f"cover. Shortfall is how far the reserves end below zero; {_e(held)}; P(reserves &lt; 0) "
+        f"{_e(_pct(_finite(comet.get('p_reserves_below_zero')) or 0.0, 2))}.</p>"
+        + _table(
+            [
+                ("reserve drawdown", False),
+                ("VaR", True),
+                ("ES", True),
+                ("ES interval", True),
+                ("mean", True),
+            ],
+            [
+                [
+                    _e(_level(_finite(dd.get("alpha")) or sc["alpha"])),
+                    _e(_usd(dd.get("var_usd"))),
+                    _e(_usd(dd.get("es_usd"))),
+                    _e(_ci(dd.get("es_ci_usd"))),
+                    _e(_usd(dd.get("mean_usd"))),
+                ]
+            ],
+        )
+    )
+
+
 def _risk_block(sc: Mapping[str, Any]) -> str:
     if sc["paths"] == 1:
         return _stress_risk_block(sc)
@@ -1196,6 +1238,7 @@ def _risk_block(sc: Mapping[str, Any]) -> str:
         cards
         + table
         + note
+        + _comet_text(sc)
         + _round_limit_warning(sc)
         + _liquidated_text(sc)
         + f'<p class="note">{_e(_plural(sc["paths"], "path"))}; {how} (n/a where the results '

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from simulator.atomic import (
@@ -86,7 +87,8 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "engine",
     "software_version",
 )
-#: Fixed columns of paths.parquet (plus ``worst_move_<SYMBOL>`` per asset, ``weight`` if any).
+#: Fixed columns of paths.parquet (plus ``worst_move_<SYMBOL>`` per asset, ``weight`` if any,
+#: ``reserve_drawdown_usd`` for a Compound V3 market).
 PATH_COLUMNS: tuple[str, ...] = (
     "path",
     "shortfall_usd",
@@ -149,6 +151,25 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
         "engine_widened_paths": result.reruns,
         "software_version": result.software_version,
     }
+    if result.drawdown_risk is not None and result.reserve_drawdown_usd is not None:
+        row = result.drawdown_risk
+        terms = result.snapshot_meta.get("comet", {})
+        out["comet"] = {
+            "reserves": terms.get("reserves"),
+            "target_reserves": terms.get("target_reserves"),
+            "base_symbol": terms.get("base_symbol"),
+            "p_reserves_below_zero": float(
+                np.average(result.shortfall_usd > 0.0, weights=result.weights)
+            ),
+            "drawdown": {
+                "alpha": row.alpha,
+                "var_usd": row.var_usd,
+                "var_ci_usd": [row.var_low_usd, row.var_high_usd],
+                "es_usd": row.es_usd,
+                "es_ci_usd": [row.es_low_usd, row.es_high_usd],
+                "mean_usd": float(np.average(result.reserve_drawdown_usd, weights=result.weights)),
+            },
+        }
     for key, value in result.extra.items():  # e.g. the CLI's command line and snapshot_dir
         out.setdefault(key, value)
     return out
@@ -235,6 +256,8 @@ def save_results(result: SimulationResult, path: str | Path) -> Path:
     )
     if result.weights is not None:
         paths["weight"] = result.weights
+    if result.reserve_drawdown_usd is not None:
+        paths["reserve_drawdown_usd"] = result.reserve_drawdown_usd
     for j, sym in enumerate(result.symbols):
         paths[f"worst_move_{sym}"] = result.worst_move[:, j]
     order = (-result.account_contributions).argsort(kind="stable")

@@ -214,6 +214,11 @@ class SimulationResult:
         market_states: market price multipliers (scenario x impact) relative to the
             snapshot at the end of every step of every path, ``(n_paths, n_steps + 1,
             n_assets)``, when recorded (the engine does not trace oracle prices).
+        reserve_drawdown_usd: a Compound V3 market's fall of reserves per path, USD
+            (``CascadeOutput.reserve_drawdown_usd``), ``None`` for Aave; on a Comet market
+            ``shortfall_usd`` is how far the reserves end below zero.
+        drawdown_risk: VaR / ES of the reserve drawdown at ``alpha`` with their intervals
+            (Comet only).
     """
 
     scenario: str
@@ -250,6 +255,8 @@ class SimulationResult:
     scenario_kind: str | None = None
     market_states: FloatArray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    reserve_drawdown_usd: FloatArray | None = None
+    drawdown_risk: RiskRow | None = None
 
     @property
     def rounds_limit_hits_total(self) -> int:
@@ -507,6 +514,22 @@ def simulate(
             )
         )
     head = next(r for r in table if r.alpha == alpha)
+    drawdown: FloatArray | None = None
+    drawdown_row: RiskRow | None = None
+    if book.comet is not None:
+        drawdown = cat([np.asarray(o.reserve_drawdown_usd, dtype=np.float64) for o in outs])
+        # drawn after the shortfall's intervals, so those are the same as without it
+        dd_var = _bootstrap_var(drawdown, weights, (alpha,), rng)[alpha]
+        dd_es = _bootstrap_es(drawdown, weights, alpha, rng)
+        drawdown_row = RiskRow(
+            alpha=alpha,
+            var_usd=risk.var(drawdown, alpha, weights),
+            var_low_usd=dd_var[0],
+            var_high_usd=dd_var[1],
+            es_usd=risk.es(drawdown, alpha, weights),
+            es_low_usd=dd_es[0],
+            es_high_usd=dd_es[1],
+        )
 
     liquidated = cat([o.liquidated_usd for o in outs])
     liq_q = {f"q{q:g}": risk.var(liquidated, q, weights) for q in LIQUIDATED_QUANTILES}
@@ -561,6 +584,8 @@ def simulate(
         reruns=sum(o.reruns for o in outs),
         scenario_kind=getattr(source, "kind", None),
         market_states=_market_states(outs) if record_states else None,
+        reserve_drawdown_usd=drawdown,
+        drawdown_risk=drawdown_row,
     )
 
 

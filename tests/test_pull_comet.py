@@ -26,8 +26,12 @@ from eth_utils import keccak, to_checksum_address
 from keeper.cli import main
 from keeper.devnet.deploy import set_price
 from keeper.pull import PullSettings, pull, settings_from_deployment
+from simulator.cascade import EngineConfig
 from simulator.cascade.comet_rules import is_liquidatable
+from simulator.cascade.reference import run_reference
+from simulator.results import load_results
 from simulator.snapshot import MarketSnapshot
+from simulator.synthetic import uniform_shock_paths
 
 pytestmark = pytest.mark.integration
 
@@ -185,7 +189,17 @@ def test_after_a_price_fall_liquidatability_is_the_contracts(
     theirs = {a: bool(comet.call("isLiquidatable", a, block=block)) for a in ours}
     assert ours == theirs
     assert 0 < sum(theirs.values()) == snap.meta["liquidatable_accounts"]
-    # an absorption shows in the next pull: collateral gone, reserves lower
+    # the engine, run on the snapshot with the prices held, absorbs exactly those accounts
+    book = snap.book()
+    flat = uniform_shock_paths(book.symbols, [1.0], n_steps=1)
+    still = EngineConfig(gas_units=0.0, liquidity_scale=0.0, accrual=False)
+    out = run_reference(book, flat, still, record=True)
+    assert {str(book.accounts[e.account]) for e in out.events} == {
+        a for a, liq in theirs.items() if liq
+    }
+    assert out.n_liquidations[0] == sum(theirs.values())
+    # an absorption shows in the next pull: collateral gone, reserves lower by what the
+    # engine's absorb pays for that account
     victim = next(a for a, liq in theirs.items() if liq)
     comet.transact("absorb", handle.admin, [victim], sender=handle.admin)
     after = _pull(_settings(handle, tmp_path))
@@ -194,6 +208,22 @@ def test_after_a_price_fall_liquidatability_is_the_contracts(
     assert after.meta["comet"]["reserves"] < snap.meta["comet"]["reserves"]
     assert sum(after.meta["comet"]["collateral_reserves"].values()) > 0
     _agree(handle, after)
+    row = int(np.flatnonzero(book.accounts == victim)[0])
+    alone = replace(
+        book,
+        accounts=book.accounts[[row]],
+        collateral=book.collateral[[row]],
+        debt=book.debt[[row]],
+        collateral_enabled=book.collateral_enabled[[row]],
+        account_class=book.account_class[[row]],
+    )
+    one = run_reference(alone, flat, still)
+    assert book.comet is not None
+    paid = after.meta["comet"]["reserves"] - snap.meta["comet"]["reserves"]
+    base_price = float(book.price_usd[book.comet.base])
+    # the chain's reserves also earn the interest of the blocks between the two pulls
+    # (3e-5 of this payout on the devnet's rates)
+    assert one.reserve_drawdown_usd[0] == pytest.approx(-paid * base_price, rel=2e-4)
 
 
 def test_cli_pull_by_deployment_and_by_comet_address(
@@ -244,11 +274,21 @@ def test_cli_pull_by_deployment_and_by_comet_address(
     assert "--comet is required" in capsys.readouterr().err
 
 
-def test_simulate_refuses_a_comet_snapshot_until_the_engine_has_comet_rules(
+def test_simulate_and_report_on_a_comet_snapshot(
     comet_devnet: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _pull(_settings(comet_devnet, tmp_path), out=tmp_path / "snap")
-    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--scenario", "ftx-2022"]
-    assert main([*argv, "--paths", "10", "--out", str(tmp_path / "res")]) == 1
-    err = capsys.readouterr().err
-    assert "Compound V3 (Comet) snapshot" in err and not (tmp_path / "res").exists()
+    argv = ["simulate", "--snapshot", str(tmp_path / "snap"), "--paths", "40", "--seed", "3"]
+    assert main([*argv, "--scenario", "default", "--out", str(tmp_path / "mc")]) == 0
+    assert main([*argv, "--scenario", "ftx-2022", "--out", str(tmp_path / "ftx")]) == 0
+    printed = capsys.readouterr().out
+    assert "Compound V3: shortfall is the reserves below zero" in printed
+    results = load_results(tmp_path / "mc")
+    comet = results.summary["comet"]
+    assert comet["base_symbol"] == "USDC" and comet["drawdown"]["es_usd"] >= 0.0
+    assert "reserve_drawdown_usd" in results.paths.columns
+    assert (results.paths["reserve_drawdown_usd"] >= 0.0).all()
+    report = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "mc"), str(tmp_path / "ftx"), "--out", str(report)]) == 0
+    html = report.read_text(encoding="utf-8")
+    assert "Compound V3 market" in html and "reserve drawdown" in html

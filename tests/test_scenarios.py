@@ -106,9 +106,15 @@ def test_unknown_symbol_names_it_and_says_how_to_declare_a_proxy() -> None:
         sc.paths(["WETH", "XYZ"], 2, seed=1)
     # a known token whose factor the scenario does not model
     with pytest.raises(
-        ScenarioError, match=r"does not model factor 'UNI'.*asset 'UNI'.*\[proxies\]"
+        ScenarioError, match=r"does not model factor 'SOL'.*asset 'WSOL'.*\[proxies\]"
     ):
-        sc.paths(["UNI"], 2, seed=1)
+        sc.paths(["WSOL"], 2, seed=1)
+
+
+def test_defi_governance_tokens_without_a_factor_follow_aave() -> None:
+    # Compound V3 takes COMP and UNI as collateral; the default scenario models neither
+    m = load_scenario("default").paths(["AAVE", "COMP", "UNI"], 5, seed=2).multipliers
+    assert np.array_equal(m[..., 1], m[..., 0]) and np.array_equal(m[..., 2], m[..., 0])
 
 
 def test_proxies_table_maps_new_symbols(tmp_path: Path) -> None:

@@ -223,6 +223,8 @@ def _usd(x: float) -> str:
 
 
 def _print_table(result: Any, out_dir: Path) -> None:
+    import numpy as np
+
     from simulator.simulation import CI_LEVEL
 
     lines = [
@@ -240,12 +242,27 @@ def _print_table(result: Any, out_dir: Path) -> None:
             f"{'[' + _usd(r.es_low_usd) + ', ' + _usd(r.es_high_usd) + ']':>31}"
         )
     q = result.liquidated_quantiles
+    comet = result.drawdown_risk is not None
     lines += [
         "",
-        f"liquidated volume per path: mean {_usd(q['mean'])}, median {_usd(q['q0.5'])}, "
+        f"{'absorbed debt' if comet else 'liquidated volume'} per path: mean "
+        f"{_usd(q['mean'])}, median {_usd(q['q0.5'])}, "
         f"99% {_usd(q['q0.99'])}, max {_usd(q['max'])}; "
-        f"{result.n_liquidations.mean():,.1f} liquidations per path",
+        f"{result.n_liquidations.mean():,.1f} {'absorptions' if comet else 'liquidations'} "
+        "per path",
     ]
+    if comet:
+        terms = result.snapshot_meta.get("comet", {})
+        row = result.drawdown_risk
+        below = float(np.average(result.shortfall_usd > 0.0, weights=result.weights))
+        lines += [
+            f"Compound V3: shortfall is the reserves below zero; reserves "
+            f"{float(terms.get('reserves', 0.0)):,.0f} {terms.get('base_symbol', 'base')} "
+            f"(target {float(terms.get('target_reserves', 0.0)):,.0f}); "
+            f"P(reserves < 0) {below:.2%}",
+            f"reserve drawdown at {row.alpha:.1%}: VaR {_usd(row.var_usd)}, ES "
+            f"{_usd(row.es_usd)} [{_usd(row.es_low_usd)}, {_usd(row.es_high_usd)}]",
+        ]
     if result.rounds_limit_hits_total:
         lines.append(
             f"round limit ({result.config.round_limit}) reached in "
@@ -329,19 +346,12 @@ def check_run_options(args: argparse.Namespace) -> None:
 
 
 def load_run_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
-    """``(snapshot, scenario)`` for ``simulate`` and ``sweep``: the snapshot (a Comet one
-    refused until the engine has Comet rules) and the scenario, conditioned on ``--prices``."""
-    from simulator.errors import InputError
+    """``(snapshot, scenario)`` for ``simulate`` and ``sweep``: the snapshot (Aave V3 or
+    Compound V3) and the scenario, conditioned on ``--prices``."""
     from simulator.scenarios import load_scenario
     from simulator.snapshot import MarketSnapshot
 
     snapshot = MarketSnapshot.load(args.snapshot)
-    if snapshot.meta.get("protocol") == "compound-v3":
-        raise InputError(
-            f"{args.snapshot} is a Compound V3 (Comet) snapshot: the cascade engine models Aave "
-            "V3 liquidations only so far; Comet's absorb / store-front rules "
-            "(simulator/cascade/comet_rules.py) are not plugged into it yet"
-        )
     scenario = load_scenario(args.scenario)
     if args.prices:
         scenario = _conditioned(scenario, snapshot, args.prices)

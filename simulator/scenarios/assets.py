@@ -93,6 +93,11 @@ BUILTIN_ASSETS: dict[str, str | tuple[str, ...]] = {
     "USDC.e": "USDC",
     # governance tokens with their own factor
     "WSOL": "SOL",
+    # DeFi governance tokens a scenario does not model follow its DeFi-token factor, AAVE
+    # (Compound V3's USDC and WETH markets take COMP and UNI as collateral); a scenario
+    # that models UNI uses its own, and a [proxies] entry overrides either
+    "COMP": "AAVE",
+    "UNI": "AAVE",
 }
 
 
