@@ -9,6 +9,9 @@
   HF 1.01-1.10) holding a third of all debt, every reserve accruing interest at its rate,
   10,000 paths x 24 hourly steps, wstETH tracking WETH with 0.3% daily vol of its own:
   target < 20 s.
+* Workload A's book under Compound V3 rules (``synthetic.comet_book``: USDC the base, every
+  debt moved to it at the same health factor), the same paths: target within 1.5x of
+  workload A's time, measured in the same run (issue 20).
 * Fast engine vs reference engine on a 1,000-account book, in one run, identical results:
   target >= 300x.
 * What a few wide accounts (holding every asset) cost workload B's kernel (no target).
@@ -34,14 +37,19 @@ _WORKLOAD = textwrap.dedent(
     """
     import json, resource, sys, time
     from simulator.simulation import FixedPaths, simulate
-    from simulator.synthetic import synthetic_paths, synthetic_snapshot
+    from simulator.snapshot import MarketSnapshot
+    from simulator.synthetic import comet_book, synthetic_paths, synthetic_snapshot
 
     n_accounts, n_paths, step_s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     emode = float(sys.argv[4])
+    comet = sys.argv[5] == "compound-v3"
     tracks = {"wstETH": ("WETH", 0.003)} if emode > 0 else None
     snap = synthetic_snapshot(n_accounts, seed=1, emode_debt_share=emode)
     symbols = snap.book().symbols
     warm = synthetic_snapshot(200, seed=2, emode_debt_share=emode)
+    if comet:  # the same book under Compound V3's rules (USDC base)
+        snap = MarketSnapshot.from_book(dict(snap.meta), comet_book(snap.book()))
+        warm = MarketSnapshot.from_book(dict(warm.meta), comet_book(warm.book()))
     simulate(warm, synthetic_paths(symbols, 4, 24, step_seconds=step_s, seed=9, tracks=tracks))
     paths = synthetic_paths(symbols, n_paths, 24, step_seconds=step_s, seed=3, tracks=tracks)
     start = time.perf_counter()
@@ -60,9 +68,13 @@ _WORKLOAD = textwrap.dedent(
 
 
 def _workload(
-    n_accounts: int, n_paths: int, step_seconds: float, emode_debt_share: float = 0.0
+    n_accounts: int,
+    n_paths: int,
+    step_seconds: float,
+    emode_debt_share: float = 0.0,
+    protocol: str = "aave-v3",
 ) -> dict[str, Any]:
-    args = [str(n_accounts), str(n_paths), str(step_seconds), str(emode_debt_share)]
+    args = [str(n_accounts), str(n_paths), str(step_seconds), str(emode_debt_share), protocol]
     out = subprocess.run(
         [sys.executable, "-c", _WORKLOAD, *args],
         check=True,
@@ -157,6 +169,31 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "benchmark": "cascade A",
             "measure": "liquidations per account-path",
             "value": a["liq_per_account_path"],
+            "unit": "",
+            "target": "",
+        },
+    ]
+    comet = _workload(n_accounts, n_paths, 3600.0, protocol="compound-v3")
+    rows += [
+        {
+            "benchmark": f"cascade A under Compound V3 rules (USDC base), {label}",
+            "measure": "wall time",
+            "value": comet["seconds"],
+            "unit": "s",
+            "target": "",
+        },
+        {
+            "benchmark": "cascade A under Compound V3 rules",
+            "measure": "time / workload A's (same run)",
+            "value": comet["seconds"] / a["seconds"],
+            "unit": "x",
+            "target": "<= 1.5x",
+            "ok": comet["seconds"] <= 1.5 * a["seconds"],
+        },
+        {
+            "benchmark": "cascade A under Compound V3 rules",
+            "measure": "absorptions per account-path",
+            "value": comet["liq_per_account_path"],
             "unit": "",
             "target": "",
         },
