@@ -1160,7 +1160,10 @@ def _comet_text(sc: Mapping[str, Any]) -> str:
         '<p class="note">Compound V3 market: absorbed accounts\u2019 collateral is sold at the '
         "store front while reserves are below target, and the reserves absorb what it does not "
         f"cover. Shortfall is how far the reserves end below zero; {_e(held)}; P(reserves &lt; 0) "
-        f"{_e(_pct(_finite(comet.get('p_reserves_below_zero')) or 0.0, 2))}.</p>"
+        f"{_e(_pct(_finite(comet.get('p_reserves_below_zero')) or 0.0, 2))}. Absorbed "
+        "collateral still for sale at the horizon (the store front closed, or no purchase "
+        "paid for its gas and slippage) is not part of the reserves; its mean value: "
+        f"{_e(_usd(comet.get('unsold_collateral_usd_mean')))}.</p>"
         + _table(
             [
                 ("reserve drawdown", False),

@@ -88,7 +88,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "software_version",
 )
 #: Fixed columns of paths.parquet (plus ``worst_move_<SYMBOL>`` per asset, ``weight`` if any,
-#: ``reserve_drawdown_usd`` for a Compound V3 market).
+#: ``reserve_drawdown_usd`` and ``unsold_collateral_usd`` for a Compound V3 market).
 PATH_COLUMNS: tuple[str, ...] = (
     "path",
     "shortfall_usd",
@@ -170,6 +170,10 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
                 "mean_usd": float(np.average(result.reserve_drawdown_usd, weights=result.weights)),
             },
         }
+        if result.unsold_collateral_usd is not None:
+            out["comet"]["unsold_collateral_usd_mean"] = float(
+                np.average(result.unsold_collateral_usd, weights=result.weights)
+            )
     for key, value in result.extra.items():  # e.g. the CLI's command line and snapshot_dir
         out.setdefault(key, value)
     return out
@@ -258,6 +262,8 @@ def save_results(result: SimulationResult, path: str | Path) -> Path:
         paths["weight"] = result.weights
     if result.reserve_drawdown_usd is not None:
         paths["reserve_drawdown_usd"] = result.reserve_drawdown_usd
+    if result.unsold_collateral_usd is not None:
+        paths["unsold_collateral_usd"] = result.unsold_collateral_usd
     for j, sym in enumerate(result.symbols):
         paths[f"worst_move_{sym}"] = result.worst_move[:, j]
     order = (-result.account_contributions).argsort(kind="stable")

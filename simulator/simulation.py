@@ -219,6 +219,8 @@ class SimulationResult:
             ``shortfall_usd`` is how far the reserves end below zero.
         drawdown_risk: VaR / ES of the reserve drawdown at ``alpha`` with their intervals
             (Comet only).
+        unsold_collateral_usd: a Comet market's absorbed collateral still for sale at the
+            horizon per path, USD at reference prices (not part of its reserves).
     """
 
     scenario: str
@@ -257,6 +259,7 @@ class SimulationResult:
     extra: dict[str, Any] = field(default_factory=dict)
     reserve_drawdown_usd: FloatArray | None = None
     drawdown_risk: RiskRow | None = None
+    unsold_collateral_usd: FloatArray | None = None
 
     @property
     def rounds_limit_hits_total(self) -> int:
@@ -516,8 +519,10 @@ def simulate(
     head = next(r for r in table if r.alpha == alpha)
     drawdown: FloatArray | None = None
     drawdown_row: RiskRow | None = None
+    unsold: FloatArray | None = None
     if book.comet is not None:
         drawdown = cat([np.asarray(o.reserve_drawdown_usd, dtype=np.float64) for o in outs])
+        unsold = cat([np.asarray(o.unsold_collateral_usd, dtype=np.float64) for o in outs])
         # drawn after the shortfall's intervals, so those are the same as without it
         dd_var = _bootstrap_var(drawdown, weights, (alpha,), rng)[alpha]
         dd_es = _bootstrap_es(drawdown, weights, alpha, rng)
@@ -586,6 +591,7 @@ def simulate(
         market_states=_market_states(outs) if record_states else None,
         reserve_drawdown_usd=drawdown,
         drawdown_risk=drawdown_row,
+        unsold_collateral_usd=unsold,
     )
 
 

@@ -37,6 +37,11 @@ its own intervals), so the same seed gives the same intervals.
   ``EngineConfig.liquidity_scale`` (every pool).
 - ``oracle.deviation`` / ``oracle.heartbeat_s`` replace the scenario's oracle rule;
   ``gas_units`` is ``EngineConfig.gas_units``.
+- Compound V3 snapshots: ``SYMBOL.liquidation_threshold`` is the asset's
+  liquidateCollateralFactor, ``SYMBOL.ltv`` its borrowCollateralFactor (kept below the
+  former, as Comet requires), ``SYMBOL.liquidation_factor`` and ``store_front_price_factor``
+  the absorb credit and the store front's discount, ``SYMBOL.supply_cap`` as above; Comet has
+  no bonus, protocol fee, borrow cap or e-mode, and a sweep of one is refused.
 
 **Recommendation.** Given a target ES at alpha, the boundary along the first parameter is
 the last value, walking from the conservative end of the range (smallest LT, largest bonus,
@@ -143,7 +148,19 @@ RESERVE_FIELDS: dict[str, tuple[str, str, str, str]] = {
     "supply_cap": ("cap", "largest", "token units", "supply cap"),
     "borrow_cap": ("cap", "largest", "token units", "borrow cap"),
     "liquidity_scale": ("liquidity", "smallest", "x", "DEX depth multiplier"),
+    # Compound V3: the share of an absorbed collateral's value credited to the account (a
+    # larger one pays the account more out of the reserves)
+    "liquidation_factor": ("reserve", "largest", "fraction", "Compound V3 liquidation factor"),
 }
+#: Reserve fields a Compound V3 market does not have (no liquidator bonus, no fee on it, no
+#: borrow cap: only the base is borrowed) and the ones only it has.
+_NOT_COMET = {
+    "liquidation_bonus": "an absorber earns no bonus (sweep liquidation_factor or "
+    "store_front_price_factor)",
+    "protocol_fee": "there is no fee on a liquidation bonus",
+    "borrow_cap": "only the base asset is borrowed and it has no borrow cap",
+}
+_COMET_ONLY = ("liquidation_factor", "store_front_price_factor")
 EMODE_FIELDS: dict[str, tuple[str, str, str, str]] = {
     "ltv": ("emode", "largest", "fraction", "e-mode loan-to-value"),
     "liquidation_threshold": ("emode", "largest", "fraction", "e-mode liquidation threshold"),
@@ -154,6 +171,14 @@ GLOBAL_FIELDS: dict[str, tuple[str, str, str, str]] = {
     "oracle.heartbeat_s": ("oracle", "largest", "s", "oracle heartbeat"),
     "gas_units": ("gas", "largest", "gas", "gas per liquidation"),
     "liquidity_scale": ("engine", "smallest", "x", "every pool's depth multiplier"),
+    # Compound V3: the store front's discount is this x (1 - liquidationFactor); a larger
+    # one sells absorbed collateral cheaper
+    "store_front_price_factor": (
+        "comet",
+        "largest",
+        "fraction",
+        "Compound V3 store-front price factor",
+    ),
 }
 _ALIASES = {"oracle.heartbeat": "oracle.heartbeat_s", "gas.units": "gas_units"}
 
@@ -165,7 +190,8 @@ class SweepParam:
     Attributes:
         name: canonical name, e.g. ``WETH.liquidation_threshold``, ``emode.1.liquidation_bonus``,
             ``oracle.deviation``, ``gas_units``.
-        kind: ``reserve``, ``emode``, ``cap``, ``liquidity``, ``oracle``, ``gas``, ``engine``.
+        kind: ``reserve``, ``emode``, ``cap``, ``liquidity``, ``oracle``, ``gas``, ``engine``,
+            ``comet`` (a Compound V3 market's own term in ``meta.json``).
         target: the reserve's symbol, the e-mode category id as text, or ``""``.
         field: the parameter (``liquidation_threshold``, ``supply_cap``, ``deviation``...).
         values: the grid values, in the order given.
@@ -308,6 +334,15 @@ def parse_param(spec: str, snapshot: MarketSnapshot) -> SweepParam:
             f"{', '.join(RESERVE_FIELDS)}), emode.CATEGORY.FIELD, or one of "
             f"{', '.join(GLOBAL_FIELDS)}"
         )
+    comet = snapshot.meta.get("protocol") == "compound-v3"
+    if comet and (param.kind == "emode" or param.field in _NOT_COMET):
+        why = _NOT_COMET.get(param.field, "it has no e-mode")
+        raise InputError(f"--param {spec}: not a Compound V3 parameter: {why}")
+    if not comet and param.field in _COMET_ONLY:
+        raise InputError(
+            f"--param {spec}: {param.field} is a Compound V3 parameter; the snapshot is "
+            f"{snapshot.meta.get('protocol')!r}"
+        )
     for v in param.values:
         _check_value(param, v)
     return param
@@ -324,6 +359,8 @@ def _check_value(p: SweepParam, v: float) -> None:
         need(0.0 < v <= 1.0, "a fraction in (0, 1] (an LT of 0 disables the collateral)")
     elif p.field == "liquidation_bonus":
         need(0.0 < v < 1.0, "a fraction in (0, 1) (0.05 = a 5% premium)")
+    elif p.field in _COMET_ONLY:
+        need(0.0 <= v <= 1.0, "a fraction in [0, 1]")
     elif p.field in ("supply_cap", "borrow_cap"):
         need(v > 0.0, "a cap > 0, token units")
     elif p.kind == "liquidity":
@@ -435,6 +472,8 @@ def base_value(
         return float(getattr(feeds, field).max())
     if param.kind == "gas":
         return float(config.gas_units)
+    if param.kind == "comet":
+        return float(snapshot.meta["comet"][param.field])
     return float(config.liquidity_scale)
 
 
@@ -478,6 +517,7 @@ def apply_point(
     touched_categories: set[int] = set()
     oracle: dict[str, float] = {}
     engine: dict[str, Any] = {}
+    meta = snapshot.meta
     for p, v in assignment.items():
         if p.kind == "reserve":
             i = _reserve_row(snapshot, p.target)
@@ -501,10 +541,14 @@ def apply_point(
             oracle["deviation" if p.field == "deviation" else "heartbeat_s"] = v
         elif p.kind == "gas":
             engine["gas_units"] = v
+        elif p.kind == "comet":
+            meta = {**meta, "comet": {**meta["comet"], p.field: v}}
         else:
             engine["liquidity_scale"] = v
+    comet = snapshot.meta.get("protocol") == "compound-v3"
     for i in sorted(touched_reserves):
-        _configurator_rules(reserves, reserves.index == i, f"{reserves['symbol'][i]}", notes)
+        rules = _comet_configurator_rules if comet else _configurator_rules
+        rules(reserves, reserves.index == i, f"{reserves['symbol'][i]}", notes)
     for c in sorted(touched_categories):
         _configurator_rules(emode, emode["category"].to_numpy() == c, f"e-mode {c}", notes)
     if check_only:
@@ -513,11 +557,9 @@ def apply_point(
         # positions unchanged (validated with the snapshot); the new values were checked
         # above, so only the reserve and e-mode tables change (a 100k-account book's
         # positions take longer to re-validate than its book takes to build)
-        point = dataclasses.replace(snapshot, reserves=reserves, emode=emode, _book=[])
+        point = dataclasses.replace(snapshot, meta=meta, reserves=reserves, emode=emode, _book=[])
     else:
-        point = MarketSnapshot.from_frames(
-            snapshot.meta, reserves, positions, snapshot.accounts, emode
-        )
+        point = MarketSnapshot.from_frames(meta, reserves, positions, snapshot.accounts, emode)
     if oracle:
         source = OracleOverride(source, oracle.get("deviation"), oracle.get("heartbeat_s"))
     if engine:
@@ -544,6 +586,23 @@ def _configurator_rules(
     if (ltv > lt).any():
         frame.loc[rows, "ltv"] = np.minimum(ltv, lt)
         notes.append(f"{what}: ltv lowered to the liquidation threshold {float(lt.max()):g}")
+
+
+def _comet_configurator_rules(
+    frame: pd.DataFrame, rows: npt.NDArray[np.bool_], what: str, notes: list[str]
+) -> None:
+    """Comet's rules on an asset (its constructor's checks): borrowCollateralFactor below
+    liquidateCollateralFactor (a borrow factor at or above a swept liquidate factor is
+    lowered to 1e-4 below it, Comet's 4-decimal storage step, noted), both and the
+    liquidation factor at most 1."""
+    lcf = frame.loc[rows, "liquidation_threshold"].to_numpy(dtype=np.float64)
+    bcf = frame.loc[rows, "ltv"].to_numpy(dtype=np.float64)
+    if (bcf >= lcf).any():
+        frame.loc[rows, "ltv"] = np.where(bcf >= lcf, np.maximum(lcf - 1e-4, 0.0), bcf)
+        notes.append(
+            f"{what}: borrow collateral factor lowered below the liquidate collateral factor "
+            f"{float(lcf.max()):g}"
+        )
 
 
 # ------------------------------------------------------------------------ book effects

@@ -73,6 +73,7 @@ def _assert_same(ref: CascadeOutput, fast: CascadeOutput) -> None:
         "liquidated_usd",
         "deficit_usd",
         "reserve_drawdown_usd",
+        "unsold_collateral_usd",
         "shortfall_by_asset",
         "worst_market",
     ):
@@ -242,6 +243,7 @@ def test_store_front_closed_at_target_keeps_the_collateral(engine: str) -> None:
     assert out.n_liquidations[0] == 1
     assert out.reserve_drawdown_usd[0] == pytest.approx(9_000.0)
     assert out.shortfall_usd[0] == 0.0
+    assert out.unsold_collateral_usd[0] == pytest.approx(10_000.0)
 
 
 @pytest.mark.parametrize("engine", ["reference", "fast"])

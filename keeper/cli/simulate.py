@@ -261,7 +261,9 @@ def _print_table(result: Any, out_dir: Path) -> None:
             f"(target {float(terms.get('target_reserves', 0.0)):,.0f}); "
             f"P(reserves < 0) {below:.2%}",
             f"reserve drawdown at {row.alpha:.1%}: VaR {_usd(row.var_usd)}, ES "
-            f"{_usd(row.es_usd)} [{_usd(row.es_low_usd)}, {_usd(row.es_high_usd)}]",
+            f"{_usd(row.es_usd)} [{_usd(row.es_low_usd)}, {_usd(row.es_high_usd)}]; "
+            "absorbed collateral unsold at the horizon (not in the reserves): mean "
+            f"{_usd(float(np.average(result.unsold_collateral_usd, weights=result.weights)))}",
         ]
     if result.rounds_limit_hits_total:
         lines.append(

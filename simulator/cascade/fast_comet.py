@@ -122,7 +122,7 @@ def run_fast_comet(
             ]
         )
     )
-    scalars = np.zeros((n_paths, 5))  # shortfall, liquidated, deficit, drawdown, (spare)
+    scalars = np.zeros((n_paths, 5))  # shortfall, liquidated, deficit, drawdown, unsold
     ints = np.zeros((n_paths, 2), dtype=np.int64)  # absorptions, round-limit hits
     worst = np.zeros((n_paths, n_assets))
     shape_t = (n_paths, n_steps1) if trace else (1, 1)
@@ -173,6 +173,7 @@ def run_fast_comet(
         trace_liquidated_usd=tr_l if trace else None,
         trace_shortfall_usd=tr_s if trace else None,
         reserve_drawdown_usd=scalars[:, 3].copy(),
+        unsold_collateral_usd=scalars[:, 4].copy(),
     )
 
 
@@ -639,6 +640,10 @@ def _run_path(
     scalars[p, 1] = liquidated
     scalars[p, 2] = deficit
     scalars[p, 3] = max(reserves0 - reserves + pend, 0.0) * price
+    unsold = 0.0
+    for j in range(n_assets):
+        unsold += st.available[j] * st.ref[j]
+    scalars[p, 4] = unsold
     ints[p, 0] = n_abs
     ints[p, 1] = hits
     if total <= 0.0:

@@ -288,6 +288,9 @@ class CascadeOutput:
             how far the reserves end below zero, ``liquidated_usd`` the debt absorbed,
             ``deficit_usd`` the part of it the collateral's credit did not cover and
             ``n_liquidations`` the absorptions.
+        unsold_collateral_usd: a Compound V3 market's absorbed collateral still for sale at
+            the horizon (the store front closed or no purchase paid), at reference prices,
+            USD, ``(n_paths,)``: not part of its reserves, so not of its shortfall.
     """
 
     shortfall_usd: FloatArray
@@ -307,6 +310,7 @@ class CascadeOutput:
     trace_liquidated_usd: FloatArray | None = None
     trace_shortfall_usd: FloatArray | None = None
     reserve_drawdown_usd: FloatArray | None = None
+    unsold_collateral_usd: FloatArray | None = None
 
     @property
     def n_paths(self) -> int:

@@ -123,6 +123,7 @@ def run_reference(
     ticks = market.ticks
     comet = book.comet is not None
     drawdown = np.zeros(n_paths) if comet else None
+    unsold = np.zeros(n_paths) if comet else None
     for p in range(n_paths):
         run = (_CometPathRun if comet else _PathRun)(market, config, paths, p, record)
         for k in range((n_steps1 - 1) * ticks + 1):
@@ -147,8 +148,9 @@ def run_reference(
                 tr_l[p, t] = run.liquidated_usd
                 tr_s[p, t] = run.mark_shortfall()
         total, accounts, asset_part = run.horizon()
-        if drawdown is not None:
+        if drawdown is not None and unsold is not None:
             drawdown[p] = run.drawdown_usd()  # type: ignore[attr-defined]
+            unsold[p] = run.unsold_usd()  # type: ignore[attr-defined]
         out_scalars[p] = (total, run.liquidated_usd, run.fee_usd, run.deficit_usd)
         n_liq[p] = run.n_liquidations
         hits[p] = run.hits
@@ -175,6 +177,7 @@ def run_reference(
         trace_liquidated_usd=tr_l,
         trace_shortfall_usd=tr_s,
         reserve_drawdown_usd=drawdown,
+        unsold_collateral_usd=unsold,
     )
 
 
@@ -548,7 +551,8 @@ class _CometPathRun(_PathRun):
     drawdown how far they fell from the snapshot's, both at the base's reference price;
     the shortfall is shared over the accounts in proportion to their positive losses.
     Collateral still held for sale at the horizon counts for nothing (Comet's
-    ``getReserves`` does not count it).
+    ``getReserves`` does not count it); its value at reference prices is reported beside
+    (``CascadeOutput.unsold_collateral_usd``).
     """
 
     def __init__(
@@ -701,6 +705,13 @@ class _CometPathRun(_PathRun):
     def drawdown_usd(self) -> float:
         """How far the reserves (less the pending losses) fell from the snapshot's, USD."""
         return max(self.reserves0 - self.reserves + self._pending(), 0.0) * self.ref[self.base]
+
+    def unsold_usd(self) -> float:
+        """Absorbed collateral still for sale, at reference prices, USD."""
+        total = 0.0
+        for j in range(self.n_assets):
+            total += self.available[j] * self.ref[j]
+        return total
 
     def horizon(self) -> tuple[float, list[tuple[int, float]], list[float]]:
         b = self.base
