@@ -86,7 +86,7 @@ def test_grid_on_common_paths_and_cli(snap: MarketSnapshot, paths, tmp_path: Pat
         snap, paths, ["WETH.liquidation_threshold=0.75,0.83,0.88"], seed=1, keep_results=True
     )
     t = r.table.sort_values("WETH.liquidation_threshold")
-    assert list(t["liquidatable_now"])[0] >= list(t["liquidatable_now"])[-1]
+    assert t["liquidatable_now"].iloc[0] >= t["liquidatable_now"].iloc[-1]
     assert r.results is not None
     base = t[t["is_base"]].iloc[0]
     alone = simulate(snap, FixedPaths(paths), seed=1)
