@@ -1,6 +1,7 @@
 """``shortfall demo``: the whole product end to end on a local devnet, in a few minutes.
 
-1. start anvil, deploy our Aave-V3-compatible market and seed a book of accounts;
+1. start anvil, deploy our Aave-V3-compatible market (or, with ``protocol="compound-v3"``,
+   our Comet-compatible one) and seed a book of accounts;
 2. pull a snapshot of it at one block;
 3. simulate the default Monte Carlo scenario and every named historical stress;
 4. write the risk report (HTML, plus the same content as JSON);
@@ -31,7 +32,7 @@ from typing import Any, TextIO
 from keeper.redact import redact_text
 from simulator.atomic import atomic_write_json
 
-__all__ = ["CrashStep", "DemoResult", "DemoSettings", "run_demo"]
+__all__ = ["COMET_CRASH", "DEFAULT_CRASH", "CrashStep", "DemoResult", "DemoSettings", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ DEFAULT_CRASH: tuple[CrashStep, ...] = (
     CrashStep({"WETH": 0.84, "wstETH": 0.83, "WBTC": 0.89, "LINK": 0.78}),
     CrashStep({"WETH": 0.75, "wstETH": 0.74, "WBTC": 0.82, "LINK": 0.66}),
     CrashStep({"WETH": 0.66, "wstETH": 0.64, "WBTC": 0.76, "LINK": 0.55}),
+)
+
+#: The same crash for the Comet devnet, whose collateral also holds COMP (falling like LINK).
+COMET_CRASH: tuple[CrashStep, ...] = tuple(
+    CrashStep({**step.factors, "COMP": step.factors["LINK"]}) for step in DEFAULT_CRASH
 )
 
 
@@ -72,8 +78,11 @@ class DemoSettings:
     stresses: tuple[str, ...] | None = None
     """Named stresses to run; ``None`` for every named historical stress in the library
     (the built-in ``stress`` scenarios but the ``hypothetical-*`` ones)."""
-    crash: tuple[CrashStep, ...] = DEFAULT_CRASH
-    """The scripted crash the keeper watches."""
+    crash: tuple[CrashStep, ...] | None = None
+    """The scripted crash the keeper watches; ``None``: ``DEFAULT_CRASH`` (Aave) or
+    ``COMET_CRASH`` (Compound V3)."""
+    protocol: str = "aave-v3"
+    """The devnet market: ``aave-v3`` or ``compound-v3`` (our Comet-compatible market)."""
     port: int | None = None
     """anvil's port; ``None`` for a free one."""
 
@@ -175,8 +184,16 @@ def _start_devnet(settings: DemoSettings, result: DemoResult, say: Say, running:
     from keeper.devnet.launch import launch
 
     with _stage(result, "devnet", say):
-        say(f"    starting anvil, deploying the market, seeding {settings.accounts:,} accounts")
-        devnet = launch(accounts=settings.accounts, seed=settings.devnet_seed, port=settings.port)
+        say(
+            f"    starting anvil, deploying the {settings.protocol} market, seeding "
+            f"{settings.accounts:,} accounts"
+        )
+        devnet = launch(
+            accounts=settings.accounts,
+            seed=settings.devnet_seed,
+            port=settings.port,
+            protocol=settings.protocol,
+        )
         running.append(devnet)  # launch stops its own node if it fails part-way
         path = result.out / "deployment.json"
         write_deployment(path, devnet.deployment)
@@ -293,9 +310,13 @@ def _report(settings: DemoSettings, result: DemoResult, say: Say) -> None:
 
 def _base_prices(deployment: dict[str, Any]) -> dict[str, float]:
     """Each reserve's oracle price at deployment, USD."""
+    from keeper.devnet.comet import COMET_MARKET
     from keeper.devnet.market import MARKET
 
-    prices = {spec.symbol: float(spec.price_usd) for spec in MARKET}
+    if deployment.get("protocol") == "compound-v3":
+        prices = {c.symbol: float(c.price_usd) for c in COMET_MARKET.collateral}
+    else:
+        prices = {spec.symbol: float(spec.price_usd) for spec in MARKET}
     for symbol, entry in (deployment.get("reserves") or {}).items():
         if isinstance(entry, dict) and isinstance(entry.get("price_usd"), int | float):
             prices[symbol] = float(entry["price_usd"])
@@ -336,6 +357,7 @@ async def _watch_crash(
     keeper_settings = KeeperSettings(
         rpc_url=market.rpc_url,
         provider=market.provider,
+        protocol=market.protocol,
         db_path=db,
         expected_chain_id=market.expected_chain_id,
         multicall3=market.multicall3,
@@ -364,7 +386,10 @@ async def _watch_crash(
     try:
         await keeper.start()
         await process("before the crash")
-        for i, step in enumerate(settings.crash, start=1):
+        crash = settings.crash
+        if crash is None:
+            crash = COMET_CRASH if settings.protocol == "compound-v3" else DEFAULT_CRASH
+        for i, step in enumerate(crash, start=1):
             moves = []
             for symbol, factor in step.factors.items():
                 if symbol not in base:

@@ -204,3 +204,26 @@ def test_demo_process_stops_anvil_on_signal(tmp_path: Path, sig: signal.Signals)
     pid = json.loads((out / "demo.json").read_text())["anvil_pid"]
     assert isinstance(pid, int)
     assert _wait_gone(pid), f"anvil (pid {pid}) survived {sig.name}"
+
+
+def test_demo_on_the_comet_devnet(tmp_path: Path) -> None:
+    out = tmp_path / "comet-demo"
+    buf = io.StringIO()
+    argv = ["demo", "--protocol", "compound-v3", "--out", str(out), "--accounts", "250"]
+    with contextlib.redirect_stdout(buf):
+        code = main([*argv, "--paths", "200", "--stress", "ftx-2022"])
+    stdout = buf.getvalue()
+    assert code == 0, stdout
+    snap = MarketSnapshot.load(out / "snapshot")
+    assert snap.meta["protocol"] == "compound-v3" and snap.book().comet is not None
+    for name in ("default", "ftx-2022"):
+        summary = json.loads((out / "results" / name / "summary.json").read_text())
+        assert summary["comet"]["drawdown"]["es_usd"] >= 0.0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Compound V3 market" in html
+    assert "COMP -45%" in stdout  # the Comet crash moves its own collateral too
+    with sqlite3.connect(out / "keeper.sqlite") as db:
+        flags = db.execute("SELECT status FROM flags").fetchall()
+    assert any(f[0] == "open" for f in flags), "the crash flagged no account"
+    meta = json.loads((out / "demo.json").read_text())
+    assert meta["anvil_pid"] and _wait_gone(meta["anvil_pid"])

@@ -12,6 +12,7 @@ examples:
   shortfall demo                                   the full demo into ./demo-out/
   shortfall demo --accounts 300 --paths 500        a small, fast run (CI)
   shortfall demo --out /tmp/demo --stress black-thursday-2020
+  shortfall demo --protocol compound-v3            the same on our Comet (cUSDCv3-like) market
 """
 
 
@@ -21,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "demo",
         help="run everything end to end on a local devnet and write the report",
-        description="Start a local devnet (anvil) with our Aave-V3-compatible market and a "
+        description="Start a local devnet (anvil) with our Aave-V3-compatible market (or, with "
+        "--protocol compound-v3, our Comet-compatible one) and a "
         "seeded book of accounts, pull a snapshot, simulate the default Monte Carlo scenario "
         "and the named historical stresses, write the HTML report, then run the keeper over "
         "a scripted crash (oracle prices stepping down block by block) and print the accounts "
@@ -46,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "not the hypothetical-* shocks)",
     )
     p.add_argument("--port", type=int, default=None, help="anvil port (default: a free one)")
+    p.add_argument(
+        "--protocol",
+        choices=("aave-v3", "compound-v3"),
+        default="aave-v3",
+        help="the devnet market: our Aave V3 one (default) or our Compound V3 (Comet) one",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         stresses=tuple(args.stress) if args.stress else None,
         port=args.port,
+        protocol=args.protocol,
     )
     run_demo(settings)
     return 0
