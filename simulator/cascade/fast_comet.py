@@ -36,6 +36,7 @@ import numpy.typing as npt
 from simulator.cascade import comet_rules, rules
 from simulator.cascade.config import EngineConfig
 from simulator.cascade.model import CascadeOutput, Market, align_paths, check_paths
+from simulator.cascade.parts import market_arrays, market_settings
 from simulator.errors import InputError
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book
@@ -59,12 +60,20 @@ _purchase = numba.njit(cache=True, nogil=True, error_model="numpy")(
 #: the bound's own arithmetic never hides an account.
 _SAFETY = 1e-9
 
-# float settings (fparams)
-_TICK_S, _GAS_UNITS, _ETH_PRICE, _HALF_LIFE, _BLOCK_S, _SFPF, _TARGET, _RESERVES0 = range(8)
-_N_F = 8
-# integer settings (iparams)
-_BASE, _ETH, _LAG, _LIMIT, _HIT, _TICKS, _TRACE = range(7)
-_N_I = 7
+
+class _CometArrays(NamedTuple):
+    """Comet's per-asset arrays, ``(n_assets,)``."""
+
+    lt: Any  # liquidateCollateralFactor
+    liquidation_factor: Any
+    stock0: Any  # absorbed collateral for sale at the snapshot, tokens
+
+
+class _CometSettings(NamedTuple):
+    base: int  # column of the base asset
+    store_front_price_factor: float
+    target_reserves: float
+    reserves0: float
 
 
 def run_fast_comet(
@@ -89,38 +98,18 @@ def run_fast_comet(
         )
     rows = _Rows.build(market, b)
 
-    fparams = np.zeros(_N_F)
-    fparams[_TICK_S] = market.tick_seconds
-    fparams[_GAS_UNITS] = config.gas_units
-    fparams[_ETH_PRICE] = config.eth_price_usd
-    fparams[_HALF_LIFE] = config.arbitrage_half_life_s
-    fparams[_BLOCK_S] = config.block_seconds
-    fparams[_SFPF] = terms.store_front_price_factor
-    fparams[_TARGET] = terms.target_reserves
-    fparams[_RESERVES0] = terms.reserves
-    iparams = np.zeros(_N_I, dtype=np.int64)
-    iparams[_BASE] = b
-    iparams[_ETH] = market.eth_index
-    iparams[_LAG] = market.oracle_lag
-    iparams[_LIMIT] = min(config.round_limit, market.blocks_per_step)
-    iparams[_HIT] = int(config.round_limit <= market.blocks_per_step)
-    iparams[_TICKS] = market.ticks
-    iparams[_TRACE] = int(trace)
-    assets = np.ascontiguousarray(
-        np.stack(
-            [
-                market.price0,
-                market.lt,
-                terms.liquidation_factor,
-                market.dex_fee,
-                market.depth,
-                market.deviation,
-                market.heartbeat_s,
-                market.ref_coef,
-                market.rate_base.astype(np.float64),
-                terms.collateral_reserves,
-            ]
-        )
+    arrays = market_arrays(market)
+    settings = market_settings(market, config, trace=trace)
+    comet = _CometArrays(
+        lt=np.ascontiguousarray(market.lt, dtype=np.float64),
+        liquidation_factor=np.ascontiguousarray(terms.liquidation_factor, dtype=np.float64),
+        stock0=np.ascontiguousarray(terms.collateral_reserves, dtype=np.float64),
+    )
+    comet_settings = _CometSettings(
+        base=int(b),
+        store_front_price_factor=float(terms.store_front_price_factor),
+        target_reserves=float(terms.target_reserves),
+        reserves0=float(terms.reserves),
     )
     scalars = np.zeros((n_paths, 5))  # shortfall, liquidated, deficit, drawdown, unsold
     ints = np.zeros((n_paths, 2), dtype=np.int64)  # absorptions, round-limit hits
@@ -140,9 +129,7 @@ def run_fast_comet(
         out_val = np.zeros(int(out_start[-1]))
         out_n = np.zeros(n_blocks, dtype=np.int64)
         _simulate(
-            mult, gas, assets, market.supply_growth, market.debt_growth, market.rate_ratio,
-            market.venue_kind, market.venue_xs, market.venue_ys, market.venue_count,
-            fparams, iparams,
+            mult, gas, arrays, settings, comet, comet_settings,
             rows.acc, rows.cptr, rows.casset, rows.camt, rows.debt, rows.hf0,
             rows.gptr, rows.gmask, rows.qoff,
             block_start, out_start, out_path, out_acc, out_val, out_n,
@@ -237,9 +224,7 @@ class _Rows:
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _simulate(
-    mult: Any, gas: Any, assets: Any, sgrow: Any, dgrow: Any, rate_ratio: Any,
-    vkind: Any, vxs: Any, vys: Any, vcount: Any,
-    fparams: Any, iparams: Any,
+    mult: Any, gas: Any, market: Any, settings: Any, comet: Any, comet_settings: Any,
     acc: Any, cptr: Any, casset: Any, camt: Any, debt: Any, hf0: Any,
     gptr: Any, gmask: Any, qoff: Any,
     block_start: Any, out_start: Any, out_path: Any, out_acc: Any, out_val: Any, out_n: Any,
@@ -248,15 +233,14 @@ def _simulate(
     n_blocks = block_start.shape[0] - 1
     n_rows = acc.shape[0]
     n_assets = mult.shape[2]
-    n_ticks1 = sgrow.shape[0]
+    n_ticks1 = market.supply_growth.shape[0]
     for blk in numba.prange(n_blocks):
         st = _state(n_rows, n_assets, n_ticks1, qoff[-1], gptr.shape[0] - 1)
         at = out_start[blk]
         room = out_start[blk + 1]
         for p in range(block_start[blk], block_start[blk + 1]):
             at = _run_path(
-                p, st, mult, gas, assets, sgrow, dgrow, rate_ratio,
-                vkind, vxs, vys, vcount, fparams, iparams,
+                p, st, mult, gas, market, settings, comet, comet_settings,
                 acc, cptr, casset, camt, debt, hf0, gptr, gmask, qoff,
                 at, room, out_path, out_acc, out_val,
                 scalars, ints, worst, tr_m, tr_l, tr_s,
@@ -399,9 +383,8 @@ def _pending(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _run_path(
-    p: int, st: Any, mult: Any, gas: Any, assets: Any, sgrow: Any, dgrow: Any, rate_ratio: Any,
-    vkind: Any, vxs: Any, vys: Any, vcount: Any, fparams: Any, iparams: Any,
-    acc: Any, cptr: Any, casset: Any, camt: Any, debt: Any, hf0: Any,
+    p: int, st: Any, mult: Any, gas: Any, market: Any, settings: Any, comet: Any,
+    comet_settings: Any, acc: Any, cptr: Any, casset: Any, camt: Any, debt: Any, hf0: Any,
     gptr: Any, gmask: Any, qoff: Any,
     at: int, room: int, out_path: Any, out_acc: Any, out_val: Any,
     scalars: Any, ints: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -410,29 +393,36 @@ def _run_path(
     next path's account rows go, -1 when they do not fit."""
     n_assets = mult.shape[2]
     n_rows = acc.shape[0]
-    p0 = assets[0]
-    lt = assets[1]
-    lf = assets[2]
-    dex_fee = assets[3]
-    depth = assets[4]
-    deviation = assets[5]
-    heartbeat = assets[6]
-    ref_coef = assets[7]
-    rate_base = assets[8]
-    stock0 = assets[9]
-    tick_s = fparams[_TICK_S]
-    half_life = fparams[_HALF_LIFE]
-    block_s = fparams[_BLOCK_S]
-    sfpf = fparams[_SFPF]
-    target = fparams[_TARGET]
-    reserves0 = fparams[_RESERVES0]
-    b = iparams[_BASE]
-    eth = iparams[_ETH]
-    lag = iparams[_LAG]
-    limit = iparams[_LIMIT]
-    hit_counts = iparams[_HIT] == 1
-    ticks = iparams[_TICKS]
-    trace = iparams[_TRACE] == 1
+    p0 = market.price0
+    lt = comet.lt
+    lf = comet.liquidation_factor
+    dex_fee = market.dex_fee
+    depth = market.depth
+    deviation = market.deviation
+    heartbeat = market.heartbeat_s
+    ref_coef = market.ref_coef
+    rate_base = market.rate_base
+    stock0 = comet.stock0
+    sgrow = market.supply_growth
+    dgrow = market.debt_growth
+    rate_ratio = market.rate_ratio
+    vkind = market.venue_kind
+    vxs = market.venue_xs
+    vys = market.venue_ys
+    vcount = market.venue_count
+    tick_s = settings.tick_seconds
+    half_life = settings.half_life_s
+    block_s = settings.block_seconds
+    sfpf = comet_settings.store_front_price_factor
+    target = comet_settings.target_reserves
+    reserves0 = comet_settings.reserves0
+    b = comet_settings.base
+    eth = settings.eth_index
+    lag = settings.oracle_lag
+    limit = settings.round_limit
+    hit_counts = settings.count_hits
+    ticks = settings.ticks
+    trace = settings.trace
     n_ticks1 = sgrow.shape[0]
 
     # -- a fresh path ------------------------------------------------------------------------
@@ -508,8 +498,8 @@ def _run_path(
         for j in range(n_assets):
             st.oc[j] = st.oracle[j] * st.sg[j]
             st.od[j] = st.oracle[j] * st.bg[j]
-        eth_usd = st.ref[eth] if eth >= 0 else fparams[_ETH_PRICE]
-        gas_usd = fparams[_GAS_UNITS] * gwei * 1e-9 * eth_usd
+        eth_usd = st.ref[eth] if eth >= 0 else settings.eth_price_usd
+        gas_usd = settings.gas_units * gwei * 1e-9 * eth_usd
 
         # 3. the rounds
         rounds = 0
