@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -90,6 +90,7 @@ from simulator import venues
 from simulator.cascade import rules
 from simulator.cascade.config import EngineConfig
 from simulator.cascade.model import CascadeOutput, Market, align_paths, check_paths
+from simulator.cascade.parts import market_arrays, market_settings
 from simulator.errors import InputError
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book
@@ -120,17 +121,31 @@ _LISTED = 1
 _PARKED = 2
 _NEW = 3
 
-#: The kernels' scalar settings (``params``), by name.
-_STEP_SECONDS = 0
-_GAS_UNITS = 1
-_ETH_PRICE = 2
-_HALF_LIFE = 3
-_BLOCK_SECONDS = 4
-_CF_THRESHOLD = 5
-_CF_HF = 6
-_CLOSE_FACTOR = 7
-_MIN_LEFTOVER = 8
-_N_PARAMS = 9
+
+class _AaveArrays(NamedTuple):
+    """Aave's part of the kernel's inputs: per asset ``(n_assets,)`` and per (e-mode class,
+    asset) ``(n_classes, n_assets)``."""
+
+    protocol_fee: Any
+    rigorous_floor: Any  # the lowest reference impact a path can reach (_rigorous_floors)
+    floor_hint: Any  # the first guess of it (EngineConfig.impact_floor_hint)
+    rate_growth_min: Any  # an exchange rate's growth extremes over the horizon
+    rate_growth_max: Any
+    class_lt: Any
+    class_bonus: Any
+    class_ratio: Any  # the class's price over the oracle's
+    class_gain: Any  # USD a liquidator gets per USD seized, after the fees (_reprice)
+
+
+class _AaveSettings(NamedTuple):
+    """Aave V3.3's constants (``EngineConfig``) and the liquidator's sizing."""
+
+    close_factor_threshold_usd: float
+    close_factor_hf: float
+    default_close_factor: float
+    min_leftover_usd: float
+    optimal: bool
+
 
 #: Slack on the skip bounds (relative, and in USD where a bound is near 0), far above
 #: float64 rounding of the sums they bound.
@@ -504,62 +519,30 @@ def run_fast(
     n_blocks = int(min(n_paths, max(1, numba.get_num_threads()) * 32))
     block_start = (np.arange(n_blocks + 1, dtype=np.int64) * n_paths) // n_blocks
     per_block = np.add.reduceat(counts, block_start[:-1]) if n_paths else counts
-    asset = np.ascontiguousarray(
-        np.stack(
-            [
-                market.price0,
-                market.protocol_fee,
-                market.dex_fee,
-                market.depth,
-                rigorous,
-                floors,
-                market.deviation,
-                market.heartbeat_s,
-                market.ref_coef,
-                market.rate_base.astype(np.float64),
-                g_min,
-                g_max,
-            ]
-        )
-    )
-    # per (class, asset): LT, bonus, price ratio and the gain factor: what a liquidator gets
-    # per USD of collateral seized at the class's oracle price, after the treasury's fee and
-    # the pool's (_reprice)
+    arrays = market_arrays(market)
+    settings = market_settings(market, config, trace=trace)
     cb = market.class_bonus
-    classes = np.ascontiguousarray(
-        np.stack(
-            [
-                market.class_lt,
-                cb,
-                market.class_ratio,
-                ((1.0 + cb) - cb * market.protocol_fee[None, :]) * (1.0 - market.dex_fee[None, :]),
-            ]
-        )
+    aave = _AaveArrays(
+        protocol_fee=np.ascontiguousarray(market.protocol_fee, dtype=np.float64),
+        rigorous_floor=np.ascontiguousarray(rigorous, dtype=np.float64),
+        floor_hint=np.ascontiguousarray(floors, dtype=np.float64),
+        rate_growth_min=g_min,
+        rate_growth_max=g_max,
+        class_lt=np.ascontiguousarray(market.class_lt, dtype=np.float64),
+        class_bonus=np.ascontiguousarray(cb, dtype=np.float64),
+        class_ratio=np.ascontiguousarray(market.class_ratio, dtype=np.float64),
+        # what a liquidator gets per USD of collateral seized at the class's oracle price,
+        # after the treasury's fee and the pool's (_reprice)
+        class_gain=np.ascontiguousarray(
+            ((1.0 + cb) - cb * market.protocol_fee[None, :]) * (1.0 - market.dex_fee[None, :])
+        ),
     )
-    growth = np.ascontiguousarray(
-        np.stack([market.supply_growth, market.debt_growth, market.rate_ratio])
-    )
-    params = np.zeros(_N_PARAMS)
-    params[_STEP_SECONDS] = market.tick_seconds  # the engine's clock
-    params[_GAS_UNITS] = config.gas_units
-    params[_ETH_PRICE] = config.eth_price_usd
-    params[_HALF_LIFE] = config.arbitrage_half_life_s
-    params[_BLOCK_SECONDS] = config.block_seconds
-    params[_CF_THRESHOLD] = config.close_factor_threshold_usd
-    params[_CF_HF] = config.close_factor_hf
-    params[_CLOSE_FACTOR] = config.default_close_factor
-    params[_MIN_LEFTOVER] = config.min_leftover_usd
-    iparams = np.array(
-        [
-            market.eth_index,
-            market.oracle_lag,
-            min(config.round_limit, market.blocks_per_step),
-            int(trace),
-            int(config.liquidator_sizing == "optimal"),
-            int(config.round_limit <= market.blocks_per_step),
-            market.ticks,
-        ],
-        dtype=np.int64,
+    aave_settings = _AaveSettings(
+        close_factor_threshold_usd=float(config.close_factor_threshold_usd),
+        close_factor_hf=float(config.close_factor_hf),
+        default_close_factor=float(config.default_close_factor),
+        min_leftover_usd=float(config.min_leftover_usd),
+        optimal=config.liquidator_sizing == "optimal",
     )
     scalars = np.zeros((n_paths, 4))
     ints = np.zeros((n_paths, 3), dtype=np.int64)
@@ -581,8 +564,7 @@ def run_fast(
         old_chunk = numba.set_parallel_chunksize(1)
         try:
             _simulate(
-                mult, gas, asset, classes, growth, params, iparams,
-                market.venue_kind, market.venue_xs, market.venue_ys, market.venue_count,
+                mult, gas, arrays, settings, aave, aave_settings,
                 prep.records, prep.lay,
                 prep.cmask, prep.dmask, prep.cls, groups.ptr, groups.cmask, groups.dmask, groups.hf0, groups.scm,
                 groups.rec, groups.lay,
@@ -1195,8 +1177,7 @@ def _check(
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _simulate(
-    mult: Any, gas: Any, asset: Any, classes: Any, growth: Any, params: Any, iparams: Any,
-    vkind: Any, vxs: Any, vys: Any, vcount: Any, src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
+    mult: Any, gas: Any, market: Any, settings: Any, aave: Any, aave_settings: Any, src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, blay: Any,
     block_start: Any, out_start: Any, out_path: Any, out_row: Any, out_val: Any, out_n: Any,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
@@ -1236,8 +1217,7 @@ def _simulate(
         overflow = False
         for p in range(block_start[b], block_start[b + 1]):
             pos, over = _run_path(
-                p, mult[p], gas[p], asset, classes, growth, params, iparams,
-                vkind, vxs, vys, vcount, src, lay, cmask,
+                p, mult[p], gas[p], market, settings, aave, aave_settings, src, lay, cmask,
                 dmask, scls, g_ptr, g_cmask, g_dmask, ghf, scm, brec, bb, blay,
                 stamp, newpos, zg, rej, cand, rec, rb, lcm, ldm, lcls, pend, lhf, lepoch,
                 list_a, list_b, park_a, park_b, cold_a, cold_b, cold_new, look, todo,
@@ -1250,8 +1230,8 @@ def _simulate(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _run_path(
-    p: int, mult: Any, gas: Any, asset: Any, classes: Any, growth: Any, params: Any,
-    iparams: Any, vkind: Any, vxs: Any, vys: Any, vcount: Any, src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
+    p: int, mult: Any, gas: Any, market: Any, settings: Any, aave: Any, aave_settings: Any,
+    src: Any, lay: Any, cmask: Any, dmask: Any, scls: Any,
     g_ptr: Any, g_cmask: Any, g_dmask: Any, ghf: Any, scm: Any, brec: Any, bb: Any, blay: Any,
     stamp: Any, newpos: Any, zg: Any, rej: Any, cand: Any, rec: Any, rb: Any,
     lcm: Any, ldm: Any, lcls: Any, pend: Any, lhf: Any, lepoch: Any,
@@ -1262,41 +1242,45 @@ def _run_path(
     pos: int, end: int,
     scalars: Any, ints: Any, by_asset: Any, worst: Any, tr_m: Any, tr_l: Any, tr_s: Any,
 ) -> tuple[int, bool]:  # fmt: skip
-    p0 = asset[0]
-    pfee = asset[1]
-    dexfee = asset[2]
-    depth = asset[3]
-    rigorous = asset[4]
-    clt = classes[0]  # per (class, asset): LT, bonus, price ratio, gain factor
-    bonus = classes[1]
-    ratio = classes[2]
-    gfac = classes[3]
-    s_grow = growth[0]  # per (step, asset): liquidity and borrow index growth
-    d_grow = growth[1]
-    deviation = asset[6]  # per asset: the oracle feed
-    heartbeat = asset[7]
-    ref_coef = asset[8]  # the reference impact's coefficient (rules.reference_impact)
-    rate_base = asset[9]  # the base of an exchange-rate asset (-1: market-priced)
-    g_min = asset[10]  # the extremes of an exchange rate's growth over the path
-    g_max = asset[11]
-    rate_ratio = growth[2]  # per (step, asset): an exchange-rate asset's oracle / its base's
-    step_seconds = params[_STEP_SECONDS]
-    gas_units = params[_GAS_UNITS]
-    eth_price = params[_ETH_PRICE]
-    half_life = params[_HALF_LIFE]
-    block_seconds = params[_BLOCK_SECONDS]
-    cf_thr = params[_CF_THRESHOLD]
-    cf_hf = params[_CF_HF]
-    cf = params[_CLOSE_FACTOR]
-    min_left = params[_MIN_LEFTOVER]
-    eth = iparams[0]
-    lag = iparams[1]
-    round_limit = iparams[2]  # the rounds a step holds: its blocks, or the guard
-    count_hits = iparams[5] != 0  # the guard, not the step's blocks, is the limit
-    trace = iparams[3] != 0
-    optimal = iparams[4] != 0
+    p0 = market.price0
+    pfee = aave.protocol_fee
+    dexfee = market.dex_fee
+    depth = market.depth
+    rigorous = aave.rigorous_floor
+    clt = aave.class_lt  # per (class, asset): LT, bonus, price ratio, gain factor
+    bonus = aave.class_bonus
+    ratio = aave.class_ratio
+    gfac = aave.class_gain
+    s_grow = market.supply_growth  # per (tick, asset): liquidity and borrow index growth
+    d_grow = market.debt_growth
+    deviation = market.deviation  # per asset: the oracle feed
+    heartbeat = market.heartbeat_s
+    ref_coef = market.ref_coef  # the reference impact's coefficient (rules.reference_impact)
+    rate_base = market.rate_base  # the base of an exchange-rate asset (-1: market-priced)
+    g_min = aave.rate_growth_min  # the extremes of an exchange rate's growth over the path
+    g_max = aave.rate_growth_max
+    rate_ratio = market.rate_ratio  # per (tick, asset): an exchange-rate asset's oracle / base's
+    vkind = market.venue_kind
+    vxs = market.venue_xs
+    vys = market.venue_ys
+    vcount = market.venue_count
+    step_seconds = settings.tick_seconds
+    gas_units = settings.gas_units
+    eth_price = settings.eth_price_usd
+    half_life = settings.half_life_s
+    block_seconds = settings.block_seconds
+    cf_thr = aave_settings.close_factor_threshold_usd
+    cf_hf = aave_settings.close_factor_hf
+    cf = aave_settings.default_close_factor
+    min_left = aave_settings.min_leftover_usd
+    eth = settings.eth_index
+    lag = settings.oracle_lag
+    round_limit = settings.round_limit  # the rounds a step holds: its blocks, or the guard
+    count_hits = settings.count_hits  # the guard, not the step's blocks, is the limit
+    trace = settings.trace
+    optimal = aave_settings.optimal
     n_steps1 = mult.shape[0]
-    ticks = iparams[6]  # engine clock ticks per scenario step (Market.ticks)
+    ticks = settings.ticks  # engine clock ticks per scenario step (Market.ticks)
     n_ticks1 = (n_steps1 - 1) * ticks + 1
     n_assets = mult.shape[1]
 
@@ -1314,7 +1298,7 @@ def _run_path(
         if b >= 0:
             pmin[j] = min(pmin[j], pmin[b] * g_min[j])
             pmax[j] = max(pmax[j], pmax[b] * g_max[j])
-    floor = asset[5].copy()
+    floor = aave.floor_hint.copy()
     # the debt side of the candidates' bound: the highest price times the debt's growth
     dhi = np.empty(n_assets)
     for j in range(n_assets):
