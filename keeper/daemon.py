@@ -25,11 +25,14 @@ One iteration of the loop:
    of reserves changes. No later block carries the whole re-read; reserves and e-mode
    categories are re-read every K blocks (and e-mode at once when an account enters a
    category not read yet). Then every price: the oracle's, and the v3.0 e-mode price
-   sources'.
+   sources'. On Compound V3 the reserves (the market's state) are read at every block: a
+   Comet balance is its principal at the indexes accrued to the block they were read at.
 5. recompute stressed ES and margin (``simulator.stress``, in a worker thread), each account
    with its e-mode class's LT, bonus and price ratio: for every account when prices, the
    e-mode parameters or the stress set moved, else for the accounts read plus the open
-   flags; then the flag state machine (``keeper.flags``).
+   flags; then the flag state machine (``keeper.flags``). On Compound V3 the loss is the
+   reserves' when the account is absorbed (``simulator.stress_comet``), with the market's
+   collateral and liquidation factors and store-front factor.
 6. commit the block's accounts, flags, events, outbox rows and progress in **one** SQLite
    transaction; the publisher task then delivers the outbox to the sinks.
 
@@ -72,7 +75,14 @@ from eth_utils import to_checksum_address
 from keeper.adapters.base import AdapterConfig, ProtocolAdapter, Reserve, get_adapter
 from keeper.chain import BlockRef, Chain, ChainSettings
 from keeper.errors import ChainError, ConfigError, ContractMissing, WrongChain
-from keeper.evaluate import EvaluationCache, accounts_to_evaluate, assess, take_rows
+from keeper.evaluate import (
+    EvaluationCache,
+    accounts_to_evaluate,
+    assess,
+    comet_terms,
+    same_terms,
+    take_rows,
+)
 from keeper.flags import Flag, FlagEvent
 from keeper.head import HeadFollower
 from keeper.metrics import Health, KeeperMetrics, MetricsServer
@@ -85,6 +95,7 @@ from keeper.store import AsyncStore, Progress, Store, lock_database
 from keeper.stress_inputs import StressInputs, build_stress_set
 from simulator import __version__
 from simulator.stress import StressEvaluation
+from simulator.stress_comet import CometLossTerms
 
 __all__ = ["INTERRUPTED", "Keeper", "KeeperSettings", "run_keeper"]
 
@@ -97,6 +108,10 @@ INTERRUPTED = 130
 SHUTDOWN_FLUSH_S = 1.5
 
 T = TypeVar("T")
+
+#: Protocols whose reserves are read at every block: a Compound V3 balance is the principal
+#: at the indexes the adapter accrued to the block of its last reserves read.
+RESERVES_EVERY_BLOCK = frozenset({"compound-v3"})
 
 #: Kept for callers of the old private name (``keeper.store.lock_database``).
 _lock_database = lock_database
@@ -154,6 +169,7 @@ class Keeper:
         self.stress: StressInputs | None = None
         self.flags: dict[str, Flag] = {}
         self.emode: EModeClasses | None = None  # the market's e-mode classes, read with reserves
+        self.comet: CometLossTerms | None = None  # a Compound V3 market's terms, with reserves
         self.prices: np.ndarray | None = None  # the oracle prices (and e-mode sources') last used
         self.evaluations = EvaluationCache()  # every account's last evaluation
         self._lock: IO[bytes] | None = None  # held while this keeper owns the database
@@ -300,19 +316,23 @@ class Keeper:
             heads.iterating = False
 
     async def _refresh_reserves(self, n: int) -> bool:
-        """Re-read the reserves on the first block, a full refresh and every K blocks; a
-        changed list of reserves rebuilds the book (and the stress set) and forces a full
-        refresh. True if they were read."""
+        """Re-read the reserves on the first block, a full refresh and every K blocks (every
+        block on ``RESERVES_EVERY_BLOCK`` protocols); a changed list of reserves rebuilds the
+        book (and the stress set) and forces a full refresh, changed risk parameters
+        re-evaluate everyone. True if they were read."""
         if not (
             self.book is None
             or self._force_full
             or self._reserves_at is None
             or n - self._reserves_at >= self.settings.full_refresh_blocks
+            or self.settings.protocol in RESERVES_EVERY_BLOCK
         ):
             return False
         reserves = await self.adapter.read_reserves(n)
+        terms = comet_terms(reserves, self.adapter)
         if self.book is None or [r.asset for r in reserves] != self.book.assets:
             self._rebuild(reserves)
+            self.comet = terms
         else:
             before = [
                 (r.liquidation_threshold, r.liquidation_bonus, r.protocol_fee)
@@ -321,9 +341,10 @@ class Keeper:
             after = [
                 (r.liquidation_threshold, r.liquidation_bonus, r.protocol_fee) for r in reserves
             ]
-            if before != after:
+            if before != after or not same_terms(self.comet, terms):
                 self.evaluations.reset()  # new risk parameters: every account again
                 self._force_full = True
+                self.comet = terms  # a new object: the evaluation cache keys on it
             self.book.reserves = reserves
         return True
 
@@ -428,6 +449,7 @@ class Keeper:
                 emode=emode,
                 categories=book.categories().copy(),
                 source_usd=source_usd,
+                comet=self.comet,
             )
             result = take_rows(every, rows)
             changed_flags, events = assess(

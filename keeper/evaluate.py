@@ -1,9 +1,12 @@
 """One block's evaluation: the book and prices in, the changed flags and events out.
 
-The numbers come from ``simulator.stress.evaluate`` (in the caller's worker thread), with each
-account's e-mode LT, bonus and price ratio where it is in an e-mode category; this
-module turns them into ``keeper.flags.Assessment`` rows (rule, USD at risk, the worst named
-stress, the ES contribution from ``--stress-from``) and runs the flag state machine.
+The numbers come from the simulator (in the caller's worker thread): on Aave V3
+``simulator.stress.evaluate``, with each account's e-mode LT, bonus and price ratio where it
+is in an e-mode category; on Compound V3 ``simulator.stress_comet.evaluate_comet``, the
+reserves' loss when the account is absorbed and its collateral sold at the store front, with
+the market's terms (``comet_terms``). This module turns them into ``keeper.flags.Assessment``
+rows (rule, USD at risk, the worst named stress, the ES contribution from ``--stress-from``)
+and runs the flag state machine.
 """
 
 from __future__ import annotations
@@ -14,13 +17,56 @@ from typing import Any
 
 import numpy as np
 
+from keeper.adapters.compound_v3 import FACTOR_SCALE, CometReserve
 from keeper.flags import Assessment, Flag, FlagEvent, step
 from keeper.positions import EModeClasses
 from keeper.stress_inputs import StressInputs
 from simulator.stress import RULE_ES, RULE_STRESS, StressEvaluation
 from simulator.stress import evaluate as stress_evaluate
+from simulator.stress_comet import CometLossTerms, evaluate_comet
 
-__all__ = ["EvaluationCache", "accounts_to_evaluate", "assess", "evaluate_book", "take_rows"]
+__all__ = [
+    "EvaluationCache",
+    "accounts_to_evaluate",
+    "assess",
+    "comet_terms",
+    "evaluate_book",
+    "same_terms",
+    "take_rows",
+]
+
+
+def comet_terms(reserves: Sequence[Any], adapter: Any) -> CometLossTerms | None:
+    """The Comet terms of a market whose ``reserves`` the Compound V3 adapter read (its
+    ``state`` holds storeFrontPriceFactor), converted from Comet's 1e18 scale; ``None`` for
+    any other market."""
+    comet = [r for r in reserves if isinstance(r, CometReserve)]
+    if not comet:
+        return None
+    state = getattr(adapter, "state", None)
+    if state is None or len(comet) != len(reserves):
+        raise RuntimeError("a Comet market's terms need every reserve and the adapter's state")
+    bases = [j for j, r in enumerate(comet) if r.is_base]
+    if len(bases) != 1:
+        raise RuntimeError(f"a Comet market has one base asset; {len(bases)} read")
+    return CometLossTerms(
+        base=bases[0],
+        liquidate_cf=np.array([r.liquidate_collateral_factor / FACTOR_SCALE for r in comet]),
+        liquidation_factor=np.array([r.liquidation_factor / FACTOR_SCALE for r in comet]),
+        store_front_price_factor=state.store_front_price_factor / FACTOR_SCALE,
+    )
+
+
+def same_terms(a: CometLossTerms | None, b: CometLossTerms | None) -> bool:
+    """Both ``None``, or the same base, factors and store-front factor."""
+    if a is None or b is None:
+        return a is b
+    return (
+        a.base == b.base
+        and a.store_front_price_factor == b.store_front_price_factor
+        and np.array_equal(a.liquidate_cf, b.liquidate_cf)
+        and np.array_equal(a.liquidation_factor, b.liquidation_factor)
+    )
 
 
 def accounts_to_evaluate(
@@ -56,12 +102,29 @@ def evaluate_book(
     emode: EModeClasses | None = None,
     categories: np.ndarray | None = None,
     source_usd: Mapping[str, float] | None = None,
+    comet: CometLossTerms | None = None,
 ) -> StressEvaluation:
     """``simulator.stress.evaluate`` with the keeper's settings (alpha, margin, thresholds,
     ``--min-usd``, chunk size) and each account's LT, bonus and price ratio: its e-mode
     class's (``emode`` over the accounts' ``categories``, the price sources' USD prices in
-    ``source_usd``), else the reserves' own."""
+    ``source_usd``), else the reserves' own. With ``comet`` (a Compound V3 market's terms,
+    ``comet_terms``): ``simulator.stress_comet.evaluate_comet`` with the same settings (Comet
+    has no e-mode and no enable flag: every collateral held counts)."""
     s = settings
+    if comet is not None:
+        return evaluate_comet(
+            coll,
+            debt,
+            prices,
+            comet,
+            stress.probabilistic,
+            named=stress.named,
+            alpha=s.alpha,
+            margin=s.margin,
+            thresholds=s.thresholds,
+            min_usd=s.min_usd,
+            chunk_rows=s.chunk_rows,
+        )
     fee = np.array([r.protocol_fee for r in reserves])
     if emode is None or categories is None:
         lt: np.ndarray = np.array([r.liquidation_threshold for r in reserves])
@@ -116,15 +179,15 @@ class EvaluationCache:
     price move, those holding (or owing) an asset whose price moved, or valued by an e-mode
     price source that moved. Another account's loss in every state, its ES, margin and
     severity are functions of its own balances and of the prices of what it holds, so its
-    cached row is what a new evaluation would give. A new stress set or e-mode table, or a
-    book that shrank (rebuilt), evaluates everyone.
+    cached row is what a new evaluation would give. A new stress set, e-mode table or Comet
+    terms, or a book that shrank (rebuilt), evaluates everyone.
     """
 
     def __init__(self) -> None:
         self._result: StressEvaluation | None = None
         self._prices: np.ndarray | None = None
         self._sources: dict[str, float] = {}
-        self._inputs: tuple[Any, Any] = (None, None)  # the stress set and e-mode table used
+        self._inputs: tuple[Any, Any, Any] = (None, None, None)  # stress set, e-mode, Comet
         self.last_evaluated = 0
         """Rows evaluated by the last ``evaluate`` call."""
 
@@ -170,13 +233,14 @@ class EvaluationCache:
         emode: EModeClasses | None = None,
         categories: np.ndarray | None = None,
         source_usd: Mapping[str, float] | None = None,
+        comet: CometLossTerms | None = None,
     ) -> StressEvaluation:
         """The evaluation of every row of the book (``evaluate_book``), recomputing only the
         rows ``changed`` (read at this block) and those the price move reaches."""
         sources = dict(source_usd or {})
-        inputs = (stress, emode)
+        inputs = (stress, emode, comet)
         res = self._result
-        same = inputs[0] is self._inputs[0] and inputs[1] is self._inputs[1]
+        same = all(x is y for x, y in zip(inputs, self._inputs, strict=True))
         if res is None or not same or res.es_usd.shape[0] > coll.shape[0]:
             rows = None
         else:
@@ -187,7 +251,7 @@ class EvaluationCache:
             cats = None if categories is None else pick(categories)
             return evaluate_book(
                 pick(coll), pick(debt), pick(enabled), prices, reserves, stress, settings,
-                emode=emode, categories=cats, source_usd=sources,
+                emode=emode, categories=cats, source_usd=sources, comet=comet,
             )  # fmt: skip
 
         if rows is None:

@@ -84,6 +84,7 @@ __all__ = [
     "es_rows",
     "es_weighted",
     "evaluate",
+    "evaluation",
     "exposure_usd",
     "margin_usd",
     "point_losses",
@@ -1324,6 +1325,34 @@ def evaluate(
             es[r] = es_weighted(pl, alpha, stress.weights)
         if named is not None:
             stress_loss[r] = scenario_worst_losses(*args, named, margin, rules)
+    return evaluation(
+        es,
+        margin_now,
+        debt_usd,
+        stress_loss,
+        named,
+        thresholds=thresholds,
+        usd_grades=usd_grades,
+        min_usd=min_usd,
+    )
+
+
+def evaluation(
+    es: FloatArray,
+    margin_now: FloatArray,
+    debt_usd: FloatArray,
+    stress_loss: FloatArray,
+    named: StressSet | None,
+    *,
+    thresholds: FlagThresholds | None = None,
+    usd_grades: Severity | None = None,
+    min_usd: float = DEFAULT_MIN_USD,
+) -> StressEvaluation:
+    """The ``StressEvaluation`` of accounts' ES, margin, debt and named stress losses
+    (``(n_accounts, n_named)``): the worst named stress, the flag rule (``classify``), the
+    rule code and the USD at risk. Shared by every protocol's loss."""
+    n = es.shape[0]
+    n_named = 0 if named is None else named.n_scenarios
     if n_named:
         worst = np.argmax(stress_loss, axis=1).astype(np.int64)
         worst_loss = stress_loss[np.arange(n), worst]

@@ -24,12 +24,18 @@ examples:
   shortfall keeper --protocol aave-v3 --provider 0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e \\
       --db keeper.sqlite --margin liquidation-buffer --scenario black-thursday-2020 \\
       --webhook https://hooks.slack.com/services/T0/B0/XXXX --metrics-port 9108 --rps 10
+  shortfall keeper --deployment comet.json --db comet.sqlite     # our Compound V3 devnet
+  shortfall keeper --protocol compound-v3 --comet 0xc3d688B66703497DAA19211EEdff47f25384cdc3 \
+      --db cusdcv3.sqlite --margin liquidation-buffer
 
 flag rule: an account with at least --min-usd of debt is flagged when its stressed ES (ES at
 --alpha of its loss over the probabilistic set: the --stress-from joint states, else the
 one-day Monte Carlo draws) or its loss under a named stress (--scenario, worst point along the
-path) exceeds its margin; the loss is the fall of the margin itself plus the liquidation bonus
-a liquidation in that state would cost. Severity is the lower of the ratio grade (loss/margin:
+path) exceeds its margin. On Aave V3 the loss is the fall of the margin itself plus the
+liquidation bonus a liquidation in that state would cost; on Compound V3 it is the reserves'
+loss when the account is absorbed there, max(credit, debt) minus what its collateral fetches
+at the store front (0 where it is not liquidatable), and --margin liquidation-buffer is
+Comet's liquidation margin (collateral x liquidateCollateralFactor - debt). Severity is the lower of the ratio grade (loss/margin:
 low <= 1.25 < medium <= 2 < high <= 4 < critical) and the USD-at-risk grade (loss - margin:
 low < $10k <= medium < $100k <= high < $1M <= critical). A flag escalates when its severity
 rises, de-escalates after --clear-blocks blocks below, and clears once the loss < 0.9 x margin
@@ -135,13 +141,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     from keeper.adapters.base import get_adapter
     from keeper.daemon import KeeperSettings
 
-    protocol = effective_protocol(args)
-    get_adapter(protocol)  # an unknown name fails before any network traffic
-    if protocol != "aave-v3":
-        raise ConfigError(
-            f"the keeper watches Aave V3 markets only for now (--protocol {protocol}); "
-            "shortfall pull reads a Compound V3 market"
-        )
+    get_adapter(effective_protocol(args))  # an unknown name fails before any network traffic
     if args.stress_from is not None and not args.stress_from.is_dir():
         raise ConfigError(f"--stress-from {args.stress_from}: no such results directory")
     if not args.min_usd >= 0 or args.states < 1:
