@@ -144,7 +144,7 @@ def _kernels() -> tuple[Any, Any]:
 
     @numba.njit(parallel=True, nogil=True, error_model="numpy", cache=False)
     def losses(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-        amounts, debt, price, lcf, lf, sfpf, base, points, points_t
+        amounts, debt, price, lcf, lf, sfpf, base, points, points_t, lo_mult, hi_mult
     ):
         """Reserves' loss of each account (rows of ``amounts``: collateral tokens, the base
         column 0; ``debt`` base tokens) at each state (rows of ``points``), USD."""
@@ -157,6 +157,21 @@ def _kernels() -> tuple[Any, Any]:
         for i in numba.prange(n):
             d = debt[i]
             if not d > 0.0:
+                continue
+            # the lowest liquidation margin any state could give (each asset at its own
+            # worst multiplier): clearly positive, and no state is liquidatable
+            bound = 0.0
+            size = 0.0
+            for j in range(m):
+                x = amounts[i, j] * price[j] * lcf[j]
+                if j == base:
+                    x -= d * price[j]
+                if x > 0.0:
+                    bound += x * lo_mult[j]
+                else:
+                    bound += x * hi_mult[j]
+                size += abs(x) * hi_mult[j]
+            if bound > 1e-9 * size:
                 continue
             # the liquidation margin at every state, one pass per asset held; a state it
             # leaves clearly positive is not liquidatable (the rule decides the others)
@@ -234,6 +249,13 @@ def _inputs(
     return np.ascontiguousarray(amounts), np.ascontiguousarray(d[:, b]), balance, p
 
 
+def _states(points: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The kernel's view of the states: the multipliers, transposed, and each asset's lowest
+    and highest multiplier."""
+    x = np.ascontiguousarray(points, dtype=np.float64)
+    return x, np.ascontiguousarray(x.T), x.min(axis=0), x.max(axis=0)
+
+
 def comet_point_losses(
     collateral: npt.ArrayLike,
     debt: npt.ArrayLike,
@@ -256,8 +278,7 @@ def comet_point_losses(
         terms.liquidation_factor,
         float(terms.store_front_price_factor),
         int(terms.base),
-        pts,
-        np.ascontiguousarray(pts.T),
+        *_states(pts),
     )
     return out
 
@@ -332,13 +353,8 @@ def evaluate_comet(
         int(terms.base),
     )
 
-    def both(s: StressSet | None) -> tuple[FloatArray, FloatArray] | None:
-        if s is None:
-            return None
-        x = np.ascontiguousarray(s.points, dtype=np.float64)
-        return x, np.ascontiguousarray(x.T)
-
-    prob, path = both(stress), both(named)
+    prob = None if stress is None else _states(stress.points)
+    path = None if named is None else _states(named.points)
     step = max(1, chunk_rows)
     for lo in range(0, rows.size, step):
         r = rows[lo : lo + step]
