@@ -862,6 +862,10 @@ class MarketSnapshot:
     emode: pd.DataFrame = field(default_factory=empty_emode)
     venues: pd.DataFrame = field(default_factory=empty_venues)
     _book: list[Book] = field(default_factory=list, repr=False, compare=False)
+    #: The dense positions ``book()`` derived, with the frames they came from. A copy made by
+    #: ``dataclasses.replace`` with other reserves or e-mode tables shares this list, so a
+    #: sweep point does not redo them; they are reused only for the very same frames.
+    _dense: list[tuple[Any, ...]] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def from_frames(
@@ -1034,23 +1038,11 @@ class MarketSnapshot:
             return self._book[0]
         r = self.reserves
         asset_index = {a: i for i, a in enumerate(r["asset"])}
-        accounts, acc_idx = np.unique(
-            self.positions["account"].to_numpy(dtype=str), return_inverse=True
-        )
-        col_idx = self.positions["asset"].map(asset_index).to_numpy(dtype=np.int64)
-        shape = (len(accounts), len(r))
-        collateral = np.zeros(shape)
-        debt = np.zeros(shape)
-        enabled = np.zeros(shape, dtype=bool)
-        collateral[acc_idx, col_idx] = self.positions["collateral"].to_numpy()
-        debt[acc_idx, col_idx] = self.positions["debt"].to_numpy()
-        enabled[acc_idx, col_idx] = self.positions["collateral_enabled"].to_numpy()
+        accounts, collateral, debt, enabled, account_category = self._dense_positions()
 
         def f(column: str) -> FloatArray:
             return np.asarray(r[column].to_numpy(dtype=np.float64))
 
-        category_of = self.accounts.set_index("account")["emode_category"]
-        account_category = pd.Series(accounts).map(category_of).fillna(0).to_numpy(np.int64)
         categories = np.unique(account_category[account_category > 0])
         class_category = np.concatenate([[0], categories]).astype(np.int64)
         account_class = np.searchsorted(class_category, account_category).astype(np.int64)
@@ -1107,6 +1099,34 @@ class MarketSnapshot:
         )
         self._book.append(book)
         return book
+
+    def _dense_positions(self) -> tuple[Any, FloatArray, FloatArray, BoolArray, IntArray]:
+        """``(accounts, collateral, debt, enabled, e-mode category)`` of ``book()``, dense
+        accounts x reserves (cached for these very frames; the arrays are not written to)."""
+        key = (self.positions, self.accounts, tuple(self.reserves["asset"]))
+        for entry in self._dense:
+            if entry[0] is key[0] and entry[1] is key[1] and entry[2] == key[2]:
+                return entry[3]  # type: ignore[no-any-return]
+        asset_index = {a: i for i, a in enumerate(key[2])}
+        accounts, acc_idx = np.unique(
+            self.positions["account"].to_numpy(dtype=str), return_inverse=True
+        )
+        col_idx = self.positions["asset"].map(asset_index).to_numpy(dtype=np.int64)
+        shape = (len(accounts), len(asset_index))
+        collateral = np.zeros(shape)
+        debt = np.zeros(shape)
+        enabled = np.zeros(shape, dtype=bool)
+        collateral[acc_idx, col_idx] = self.positions["collateral"].to_numpy()
+        debt[acc_idx, col_idx] = self.positions["debt"].to_numpy()
+        enabled[acc_idx, col_idx] = self.positions["collateral_enabled"].to_numpy()
+        category_of = self.accounts.set_index("account")["emode_category"]
+        account_category = pd.Series(accounts).map(category_of).fillna(0).to_numpy(np.int64)
+        for a in (collateral, debt, enabled, account_category):
+            a.setflags(write=False)
+        dense = (accounts, collateral, debt, enabled, account_category)
+        self._dense.clear()
+        self._dense.append((*key, dense))
+        return dense
 
     def venue_set(self) -> Venues:
         """Every asset's venue (``simulator.venues`` arrays, unscaled, reserves order)."""
