@@ -113,7 +113,9 @@ class HeadFollower:
         back below it, of the head's height) is still the chain's. Otherwise the fork point
         is the newest stored recent hash the chain still has: progress is rewound there; with
         none (a reorg deeper than the stored window) progress is forgotten and ``None``
-        returned, so the daemon starts over with discovery.
+        returned, so the daemon starts over with discovery, but only once the node's head has
+        reached the last processed height: a head below it with none of the stored blocks on
+        its chain is a node restarted from scratch or still syncing, and the check waits.
         """
         if head.number == progress.block_number and head.hash == progress.block_hash:
             return progress, False  # nothing new, nothing reorganised: no extra request
@@ -135,6 +137,18 @@ class HeadFollower:
                 if (await self.chain.block(number)).hash == stored_hash:
                     fork = (number, stored_hash)
                     break
+        if fork is None and head.number < progress.block_number:
+            # None of our recent blocks is on the node's chain and it is not even at our
+            # height: a node restarted from scratch or still loading (or a lagging one behind
+            # a load balancer). Wait for it to reach our height before calling it a reorg, and
+            # keep the progress: re-discovery would need history such a node does not have.
+            log.warning(
+                "the node's head %d is below the last processed block %d and none of the "
+                "recent processed blocks is on its chain: waiting for it to catch up",
+                head.number,
+                progress.block_number,
+            )
+            return progress, False
         self.metrics.reorgs.inc()
         if fork is None:
             log.warning(

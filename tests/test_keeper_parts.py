@@ -195,6 +195,14 @@ def test_head_follower_finds_the_fork_point_of_a_reorg() -> None:
         f = _follower(chain, store)
         progress, reorged = await f.check_reorg(Progress(10, ours[10]), await f.poll())
         assert reorged and progress is None and "forget_progress" in store.calls
+        # a node restarted from scratch (or still loading its state): below our height and
+        # none of our blocks on its chain. The keeper waits, progress kept, no reorg counted
+        chain = FakeChain({0: "0x00ee", 1: "0x01ee"})
+        store = FakeStore(Progress(10, ours[10]), ours)
+        f = _follower(chain, store)
+        progress, reorged = await f.check_reorg(Progress(10, ours[10]), await f.poll())
+        assert not reorged and progress == Progress(10, ours[10]) and _reorgs(f) == 0
+        assert "forget_progress" not in store.calls and "rewind" not in store.calls
 
     asyncio.run(main())
 
