@@ -89,8 +89,8 @@ from numba.extending import intrinsic
 from simulator import venues
 from simulator.cascade import rules
 from simulator.cascade.config import EngineConfig
-from simulator.cascade.model import CascadeOutput, Market, align_paths, check_paths
-from simulator.cascade.parts import market_arrays, market_settings
+from simulator.cascade.model import CascadeOutput, Market, prepare
+from simulator.cascade.parts import market_arrays, market_settings, path_arrays
 from simulator.errors import InputError
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book
@@ -480,11 +480,8 @@ def run_fast(
             f"the book has {book.n_classes} e-mode classes; the fast engine handles at most "
             f"{_MAX_CLASSES} (it keeps an account's class in a byte): use run_reference"
         )
-    paths = align_paths(paths, book.symbols)
-    check_paths(paths, book.n_assets)
-    market = Market.build(book, paths, config)
-    mult = np.ascontiguousarray(paths.multipliers, dtype=np.float64)
-    gas = np.ascontiguousarray(paths.gas_gwei, dtype=np.float64)
+    paths, market = prepare(book, paths, config)
+    mult, gas = path_arrays(paths)
     n_paths, n_steps1, n_assets = mult.shape
     prep = _prepared(book, market)
     groups = prep.groups

@@ -35,8 +35,8 @@ import numpy.typing as npt
 
 from simulator.cascade import comet_rules, rules
 from simulator.cascade.config import EngineConfig
-from simulator.cascade.model import CascadeOutput, Market, align_paths, check_paths
-from simulator.cascade.parts import market_arrays, market_settings
+from simulator.cascade.model import CascadeOutput, Market, prepare
+from simulator.cascade.parts import market_arrays, market_settings, path_arrays
 from simulator.errors import InputError
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book
@@ -84,11 +84,8 @@ def run_fast_comet(
     terms = book.comet
     if terms is None:
         raise ValueError("run_fast_comet needs a Compound V3 book (Book.comet)")
-    paths = align_paths(paths, book.symbols)
-    check_paths(paths, book.n_assets)
-    market = Market.build(book, paths, config)
-    mult = np.ascontiguousarray(paths.multipliers, dtype=np.float64)
-    gas = np.ascontiguousarray(paths.gas_gwei, dtype=np.float64)
+    paths, market = prepare(book, paths, config)
+    mult, gas = path_arrays(paths)
     n_paths, n_steps1, n_assets = mult.shape
     b = terms.base
     if np.any(market.lt > 1.0):
@@ -314,6 +311,33 @@ def _state(n_rows: int, n_assets: int, n_ticks1: int, n_queue: int, n_groups: in
 
 
 @_inline
+def _arbitrage(st: Any, until: float, since: float, half_life: float, n_assets: int) -> float:
+    """Arbitrage works on every venue from ``since`` until ``until`` (``reference._arbitrage``);
+    returns the new ``since``."""
+    factor = _decay(until - since, half_life)
+    for j in range(n_assets):
+        st.inventory[j] = st.inventory[j] * factor
+    return max(since, until)
+
+
+@_inline
+def _rate_prices(st: Any, rate_ratio: Any, rate_base: Any, k: int, n_assets: int) -> None:
+    """Exchange-rate assets: the capped rate times the base's oracle price."""
+    for j in range(n_assets):
+        base = int(rate_base[j])
+        if base >= 0:
+            st.oracle[j] = rate_ratio[k, j] * st.oracle[base]
+
+
+@_inline
+def _scaled_prices(st: Any, n_assets: int) -> None:
+    """Oracle value of one scaled unit of collateral and of debt."""
+    for j in range(n_assets):
+        st.oc[j] = st.oracle[j] * st.sg[j]
+        st.od[j] = st.oracle[j] * st.bg[j]
+
+
+@_inline
 def _lowest_rel(mask: int, value: Any, p0: Any, n_assets: int) -> float:
     """The lowest ``value[j] / p0[j]`` over the assets in ``mask`` (``inf`` for none)."""
     m = math.inf
@@ -366,9 +390,10 @@ def _pending_rows(
 def _pending(
     st: Any, p0: Any, acc: Any, cptr: Any, casset: Any, camt: Any, debt: Any, hf0: Any,
     gptr: Any, gmask: Any, b: int, n_assets: int,
-) -> float:  # fmt: skip
+) -> tuple[float, int]:  # fmt: skip
     """Base tokens the accounts under water and not absorbed will cost (summed in account
-    order, as the reference engine sums them)."""
+    order, as the reference engine sums them), and how many they are (their rows stay in
+    ``st.listed``)."""
     n = _pending_rows(st, p0, cptr, casset, camt, debt, hf0, gptr, gmask, b, n_assets)
     for q in range(n):
         r = st.listed[q]
@@ -378,7 +403,7 @@ def _pending(
     total = 0.0
     for q in range(n):
         total += st.pick_val[order[q]]
-    return float(total / st.ref[b])
+    return float(total / st.ref[b]), n
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -471,10 +496,7 @@ def _run_path(
             m = mult[p, t, j] if u == 0 else _between(mult[p, t, j], mult[p, t + 1, j], u / ticks)
             st.path_price[j] = p0[j] * m
             st.ref[j] = st.path_price[j] * st.rimp[j]
-        factor = _decay(now - inv_time, half_life)
-        inv_time = max(inv_time, now)
-        for j in range(n_assets):
-            st.inventory[j] = st.inventory[j] * factor
+        inv_time = _arbitrage(st, now, inv_time, half_life, n_assets)
         # 2. the oracle
         if k > 0:
             for j in range(n_assets):
@@ -491,13 +513,8 @@ def _run_path(
                 ):
                     st.oracle[j] = observed
                     st.updated[j] = now
-            for j in range(n_assets):
-                rb_ = int(rate_base[j])
-                if rb_ >= 0:
-                    st.oracle[j] = rate_ratio[k, j] * st.oracle[rb_]
-        for j in range(n_assets):
-            st.oc[j] = st.oracle[j] * st.sg[j]
-            st.od[j] = st.oracle[j] * st.bg[j]
+            _rate_prices(st, rate_ratio, rate_base, k, n_assets)
+        _scaled_prices(st, n_assets)
         eth_usd = st.ref[eth] if eth >= 0 else settings.eth_price_usd
         gas_usd = settings.gas_units * gwei * 1e-9 * eth_usd
 
@@ -599,18 +616,10 @@ def _run_path(
                         st.oracle[j] = st.ref[j]
                         st.updated[j] = now
                         scan = True
-                for j in range(n_assets):
-                    rb_ = int(rate_base[j])
-                    if rb_ >= 0:
-                        st.oracle[j] = rate_ratio[k, j] * st.oracle[rb_]
-                for j in range(n_assets):
-                    st.oc[j] = st.oracle[j] * st.sg[j]
-                    st.od[j] = st.oracle[j] * st.bg[j]
-            until = now + rounds * block_s
-            factor = _decay(until - inv_time, half_life)
-            inv_time = max(inv_time, until)
-            for j in range(n_assets):
-                st.inventory[j] = st.inventory[j] * factor
+                _rate_prices(st, rate_ratio, rate_base, k, n_assets)
+                _scaled_prices(st, n_assets)
+            # the next round is one block later
+            inv_time = _arbitrage(st, now + rounds * block_s, inv_time, half_life, n_assets)
         for j in range(n_assets):
             st.hist[k, j] = st.ref[j]
             rel = st.ref[j] / p0[j]
@@ -619,12 +628,12 @@ def _run_path(
             for j in range(n_assets):
                 tr_m[p, t, j] = st.ref[j] / p0[j]
             tr_l[p, t] = liquidated
-            pend = _pending(st, p0, acc, cptr, casset, camt, debt, hf0, gptr, gmask, b, n_assets)
+            pend, _ = _pending(st, p0, acc, cptr, casset, camt, debt, hf0, gptr, gmask, b, n_assets)
             tr_s[p, t] = max(pend - reserves, 0.0) * st.ref[b]
 
     # -- the horizon ---------------------------------------------------------------------------
     price = st.ref[b]
-    pend = _pending(st, p0, acc, cptr, casset, camt, debt, hf0, gptr, gmask, b, n_assets)
+    pend, n_under = _pending(st, p0, acc, cptr, casset, camt, debt, hf0, gptr, gmask, b, n_assets)
     total = max(pend - reserves, 0.0) * price
     scalars[p, 0] = total
     scalars[p, 1] = liquidated
@@ -646,8 +655,7 @@ def _run_path(
             st.pick_acc[n] = acc[st.ab_row[q]]
             st.pick_val[n] = loss
             n += 1
-    n_under = _pending_rows(st, p0, cptr, casset, camt, debt, hf0, gptr, gmask, b, n_assets)
-    for q in range(n_under):
+    for q in range(n_under):  # st.listed holds them since _pending
         r = st.listed[q]
         st.pick_acc[n] = acc[r]
         st.pick_val[n] = 0.0 + _underwater(r, st, cptr, casset, camt, debt, b)
@@ -697,10 +705,7 @@ def _scan(
         for q in range(n):
             st.pick_acc[q] = acc[st.listed[q]]
         order = np.argsort(st.pick_acc[:n], kind="mergesort")
-        for q in range(n):
-            st.pick_val[q] = st.listed[order[q]]
-        for q in range(n):
-            st.listed[q] = int(st.pick_val[q])
+        st.listed[:n] = st.listed[:n][order]
     return n
 
 

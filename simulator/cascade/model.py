@@ -14,7 +14,14 @@ from simulator.errors import InputError, ScenarioError
 from simulator.scenarios.paths import PricePaths
 from simulator.snapshot import Book, CometTerms
 
-__all__ = ["ETH_SYMBOLS", "CascadeOutput", "LiquidationEvent", "Market", "align_paths"]
+__all__ = [
+    "ETH_SYMBOLS",
+    "CascadeOutput",
+    "LiquidationEvent",
+    "Market",
+    "align_paths",
+    "prepare",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -184,6 +191,14 @@ class Market:
             blocks_per_step=max(1, math.floor(tick / config.block_seconds + 1e-9)),
             comet=book.comet,
         )
+
+
+def prepare(book: Book, paths: PricePaths, config: EngineConfig) -> tuple[PricePaths, Market]:
+    """What every engine starts from: ``paths`` in the book's asset order and checked
+    (``align_paths``, ``check_paths``), and the ``Market`` of the two."""
+    paths = align_paths(paths, book.symbols)
+    check_paths(paths, book.n_assets)
+    return paths, Market.build(book, paths, config)
 
 
 def align_paths(paths: PricePaths, symbols: tuple[str, ...]) -> PricePaths:

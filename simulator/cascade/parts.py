@@ -17,8 +17,15 @@ import numpy as np
 
 from simulator.cascade.config import EngineConfig
 from simulator.cascade.model import Market
+from simulator.scenarios.paths import PricePaths
 
-__all__ = ["MarketArrays", "MarketSettings", "market_arrays", "market_settings"]
+__all__ = [
+    "MarketArrays",
+    "MarketSettings",
+    "market_arrays",
+    "market_settings",
+    "path_arrays",
+]
 
 
 class MarketArrays(NamedTuple):
@@ -107,4 +114,13 @@ def market_settings(market: Market, config: EngineConfig, *, trace: bool) -> Mar
         count_hits=bool(config.round_limit <= market.blocks_per_step),
         ticks=int(market.ticks),
         trace=bool(trace),
+    )
+
+
+def path_arrays(paths: PricePaths) -> tuple[Any, Any]:
+    """The scenario's multipliers ``(n_paths, n_steps + 1, n_assets)`` and gas prices
+    ``(n_paths, n_steps + 1)``, contiguous float64, as the kernels read them."""
+    return (
+        np.ascontiguousarray(paths.multipliers, dtype=np.float64),
+        np.ascontiguousarray(paths.gas_gwei, dtype=np.float64),
     )

@@ -60,13 +60,7 @@ import numpy as np
 
 from simulator.cascade.comet_rules import absorb, store_front_purchase
 from simulator.cascade.config import EngineConfig
-from simulator.cascade.model import (
-    CascadeOutput,
-    LiquidationEvent,
-    Market,
-    align_paths,
-    check_paths,
-)
+from simulator.cascade.model import CascadeOutput, LiquidationEvent, Market, prepare
 from simulator.cascade.rules import (
     FLAG_ALL_COLLATERAL,
     FLAG_FULL_DEBT,
@@ -102,9 +96,7 @@ def run_reference(
         record: also return every executed liquidation as a ``LiquidationEvent``.
     """
     config = config or EngineConfig()
-    paths = align_paths(paths, book.symbols)
-    check_paths(paths, book.n_assets)
-    market = Market.build(book, paths, config)
+    paths, market = prepare(book, paths, config)
     n_paths, n_steps1, n_assets = paths.multipliers.shape
     out_scalars = np.zeros((n_paths, 4))
     n_liq = np.zeros(n_paths, dtype=np.int64)
@@ -148,9 +140,9 @@ def run_reference(
                 tr_l[p, t] = run.liquidated_usd
                 tr_s[p, t] = run.mark_shortfall()
         total, accounts, asset_part = run.horizon()
-        if drawdown is not None and unsold is not None:
-            drawdown[p] = run.drawdown_usd()  # type: ignore[attr-defined]
-            unsold[p] = run.unsold_usd()  # type: ignore[attr-defined]
+        if isinstance(run, _CometPathRun) and drawdown is not None and unsold is not None:
+            drawdown[p] = run.drawdown_usd()
+            unsold[p] = run.unsold_usd()
         out_scalars[p] = (total, run.liquidated_usd, run.fee_usd, run.deficit_usd)
         n_liq[p] = run.n_liquidations
         hits[p] = run.hits
