@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from simulator.atomic import (
@@ -151,29 +150,9 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
         "engine_widened_paths": result.reruns,
         "software_version": result.software_version,
     }
-    if result.drawdown_risk is not None and result.reserve_drawdown_usd is not None:
-        row = result.drawdown_risk
-        terms = result.snapshot_meta.get("comet", {})
-        out["comet"] = {
-            "reserves": terms.get("reserves"),
-            "target_reserves": terms.get("target_reserves"),
-            "base_symbol": terms.get("base_symbol"),
-            "p_reserves_below_zero": float(
-                np.average(result.shortfall_usd > 0.0, weights=result.weights)
-            ),
-            "drawdown": {
-                "alpha": row.alpha,
-                "var_usd": row.var_usd,
-                "var_ci_usd": [row.var_low_usd, row.var_high_usd],
-                "es_usd": row.es_usd,
-                "es_ci_usd": [row.es_low_usd, row.es_high_usd],
-                "mean_usd": float(np.average(result.reserve_drawdown_usd, weights=result.weights)),
-            },
-        }
-        if result.unsold_collateral_usd is not None:
-            out["comet"]["unsold_collateral_usd_mean"] = float(
-                np.average(result.unsold_collateral_usd, weights=result.weights)
-            )
+    comet = result.comet_summary()
+    if comet is not None:
+        out["comet"] = comet
     for key, value in result.extra.items():  # e.g. the CLI's command line and snapshot_dir
         out.setdefault(key, value)
     return out

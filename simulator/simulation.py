@@ -274,6 +274,36 @@ class SimulationResult:
             {"account": self.accounts[order].astype(object), "es_contribution_usd": c[order]}
         )
 
+    def comet_summary(self) -> dict[str, Any] | None:
+        """A Compound V3 run's own figures (``summary.json["comet"]``), ``None`` for Aave:
+        the snapshot's reserves, target and base, P(reserves < 0), the drawdown's VaR / ES
+        with intervals and mean, the mean absorbed collateral unsold at the horizon."""
+        row = self.drawdown_risk
+        if row is None or self.reserve_drawdown_usd is None:
+            return None
+        terms = self.snapshot_meta.get("comet", {})
+        out: dict[str, Any] = {
+            "reserves": terms.get("reserves"),
+            "target_reserves": terms.get("target_reserves"),
+            "base_symbol": terms.get("base_symbol"),
+            "p_reserves_below_zero": float(
+                np.average(self.shortfall_usd > 0.0, weights=self.weights)
+            ),
+            "drawdown": {
+                "alpha": row.alpha,
+                "var_usd": row.var_usd,
+                "var_ci_usd": [row.var_low_usd, row.var_high_usd],
+                "es_usd": row.es_usd,
+                "es_ci_usd": [row.es_low_usd, row.es_high_usd],
+                "mean_usd": float(np.average(self.reserve_drawdown_usd, weights=self.weights)),
+            },
+        }
+        if self.unsold_collateral_usd is not None:
+            out["unsold_collateral_usd_mean"] = float(
+                np.average(self.unsold_collateral_usd, weights=self.weights)
+            )
+        return out
+
     def asset_table(self) -> pd.DataFrame:
         """Per-asset ES contributions, largest first."""
         frame = pd.DataFrame(

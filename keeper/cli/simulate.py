@@ -223,8 +223,6 @@ def _usd(x: float) -> str:
 
 
 def _print_table(result: Any, out_dir: Path) -> None:
-    import numpy as np
-
     from simulator.simulation import CI_LEVEL
 
     lines = [
@@ -242,7 +240,7 @@ def _print_table(result: Any, out_dir: Path) -> None:
             f"{'[' + _usd(r.es_low_usd) + ', ' + _usd(r.es_high_usd) + ']':>31}"
         )
     q = result.liquidated_quantiles
-    comet = result.drawdown_risk is not None
+    comet = result.comet_summary()
     lines += [
         "",
         f"{'absorbed debt' if comet else 'liquidated volume'} per path: mean "
@@ -252,18 +250,16 @@ def _print_table(result: Any, out_dir: Path) -> None:
         "per path",
     ]
     if comet:
-        terms = result.snapshot_meta.get("comet", {})
-        row = result.drawdown_risk
-        below = float(np.average(result.shortfall_usd > 0.0, weights=result.weights))
+        dd = comet["drawdown"]
         lines += [
             f"Compound V3: shortfall is the reserves below zero; reserves "
-            f"{float(terms.get('reserves', 0.0)):,.0f} {terms.get('base_symbol', 'base')} "
-            f"(target {float(terms.get('target_reserves', 0.0)):,.0f}); "
-            f"P(reserves < 0) {below:.2%}",
-            f"reserve drawdown at {row.alpha:.1%}: VaR {_usd(row.var_usd)}, ES "
-            f"{_usd(row.es_usd)} [{_usd(row.es_low_usd)}, {_usd(row.es_high_usd)}]; "
+            f"{float(comet['reserves'] or 0.0):,.0f} {comet['base_symbol'] or 'base'} "
+            f"(target {float(comet['target_reserves'] or 0.0):,.0f}); "
+            f"P(reserves < 0) {comet['p_reserves_below_zero']:.2%}",
+            f"reserve drawdown at {dd['alpha']:.1%}: VaR {_usd(dd['var_usd'])}, ES "
+            f"{_usd(dd['es_usd'])} [{_usd(dd['es_ci_usd'][0])}, {_usd(dd['es_ci_usd'][1])}]; "
             "absorbed collateral unsold at the horizon (not in the reserves): mean "
-            f"{_usd(float(np.average(result.unsold_collateral_usd, weights=result.weights)))}",
+            f"{_usd(comet.get('unsold_collateral_usd_mean', 0.0))}",
         ]
     if result.rounds_limit_hits_total:
         lines.append(
