@@ -17,7 +17,6 @@ import asyncio
 import json
 import sqlite3
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from keeper.stress_inputs import build_stress_set
 from simulator.risk import es as risk_es
 from simulator.stress import StressSet
 from simulator.stress_comet import CometLossTerms, evaluate_comet
+from tests.rpc_batch import batch
 
 pytestmark = pytest.mark.integration
 
@@ -51,17 +51,6 @@ READ_METHODS = {
     "eth_call",
     "eth_getLogs",
 }
-
-
-def _batch(url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        answers = sorted(json.loads(resp.read()), key=lambda a: a["id"])
-    assert all("error" not in a for a in answers), answers[:1]
-    return [a["result"] for a in answers]
 
 
 def _chain_book(rpc: Rpc, comet_address: str, accounts: list[str], block: int) -> dict[str, Any]:
@@ -91,7 +80,7 @@ def _chain_book(rpc: Rpc, comet_address: str, accounts: list[str], block: int) -
         calls += [call(comet.encode("collateralBalanceOf", u, a)) for a in assets[1:]]
     answers: list[Any] = []
     for i in range(0, len(calls), 500):
-        answers.extend(_batch(rpc.url, calls[i : i + 500]))
+        answers.extend(batch(rpc.url, calls[i : i + 500]))
     n, m = len(accounts), len(assets)
     coll, debt = np.zeros((n, m)), np.zeros((n, m))
     per = m + 1

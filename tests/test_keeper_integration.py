@@ -12,7 +12,6 @@ debt, or that loss < 0.9 x margin).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sqlite3
@@ -20,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from keeper.evaluate import evaluate_book
 from keeper.sinks import JsonLinesSink, WebhookSink
 from keeper.stress_inputs import build_stress_set
 from simulator.risk import es as risk_es
+from tests.rpc_batch import batch
 
 pytestmark = pytest.mark.integration
 
@@ -52,18 +51,6 @@ CLEAR_BLOCKS = 3
 
 
 # -- independent expectation ------------------------------------------------------------
-
-
-def _batch(url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-    """One JSON-RPC batch request; the results in order."""
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        answers = sorted(json.loads(resp.read()), key=lambda a: a["id"])
-    assert all("error" not in a for a in answers), answers[:1]
-    return [a["result"] for a in answers]
 
 
 def _chain_book(rpc: Rpc, deployment: dict[str, Any], accounts: list[str]) -> dict[str, Any]:
@@ -86,7 +73,7 @@ def _chain_book(rpc: Rpc, deployment: dict[str, Any], accounts: list[str]) -> di
     ]
     answers = []
     for i in range(0, len(calls), 500):
-        answers.extend(_batch(rpc.url, calls[i : i + 500]))
+        answers.extend(batch(rpc.url, calls[i : i + 500]))
     types = [
         "uint256",
         "uint256",

@@ -15,15 +15,7 @@ from simulator.simulation import FixedPaths, simulate
 from simulator.snapshot import MarketSnapshot
 from simulator.sweep import apply_point, base_value, parse_param, run_sweep
 from simulator.synthetic import comet_book, synthetic_paths, synthetic_snapshot
-
-META = {
-    "chain_id": 0,
-    "block_number": 0,
-    "block_hash": "0x" + "00" * 32,
-    "timestamp": 0,
-    "addresses": {},
-    "software_version": "test",
-}
+from tests.sweep_data import META  # from_book makes it a compound-v3 snapshot
 
 
 @pytest.fixture(scope="module")
